@@ -1,0 +1,28 @@
+# DataDist: `make demo` runs the main job, `make test` the test suite. Both install missing system packages first.
+SWIFT ?= swift
+APT_PACKAGES := libnuma-dev libhwloc-dev pkg-config
+BIN := .build/debug/datadist
+
+.PHONY: deps build test demo bench clean
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+demo: build
+	$(BIN) probe
+	$(BIN) matrix
+
+clean:
+	rm -rf .build

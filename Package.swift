@@ -1,0 +1,66 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("MemberImportVisibility")]
+
+let package = Package(
+    name: "DataDist",
+    products: [
+        .library(name: "DataDist", targets: ["DataDist"]),
+        .library(name: "DeviceCaps", targets: ["DeviceCaps"]),
+        .executable(name: "datadist", targets: ["datadist"]),
+        // A real shared object implementing the ACL entry points over host memory; tests dlopen it.
+        .library(name: "FakeAscendCL", type: .dynamic, targets: ["CFakeAscendCL"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+    ],
+    targets: [
+        // C bindings
+        .systemLibrary(
+            name: "CNuma", path: "modulemaps/CNuma", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
+        .systemLibrary(
+            name: "CHwloc", path: "modulemaps/CHwloc", pkgConfig: "hwloc", providers: [.apt(["libhwloc-dev"])]),
+        .target(name: "CAscendCL", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "CFakeAscendCL", cSettings: [.define("_GNU_SOURCE")]),
+
+        // Swift layers, bottom up
+        .target(name: "DeviceCaps", swiftSettings: strict),
+        .target(
+            name: "DeviceRuntime",
+            dependencies: [
+                "CAscendCL", "CNuma", "CHwloc", "DeviceCaps",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "BlockPool",
+            dependencies: ["DeviceRuntime"],
+            swiftSettings: strict),
+        .target(
+            name: "DataDist",
+            dependencies: [
+                "BlockPool", "DeviceRuntime", "DeviceCaps", "CAscendCL",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "datadist",
+            dependencies: [
+                "DataDist", "DeviceCaps",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
+        // Tests: one target per module
+        .testTarget(name: "DeviceCapsTests", dependencies: ["DeviceCaps"], swiftSettings: strict),
+        .testTarget(
+            name: "DeviceRuntimeTests", dependencies: ["DeviceRuntime", "DeviceCaps", "CFakeAscendCL"],
+            swiftSettings: strict),
+        .testTarget(name: "BlockPoolTests", dependencies: ["BlockPool", "DeviceRuntime"], swiftSettings: strict),
+        .testTarget(name: "DataDistTests", dependencies: ["DataDist", "DeviceCaps"], swiftSettings: strict),
+        .testTarget(name: "datadistTests", dependencies: ["datadist"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,1 @@
+#include "CFakeAscendCL.h"

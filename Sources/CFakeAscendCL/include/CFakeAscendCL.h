@@ -1,0 +1,4 @@
+#ifndef DATADIST_CFAKEASCENDCL_H
+#define DATADIST_CFAKEASCENDCL_H
+#include <stdint.h>
+#endif

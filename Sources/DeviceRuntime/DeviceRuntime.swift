@@ -1,0 +1,96 @@
+public import DeviceCaps
+
+/// Which implementation of the device runtime is in use.
+public enum Backend: String, Sendable, Codable {
+    /// The vendor ACL library, loaded at run time.
+    case acl
+    /// NUMA-aware host memory standing in for NPUs.
+    case emulator
+}
+
+/// Direction of a copy, with the values of `aclrtMemcpyKind`.
+public enum MemcpyKind: Int32, Sendable {
+    case hostToHost = 0
+    case hostToDevice = 1
+    case deviceToHost = 2
+    case deviceToDevice = 3
+}
+
+/// Where a block of runtime memory lives.
+public enum MemoryPlacement: Sendable, Hashable {
+    case host
+    case device(Int32)
+}
+
+/// A file descriptor that maps a block of memory, so another process can map the same bytes.
+public struct SharedRegion: Sendable, Hashable {
+    /// An open descriptor (memfd) owned by the runtime; valid until the memory is freed.
+    public let fd: Int32
+    /// Byte offset of the memory inside the descriptor.
+    public let offset: Int
+    /// Mapped length in bytes (at least the memory's size).
+    public let length: Int
+
+    public init(fd: Int32, offset: Int, length: Int) {
+        self.fd = fd
+        self.offset = offset
+        self.length = length
+    }
+}
+
+/// A block of memory obtained from a runtime.
+public struct DeviceMemory: Sendable, Hashable {
+    /// Base address; 64-byte aligned like `aclrtMalloc`.
+    public let address: UInt
+    /// Bytes the caller asked for.
+    public let size: Int
+    public let placement: MemoryPlacement
+    /// Present when the memory can be mapped by another process (the emulator's memfd-backed memory).
+    public let shared: SharedRegion?
+
+    public init(address: UInt, size: Int, placement: MemoryPlacement, shared: SharedRegion?) {
+        self.address = address
+        self.size = size
+        self.placement = placement
+        self.shared = shared
+    }
+}
+
+/// One device as the runtime reports it.
+public struct DeviceInfo: Sendable, Hashable, Codable {
+    public let index: Int32
+    /// Home NUMA node of the device, when known.
+    public let numaNode: Int?
+    public let totalBytes: Int
+    public let freeBytes: Int
+
+    public init(index: Int32, numaNode: Int?, totalBytes: Int, freeBytes: Int) {
+        self.index = index
+        self.numaNode = numaNode
+        self.totalBytes = totalBytes
+        self.freeBytes = freeBytes
+    }
+}
+
+/// The device runtime: devices, their identity, memory, and copies. Calls are synchronous and thread-safe;
+/// implementations make the target device current on the calling thread as ACL requires.
+public protocol DeviceRuntime: AnyObject, Sendable {
+    var backend: Backend { get }
+    /// Path of the loaded vendor library, nil on the emulator.
+    var libraryPath: String? { get }
+    /// Product identity (SoC, board id, detected product) and the operation gates that follow from it.
+    var capabilities: DeviceCapabilities { get }
+    var deviceCount: Int { get }
+
+    func deviceInfo(_ device: Int32) throws(DeviceError) -> DeviceInfo
+    /// Device memory on `device`, like `aclrtMalloc` (64-byte aligned, capacity-limited).
+    func allocateDevice(_ size: Int, on device: Int32) throws(DeviceError) -> DeviceMemory
+    /// Pinned host memory, like `aclrtMallocHost`.
+    func allocateHost(_ size: Int) throws(DeviceError) -> DeviceMemory
+    /// Returns memory obtained from `allocateDevice` or `allocateHost`.
+    func free(_ memory: DeviceMemory) throws(DeviceError)
+    /// Copies `count` bytes like `aclrtMemcpy`; `capacity` is the destination's room (destMax).
+    func copy(
+        to destination: UInt, capacity: Int, from source: UInt, count: Int, kind: MemcpyKind, device: Int32
+    ) throws(DeviceError)
+}
