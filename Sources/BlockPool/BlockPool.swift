@@ -1,1 +1,126 @@
-// placeholder
+public import DeviceRuntime
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A memory pool: one region taken once from the runtime, handed out in whole pages of `1 << pageShift`
+/// bytes as reference-counted spans. Thread-safe. The region returns to the runtime when the pool and
+/// every span taken from it are gone.
+public final class BlockPool: Sendable {
+    public let region: DeviceMemory
+    public let pageShift: Int
+    public let pageCount: Int
+    private let runtime: any DeviceRuntime
+    private let allocator: Mutex<SpanAllocator>
+
+    public var pageSize: Int { 1 << pageShift }
+    public var placement: MemoryPlacement { region.placement }
+
+    /// Takes `size` bytes from `runtime` on `placement`. `pageShift` must be in 10...30 and one page must fit.
+    public init(runtime: any DeviceRuntime, placement: MemoryPlacement, size: Int, pageShift: Int) throws(PoolError) {
+        guard (10...30).contains(pageShift) else {
+            throw .invalidConfiguration(field: "page_shift", message: "page_shift \(pageShift) is outside 10...30")
+        }
+        guard size >= 1 << pageShift else {
+            throw .invalidConfiguration(
+                field: "memory_size", message: "memory_size \(size) is smaller than one page of \(1 << pageShift) bytes")
+        }
+        let memory: DeviceMemory
+        do {
+            switch placement {
+            case .host: memory = try runtime.allocateHost(size)
+            case .device(let device): memory = try runtime.allocateDevice(size, on: device)
+            }
+        } catch {
+            throw .runtime(error)
+        }
+        self.runtime = runtime
+        self.region = memory
+        self.pageShift = pageShift
+        self.pageCount = size >> pageShift
+        self.allocator = Mutex(SpanAllocator(pageCount: size >> pageShift))
+    }
+
+    deinit {
+        try? runtime.free(region)
+    }
+
+    /// Pages needed for `bytes` (at least one).
+    public func pages(forBytes bytes: Int) -> Int { max(1, (bytes + pageSize - 1) >> pageShift) }
+
+    /// A span of at least `bytes` bytes, rounded up to whole pages.
+    public func allocate(bytes: Int) throws(PoolError) -> PoolSpan {
+        precondition(bytes > 0, "allocate at least one byte")
+        let pages = pages(forBytes: bytes)
+        let result: Result<Int, PoolError> = allocator.withLock { allocator in
+            if let start = allocator.allocate(pages: pages) { return .success(start) }
+            return .failure(
+                .exhausted(
+                    requestedBytes: bytes, requestedPages: pages, freePages: allocator.pagesFree,
+                    largestFreePages: allocator.largestFreeSpan))
+        }
+        let start = try result.get()
+        return PoolSpan(pool: self, firstPage: start, pages: pages, byteCount: bytes)
+    }
+
+    /// Like `allocate(bytes:)`, but waits up to `timeout` for other holders to release pages.
+    public func allocate(bytes: Int, timeout: Duration) throws(PoolError) -> PoolSpan {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while true {
+            do {
+                return try allocate(bytes: bytes)
+            } catch {
+                guard case .exhausted = error, clock.now < deadline else { throw error }
+                usleep(200)
+            }
+        }
+    }
+
+    /// Pages in use and free right now.
+    public var usage: PoolUsage {
+        allocator.withLock {
+            PoolUsage(pagesInUse: $0.pagesInUse, pagesFree: $0.pagesFree, spansInUse: $0.spansInUse)
+        }
+    }
+
+    /// Checks the allocator's invariants; nil when they hold.
+    public func verify() -> String? { allocator.withLock { $0.verify() } }
+
+    /// Address of a page.
+    func address(ofPage page: Int) -> UInt { region.address + UInt(page << pageShift) }
+
+    fileprivate func release(firstPage: Int) {
+        allocator.withLock { $0.release(start: firstPage) }
+    }
+}
+
+/// Pool occupancy.
+public struct PoolUsage: Sendable, Hashable {
+    public let pagesInUse: Int
+    public let pagesFree: Int
+    public let spansInUse: Int
+}
+
+/// Pages taken from a pool. The pages return to the pool when the last reference to the span goes away,
+/// so every holder (a cache, a key, an in-flight copy) keeps the memory alive simply by holding the span.
+public final class PoolSpan: Sendable {
+    public let pool: BlockPool
+    public let firstPage: Int
+    public let pages: Int
+    /// Bytes requested (the span covers `pages * pool.pageSize`).
+    public let byteCount: Int
+
+    fileprivate init(pool: BlockPool, firstPage: Int, pages: Int, byteCount: Int) {
+        self.pool = pool
+        self.firstPage = firstPage
+        self.pages = pages
+        self.byteCount = byteCount
+    }
+
+    public var address: UInt { pool.address(ofPage: firstPage) }
+
+    deinit { pool.release(firstPage: firstPage) }
+}
