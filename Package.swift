@@ -60,7 +60,14 @@ let package = Package(
             name: "DeviceRuntimeTests", dependencies: ["DeviceRuntime", "DeviceCaps", "CFakeAscendCL"],
             swiftSettings: strict),
         .testTarget(name: "BlockPoolTests", dependencies: ["BlockPool", "DeviceRuntime"], swiftSettings: strict),
-        .testTarget(name: "DataDistTests", dependencies: ["DataDist", "DeviceCaps"], swiftSettings: strict),
+        .testTarget(
+            name: "DataDistTests",
+            dependencies: [
+                "DataDist", "DeviceCaps",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         .testTarget(name: "datadistTests", dependencies: ["datadist"], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,167 @@
+import BlockPool
+import DeviceCaps
+import Synchronization
+
+extension CacheManager {
+    /// Copies one batch slot of every tensor of `src` into a slot of `dst` (note: destination first, as in the
+    /// reference). `size` -1 copies the rest of the source slot from `offset`.
+    public func copyCache(
+        dst: Cache, src: Cache, dstBatchIndex: Int = 0, srcBatchIndex: Int = 0, offset: Int = 0, size: Int = -1
+    ) throws(LLMError) {
+        try context.gate(.copyCache)
+        guard !dst.isBlocksCache, !src.isBlocksCache else {
+            let which = dst.isBlocksCache ? "dst \(dst.cacheID)" : "src \(src.cacheID)"
+            throw .paramInvalid("copyCache \(which) is a blocks cache; use copyBlocks")
+        }
+        guard size == -1 || size > 0 else { throw .paramInvalid("copyCache size is \(size); it must be -1 or > 0") }
+        guard dstBatchIndex >= 0 else { throw .paramInvalid("copyCache dstBatchIndex is \(dstBatchIndex)") }
+        guard srcBatchIndex >= 0 else { throw .paramInvalid("copyCache srcBatchIndex is \(srcBatchIndex)") }
+        guard offset >= 0 else { throw .paramInvalid("copyCache offset is \(offset); it must be >= 0") }
+        try withPinned([dst.cacheID, src.cacheID], operation: "copyCache") { views throws(LLMError) in
+            let (to, from) = (views[0], views[1])
+            guard to.numTensors == from.numTensors else {
+                throw .paramInvalid(
+                    "copyCache dst has \(to.numTensors) tensors, src has \(from.numTensors); they must be equal")
+            }
+            guard srcBatchIndex < from.slots else {
+                throw .paramInvalid("copyCache srcBatchIndex \(srcBatchIndex) is not < src batch size \(from.slots)")
+            }
+            guard dstBatchIndex < to.slots else {
+                throw .paramInvalid("copyCache dstBatchIndex \(dstBatchIndex) is not < dst batch size \(to.slots)")
+            }
+            guard offset == 0 || (offset < from.stride && offset < to.stride) else {
+                throw .paramInvalid(
+                    "copyCache offset \(offset) must be < the src slot (\(from.stride) bytes) and dst slot (\(to.stride) bytes)")
+            }
+            let length = size == -1 ? from.stride - offset : size
+            guard length <= from.stride - offset, length <= to.stride - offset else {
+                throw .paramInvalid(
+                    "copyCache copies \(length) bytes from offset \(offset): src slots are \(from.stride) bytes, dst slots \(to.stride)")
+            }
+            for tensor in 0..<to.numTensors {
+                try context.copy(
+                    to: to.address(tensor: tensor, slot: dstBatchIndex, offset: offset), to.placement,
+                    from: from.address(tensor: tensor, slot: srcBatchIndex, offset: offset), from.placement,
+                    count: length)
+            }
+        }
+    }
+
+    /// Copies blocks inside one blocks cache: `copies[src]` lists the destination blocks of block `src`.
+    public func copyBlocks(_ cache: Cache, _ copies: [Int: [Int]]) throws(LLMError) {
+        try context.gate(.copyBlocks)
+        guard cache.isBlocksCache else {
+            throw .paramInvalid("copyBlocks cache \(cache.cacheID) is not a blocks cache")
+        }
+        try withPinned([cache.cacheID], operation: "copyBlocks") { views throws(LLMError) in
+            let view = views[0]
+            let pairs = copies.sorted { $0.key < $1.key }.flatMap { source, destinations in
+                destinations.map { (source, $0) }
+            }
+            for (source, destination) in pairs {
+                for (name, block) in [("source", source), ("destination", destination)] where !(0..<view.slots).contains(block) {
+                    throw .paramInvalid("copyBlocks \(name) block \(block) is outside 0..<\(view.slots)")
+                }
+            }
+            for (source, destination) in pairs where source != destination {
+                for tensor in 0..<view.numTensors {
+                    try context.copy(
+                        to: view.address(tensor: tensor, slot: destination), view.placement,
+                        from: view.address(tensor: tensor, slot: source), view.placement, count: view.stride)
+                }
+            }
+        }
+    }
+
+    /// Moves blocks between a host and a device blocks cache (swap-in or swap-out): `srcToDst[s] = d` copies block
+    /// `s` of `src` into block `d` of `dst`. Runs of consecutive blocks are copied at once.
+    public func swapBlocks(src: Cache, dst: Cache, _ srcToDst: [Int: Int]) throws(LLMError) {
+        try context.gate(.swapBlocks)
+        guard src.isBlocksCache, dst.isBlocksCache else {
+            let which = src.isBlocksCache ? "dst \(dst.cacheID)" : "src \(src.cacheID)"
+            throw .paramInvalid("swapBlocks \(which) is not a blocks cache")
+        }
+        guard src.desc.placement != dst.desc.placement else {
+            throw .paramInvalid(
+                "swapBlocks moves between host and device; src and dst are both .\(src.desc.placement)")
+        }
+        let tracked = [src, dst].filter { $0.cacheID != -1 }.map(\.cacheID)
+        try withPinned(tracked, operation: "swapBlocks") { views throws(LLMError) in
+            let from = try swapView(of: src, tracked: views)
+            let to = try swapView(of: dst, tracked: views)
+            guard from.numTensors == to.numTensors else {
+                throw .paramInvalid("swapBlocks src has \(from.numTensors) tensors, dst \(to.numTensors); they must match")
+            }
+            guard from.stride == to.stride else {
+                throw .paramInvalid("swapBlocks src blocks are \(from.stride) bytes, dst blocks \(to.stride); they must match")
+            }
+            for (source, destination) in srcToDst {
+                guard (0..<from.slots).contains(source) else {
+                    throw .paramInvalid("swapBlocks source block \(source) is outside 0..<\(from.slots)")
+                }
+                guard (0..<to.slots).contains(destination) else {
+                    throw .paramInvalid("swapBlocks destination block \(destination) is outside 0..<\(to.slots)")
+                }
+            }
+            for run in Self.consecutiveRuns(srcToDst) {
+                for tensor in 0..<from.numTensors {
+                    try context.copy(
+                        to: to.address(tensor: tensor, slot: run.destination), to.placement,
+                        from: from.address(tensor: tensor, slot: run.source), from.placement,
+                        count: run.count * from.stride)
+                }
+            }
+        }
+    }
+
+    /// Block pairs merged into runs where both sides advance by one.
+    static func consecutiveRuns(_ pairs: [Int: Int]) -> [(source: Int, destination: Int, count: Int)] {
+        var runs: [(source: Int, destination: Int, count: Int)] = []
+        for (source, destination) in pairs.sorted(by: { $0.key < $1.key }) {
+            if let last = runs.last, last.source + last.count == source, last.destination + last.count == destination {
+                runs[runs.count - 1].count += 1
+            } else {
+                runs.append((source, destination, 1))
+            }
+        }
+        return runs
+    }
+
+    private func swapView(of cache: Cache, tracked views: [CacheView]) throws(LLMError) -> CacheView {
+        guard cache.cacheID == -1 else {
+            let view = views.first { $0.id == cache.cacheID }!
+            guard view.isOwned else {
+                throw .paramInvalid(
+                    "swapBlocks cache \(cache.cacheID) is registered memory; swap between a pool blocks cache and Cache.createCPUCache")
+            }
+            return view
+        }
+        let tensorSize = try validatedTensorSize(cache.desc, operation: "swapBlocks")
+        let blocks = Int(cache.desc.shape[0])
+        return CacheView(
+            id: -1, addresses: cache.tensorAddresses, numTensors: cache.desc.numTensors, tensorSize: tensorSize,
+            slots: blocks, stride: tensorSize / blocks, placement: cache.desc.placement, isBlocks: true, isOwned: false)
+    }
+
+    /// Runs `body` with views of the caches `ids`, their memory pinned so a concurrent deallocate cannot free it.
+    /// The lock is not held while `body` copies.
+    func withPinned<R>(
+        _ ids: [Int64], peer: UInt64? = nil, operation: String, _ body: ([CacheView]) throws(LLMError) -> R
+    ) throws(LLMError) -> R {
+        let (views, pinID) = try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            var views: [CacheView] = []
+            var spans: [PoolSpan] = []
+            for id in ids {
+                guard let entry = table.entry(id) else {
+                    throw LLMError(.kvCacheNotExist, "\(operation): cache \(id) does not exist")
+                }
+                views.append(entry.view)
+                spans.append(contentsOf: entry.spans)
+            }
+            return (views, table.pin(spans, peer: peer))
+        }
+        defer { table.withLock { $0.unpin(pinID) } }
+        return try body(views)
+    }
+}

@@ -1,0 +1,313 @@
+import BlockPool
+import DeviceCaps
+import DeviceRuntime
+import Logging
+import Synchronization
+
+/// Allocates caches in the instance's memory pools, binds them to request keys, copies and swaps them, and
+/// serves them to peers. Obtain it from `LLMDataDist.cacheManager`. Thread-safe.
+public final class CacheManager: Sendable {
+    let context: EngineContext
+    let table = Mutex(CacheTable())
+
+    init(context: EngineContext) {
+        self.context = context
+    }
+
+    // MARK: contiguous caches
+
+    /// Allocates `desc.numTensors` tensors from the pool matching `desc.placement` and binds `keys[i]` to batch
+    /// slot `i` (placeholders keep their slot empty).
+    public func allocateCache(_ desc: CacheDesc, keys: [CacheKey] = []) throws(LLMError) -> Cache {
+        try context.gate(.allocateCache)
+        let pool = try poolForAllocation(desc, operation: "allocateCache")
+        let tensorSize = try validatedTensorSize(desc, operation: "allocateCache")
+        let slots = Int(desc.shape[0])
+        guard keys.count <= slots else {
+            throw .paramInvalid("allocateCache got \(keys.count) keys for batch size shape[0] = \(slots)")
+        }
+        var keyBySlot: [Int: IndexKey] = [:]
+        var seen: [IndexKey: Int] = [:]
+        for (slot, key) in keys.enumerated() where !key.isPlaceholder {
+            let indexKey = IndexKey(key)
+            if let earlier = seen.updateValue(slot, forKey: indexKey) {
+                throw .paramInvalid("allocateCache keys[\(earlier)] and keys[\(slot)] are the same key \(key)")
+            }
+            keyBySlot[slot] = indexKey
+        }
+        return try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            for (slot, key) in keyBySlot {
+                if let bound = table.binding(key) {
+                    throw .paramInvalid("allocateCache keys[\(slot)] \(key) is already bound to cache \(bound.cacheID)")
+                }
+            }
+            let spans = try allocateTensors(desc, tensorSize: tensorSize, from: pool)
+            let entry = CacheEntry(
+                id: table.takeCacheID(), desc: desc, isBlocks: false, isOwned: true, spans: spans,
+                addresses: spans.map(\.address), tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
+                remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true,
+                keyBySlot: keyBySlot)
+            table.insert(entry)
+            return Cache(cacheID: entry.id, desc: desc, tensorAddresses: entry.addresses, isBlocksCache: false)
+        }
+    }
+
+    /// Drops the cache's id reference. Its memory is released now if no key is bound to it, else when the
+    /// last key is pulled or removed. Unknown or registered caches: no-op.
+    public func deallocateCache(_ cache: Cache) throws(LLMError) {
+        try context.gate(.deallocateCache)
+        guard !cache.isBlocksCache else {
+            throw .paramInvalid("deallocateCache got blocks cache \(cache.cacheID); use deallocateBlocksCache")
+        }
+        try requireAnyPool("deallocateCache")
+        try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            table.dropIDReference(cache.cacheID)
+        }
+    }
+
+    /// Unbinds `key`: the cache can no longer be pulled by it. No-op if the key is absent, already consumed,
+    /// or bound to a registered cache (only `unregisterCache` drops those).
+    public func removeCacheKey(_ key: CacheKey) throws(LLMError) {
+        try context.gate(.removeCacheKey)
+        try requireAnyPool("removeCacheKey")
+        try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            let indexKey = IndexKey(key)
+            guard let binding = table.binding(indexKey), let entry = table.entry(binding.cacheID), entry.isOwned
+            else { return }
+            table.unbind(indexKey)
+        }
+    }
+
+    // MARK: blocks caches
+
+    /// Allocates a blocks (PagedAttention) cache of `shape[0]` blocks per tensor, optionally bound to a key
+    /// (one blocks key per model id).
+    public func allocateBlocksCache(_ desc: CacheDesc, key: BlocksCacheKey? = nil) throws(LLMError) -> Cache {
+        try context.gate(.allocateBlocksCache)
+        let pool = try poolForAllocation(desc, operation: "allocateBlocksCache")
+        let tensorSize = try validatedTensorSize(desc, operation: "allocateBlocksCache")
+        let blocks = Int(desc.shape[0])
+        return try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            var keyBySlot: [Int: IndexKey] = [:]
+            if let key {
+                let indexKey = IndexKey(blocksModelID: key.modelID)
+                if let bound = table.binding(indexKey) {
+                    throw .paramInvalid(
+                        "allocateBlocksCache key for model \(key.modelID) is already bound to cache \(bound.cacheID)")
+                }
+                keyBySlot[0] = indexKey
+            }
+            let spans = try allocateTensors(desc, tensorSize: tensorSize, from: pool)
+            let entry = CacheEntry(
+                id: table.takeCacheID(), desc: desc, isBlocks: true, isOwned: true, spans: spans,
+                addresses: spans.map(\.address), tensorSize: tensorSize, slots: blocks, stride: tensorSize / blocks,
+                remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true,
+                keyBySlot: keyBySlot)
+            table.insert(entry)
+            return Cache(cacheID: entry.id, desc: desc, tensorAddresses: entry.addresses, isBlocksCache: true)
+        }
+    }
+
+    /// Releases a blocks cache and its key now (blocks keys hold no reference). Unknown or registered: no-op.
+    public func deallocateBlocksCache(_ cache: Cache) throws(LLMError) {
+        try context.gate(.deallocateBlocksCache)
+        guard cache.isBlocksCache else {
+            throw .paramInvalid("deallocateBlocksCache got contiguous cache \(cache.cacheID); use deallocateCache")
+        }
+        try requireAnyPool("deallocateBlocksCache")
+        try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            guard let entry = table.entry(cache.cacheID), entry.isOwned else { return }
+            table.erase(cache.cacheID)
+        }
+    }
+
+    // MARK: caller-owned memory
+
+    /// Registers caller memory as a contiguous cache; keys bind batch slots by position (a repeated key: the
+    /// last position wins). The memory is never freed by DataDist.
+    public func registerCache(
+        _ desc: CacheDesc, addresses: [UInt], keys: [CacheKey] = [], remoteAccessible: Bool? = nil
+    ) throws(LLMError) -> Cache {
+        try context.gate(.registerCache)
+        let tensorSize = try validateRegistration(desc, addresses: addresses, operation: "registerCache")
+        let slots = Int(desc.shape[0])
+        guard keys.count <= slots else {
+            throw .paramInvalid("registerCache got \(keys.count) keys for batch size shape[0] = \(slots)")
+        }
+        var keyBySlot: [Int: IndexKey] = [:]
+        var slotOfKey: [IndexKey: Int] = [:]
+        for (slot, key) in keys.enumerated() where !key.isPlaceholder {
+            let indexKey = IndexKey(key)
+            if let earlier = slotOfKey.updateValue(slot, forKey: indexKey) { keyBySlot[earlier] = nil }
+            keyBySlot[slot] = indexKey
+        }
+        return try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            try checkRegistrationRoom(table, adding: addresses.count, operation: "registerCache")
+            for (slot, key) in keyBySlot {
+                if let bound = table.binding(key) {
+                    throw .paramInvalid("registerCache keys[\(slot)] \(key) is already bound to cache \(bound.cacheID)")
+                }
+            }
+            let entry = CacheEntry(
+                id: table.takeCacheID(), desc: desc, isBlocks: false, isOwned: false, spans: [],
+                addresses: addresses, tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
+                remoteAccessible: remoteAccessible ?? (desc.placement == .device), holdsIDReference: false,
+                keyBySlot: keyBySlot)
+            table.insert(entry)
+            return Cache(cacheID: entry.id, desc: desc, tensorAddresses: addresses, isBlocksCache: false)
+        }
+    }
+
+    /// Registers caller memory as a blocks cache; a key replaces any earlier binding of its model id.
+    public func registerBlocksCache(
+        _ desc: CacheDesc, addresses: [UInt], key: BlocksCacheKey? = nil, remoteAccessible: Bool? = nil
+    ) throws(LLMError) -> Cache {
+        try context.gate(.registerBlocksCache)
+        let tensorSize = try validateRegistration(desc, addresses: addresses, operation: "registerBlocksCache")
+        let blocks = Int(desc.shape[0])
+        return try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            try checkRegistrationRoom(table, adding: addresses.count, operation: "registerBlocksCache")
+            let entry = CacheEntry(
+                id: table.takeCacheID(), desc: desc, isBlocks: true, isOwned: false, spans: [],
+                addresses: addresses, tensorSize: tensorSize, slots: blocks, stride: tensorSize / blocks,
+                remoteAccessible: remoteAccessible ?? (desc.placement == .device), holdsIDReference: false)
+            table.insert(entry)
+            if let key { table.rebind(IndexKey(blocksModelID: key.modelID), to: entry.id, slot: 0) }
+            return Cache(cacheID: entry.id, desc: desc, tensorAddresses: addresses, isBlocksCache: true)
+        }
+    }
+
+    /// Drops a cache and every key bound to it (registered or allocated). Unknown ids: no-op.
+    public func unregisterCache(_ cacheID: Int64) throws(LLMError) {
+        try context.gate(.unregisterCache)
+        try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            table.erase(cacheID)
+        }
+    }
+
+    // MARK: diagnostics
+
+    /// A consistent snapshot of caches, keys and pool pages. `orphans` counts pages held by nothing the
+    /// table knows and keys pointing nowhere: it must always be 0.
+    public func audit() -> CacheAudit {
+        table.withLock { table in
+            let usages = context.pools.map(\.usage)
+            let pagesInUse = usages.reduce(0) { $0 + $1.pagesInUse }
+            let (reachablePages, danglingKeys) = table.reachability()
+            return CacheAudit(
+                liveCaches: table.entries.count, boundKeys: table.keys.count, pagesInUse: pagesInUse,
+                pagesFree: usages.reduce(0) { $0 + $1.pagesFree },
+                pinnedByPeers: table.pins.values.filter { $0.peer != nil }.count,
+                orphans: abs(pagesInUse - reachablePages) + danglingKeys)
+        }
+    }
+
+    /// Releases every cache, key and pin (finalize). Later calls throw `.failed`.
+    func close() {
+        table.withLock { $0.removeAll() }
+    }
+
+    // MARK: shared validation
+
+    func ensureOpen(_ table: CacheTable) throws(LLMError) {
+        if table.isClosed { throw LLMError(.failed, "the LLMDataDist of cluster \(context.clusterID) was finalized") }
+    }
+
+    private func requireAnyPool(_ operation: String) throws(LLMError) {
+        guard context.devicePool != nil || context.hostPool != nil else {
+            throw LLMError(.featureNotEnabled, "\(operation) needs a memory pool; set LLMConfig.memoryPool or hostMemoryPool")
+        }
+    }
+
+    private func poolForAllocation(_ desc: CacheDesc, operation: String) throws(LLMError) -> BlockPool {
+        try requireAnyPool(operation)
+        guard let pool = context.pool(for: desc.placement) else {
+            let field = desc.placement == .device ? "memoryPool" : "hostMemoryPool"
+            throw .paramInvalid("\(operation) desc.placement .\(desc.placement) needs LLMConfig.\(field)")
+        }
+        return pool
+    }
+
+    func validatedTensorSize(_ desc: CacheDesc, operation: String) throws(LLMError) -> Int {
+        guard desc.numTensors > 0 else {
+            throw .paramInvalid("\(operation) desc.numTensors is \(desc.numTensors); it must be > 0")
+        }
+        do {
+            return try desc.tensorByteSize
+        } catch {
+            throw .paramInvalid("\(operation) desc: \(error.message)")
+        }
+    }
+
+    private func validateRegistration(_ desc: CacheDesc, addresses: [UInt], operation: String) throws(LLMError) -> Int {
+        let tensorSize = try validatedTensorSize(desc, operation: operation)
+        guard addresses.count == desc.numTensors else {
+            throw .paramInvalid("\(operation) got \(addresses.count) addresses for desc.numTensors \(desc.numTensors)")
+        }
+        if let index = addresses.firstIndex(of: 0) { throw .paramInvalid("\(operation) addresses[\(index)] is 0") }
+        return tensorSize
+    }
+
+    private func checkRegistrationRoom(_ table: CacheTable, adding count: Int, operation: String) throws(LLMError) {
+        let limit = CacheTable.registeredAddressLimit
+        guard table.registeredAddresses + count <= limit else {
+            throw .paramInvalid(
+                "\(operation) would register \(table.registeredAddresses + count) addresses in total; the limit is \(limit)")
+        }
+    }
+
+    /// One span per tensor; on failure the spans already taken go back and nothing changes.
+    private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, from pool: BlockPool) throws(LLMError) -> [PoolSpan] {
+        var spans: [PoolSpan] = []
+        spans.reserveCapacity(desc.numTensors)
+        for _ in 0..<desc.numTensors {
+            do {
+                spans.append(try pool.allocate(bytes: tensorSize))
+            } catch {
+                throw LLMError(
+                    .outOfMemory,
+                    "cannot allocate \(desc.numTensors) tensors of \(tensorSize) bytes (shape \(desc.shape)) from the \(desc.placement) pool: \(error)")
+            }
+        }
+        return spans
+    }
+}
+
+/// A consistent snapshot of what a cache manager holds.
+public struct CacheAudit: Sendable, Hashable, CustomStringConvertible {
+    /// Caches not yet fully released (owned and registered).
+    public var liveCaches: Int
+    /// Keys still bound (request, prefix and blocks keys).
+    public var boundKeys: Int
+    /// Pool pages held by caches, keys or in-flight transfers (all pools).
+    public var pagesInUse: Int
+    public var pagesFree: Int
+    /// Slots pinned for in-flight remote transfers.
+    public var pinnedByPeers: Int
+    /// Pages or keys reachable from nothing: must always be 0.
+    public var orphans: Int
+
+    public init(liveCaches: Int, boundKeys: Int, pagesInUse: Int, pagesFree: Int, pinnedByPeers: Int, orphans: Int) {
+        self.liveCaches = liveCaches
+        self.boundKeys = boundKeys
+        self.pagesInUse = pagesInUse
+        self.pagesFree = pagesFree
+        self.pinnedByPeers = pinnedByPeers
+        self.orphans = orphans
+    }
+
+    /// Nothing live, nothing pinned, nothing orphaned.
+    public var isClean: Bool { liveCaches == 0 && boundKeys == 0 && pagesInUse == 0 && pinnedByPeers == 0 && orphans == 0 }
+
+    public var description: String {
+        "caches \(liveCaches), keys \(boundKeys), pages in use \(pagesInUse), free \(pagesFree), pinned \(pinnedByPeers), orphans \(orphans)"
+    }
+}

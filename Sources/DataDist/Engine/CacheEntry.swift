@@ -1,0 +1,110 @@
+import BlockPool
+
+
+/// Which index a key lives in. Request and prefix keys are separate namespaces, as in the reference;
+/// blocks keys (one per model id) are kept apart from request keys so a placeholder can never collide.
+enum KeyNamespace: Hashable, Sendable {
+    case request
+    case prefix
+    case blocks
+}
+
+/// The engine's identity of a key: namespace, id, model id. The cluster id of a `CacheKey` only routes
+/// pulls and is ignored when binding.
+struct IndexKey: Hashable, Sendable, CustomStringConvertible {
+    let namespace: KeyNamespace
+    let id: UInt64
+    let modelID: UInt64
+
+    init(_ key: CacheKey) {
+        if key.prefixID != .max {
+            self.namespace = .prefix
+            self.id = key.prefixID
+        } else {
+            self.namespace = .request
+            self.id = key.reqID
+        }
+        self.modelID = key.modelID
+    }
+
+    init(blocksModelID: UInt64) {
+        namespace = .blocks
+        id = .max
+        modelID = blocksModelID
+    }
+
+    var description: String {
+        switch namespace {
+        case .request: "request key (req \(id), model \(modelID))"
+        case .prefix: "prefix key (prefix \(id), model \(modelID))"
+        case .blocks: "blocks key (model \(modelID))"
+        }
+    }
+}
+
+/// A key bound to one slot of a cache.
+struct KeyBinding: Sendable {
+    let cacheID: Int64
+    let slot: Int
+    /// Tensors of the slot already pulled through this key (layer-wise pulls); the key is consumed once
+    /// every tensor has been pulled.
+    var pulledTensors: Set<Int> = []
+}
+
+/// One cache: its geometry, its memory and who holds it.
+struct CacheEntry: Sendable {
+    let id: Int64
+    let desc: CacheDesc
+    let isBlocks: Bool
+    /// Allocated from a pool (true) or registered caller memory (false).
+    let isOwned: Bool
+    /// Pool memory of each tensor (empty for registered caches). Released when the entry goes.
+    let spans: [PoolSpan]
+    let addresses: [UInt]
+    let tensorSize: Int
+    /// Batch slots (contiguous caches) or blocks (blocks caches): `shape[0]`.
+    let slots: Int
+    /// Bytes of one batch slot or one block.
+    let stride: Int
+    let remoteAccessible: Bool
+    /// The reference taken by allocate and dropped by deallocate.
+    var holdsIDReference: Bool
+    var keyBySlot: [Int: IndexKey] = [:]
+
+    var placement: Placement { desc.placement }
+    var isRemovable: Bool { !holdsIDReference && keyBySlot.isEmpty }
+    var pages: Int { spans.reduce(0) { $0 + $1.pages } }
+}
+
+/// Memory held for a copy in flight, so the bytes outlive a concurrent deallocate.
+struct Pin: Sendable {
+    let spans: [PoolSpan]
+    /// The peer cluster the pin was taken for, nil for a local copy.
+    let peer: UInt64?
+}
+
+/// What a copy needs to know about a cache, without holding its memory (pins do that).
+struct CacheView: Sendable {
+    let id: Int64
+    let addresses: [UInt]
+    let numTensors: Int
+    let tensorSize: Int
+    let slots: Int
+    let stride: Int
+    let placement: Placement
+    let isBlocks: Bool
+    let isOwned: Bool
+
+    /// Address of byte `offset` of slot (or block) `slot` of tensor `tensor`.
+    func address(tensor: Int, slot: Int, offset: Int = 0) -> UInt {
+        addresses[tensor] + UInt(slot * stride + offset)
+    }
+}
+
+extension CacheEntry {
+    var view: CacheView {
+        CacheView(
+            id: id, addresses: addresses, numTensors: desc.numTensors, tensorSize: tensorSize, slots: slots,
+            stride: stride, placement: placement, isBlocks: isBlocks, isOwned: isOwned)
+    }
+}

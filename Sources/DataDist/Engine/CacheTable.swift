@@ -1,0 +1,114 @@
+import BlockPool
+
+/// The cache manager's state: caches, key indices, pins. A value type mutated only under the manager's lock;
+/// dropping an entry or a pin here is what returns pool pages, so page accounting is always consistent with it.
+struct CacheTable: Sendable {
+    private(set) var entries: [Int64: CacheEntry] = [:]
+    private(set) var keys: [IndexKey: KeyBinding] = [:]
+    private(set) var pins: [UInt64: Pin] = [:]
+    private var nextCacheID: Int64 = 1
+    private var nextPinID: UInt64 = 1
+    /// Addresses registered through registerCache / registerBlocksCache (the reference caps them at 240).
+    private(set) var registeredAddresses = 0
+    var isClosed = false
+
+    static let registeredAddressLimit = 240
+
+    func entry(_ id: Int64) -> CacheEntry? { entries[id] }
+    func binding(_ key: IndexKey) -> KeyBinding? { keys[key] }
+
+    mutating func takeCacheID() -> Int64 {
+        defer { nextCacheID += 1 }
+        return nextCacheID
+    }
+
+    /// Adds an entry and binds its keys (already validated).
+    mutating func insert(_ entry: CacheEntry) {
+        precondition(entries[entry.id] == nil, "cache id \(entry.id) reused")
+        entries[entry.id] = entry
+        for (slot, key) in entry.keyBySlot { keys[key] = KeyBinding(cacheID: entry.id, slot: slot) }
+        if !entry.isOwned { registeredAddresses += entry.addresses.count }
+    }
+
+    /// Drops the id reference of an owned cache; the entry goes now if no key holds it.
+    mutating func dropIDReference(_ id: Int64) {
+        guard var entry = entries[id], entry.isOwned else { return }
+        entry.holdsIDReference = false
+        entries[id] = entry
+        eraseIfRemovable(id)
+    }
+
+    /// Unbinds `key` from its cache; the cache goes if nothing else holds it.
+    mutating func unbind(_ key: IndexKey) {
+        guard let binding = keys.removeValue(forKey: key) else { return }
+        guard var entry = entries[binding.cacheID] else { return }
+        if entry.keyBySlot[binding.slot] == key { entry.keyBySlot[binding.slot] = nil }
+        entries[binding.cacheID] = entry
+        eraseIfRemovable(binding.cacheID)
+    }
+
+    /// Records that `tensors` of a key's slot were pulled; consumes the key once all tensors were.
+    /// Returns true when the key was consumed.
+    mutating func recordPull(of key: IndexKey, cacheID: Int64, tensors: Range<Int>) -> Bool {
+        guard var binding = keys[key], binding.cacheID == cacheID, let entry = entries[cacheID] else { return false }
+        binding.pulledTensors.formUnion(tensors)
+        if binding.pulledTensors.count >= entry.desc.numTensors {
+            unbind(key)
+            return true
+        }
+        keys[key] = binding
+        return false
+    }
+
+    /// Removes an entry and every key bound to it, whoever holds it.
+    mutating func erase(_ id: Int64) {
+        guard let entry = entries.removeValue(forKey: id) else { return }
+        for key in entry.keyBySlot.values where keys[key]?.cacheID == id { keys[key] = nil }
+        if !entry.isOwned { registeredAddresses -= entry.addresses.count }
+    }
+
+    private mutating func eraseIfRemovable(_ id: Int64) {
+        if let entry = entries[id], entry.isOwned, entry.isRemovable { erase(id) }
+    }
+
+    /// Rebinds a blocks key to `id` (registerBlocksCache: the last registration wins).
+    mutating func rebind(_ key: IndexKey, to id: Int64, slot: Int) {
+        if let previous = keys[key], var old = entries[previous.cacheID] {
+            old.keyBySlot[previous.slot] = nil
+            entries[previous.cacheID] = old
+        }
+        keys[key] = KeyBinding(cacheID: id, slot: slot)
+        entries[id]?.keyBySlot[slot] = key
+    }
+
+    mutating func pin(_ spans: [PoolSpan], peer: UInt64?) -> UInt64 {
+        defer { nextPinID += 1 }
+        pins[nextPinID] = Pin(spans: spans, peer: peer)
+        return nextPinID
+    }
+
+    mutating func unpin(_ id: UInt64) { pins[id] = nil }
+
+    /// Drops everything (finalize).
+    mutating func removeAll() {
+        entries.removeAll()
+        keys.removeAll()
+        pins.removeAll()
+        registeredAddresses = 0
+        isClosed = true
+    }
+
+    /// Pages reachable from entries and pins (each span counted once), and keys that point nowhere.
+    func reachability() -> (pages: Int, danglingKeys: Int) {
+        var seen = Set<ObjectIdentifier>()
+        var pages = 0
+        for span in entries.values.lazy.flatMap(\.spans) + pins.values.lazy.flatMap(\.spans)
+        where seen.insert(ObjectIdentifier(span)).inserted {
+            pages += span.pages
+        }
+        let dangling = keys.lazy.filter { key, binding in
+            self.entries[binding.cacheID]?.keyBySlot[binding.slot] != key
+        }.count
+        return (pages, dangling)
+    }
+}

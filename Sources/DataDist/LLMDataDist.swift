@@ -1,0 +1,131 @@
+import BlockPool
+public import DeviceCaps
+import DeviceRuntime
+public import Logging
+import Synchronization
+
+/// One DataDist instance (a prompt or decoder cluster): owns its runtime, pools and cache manager. Several
+/// instances may live in one process, each with its own pools. Thread-safe.
+public final class LLMDataDist: Sendable {
+    public let clusterID: UInt64
+    let state: Mutex<InstanceState>
+    let logger: Logger
+
+    struct InstanceState: Sendable {
+        var role: LLMRole
+        var engine: Engine?
+    }
+
+    /// What exists between `initialize` and `finalize`.
+    final class Engine: Sendable {
+        let context: EngineContext
+        let cacheManager: CacheManager
+        let backendReason: String
+
+        init(context: EngineContext, backendReason: String) {
+            self.context = context
+            self.cacheManager = CacheManager(context: context)
+            self.backendReason = backendReason
+        }
+    }
+
+    public convenience init(role: LLMRole, clusterID: UInt64) {
+        self.init(role: role, clusterID: clusterID, logger: Logger(label: "datadist.cluster.\(clusterID)"))
+    }
+
+    /// An instance that logs to `logger` (warnings about unsupported operations, backend selection).
+    public init(role: LLMRole, clusterID: UInt64, logger: Logger) {
+        self.clusterID = clusterID
+        self.state = Mutex(InstanceState(role: role))
+        self.logger = logger
+    }
+
+    /// The role label given at construction or by `switchRole`.
+    public var role: LLMRole { state.withLock { $0.role } }
+
+    /// Whether `initialize` has run and `finalize` has not.
+    public var isInitialized: Bool { state.withLock { $0.engine != nil } }
+
+    /// Selects the device runtime (see `DATADIST_BACKEND`), builds the configured pools and reads the product's
+    /// capabilities. A second call on an initialised instance returns silently.
+    public func initialize(_ config: LLMConfig) throws(LLMError) {
+        try initialize(config, environment: ProcessEnvironment.current)
+    }
+
+    /// `initialize(_:)` with an explicit environment instead of the process's (for tests and embedders).
+    public func initialize(_ config: LLMConfig, environment: [String: String]) throws(LLMError) {
+        try state.withLock { state throws(LLMError) in
+            guard state.engine == nil else { return }
+            state.engine = try makeEngine(config, environment: environment)
+        }
+    }
+
+    /// Releases every cache, key and pool of this instance. Idempotent; a never-initialised instance is a no-op.
+    public func finalize() {
+        let engine = state.withLock { state in
+            defer { state.engine = nil }
+            return state.engine
+        }
+        engine?.cacheManager.close()
+    }
+
+    /// The cache manager; `.failed` before `initialize`.
+    public var cacheManager: CacheManager {
+        get throws(LLMError) { try engine().cacheManager }
+    }
+
+    /// The detected product, its identity and its operation gates; `.failed` before `initialize`.
+    public var caps: DeviceCapabilities {
+        get throws(LLMError) { try engine().context.caps }
+    }
+
+    func engine() throws(LLMError) -> Engine {
+        guard let engine = state.withLock({ $0.engine }) else {
+            throw LLMError(.failed, "LLMDataDist of cluster \(clusterID) is not initialized; call initialize(_:) first")
+        }
+        return engine
+    }
+
+    private func makeEngine(_ config: LLMConfig, environment: [String: String]) throws(LLMError) -> Engine {
+        try config.validate()
+        let choice: RuntimeChoice
+        do {
+            choice = try RuntimeSelection.select(environment: environment, logger: logger)
+        } catch {
+            throw LLMError(.failed, "no device runtime: \(error)")
+        }
+        let runtime = choice.runtime
+        guard Int(config.deviceID) < runtime.deviceCount else {
+            throw .paramInvalid(
+                "deviceID \(config.deviceID) is not < the \(runtime.deviceCount) devices of the \(runtime.backend) runtime")
+        }
+        let devicePool = try makePool(config.memoryPool, field: "memoryPool", runtime, .device(config.deviceID))
+        let hostPool = try makePool(config.hostMemoryPool, field: "hostMemoryPool", runtime, .host)
+        logger.debug(
+            "initialized", metadata: ["backend": "\(runtime.backend.rawValue)", "reason": "\(choice.reason)",
+                                      "product": "\(runtime.capabilities.product.rawValue)"])
+        let context = EngineContext(
+            clusterID: clusterID, config: config, runtime: runtime, devicePool: devicePool, hostPool: hostPool,
+            logger: logger)
+        return Engine(context: context, backendReason: choice.reason)
+    }
+
+    private func makePool(
+        _ pool: MemoryPoolConfig?, field: String, _ runtime: any DeviceRuntime, _ placement: MemoryPlacement
+    ) throws(LLMError) -> BlockPool? {
+        guard let pool else { return nil }
+        do {
+            return try BlockPool(runtime: runtime, placement: placement, size: pool.size, pageShift: pool.pageShift)
+        } catch {
+            switch error {
+            case .invalidConfiguration(_, let message): throw .paramInvalid("LLMConfig.\(field): \(message)")
+            case .runtime(let inner):
+                if inner.aclCode == ACLCode.memoryAllocation {
+                    throw LLMError(.deviceOutOfMemory, "LLMConfig.\(field) of \(pool.size) bytes: \(inner)")
+                }
+                throw LLMError(runtimeError: inner, while: "allocating LLMConfig.\(field) of \(pool.size) bytes")
+            case .exhausted: throw LLMError(.failed, "LLMConfig.\(field): \(error)")
+            }
+        }
+    }
+}
