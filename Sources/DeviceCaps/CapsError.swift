@@ -7,6 +7,7 @@ public struct CapsError: Error, Sendable, CustomStringConvertible {
     /// A message naming the operation, the product and what would work instead.
     public let message: String
 
+    /// An error for `operation` on `product`, described by `message`.
     public init(operation: Operation, product: AtlasProduct, message: String) {
         self.operation = operation
         self.product = product

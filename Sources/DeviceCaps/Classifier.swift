@@ -40,7 +40,8 @@ enum Classifier {
         guard !soc.isEmpty else {
             var note = "no SoC name was reported (no runtime or no device)"
             if let boardID {
-                note += "; board id \(hex(boardID)) is not used alone, since board ids are read within the chip "
+                note +=
+                    "; board id \(hex(boardID)) is not used alone, since board ids are read within the chip "
                     + "family the SoC name gives"
             }
             return Detection(product: .unknown, note: note)
@@ -85,11 +86,13 @@ enum Classifier {
             note += " (missing from HIXL's own A3 set, which would treat it as another SoC)"
         }
         if let boardID {
-            note += a3Boards.contains(boardID)
+            note +=
+                a3Boards.contains(boardID)
                 ? "; board id \(hex(boardID)) is an A3 board"
                 : "; board id \(hex(boardID)) is not a known A3 board id, the SoC name decides"
         }
-        note += "; A3 training and inference cannot be told apart from SoC name or board id and have identical "
+        note +=
+            "; A3 training and inference cannot be told apart from SoC name or board id and have identical "
             + "support, so atlas-a3-training is reported"
         return Detection(product: .atlasA3Training, note: note)
     }

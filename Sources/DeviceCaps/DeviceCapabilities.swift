@@ -16,7 +16,8 @@ public struct DeviceCapabilities: Sendable, Hashable {
 
     /// Capabilities of a product known in advance (the emulator, tests).
     public init(product: AtlasProduct, socName: String? = nil, boardID: UInt32? = nil) {
-        self.init(product: product, socName: socName, boardID: boardID, candidates: nil, note: "product given explicitly")
+        self.init(
+            product: product, socName: socName, boardID: boardID, candidates: nil, note: "product given explicitly")
     }
 
     /// Capabilities from a detection result; ambiguous detections keep their candidates.
@@ -70,15 +71,11 @@ public struct DeviceCapabilities: Sendable, Hashable {
         let list = ambiguous.map(\.rawValue).joined(separator: ", ")
         let refusing = ambiguous.map { Self.isSupported(op, on: $0) }.first { !$0.supported }
         if let refusing {
-            return Support(
-                supported: false,
-                reason: "the product is ambiguous (candidates: \(list)) and not all of them support it: "
-                    + refusing.reason)
+            return Support(supported: false, reason: "the product is ambiguous (\(list)) and " + refusing.reason)
         }
         return Support(
             supported: true,
-            reason: "every candidate of the ambiguous product (\(list)) supports it: "
-                + Self.isSupported(op, on: product).reason)
+            reason: "every possible product (\(list)) supports it: " + Self.isSupported(op, on: product).reason)
     }
 
     /// Throws a `CapsError` naming the operation, this product and the products that do support `op`,
@@ -87,15 +84,13 @@ public struct DeviceCapabilities: Sendable, Hashable {
         let verdict = support(op)
         guard !verdict.supported else { return }
         let supporters = AtlasProduct.allCases.filter { Self.isSupported(op, on: $0).supported }
-        let on: String
-        if let ambiguous = ambiguousCandidates {
-            on = "\(product.displayName) (\(product.rawValue)), the strictest of the possible products "
-                + ambiguous.map(\.rawValue).joined(separator: ", ")
-        } else {
-            on = "\(product.displayName) (\(product.rawValue))"
-        }
+        let on =
+            ambiguousCandidates == nil
+            ? "\(product.displayName) (\(product.rawValue))"
+            : "this host (gated as \(product.rawValue), the strictest possible product)"
         var message = "\(op.rawValue) is not supported on \(on): \(verdict.reason). "
-        message += supporters.isEmpty
+        message +=
+            supporters.isEmpty
             ? "No product supports it."
             : "Supported on: " + supporters.map(\.rawValue).joined(separator: ", ") + "."
         if ambiguousCandidates != nil {

@@ -1,9 +1,11 @@
 /// Whether an operation is available on a product, and why (naming the documentation it follows).
 public struct Support: Sendable, Hashable, CustomStringConvertible {
+    /// Whether the operation may run.
     public let supported: Bool
     /// Names the product, the operation and the source of the decision.
     public let reason: String
 
+    /// A decision and its reason.
     public init(supported: Bool, reason: String) {
         self.supported = supported
         self.reason = reason
@@ -63,11 +65,10 @@ enum SupportTable {
         case .atlasA2Training:
             return no(
                 op.group == .cacheManager
-                    ? " (marked ✗ there)" : "; for A2 the docs list only the Atlas 800I A2 and the A200I A2 Box")
+                    ? ", where it is marked ✗" : "; for A2 the docs list only the Atlas 800I A2 and the A200I A2 Box")
         case .atlas200I500A2, .atlasInference, .atlasTraining:
-            return no(
-                op.group == .cacheManager
-                    ? " (marked ✗ there)" : "; the docs list only Ascend 950, Atlas A3, Atlas 800I A2 and A200I A2 Box")
+            let listed = "; the docs list only Ascend 950, Atlas A3, Atlas 800I A2 and A200I A2 Box"
+            return no(op.group == .cacheManager ? ", where it is marked ✗" : listed)
         case .unknown:
             return MatrixCell(
                 support: Support(

@@ -96,8 +96,10 @@ let boardCases: [DetectionCase] = [
 
 /// The A2 board table of §1.4: board id → product, whatever the A2 SoC bin.
 let a2Boards: [(UInt32, AtlasProduct)] =
-    [(0x40, .atlas800IA2), (0x41, .atlas800IA2), (0x37, .atlas800IA2), (0x42, .atlasA2Training),
-     (0x43, .atlasA2Training), (0x54, .a200IA2Box), (0x28, .atlas300IA2), (0x29, .atlas300IA2)]
+    [
+        (0x40, .atlas800IA2), (0x41, .atlas800IA2), (0x37, .atlas800IA2), (0x42, .atlasA2Training),
+        (0x43, .atlasA2Training), (0x54, .a200IA2Box), (0x28, .atlas300IA2), (0x29, .atlas300IA2),
+    ]
     + (UInt32(0x30)...0x34).map { ($0, .atlasA2Training) } + (UInt32(0x38)...0x3E).map { ($0, .atlasA2Training) }
     + (UInt32(0x50)...0x53).map { ($0, .atlasA2Training) } + (UInt32(0x10)...0x13).map { ($0, .atlasA2Training) }
 
@@ -172,9 +174,11 @@ struct DetectionTests {
     private func expect(_ c: DetectionCase, sourceLocation: SourceLocation = #_sourceLocation) {
         let detection = DeviceCapabilities.classify(socName: c.soc, boardID: c.board)
         #expect(detection.product == c.product, sourceLocation: sourceLocation)
-        #expect(DeviceCapabilities.detect(socName: c.soc, boardID: c.board) == c.product, sourceLocation: sourceLocation)
+        #expect(
+            DeviceCapabilities.detect(socName: c.soc, boardID: c.board) == c.product, sourceLocation: sourceLocation)
         #expect(detection.isAmbiguous == !c.candidates.isEmpty, sourceLocation: sourceLocation)
-        #expect(detection.candidates == (c.candidates.isEmpty ? [c.product] : c.candidates), sourceLocation: sourceLocation)
+        #expect(
+            detection.candidates == (c.candidates.isEmpty ? [c.product] : c.candidates), sourceLocation: sourceLocation)
         #expect(!detection.note.isEmpty, sourceLocation: sourceLocation)
         let caps = DeviceCapabilities(detection: detection, socName: c.soc, boardID: c.board)
         #expect(caps.product == c.product, sourceLocation: sourceLocation)

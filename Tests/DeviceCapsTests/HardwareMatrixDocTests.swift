@@ -12,7 +12,8 @@ struct HardwareMatrixDocTests {
     @Test("contains matrixMarkdown verbatim between the markers")
     func fileMatchesCode() throws {
         let text = try String(contentsOf: hardwareMatrixURL, encoding: .utf8)
-        let block = DeviceCapabilities.matrixBeginMarker + "\n" + DeviceCapabilities.matrixMarkdown + "\n"
+        let block =
+            DeviceCapabilities.matrixBeginMarker + "\n" + DeviceCapabilities.matrixMarkdown + "\n"
             + DeviceCapabilities.matrixEndMarker
         #expect(
             text.contains(block),
@@ -22,7 +23,8 @@ struct HardwareMatrixDocTests {
 
     @Test("updatingMatrix replaces only the marked region")
     func updating() throws {
-        let doc = "# T\n\n" + DeviceCapabilities.matrixBeginMarker + "\nold table\n"
+        let doc =
+            "# T\n\n" + DeviceCapabilities.matrixBeginMarker + "\nold table\n"
             + DeviceCapabilities.matrixEndMarker + "\n\nprose\n"
         let updated = try #require(DeviceCapabilities.updatingMatrix(in: doc))
         #expect(updated.hasPrefix("# T\n\n" + DeviceCapabilities.matrixBeginMarker + "\n| operation |"))
