@@ -18,19 +18,22 @@ public struct MemoryPoolConfig: Sendable, Hashable {
 /// Build one field by field, or from the reference's option strings with `init(options:)`; `options` writes
 /// them back (`LLMConfig(options: config.options) == config` for every config that passes `validate()`).
 ///
-/// Option keys (names exactly as the reference's):
+/// Option keys (names exactly as the reference's), and the field each sets:
 ///
-/// | key | field | value |
-/// |---|---|---|
-/// | `ge.exec.deviceId`, alias `llm.DeviceId` | `deviceID` | one non-negative int32; a list such as `"0;1"` is refused (one device per instance) |
-/// | `ge.session_device_id` | (derived) | must equal the device id when given |
-/// | `llm.SyncKvCacheWaitTime` | `syncKVTimeout` | milliseconds, all digits, 1...Int32.max |
-/// | `llm.listenIpInfo`, alias `llm.ListenIpInfo` | `listenAddress` | `"ip:port"` or `"[ipv6]:port"`, numeric address |
-/// | `llm.EnableRemoteCacheAccessible` | `enableRemoteCacheAccessible` | `"1"` / `"0"`; absent means `"0"`, or `"1"` when `llm.LocalCommRes` or `llm.TransferBackend` is given (as the reference) |
-/// | `llm.EnableCacheManager` | (always on) | `"1"`; `"0"` throws `.featureNotEnabled` (only cache-manager mode exists) |
-/// | `llm.MemPoolConfig` | `memoryPool` | pool JSON, see `MemoryPoolConfig.init(json:)` |
-/// | `llm.HostMemPoolConfig` | `hostMemoryPool` | pool JSON |
-/// | `llm.EnforceProductSupport` | `enforceProductSupport` | `"1"` / `"0"`; **ours, not the reference's**: `"0"` makes operations the detected product does not support log a warning instead of throwing |
+/// - `ge.exec.deviceId`, alias `llm.DeviceId` → `deviceID`: one non-negative int32. A list such as `"0;1"` is
+///   refused: one device per instance. `ge.session_device_id`, when given, must equal it.
+/// - `llm.SyncKvCacheWaitTime` → `syncKVTimeout`: milliseconds, digits only, 1...Int32.max.
+/// - `llm.listenIpInfo`, alias `llm.ListenIpInfo` → `listenAddress`: `"ip:port"` or `"[ipv6]:port"`, with a
+///   numeric address.
+/// - `llm.EnableRemoteCacheAccessible` → `enableRemoteCacheAccessible`: `"1"` / `"0"`. Absent means `"0"`, or
+///   `"1"` when `llm.LocalCommRes` or `llm.TransferBackend` is given (as the reference).
+/// - `llm.EnableCacheManager`: `"1"` when present; `"0"` throws `.featureNotEnabled` (only cache-manager mode
+///   exists).
+/// - `llm.MemPoolConfig` → `memoryPool`, `llm.HostMemPoolConfig` → `hostMemoryPool`: pool JSON, see
+///   `MemoryPoolConfig.init(json:)`.
+/// - `llm.EnforceProductSupport` → `enforceProductSupport`: `"1"` / `"0"`. **DataDist's own key**, not the
+///   reference's: `"0"` makes operations the detected product does not support log a warning instead of
+///   throwing.
 ///
 /// Keys kept verbatim in `additionalOptions` (validated where the reference gives a rule):
 /// `llm.LinkTotalTime` (seconds, 0...2^32−1), `llm.LinkRetryCount` (1...100), `llm.RdmaTrafficClass` and

@@ -8,6 +8,7 @@ struct FlatJSONObject {
 
     init(parsing text: String) throws(FlatJSONError) {
         var reader = Reader(bytes: Array(text.utf8))
+        reader.skipSpace()
         try reader.expect(UInt8(ascii: "{"), "the text must be a JSON object starting with '{'")
         reader.skipSpace()
         if !reader.consume(UInt8(ascii: "}")) {
@@ -70,7 +71,9 @@ private struct Reader {
         try expect(UInt8(ascii: "\""), "expected a quoted key")
         var scalars = String.UnicodeScalarView()
         var start = index
-        func flush(_ end: Int) { scalars.append(contentsOf: String(decoding: bytes[start..<end], as: UTF8.self).unicodeScalars) }
+        func flush(_ end: Int) {
+            scalars.append(contentsOf: String(decoding: bytes[start..<end], as: UTF8.self).unicodeScalars)
+        }
         while let byte = peek {
             switch byte {
             case UInt8(ascii: "\""):
@@ -153,7 +156,9 @@ private struct Reader {
         }
         if token.hasPrefix("-") { throw FlatJSONError("\"\(key)\" is \(token); negative values are not allowed") }
         guard OptionValue.isDigits(token) else {
-            throw FlatJSONError("\"\(key)\" is \(token); expected an unsigned integer (digits only: no sign, fraction, exponent or literal)")
+            throw FlatJSONError(
+                "\"\(key)\" is \(token); expected an unsigned integer "
+                    + "(digits only: no sign, fraction, exponent or literal)")
         }
         guard token == "0" || !token.hasPrefix("0") else {
             throw FlatJSONError("\"\(key)\" is \(token); leading zeros are not JSON")

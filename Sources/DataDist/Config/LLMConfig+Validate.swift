@@ -34,13 +34,13 @@ extension LLMConfig {
         }
         if let backend = additionalOptions[LLMOptionKey.transferBackend] {
             let given = "option \"\(LLMOptionKey.transferBackend)\" = \"\(backend)\""
+            guard listenAddress != nil else {
+                throw .paramInvalid("\(given) needs \"\(LLMOptionKey.listenIPInfo)\" (listenAddress is nil)")
+            }
             guard enableRemoteCacheAccessible else {
                 throw .paramInvalid(
                     "\(given) needs \"\(LLMOptionKey.enableRemoteCacheAccessible)\" = \"1\" "
                         + "(enableRemoteCacheAccessible is false)")
-            }
-            guard listenAddress != nil else {
-                throw .paramInvalid("\(given) needs \"\(LLMOptionKey.listenIPInfo)\" (listenAddress is nil)")
             }
         }
     }

@@ -69,6 +69,11 @@ public enum LLMOptionKey {
         return passThroughKeys.contains(key) || key.hasPrefix("ge.")
     }
 
+    /// True for a key that differs from a named key only in letter case (a typo, even under `ge.`).
+    static func isMiscasedKnownKey(_ key: String) -> Bool {
+        !allKeys.contains(key) && allKeys.contains { $0.lowercased() == key.lowercased() }
+    }
+
     /// The named keys most like `key` (case-insensitive edit distance ≤ 3), closest first.
     static func suggestions(for key: String) -> [String] {
         let target = Array(key.lowercased().unicodeScalars)

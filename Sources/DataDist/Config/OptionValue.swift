@@ -53,7 +53,8 @@ enum OptionValue {
     /// `"ip:port"` or `"[ipv6]:port"` with a numeric address.
     static func endpoint(_ key: String, _ value: String) throws(LLMError) -> IPEndpoint {
         guard let endpoint = IPEndpoint(value) else {
-            throw invalid(key, value, "must be \"ip:port\" or \"[ipv6]:port\" with a port in 0...65535")
+            throw invalid(
+                key, value, "must be \"ip:port\" or \"[ipv6]:port\" (IPv6 in brackets) with a port in 0...65535")
         }
         guard isNumericIPAddress(endpoint.host) else {
             throw invalid(key, value, "\"\(endpoint.host)\" is not a numeric IPv4 or IPv6 address")
@@ -94,7 +95,9 @@ enum OptionValue {
             if value.contains(",") { throw invalid(key, value, "must be one size, not a list") }
             guard isDigits(value) else { throw invalid(key, value, "must be a byte count (digits only)") }
         default:
-            guard isPassThrough(key) else { throw .paramInvalid(LLMOptionKey.unknownKeyMessage(key, value)) }
+            guard isPassThrough(key), !LLMOptionKey.isMiscasedKnownKey(key) else {
+                throw .paramInvalid(LLMOptionKey.unknownKeyMessage(key, value))
+            }
         }
     }
 
