@@ -1,5 +1,5 @@
 extension LLMConfig {
-    /// Reads the reference's option strings (see the key table on `LLMConfig`), then `validate()`s the result.
+    /// Reads the reference's option strings (see the key list on `LLMConfig`), then `validate()`s the result.
     ///
     /// Throws `.paramInvalid` naming the key and value for a malformed value, an unknown key (with the closest
     /// valid keys), or aliases that disagree; `.featureNotEnabled` for `llm.EnableCacheManager` = `"0"`.
