@@ -65,10 +65,3 @@ public struct LLMConfig: Sendable, Hashable {
 
     public init() {}
 }
-
-// TEMPORARY until the option-string work lands (it provides the full validate()).
-extension LLMConfig {
-    func validate() throws(LLMError) {
-        guard deviceID >= 0 else { throw .paramInvalid("deviceID is \(deviceID); it must be >= 0") }
-    }
-}
