@@ -17,7 +17,7 @@ struct MemfdMapping: Sendable, Hashable {
     /// Creates a memfd named `name` of `byteCount` rounded up to whole pages, and maps it read-write.
     static func create(name: String, byteCount: Int) throws(DeviceError) -> MemfdMapping {
         guard byteCount > 0, byteCount <= Int.max - pageSize else {
-            throw DeviceError(.acl(ACLCode.invalidParam), "cannot map \(byteCount) bytes")
+            throw DeviceError(.acl(ACLCode.memoryAllocation), "cannot map \(byteCount) bytes")
         }
         let length = (byteCount + pageSize - 1) / pageSize * pageSize
         let fd = datadist_memfd_create(name)
@@ -40,7 +40,7 @@ struct MemfdMapping: Sendable, Hashable {
 
     /// Out of memory reads as ACL's allocation failure; anything else as the failed system call.
     private static func allocationError(_ code: Int32, _ message: String) -> DeviceError {
-        code == ENOMEM || code == ENOSPC
+        code == ENOMEM || code == ENOSPC || code == EFBIG
             ? DeviceError(.acl(ACLCode.memoryAllocation), "\(message): out of memory")
             : DeviceError(.system(code), message)
     }
