@@ -36,10 +36,10 @@ struct EmulatorAllocationTests {
     @Test("size zero or negative is ACL 100000 and changes nothing", arguments: [0, -1, Int.min])
     func invalidSize(_ size: Int) throws {
         let runtime = try makeEmulator(devices: "1")
-        let device = deviceError { () throws(DeviceError) in _ = try runtime.allocateDevice(size, on: 0) }
+        let device = thrownError { () throws(DeviceError) in _ = try runtime.allocateDevice(size, on: 0) }
         #expect(device?.aclCode == ACLCode.invalidParam)
         #expect(device?.message.contains("\(size)") == true)
-        let host = deviceError { () throws(DeviceError) in _ = try runtime.allocateHost(size) }
+        let host = thrownError { () throws(DeviceError) in _ = try runtime.allocateHost(size) }
         #expect(host?.aclCode == ACLCode.invalidParam)
         #expect(try runtime.deviceInfo(0).freeBytes == 64 << 20)
         #expect(runtime.liveAllocationCount == 0)
@@ -48,10 +48,10 @@ struct EmulatorAllocationTests {
     @Test("an invalid device id is ACL 107001", arguments: [Int32(-1), 4, 64, Int32.max])
     func invalidDevice(_ device: Int32) throws {
         let runtime = try makeEmulator(devices: "4")
-        let allocate = deviceError { () throws(DeviceError) in _ = try runtime.allocateDevice(64, on: device) }
+        let allocate = thrownError { () throws(DeviceError) in _ = try runtime.allocateDevice(64, on: device) }
         #expect(allocate?.aclCode == ACLCode.invalidDeviceID)
         #expect(allocate?.message.contains("\(device)") == true)
-        let info = deviceError { () throws(DeviceError) in _ = try runtime.deviceInfo(device) }
+        let info = thrownError { () throws(DeviceError) in _ = try runtime.deviceInfo(device) }
         #expect(info?.aclCode == ACLCode.invalidDeviceID)
         #expect(runtime.liveAllocationCount == 0)
     }
@@ -61,7 +61,7 @@ struct EmulatorAllocationTests {
         let capacity = 64 << 20
         let runtime = try makeEmulator(devices: "2")
         // The whole capacity does not fit: the charge is 32 bytes more.
-        let whole = deviceError { () throws(DeviceError) in _ = try runtime.allocateDevice(capacity, on: 1) }
+        let whole = thrownError { () throws(DeviceError) in _ = try runtime.allocateDevice(capacity, on: 1) }
         #expect(whole?.aclCode == ACLCode.memoryAllocation)
         #expect(whole?.message.contains("device 1") == true)
         #expect(whole?.message.contains("\(capacity) bytes") == true)
@@ -72,7 +72,7 @@ struct EmulatorAllocationTests {
         // Exactly the capacity once the 32 extra bytes are counted.
         let full = try runtime.allocateDevice(capacity - 32, on: 1)
         #expect(try runtime.deviceInfo(1).freeBytes == 0)
-        let more = deviceError { () throws(DeviceError) in _ = try runtime.allocateDevice(1, on: 1) }
+        let more = thrownError { () throws(DeviceError) in _ = try runtime.allocateDevice(1, on: 1) }
         #expect(more?.aclCode == ACLCode.memoryAllocation)
         #expect(more?.message.contains("0 of \(capacity) bytes free") == true)
         // Another device is independent.
@@ -83,7 +83,7 @@ struct EmulatorAllocationTests {
         try runtime.free(full)
         #expect(try runtime.deviceInfo(1).freeBytes == capacity)
         let again = try runtime.allocateDevice(capacity / 2, on: 1)
-        let half = deviceError { () throws(DeviceError) in _ = try runtime.allocateDevice(capacity / 2, on: 1) }
+        let half = thrownError { () throws(DeviceError) in _ = try runtime.allocateDevice(capacity / 2, on: 1) }
         #expect(half?.aclCode == ACLCode.memoryAllocation)
         #expect(half?.message.contains("\(capacity / 2 - 32) of \(capacity) bytes free") == true)
         try runtime.free(again)
@@ -96,7 +96,7 @@ struct EmulatorAllocationTests {
     @Test("huge requests fail cleanly instead of overflowing", arguments: [Int.max, Int.max - 31, Int.max / 2])
     func hugeRequest(_ size: Int) throws {
         let runtime = try makeEmulator(devices: "1")
-        let error = deviceError { () throws(DeviceError) in _ = try runtime.allocateDevice(size, on: 0) }
+        let error = thrownError { () throws(DeviceError) in _ = try runtime.allocateDevice(size, on: 0) }
         #expect(error?.aclCode == ACLCode.memoryAllocation)
         #expect(try runtime.deviceInfo(0).freeBytes == 64 << 20)
     }
@@ -104,7 +104,7 @@ struct EmulatorAllocationTests {
     @Test("host requests too large to map are ACL 207001", arguments: [Int.max, Int.max - 4096, 1 << 62])
     func hugeHostRequest(_ size: Int) throws {
         let runtime = try makeEmulator(devices: "1")
-        let error = deviceError { () throws(DeviceError) in _ = try runtime.allocateHost(size) }
+        let error = thrownError { () throws(DeviceError) in _ = try runtime.allocateHost(size) }
         #expect(error?.aclCode == ACLCode.memoryAllocation)
         #expect(runtime.liveAllocationCount == 0)
     }
@@ -115,10 +115,10 @@ struct EmulatorAllocationTests {
         let memory = try runtime.allocateDevice(16 << 30, on: 1)
         #expect(try runtime.deviceInfo(1).freeBytes == (48 << 30) - 32)
         // Touch one byte at each end only.
-        write([7], at: memory.address)
-        write([9], at: memory.address + UInt(memory.size) - 1)
-        #expect(bytes(at: memory.address, count: 1) == [7])
-        #expect(bytes(at: memory.address + UInt(memory.size) - 1, count: 1) == [9])
+        writeBytes([7], at: memory.address)
+        writeBytes([9], at: memory.address + UInt(memory.size) - 1)
+        #expect(readBytes(at: memory.address, count: 1) == [7])
+        #expect(readBytes(at: memory.address + UInt(memory.size) - 1, count: 1) == [9])
         try runtime.free(memory)
     }
 
@@ -134,7 +134,7 @@ struct EmulatorAllocationTests {
         let wrongPlacement = DeviceMemory(address: kept.address, size: kept.size, placement: .host, shared: kept.shared)
         let hostAsDevice = DeviceMemory(address: host.address, size: host.size, placement: .device(0), shared: nil)
         for memory in [unknown, interior, wrongPlacement, hostAsDevice] {
-            let error = deviceError { () throws(DeviceError) in try runtime.free(memory) }
+            let error = thrownError { () throws(DeviceError) in try runtime.free(memory) }
             #expect(error?.aclCode == ACLCode.memoryFree)
             #expect(error?.message.contains(String(memory.address, radix: 16)) == true)
         }
@@ -142,7 +142,7 @@ struct EmulatorAllocationTests {
         #expect(try runtime.deviceInfo(0).freeBytes == free)
 
         try runtime.free(kept)
-        let twice = deviceError { () throws(DeviceError) in try runtime.free(kept) }
+        let twice = thrownError { () throws(DeviceError) in try runtime.free(kept) }
         #expect(twice?.aclCode == ACLCode.memoryFree)
         #expect(try runtime.deviceInfo(0).freeBytes == 64 << 20)
         try runtime.free(host)
@@ -173,15 +173,15 @@ struct EmulatorAllocationTests {
         let link = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(shared.fd)")
         #expect(link.contains(host ? "memfd:datadist-host" : "memfd:datadist-dev3"))
 
-        let data = pattern(size, seed: 5)
-        write(data, at: memory.address)
+        let data = bytePattern(size, seed: 5)
+        writeBytes(data, at: memory.address)
         let second = try #require(mmap(nil, shared.length, PROT_READ | PROT_WRITE, MAP_SHARED, shared.fd, off_t(shared.offset)))
         #expect(second != MAP_FAILED)
         defer { munmap(second, shared.length) }
         let viaSecond = Array(UnsafeRawBufferPointer(start: second, count: size))
         #expect(viaSecond == data)
         second.storeBytes(of: 0xAB, toByteOffset: 17, as: UInt8.self)
-        #expect(bytes(at: memory.address + 17, count: 1) == [0xAB])
+        #expect(readBytes(at: memory.address + 17, count: 1) == [0xAB])
 
         let other = host ? try runtime.allocateHost(size) : try runtime.allocateDevice(size, on: 3)
         #expect(other.shared?.fd != shared.fd)

@@ -27,7 +27,7 @@ struct EmulatorConfigurationTests {
 
     @Test("a bad device count names the variable and value", arguments: ["0", "65", "-1", "abc", "", "8x", "1e3"])
     func invalidDevices(_ value: String) {
-        let error = deviceError { () throws(DeviceError) in _ = try makeEmulatorTyped(devices: value) }
+        let error = thrownError { () throws(DeviceError) in _ = try makeEmulatorTyped(devices: value) }
         #expect(error?.code == .unavailable)
         #expect(error?.message.contains("DATADIST_EMULATE_DEVICES") == true)
         #expect(error?.message.contains("\"\(value)\"") == true)
@@ -50,7 +50,7 @@ struct EmulatorConfigurationTests {
         "a bad device memory names the variable and value",
         arguments: ["", "abc", "64XB", "-5", "0", "0GiB", "1.5GiB", "64gib", "GiB", "99999999999999999999", "9000000TiB"])
     func invalidMemory(_ value: String) {
-        let error = deviceError { () throws(DeviceError) in _ = try makeEmulatorTyped(memory: value) }
+        let error = thrownError { () throws(DeviceError) in _ = try makeEmulatorTyped(memory: value) }
         #expect(error?.code == .unavailable)
         #expect(error?.message.contains("DATADIST_EMULATE_DEVICE_MEMORY") == true)
         #expect(error?.message.contains("\"\(value)\"") == true)
@@ -68,7 +68,7 @@ struct EmulatorConfigurationTests {
 
     @Test("an unknown product names the variable, value and valid ids", arguments: ["DATADIST_PRODUCT", "DATADIST_EMULATE_PRODUCT"])
     func invalidProduct(_ variable: String) {
-        let error = deviceError { () throws(DeviceError) in
+        let error = thrownError { () throws(DeviceError) in
             _ = try makeEmulatorTyped(extra: [variable: "atlas-9000"])
         }
         #expect(error?.code == .unavailable)

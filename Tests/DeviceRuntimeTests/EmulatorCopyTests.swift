@@ -9,7 +9,7 @@ struct EmulatorCopyTests {
     func roundTrip() throws {
         let runtime = try makeEmulator(devices: "2")
         let size = 3000
-        let source = pattern(size, seed: 11)
+        let source = bytePattern(size, seed: 11)
         let deviceA = try runtime.allocateDevice(size, on: 0)
         let deviceB = try runtime.allocateDevice(size, on: 1)
         var result = [UInt8](repeating: 0, count: size)
@@ -18,7 +18,7 @@ struct EmulatorCopyTests {
                 to: deviceA.address, capacity: size, from: UInt(bitPattern: from.baseAddress), count: size,
                 kind: .hostToDevice, device: 0)
         }
-        #expect(bytes(at: deviceA.address, count: size) == source)
+        #expect(readBytes(at: deviceA.address, count: size) == source)
         try runtime.copy(
             to: deviceB.address, capacity: size, from: deviceA.address, count: size, kind: .deviceToDevice, device: 0)
         try result.withUnsafeMutableBytes { to in
@@ -35,13 +35,13 @@ struct EmulatorCopyTests {
     func hostToHost() throws {
         let runtime = try makeEmulator(devices: "1")
         let pinned = try runtime.allocateHost(256)
-        let source = pattern(256, seed: 3)
+        let source = bytePattern(256, seed: 3)
         try source.withUnsafeBytes { from in
             try runtime.copy(
                 to: pinned.address, capacity: 256, from: UInt(bitPattern: from.baseAddress), count: 256,
                 kind: .hostToHost, device: 0)
         }
-        #expect(bytes(at: pinned.address, count: 256) == source)
+        #expect(readBytes(at: pinned.address, count: 256) == source)
         try runtime.free(pinned)
     }
 
@@ -49,14 +49,14 @@ struct EmulatorCopyTests {
     func partial() throws {
         let runtime = try makeEmulator(devices: "1")
         let device = try runtime.allocateDevice(128, on: 0)
-        write([UInt8](repeating: 0, count: 128), at: device.address)
+        writeBytes([UInt8](repeating: 0, count: 128), at: device.address)
         let source: [UInt8] = [1, 2, 3, 4]
         try source.withUnsafeBytes { from in
             try runtime.copy(
                 to: device.address + 124, capacity: 4, from: UInt(bitPattern: from.baseAddress), count: 4,
                 kind: .hostToDevice, device: 0)
         }
-        #expect(bytes(at: device.address + 120, count: 8) == [0, 0, 0, 0, 1, 2, 3, 4])
+        #expect(readBytes(at: device.address + 120, count: 8) == [0, 0, 0, 0, 1, 2, 3, 4])
         try runtime.free(device)
     }
 
@@ -65,7 +65,7 @@ struct EmulatorCopyTests {
         let runtime = try makeEmulator(devices: "1")
         let device = try runtime.allocateDevice(256, on: 0)
         let host = try runtime.allocateHost(256)
-        write(pattern(256, seed: 1), at: device.address)
+        write(bytePattern(256, seed: 1), at: device.address)
         let cases: [(UInt, Int, UInt, Int)] = [
             (device.address, 16, host.address, 17),  // count > capacity
             (device.address, 16, host.address, -1),
@@ -74,13 +74,13 @@ struct EmulatorCopyTests {
             (device.address, 16, 0, 16),
         ]
         for (destination, capacity, source, count) in cases {
-            let error = deviceError { () throws(DeviceError) in
+            let error = thrownError { () throws(DeviceError) in
                 try runtime.copy(
                     to: destination, capacity: capacity, from: source, count: count, kind: .hostToDevice, device: 0)
             }
             #expect(error?.aclCode == ACLCode.invalidParam)
         }
-        #expect(bytes(at: device.address, count: 256) == pattern(256, seed: 1))
+        #expect(readBytes(at: device.address, count: 256) == bytePattern(256, seed: 1))
         try runtime.free(device)
         try runtime.free(host)
     }
@@ -90,7 +90,7 @@ struct EmulatorCopyTests {
         let runtime = try makeEmulator(devices: "2")
         let device = try runtime.allocateDevice(64, on: 0)
         let host = try runtime.allocateHost(64)
-        let error = deviceError { () throws(DeviceError) in
+        let error = thrownError { () throws(DeviceError) in
             try runtime.copy(to: device.address, capacity: 64, from: host.address, count: 64, kind: .hostToDevice, device: 2)
         }
         #expect(error?.aclCode == ACLCode.invalidDeviceID)
@@ -113,14 +113,14 @@ struct EmulatorCopyTests {
         for wrongHost in [host.address, plainAddress] {
             let destination = destinationOnDevice ? wrongHost : host.address
             let source = sourceOnDevice ? device.address : host.address
-            let error = deviceError { () throws(DeviceError) in
+            let error = thrownError { () throws(DeviceError) in
                 try runtime.copy(to: destination, capacity: 64, from: source, count: 64, kind: kind, device: 0)
             }
             #expect(error?.aclCode == (destinationOnDevice ? ACLCode.runtimeParamInvalid : nil))
 
             let destination2 = destinationOnDevice ? device.address : host.address
             let source2 = sourceOnDevice ? wrongHost : host.address + 1024
-            let error2 = deviceError { () throws(DeviceError) in
+            let error2 = thrownError { () throws(DeviceError) in
                 try runtime.copy(to: destination2, capacity: 64, from: source2, count: 64, kind: kind, device: 0)
             }
             #expect(error2?.aclCode == (sourceOnDevice ? ACLCode.runtimeParamInvalid : nil))
@@ -145,17 +145,17 @@ struct EmulatorCopyTests {
         try runtime.copy(to: host.address, capacity: 10, from: end - 10, count: 10, kind: .deviceToHost, device: 0)
         try runtime.copy(to: end - 1, capacity: 0, from: host.address, count: 0, kind: .hostToDevice, device: 0)
         for (destination, count) in [(end - 10, 11), (end, 1), (device.address - 1, 1), (device.address, size + 1)] {
-            let write = deviceError { () throws(DeviceError) in
+            let write = thrownError { () throws(DeviceError) in
                 try runtime.copy(to: destination, capacity: 4096, from: host.address, count: count, kind: .hostToDevice, device: 0)
             }
             #expect(write?.aclCode == ACLCode.runtimeParamInvalid)
-            let read = deviceError { () throws(DeviceError) in
+            let read = thrownError { () throws(DeviceError) in
                 try runtime.copy(to: host.address, capacity: 4096, from: destination, count: count, kind: .deviceToHost, device: 0)
             }
             #expect(read?.aclCode == ACLCode.runtimeParamInvalid)
         }
         try runtime.free(device)
-        let freed = deviceError { () throws(DeviceError) in
+        let freed = thrownError { () throws(DeviceError) in
             try runtime.copy(to: device.address, capacity: 8, from: host.address, count: 8, kind: .hostToDevice, device: 0)
         }
         #expect(freed?.aclCode == ACLCode.runtimeParamInvalid)
@@ -168,7 +168,7 @@ struct EmulatorCopyTests {
         let theirs = try makeEmulator(devices: "1")
         let foreign = try theirs.allocateDevice(64, on: 0)
         let host = try mine.allocateHost(64)
-        let error = deviceError { () throws(DeviceError) in
+        let error = thrownError { () throws(DeviceError) in
             try mine.copy(to: foreign.address, capacity: 64, from: host.address, count: 64, kind: .hostToDevice, device: 0)
         }
         #expect(error?.aclCode == ACLCode.runtimeParamInvalid)
@@ -187,12 +187,12 @@ struct EmulatorCopyTests {
                         let size = 64 + (worker * 50 + round) % 4000
                         let memory = try runtime.allocateDevice(size, on: device)
                         let host = try runtime.allocateHost(size)
-                        let data = pattern(size, seed: UInt8(truncatingIfNeeded: worker + round))
-                        write(data, at: host.address)
+                        let data = bytePattern(size, seed: UInt8(truncatingIfNeeded: worker + round))
+                        writeBytes(data, at: host.address)
                         try runtime.copy(
                             to: memory.address, capacity: size, from: host.address, count: size, kind: .hostToDevice,
                             device: device)
-                        #expect(bytes(at: memory.address, count: size) == data)
+                        #expect(readBytes(at: memory.address, count: size) == data)
                         try runtime.free(memory)
                         try runtime.free(host)
                     }

@@ -15,7 +15,7 @@ func makeEmulator(
 }
 
 /// The error a throwing call produced, or nil.
-func deviceError(_ body: () throws(DeviceError) -> Void) -> DeviceError? {
+func thrownError(_ body: () throws(DeviceError) -> Void) -> DeviceError? {
     do {
         try body()
         return nil
@@ -25,18 +25,18 @@ func deviceError(_ body: () throws(DeviceError) -> Void) -> DeviceError? {
 }
 
 /// Views `count` bytes at `address` (memory owned by a runtime under test).
-func bytes(at address: UInt, count: Int) -> [UInt8] {
+func readBytes(at address: UInt, count: Int) -> [UInt8] {
     let pointer = UnsafeRawPointer(bitPattern: address)!
     return Array(UnsafeRawBufferPointer(start: pointer, count: count))
 }
 
 /// Writes `values` at `address`.
-func write(_ values: [UInt8], at address: UInt) {
+func writeBytes(_ values: [UInt8], at address: UInt) {
     let pointer = UnsafeMutableRawPointer(bitPattern: address)!
     values.withUnsafeBytes { pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
 }
 
 /// A deterministic byte pattern.
-func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
+func bytePattern(_ count: Int, seed: UInt8) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
 }

@@ -81,7 +81,7 @@ struct TopologyTests {
 
     @Test("an invalid synthetic description names the variable and value", arguments: ["garbage", "numa:0", "core:x"])
     func invalidSynthetic(_ value: String) {
-        let error = deviceError { () throws(DeviceError) in _ = try Topology.load(environment: ["HWLOC_SYNTHETIC": value]) }
+        let error = thrownError { () throws(DeviceError) in _ = try Topology.load(environment: ["HWLOC_SYNTHETIC": value]) }
         #expect(error?.code == .unavailable)
         #expect(error?.message.contains("HWLOC_SYNTHETIC") == true)
         #expect(error?.message.contains(value) == true)
@@ -89,7 +89,7 @@ struct TopologyTests {
 
     @Test func invalidXML() throws {
         let missing = "/nonexistent/datadist-\(UUID()).xml"
-        let error = deviceError { () throws(DeviceError) in _ = try Topology.load(environment: ["HWLOC_XMLFILE": missing]) }
+        let error = thrownError { () throws(DeviceError) in _ = try Topology.load(environment: ["HWLOC_XMLFILE": missing]) }
         #expect(error?.code == .unavailable)
         #expect(error?.message.contains("HWLOC_XMLFILE") == true)
         #expect(error?.message.contains(missing) == true)
@@ -97,7 +97,7 @@ struct TopologyTests {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("datadist-bad-\(UUID()).xml")
         try "<topology>not hwloc".write(to: url, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: url) }
-        let bad = deviceError { () throws(DeviceError) in _ = try Topology.load(environment: ["HWLOC_XMLFILE": url.path]) }
+        let bad = thrownError { () throws(DeviceError) in _ = try Topology.load(environment: ["HWLOC_XMLFILE": url.path]) }
         #expect(bad?.code == .unavailable)
         #expect(bad?.message.contains(url.path) == true)
     }
