@@ -65,7 +65,7 @@ struct EmulatorCopyTests {
         let runtime = try makeEmulator(devices: "1")
         let device = try runtime.allocateDevice(256, on: 0)
         let host = try runtime.allocateHost(256)
-        write(bytePattern(256, seed: 1), at: device.address)
+        writeBytes(bytePattern(256, seed: 1), at: device.address)
         let cases: [(UInt, Int, UInt, Int)] = [
             (device.address, 16, host.address, 17),  // count > capacity
             (device.address, 16, host.address, -1),
