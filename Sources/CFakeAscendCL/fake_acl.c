@@ -513,30 +513,38 @@ EXPORT aclError aclrtFreeHost(void *hostPtr) {
     if (rc == ACL_SUCCESS) {
         allocation *entry = hostPtr == NULL ? NULL : find_allocation((uintptr_t)hostPtr, 0);
         if (hostPtr == NULL) rc = fail(ACL_ERROR_INVALID_PARAM, "aclrtFreeHost: hostPtr is NULL");
-        else if (entry == NULL) rc = fail(ACL_ERROR_RT_MEMORY_FREE, "aclrtFreeHost: %p is not from aclrtMallocHost", hostPtr);
+        else if (entry == NULL) rc = fail(ACL_ERROR_RT_MEMORY_FREE, "aclrtFreeHost: %p is not ours", hostPtr);
         else remove_allocation(entry);
     }
     pthread_mutex_unlock(&lock);
     return rc;
 }
 
-static const char *const kind_names[] = {"HOST_TO_HOST", "HOST_TO_DEVICE", "DEVICE_TO_HOST", "DEVICE_TO_DEVICE", "DEFAULT"};
+static const char *const kind_names[] = {
+    "HOST_TO_HOST", "HOST_TO_DEVICE", "DEVICE_TO_HOST", "DEVICE_TO_DEVICE", "DEFAULT",
+};
 
 static aclError check_copy(void *dst, size_t destMax, const void *src, size_t count, int kind) {
-    if (dst == NULL || src == NULL) return fail(ACL_ERROR_INVALID_PARAM, "aclrtMemcpy: %s is NULL", dst == NULL ? "dst" : "src");
-    if (count > destMax) return fail(ACL_ERROR_INVALID_PARAM, "aclrtMemcpy: count %zu exceeds destMax %zu", count, destMax);
+    if (dst == NULL || src == NULL) {
+        return fail(ACL_ERROR_INVALID_PARAM, "aclrtMemcpy: %s is NULL", dst == NULL ? "dst" : "src");
+    }
+    if (count > destMax) {
+        return fail(ACL_ERROR_INVALID_PARAM, "aclrtMemcpy: count %zu exceeds destMax %zu", count, destMax);
+    }
     if (kind < ACL_MEMCPY_HOST_TO_HOST || kind > ACL_MEMCPY_DEFAULT) {
         return fail(ACL_ERROR_INVALID_PARAM, "aclrtMemcpy: kind %d is not a memcpy kind", kind);
     }
     enum location to = locate((uintptr_t)dst, count);
     enum location from = locate((uintptr_t)src, count);
     if (to == LOCATION_STRADDLES || from == LOCATION_STRADDLES) {
-        return fail(ACL_ERROR_RT_PARAM_INVALID, "aclrtMemcpy: %s range of %zu bytes crosses the end of a device allocation",
+        return fail(ACL_ERROR_RT_PARAM_INVALID, "aclrtMemcpy: %s range of %zu bytes crosses a device allocation's end",
                     to == LOCATION_STRADDLES ? "dst" : "src", count);
     }
     if (kind == ACL_MEMCPY_DEFAULT) return ACL_SUCCESS;
-    enum location want_from = (kind == ACL_MEMCPY_DEVICE_TO_HOST || kind == ACL_MEMCPY_DEVICE_TO_DEVICE) ? LOCATION_DEVICE : LOCATION_HOST;
-    enum location want_to = (kind == ACL_MEMCPY_HOST_TO_DEVICE || kind == ACL_MEMCPY_DEVICE_TO_DEVICE) ? LOCATION_DEVICE : LOCATION_HOST;
+    int from_device = kind == ACL_MEMCPY_DEVICE_TO_HOST || kind == ACL_MEMCPY_DEVICE_TO_DEVICE;
+    int to_device = kind == ACL_MEMCPY_HOST_TO_DEVICE || kind == ACL_MEMCPY_DEVICE_TO_DEVICE;
+    enum location want_from = from_device ? LOCATION_DEVICE : LOCATION_HOST;
+    enum location want_to = to_device ? LOCATION_DEVICE : LOCATION_HOST;
     if (from != want_from || to != want_to) {
         return fail(ACL_ERROR_RT_PARAM_INVALID, "aclrtMemcpy: kind %s but src is %s memory and dst is %s memory",
                     kind_names[kind], location_name(from), location_name(to));
@@ -566,7 +574,8 @@ EXPORT aclError aclrtMemset(void *devPtr, size_t maxCount, int32_t value, size_t
         rc = fail(ACL_ERROR_INVALID_PARAM, "aclrtMemset: count %zu exceeds maxCount %zu", count, maxCount);
     }
     if (rc == ACL_SUCCESS && locate((uintptr_t)devPtr, count) == LOCATION_STRADDLES) {
-        rc = fail(ACL_ERROR_RT_PARAM_INVALID, "aclrtMemset: %zu bytes at %p cross the end of a device allocation", count, devPtr);
+        rc = fail(ACL_ERROR_RT_PARAM_INVALID, "aclrtMemset: %zu bytes at %p cross a device allocation's end", count,
+                  devPtr);
     }
     if (rc == ACL_SUCCESS && count > 0) memset(devPtr, value, count);
     pthread_mutex_unlock(&lock);
@@ -583,7 +592,9 @@ EXPORT aclError aclrtGetMemInfo(int attr, size_t *freeBytes, size_t *totalBytes)
         rc = fail(ACL_ERROR_INVALID_PARAM, "aclrtGetMemInfo: %s is NULL", freeBytes == NULL ? "free" : "total");
     }
     // aclrtMemAttr 0..17; the DDR kinds (0, 2, 3, 6, 7) report nothing: an A2 device has HBM only.
-    if (rc == ACL_SUCCESS && (attr < 0 || attr > 17)) rc = fail(ACL_ERROR_INVALID_PARAM, "aclrtGetMemInfo: attr %d is not an aclrtMemAttr", attr);
+    if (rc == ACL_SUCCESS && (attr < 0 || attr > 17)) {
+        rc = fail(ACL_ERROR_INVALID_PARAM, "aclrtGetMemInfo: attr %d is not an aclrtMemAttr", attr);
+    }
     if (rc == ACL_SUCCESS) {
         int ddr = attr == ACL_DDR_MEM || attr == 2 || attr == 3 || attr == 6 || attr == 7;
         uint64_t total = ddr ? 0 : cfg.device_memory;

@@ -1,5 +1,5 @@
-public import Logging
 import DeviceCaps
+public import Logging
 
 /// The runtime chosen for this process configuration, and why.
 public struct RuntimeChoice: Sendable {

@@ -125,7 +125,8 @@ public final class ACLRuntime: DeviceRuntime {
             switch memory.placement {
             case .device(let device):
                 try library.bind(device)
-                try library.check(library.table.aclrtFree!(pointer), "aclrtFree(0x\(String(memory.address, radix: 16)))")
+                try library.check(
+                    library.table.aclrtFree!(pointer), "aclrtFree(0x\(String(memory.address, radix: 16)))")
             case .host:
                 try library.bind(0)
                 try library.check(
