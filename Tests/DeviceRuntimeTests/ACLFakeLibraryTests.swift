@@ -185,6 +185,11 @@ struct ACLFakeLibraryTests {
         #expect(fake.acl.setDevice(15) == ACLCode.success)
         #expect(fake.acl.memInfo(1).total == 64 << 30)
         #expect(fake.acl.memInfo(0).total == 0)  // an A2/A3 device has no DDR
+        #expect(fake.acl.deviceInfo(3, 301) == (ACLCode.success, 64 << 30))  // TOTAL_GLOBAL_MEM_SIZE
+        #expect(fake.acl.deviceInfo(16, 301).0 == ACLCode.invalidDeviceID)
+        #expect(fake.acl.deviceInfo(0, 407).0 == 207_000)  // MAINBOARD_ID: not supported by the fake
+        #expect(fake.acl.recentError() == "aclrtGetDeviceInfo: attribute 407 is not supported")
+        #expect(fake.acl.recentError() == nil)  // reported once
         #expect(fake.configure("FAKE_ACL_BOARD_ID", "66") == 0)
         #expect(fake.acl.boardID(0) == (0, 66))
         for (key, value) in [
@@ -241,7 +246,9 @@ struct ACLFakeLibraryTests {
 
     @Test("the library built without aclrtMemset is refused, naming the symbol")
     func missingSymbol() throws {
-        let path = try FakeACL.copy(FakeACL.noMemsetPath, to: FakeACL.temporaryDirectory(), as: "libacl_rt.so")
+        let directory = try FakeACL.temporaryDirectory()
+        defer { FakeACL.remove(directory) }
+        let path = try FakeACL.copy(FakeACL.noMemsetPath, to: directory, as: "libacl_rt.so")
         let error = #expect(throws: DeviceError.self) { try ACLLibrary.load(path) }
         #expect(error?.code == .unavailable)
         #expect(error?.message == "\(path): missing required symbol aclrtMemset")

@@ -18,7 +18,12 @@ enum FakeACL {
     /// The fake built without aclrtMemset.
     static var noMemsetPath: String { buildDirectory.appendingPathComponent("libFakeAscendCLNoMemset.so").path }
 
-    static let logger = Logger(label: "test.acl")
+    static let logger = Logger(label: "test.acl", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// Removes a directory made by `temporaryDirectory()`.
+    static func remove(_ directory: URL) {
+        try? FileManager.default.removeItem(at: directory)
+    }
 
     /// A fresh empty directory.
     static func temporaryDirectory() throws -> URL {
@@ -43,8 +48,11 @@ enum FakeACL {
     static func instance(
         named name: String = "libacl_rt.so", _ settings: [String: String] = [:]
     ) throws -> FakeInstance {
-        let path = try copy(to: temporaryDirectory(), as: name)
+        let directory = try temporaryDirectory()
+        let path = try copy(to: directory, as: name)
         let instance = FakeInstance(library: try ACLLibrary.load(path))
+        // Loaded libraries are cached by path and never unloaded, so the file is no longer needed.
+        try FileManager.default.removeItem(at: directory)
         for (key, value) in settings {
             let status = instance.configure(key, value)
             guard status == 0 else { throw ConfigureError(key: key, value: value, status: status) }
@@ -150,6 +158,13 @@ struct FakeEntryPoints: Sendable {
             (@convention(c) (Int32, UnsafeMutablePointer<Int>?, UnsafeMutablePointer<Int>?) -> Int32).self)(
                 attr, &free, &total)
         return (rc, free, total)
+    }
+    func deviceInfo(_ device: UInt32, _ attr: Int32) -> (Int32, Int64) {
+        var value: Int64 = 0
+        let rc = function(
+            "aclrtGetDeviceInfo", (@convention(c) (UInt32, Int32, UnsafeMutablePointer<Int64>?) -> Int32).self)(
+                device, attr, &value)
+        return (rc, value)
     }
     /// dsmi_get_board_info; the info struct is four unsigned ints, board_id first.
     func boardID(_ device: Int32) -> (Int32, UInt32) {

@@ -114,6 +114,7 @@ struct SelectionTests {
     @Test("a library that cannot be loaded: auto falls back, saying why", arguments: Broken.allCases)
     func brokenFallsBack(broken: Broken) throws {
         let (path, expected) = try broken.make()
+        defer { FakeACL.remove(URL(fileURLWithPath: path).deletingLastPathComponent()) }
         let choice = try RuntimeSelection.select(environment: ["DATADIST_ACL_LIBRARY": path], logger: Self.logger)
         #expect(choice.runtime.backend == .emulator)
         #expect(choice.attemptedLibrary == path)
@@ -123,6 +124,7 @@ struct SelectionTests {
     @Test("a library that cannot be loaded: DATADIST_BACKEND=acl throws", arguments: Broken.allCases)
     func brokenThrowsForACL(broken: Broken) throws {
         let (path, expected) = try broken.make()
+        defer { FakeACL.remove(URL(fileURLWithPath: path).deletingLastPathComponent()) }
         let error = #expect(throws: DeviceError.self) {
             try RuntimeSelection.select(
                 environment: ["DATADIST_BACKEND": "acl", "DATADIST_ACL_LIBRARY": path], logger: Self.logger)
@@ -169,6 +171,7 @@ struct SelectionTests {
         .enabled(if: noSystemACL), arguments: [["libacl_rt.so", "libascendcl.so"], ["libascendcl.so"]])
     func searchFindsHomePath(installed: [String]) throws {
         let home = try FakeACL.temporaryDirectory()
+        defer { FakeACL.remove(home) }
         for name in installed { try FakeACL.copy(to: home, as: "lib64/\(name)") }
         let expected = home.appendingPathComponent("lib64/\(installed[0])").path
         let choice = try RuntimeSelection.select(environment: ["ASCEND_HOME_PATH": home.path], logger: Self.logger)
@@ -180,6 +183,7 @@ struct SelectionTests {
     @Test("the search finding nothing falls back, listing what it tried", .enabled(if: noSystemACL))
     func searchFindsNothing() throws {
         let home = try FakeACL.temporaryDirectory()
+        defer { FakeACL.remove(home) }
         let choice = try RuntimeSelection.select(environment: ["ASCEND_HOME_PATH": home.path], logger: Self.logger)
         #expect(choice.runtime.backend == .emulator)
         #expect(choice.attemptedLibrary == nil)
@@ -190,6 +194,7 @@ struct SelectionTests {
     @Test("the search stops at a found stub and says so", .enabled(if: noSystemACL))
     func searchFindsStub() throws {
         let home = try FakeACL.temporaryDirectory()
+        defer { FakeACL.remove(home) }
         let path = try FakeACL.copy(to: home, as: "lib64/libacl_rt.so")
         let stub = FakeInstance(library: try ACLLibrary.load(path))
         #expect(stub.configure("FAKE_ACL_STUB_MODE", "1") == 0)
