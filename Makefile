@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libnuma-dev libhwloc-dev pkg-config
 BIN := .build/debug/datadist
 
-.PHONY: deps build test demo bench clean
+.PHONY: deps build test tsan demo bench clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -19,6 +19,12 @@ build: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	$(MAKE) tsan
+
+# The whole suite again under ThreadSanitizer. `Synchronization.Mutex` is invisible to TSan on Linux, so this build
+# swaps it for a pthread lock of the same shape (DATADIST_TSAN; see Sources/DeviceRuntime/Support/TSanVisibleMutex.swift).
+tsan: deps
+	$(SWIFT) test --sanitize=thread -Xswiftc -DDATADIST_TSAN --scratch-path .build-tsan
 
 demo: build
 	$(BIN) probe

@@ -1,3 +1,4 @@
+import DeviceRuntime
 import BlockPool
 import DeviceCaps
 import Synchronization

@@ -1,5 +1,4 @@
 import DataDist
-import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -11,20 +10,21 @@ import Glibc
 @Suite struct StressTests {
     @Test func eightThreadsOfMixedOperations() throws {
         try withCacheManager(devicePool: 8 << 20, pageShift: 12) { manager in
-            let failures = Failures()
             let threads = (0..<8).map { thread in
-                TestThread { Self.worker(thread, manager: manager, failures: failures) }
+                TestThread { Self.worker(thread, manager: manager) }
             }
             threads.forEach { $0.start() }
             threads.forEach { $0.join() }
-            #expect(failures.all.isEmpty, "\(failures.all.prefix(5))")
+            let failures = threads.flatMap(\.failures)
+            #expect(failures.isEmpty, "\(failures.prefix(5))")
             #expect(manager.audit().isClean, "\(manager.audit())")
         }
     }
 }
 
 extension StressTests {
-    static func worker(_ thread: Int, manager: CacheManager, failures: Failures) {
+    static func worker(_ thread: Int, manager: CacheManager) -> [String] {
+        var failures: [String] = []
         var generator = SplitMix64(seed: UInt64(thread) + 100)
         var mine: [(cache: Cache, keys: [CacheKey])] = []
         for step in 0..<400 {
@@ -52,32 +52,29 @@ extension StressTests {
                     try manager.copyCache(dst: a.cache, src: b.cache, srcBatchIndex: 1, size: size)
                 }
                 let orphans = manager.audit().orphans
-                if orphans != 0 { failures.add("\(orphans) orphans at \(thread):\(step)") }
+                if orphans != 0 { failures.append("\(orphans) orphans at \(thread):\(step)") }
             } catch {
-                failures.add("thread \(thread) step \(step): \(error)")
+                failures.append("thread \(thread) step \(step): \(error)")
             }
         }
         for (cache, keys) in mine {
             try? manager.deallocateCache(cache)
             for key in keys { try? manager.removeCacheKey(key) }
         }
+        return failures
     }
 }
 
-final class Failures: Sendable {
-    private let list = Mutex<[String]>([])
-    func add(_ failure: String) { list.withLock { $0.append(failure) } }
-    var all: [String] { list.withLock { $0 } }
-}
-
-/// A joinable POSIX thread running a closure.
+/// A joinable POSIX thread running a closure; `failures` is what the closure returned, valid after `join`.
 final class TestThread: @unchecked Sendable {
     private var handle = pthread_t()
-    private let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    private let body: @Sendable () -> [String]
+    private(set) var failures: [String] = []
+    init(_ body: @escaping @Sendable () -> [String]) { self.body = body }
     func start() {
         pthread_create(&handle, nil, { raw in
-            Unmanaged<TestThread>.fromOpaque(raw!).takeRetainedValue().body()
+            let thread = Unmanaged<TestThread>.fromOpaque(raw!).takeRetainedValue()
+            thread.failures = thread.body()
             return nil
         }, Unmanaged.passRetained(self).toOpaque())
     }
