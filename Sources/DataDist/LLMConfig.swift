@@ -1,4 +1,8 @@
 /// A memory pool: `size` bytes cut into pages of `1 << pageShift` bytes (`mem_pool_cfg`).
+///
+/// Written as JSON in the options `llm.MemPoolConfig` / `llm.HostMemPoolConfig`:
+/// `{"memory_size": 1048576, "page_shift": 16}` (`page_shift` optional, default 16). See `init(json:)`,
+/// `json` and `validate()`.
 public struct MemoryPoolConfig: Sendable, Hashable {
     public var size: Int
     public var pageShift: Int = 16
@@ -10,26 +14,54 @@ public struct MemoryPoolConfig: Sendable, Hashable {
 }
 
 /// Configuration of an `LLMDataDist` instance.
+///
+/// Build one field by field, or from the reference's option strings with `init(options:)`; `options` writes
+/// them back (`LLMConfig(options: config.options) == config` for every config that passes `validate()`).
+///
+/// Option keys (names exactly as the reference's), and the field each sets:
+///
+/// - `ge.exec.deviceId`, alias `llm.DeviceId` → `deviceID`: one non-negative int32. A list such as `"0;1"` is
+///   refused: one device per instance. `ge.session_device_id`, when given, must equal it.
+/// - `llm.SyncKvCacheWaitTime` → `syncKVTimeout`: milliseconds, digits only, 1...Int32.max.
+/// - `llm.listenIpInfo`, alias `llm.ListenIpInfo` → `listenAddress`: `"ip:port"` or `"[ipv6]:port"`, with a
+///   numeric address.
+/// - `llm.EnableRemoteCacheAccessible` → `enableRemoteCacheAccessible`: `"1"` / `"0"`. Absent means `"0"`, or
+///   `"1"` when `llm.LocalCommRes` or `llm.TransferBackend` is given (as the reference).
+/// - `llm.EnableCacheManager`: `"1"` when present; `"0"` throws `.featureNotEnabled` (only cache-manager mode
+///   exists).
+/// - `llm.MemPoolConfig` → `memoryPool`, `llm.HostMemPoolConfig` → `hostMemoryPool`: pool JSON, see
+///   `MemoryPoolConfig.init(json:)`.
+/// - `llm.EnforceProductSupport` → `enforceProductSupport`: `"1"` / `"0"`. **DataDist's own key**, not the
+///   reference's: `"0"` makes operations the detected product does not support log a warning instead of
+///   throwing.
+///
+/// Keys kept verbatim in `additionalOptions` (validated where the reference gives a rule):
+/// `llm.LinkTotalTime` (seconds, 0...2^32−1), `llm.LinkRetryCount` (1...100), `llm.RdmaTrafficClass` and
+/// `llm.RdmaServiceLevel` (uint32), `llm.MemoryUtilization` (decimal in 0...1), `llm.LocalCommRes` (JSON),
+/// `llm.TransferBackend` (only `"hixl"`), `llm.GlobalResourceConfig` (JSON), `llm.Role` (`Prompt`, `Decoder`
+/// or `Mix`; the engine sets its own from the constructor), `llm.EnableSwitchRole` (`"1"` / `"0"`, legacy,
+/// ignored), `llm.BufPoolCfg` (legacy, ignored), `ge.flowGraphMemMaxSize` (all digits), and any other `ge.*` key.
+///
+/// Any other key throws `.paramInvalid` naming it and the valid keys closest to it.
+/// `LLMOptionKey` has every key as a constant.
 public struct LLMConfig: Sendable, Hashable {
     public var deviceID: Int32 = 0
     /// The device pool `allocateCache` and friends take memory from (`mem_pool_cfg`).
     public var memoryPool: MemoryPoolConfig?
     /// The host pool (`host_mem_pool_cfg`).
     public var hostMemoryPool: MemoryPoolConfig?
-    /// Deadline of every pull and push (`sync_kv_timeout`).
+    /// Deadline of every pull and push (`sync_kv_timeout`); a whole, positive number of milliseconds.
     public var syncKVTimeout: Duration = .milliseconds(1000)
     /// Makes this instance a link server on this endpoint (`listen_ip_info`).
     public var listenAddress: IPEndpoint?
+    /// Peers read this instance's cache table one-sidedly (`enable_remote_cache_accessible`).
     public var enableRemoteCacheAccessible = false
     /// When false, operations the detected product does not support log a warning instead of throwing.
     public var enforceProductSupport = true
+    /// Reference options without a field of their own (`llm.LinkRetryCount`, `llm.LocalCommRes`, `ge.*`, …),
+    /// kept and emitted verbatim. `validate()` checks each against its rule; keys that have a field
+    /// (`ge.exec.deviceId`, `llm.SyncKvCacheWaitTime`, …) are refused here.
+    public var additionalOptions: [String: String] = [:]
 
     public init() {}
-}
-
-// TEMPORARY until the option-string work lands (it provides the full validate()).
-extension LLMConfig {
-    func validate() throws(LLMError) {
-        guard deviceID >= 0 else { throw .paramInvalid("deviceID is \(deviceID); it must be >= 0") }
-    }
 }

@@ -44,13 +44,17 @@ func withCacheManager(
 /// audit to be the same before and after.
 func expectRefusal(
     _ status: LLMStatusCode, mentioning: [String] = [], in manager: CacheManager,
-    sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws(LLMError) -> Void
+    sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
 ) {
     let before = manager.audit()
     do {
         try body()
         Issue.record("expected \(status), but the call succeeded", sourceLocation: sourceLocation)
     } catch {
+        guard let error = error as? LLMError else {
+            Issue.record("expected LLMError, got \(error)", sourceLocation: sourceLocation)
+            return
+        }
         #expect(error.status == status, "\(error)", sourceLocation: sourceLocation)
         for text in mentioning {
             #expect(error.message.contains(text), "message \"\(error.message)\" lacks \"\(text)\"", sourceLocation: sourceLocation)

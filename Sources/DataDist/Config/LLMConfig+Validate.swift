@@ -1,0 +1,80 @@
+extension LLMConfig {
+    /// Checks every field: `deviceID >= 0`; `syncKVTimeout` a whole number of milliseconds in 1...Int32.max;
+    /// both pools (`MemoryPoolConfig.validate()`); `listenAddress` a numeric IPv4/IPv6 address; every
+    /// `additionalOptions` entry against its key's rule (keys with a field of their own are refused); and that
+    /// `llm.TransferBackend` comes with remote cache access and a listen address, as the reference requires.
+    /// Throws `.paramInvalid` naming the field (and its option key) and the value.
+    public func validate() throws(LLMError) {
+        guard deviceID >= 0 else {
+            throw .paramInvalid("deviceID (\(LLMOptionKey.deviceID)) \(deviceID) must be >= 0")
+        }
+        try validateTimeout()
+        for (name, key, pool) in [
+            ("memoryPool", LLMOptionKey.memoryPool, memoryPool),
+            ("hostMemoryPool", LLMOptionKey.hostMemoryPool, hostMemoryPool),
+        ] {
+            guard let pool else { continue }
+            do {
+                try pool.validate()
+            } catch {
+                throw .paramInvalid("\(name) (\(key)) \(pool.json): \(error.message)")
+            }
+        }
+        if let listenAddress, !OptionValue.isNumericIPAddress(listenAddress.host) {
+            throw .paramInvalid(
+                "listenAddress (\(LLMOptionKey.listenIPInfo)) \(listenAddress): \"\(listenAddress.host)\" is not "
+                    + "a numeric IPv4 or IPv6 address")
+        }
+        for (key, value) in additionalOptions.sorted(by: { $0.key < $1.key }) {
+            if let field = Self.fieldName[key] {
+                throw .paramInvalid(
+                    "additionalOptions[\"\(key)\"] = \"\(value)\": this key has its own field; set \(field) instead")
+            }
+            try OptionValue.checkPassThrough(key, value)
+        }
+        if let backend = additionalOptions[LLMOptionKey.transferBackend] {
+            let given = "option \"\(LLMOptionKey.transferBackend)\" = \"\(backend)\""
+            guard listenAddress != nil else {
+                throw .paramInvalid("\(given) needs \"\(LLMOptionKey.listenIPInfo)\" (listenAddress is nil)")
+            }
+            guard enableRemoteCacheAccessible else {
+                throw .paramInvalid(
+                    "\(given) needs \"\(LLMOptionKey.enableRemoteCacheAccessible)\" = \"1\" "
+                        + "(enableRemoteCacheAccessible is false)")
+            }
+        }
+    }
+
+    private func validateTimeout() throws(LLMError) {
+        let field = "syncKVTimeout (\(LLMOptionKey.syncKVTimeout)) \(syncKVTimeout)"
+        guard let milliseconds = Self.wholeMilliseconds(syncKVTimeout) else {
+            throw .paramInvalid("\(field) is not a whole number of milliseconds")
+        }
+        guard milliseconds > 0 else { throw .paramInvalid("\(field) must be > 0") }
+        guard milliseconds <= Int64(Int32.max) else {
+            throw .paramInvalid("\(field) is \(milliseconds) ms, above Int32.max ms")
+        }
+    }
+
+    /// `duration` in milliseconds, or nil when it is not a whole number of them (or overflows Int64).
+    static func wholeMilliseconds(_ duration: Duration) -> Int64? {
+        let (seconds, attoseconds) = duration.components
+        let attosecondsPerMillisecond: Int64 = 1_000_000_000_000_000
+        guard attoseconds % attosecondsPerMillisecond == 0 else { return nil }
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        guard !overflow else { return nil }
+        let (total, overflow2) = scaled.addingReportingOverflow(attoseconds / attosecondsPerMillisecond)
+        return overflow2 ? nil : total
+    }
+
+    /// The `LLMConfig` field each field key sets.
+    private static let fieldName: [String: String] = [
+        LLMOptionKey.deviceID: "deviceID", LLMOptionKey.deviceIDAlias: "deviceID",
+        LLMOptionKey.sessionDeviceID: "deviceID", LLMOptionKey.syncKVTimeout: "syncKVTimeout",
+        LLMOptionKey.listenIPInfo: "listenAddress", LLMOptionKey.listenIPInfoAlias: "listenAddress",
+        LLMOptionKey.enableRemoteCacheAccessible: "enableRemoteCacheAccessible",
+        LLMOptionKey.enableCacheManager: "nothing (cache-manager mode is always on)",
+        LLMOptionKey.memoryPool: "memoryPool", LLMOptionKey.hostMemoryPool: "hostMemoryPool",
+        LLMOptionKey.enforceProductSupport: "enforceProductSupport",
+    ]
+}
