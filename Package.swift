@@ -11,6 +11,8 @@ let package = Package(
         .executable(name: "datadist", targets: ["datadist"]),
         // A real shared object implementing the ACL entry points over host memory; tests dlopen it.
         .library(name: "FakeAscendCL", type: .dynamic, targets: ["CFakeAscendCL"]),
+        // The same fake without aclrtMemset: a library lacking one required symbol.
+        .library(name: "FakeAscendCLNoMemset", type: .dynamic, targets: ["CFakeAscendCLNoMemset"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
@@ -24,6 +26,7 @@ let package = Package(
             name: "CHwloc", path: "modulemaps/CHwloc", pkgConfig: "hwloc", providers: [.apt(["libhwloc-dev"])]),
         .target(name: "CAscendCL", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CFakeAscendCL", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "CFakeAscendCLNoMemset", cSettings: [.define("_GNU_SOURCE")]),
 
         // Swift layers, bottom up
         .target(name: "DeviceCaps", swiftSettings: strict),

@@ -61,6 +61,13 @@ ascend_load_status ascend_library_open(const char *path, ascend_library **out, c
         }
     }
     lib->path = strdup(path);
+    if (lib->path == NULL) {
+        if (lib->dsmi_handle != NULL) dlclose(lib->dsmi_handle);
+        dlclose(handle);
+        free(lib);
+        set_detail(detail, detail_len, "out of memory");
+        return ASCEND_LOAD_DLOPEN_FAILED;
+    }
     *out = lib;
     return ASCEND_LOAD_OK;
 }

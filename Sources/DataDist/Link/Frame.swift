@@ -1,0 +1,76 @@
+/// One control-protocol frame: a fixed header and a payload.
+///
+/// Header (little-endian, 20 bytes): magic `DDL1` (u32), version (u8), kind (u8), reserved (u16, zero),
+/// request id (u64), payload length (u32). Requests carry a fresh id; replies carry the id of their request.
+struct Frame: Sendable, Hashable {
+    static let magic: UInt32 = 0x314C_4444  // "DDL1"
+    static let version: UInt8 = 1
+    static let headerSize = 20
+    static let maxPayload = 1 << 20
+
+    var kind: MessageKind
+    var requestID: UInt64
+    var payload: [UInt8]
+
+    func encoded() -> [UInt8] {
+        var writer = WireWriter()
+        writer.u32(Self.magic)
+        writer.u8(Self.version)
+        writer.u8(kind.rawValue)
+        writer.u16(0)
+        writer.u64(requestID)
+        writer.u32(UInt32(payload.count))
+        return writer.bytes + payload
+    }
+
+    enum Decoded: Sendable, Hashable {
+        /// A whole frame and how many bytes it took.
+        case frame(Frame, consumed: Int)
+        /// More bytes are needed; nothing is wrong yet.
+        case incomplete
+        /// The bytes cannot be a frame of this protocol; the connection must be dropped.
+        case invalid(String)
+    }
+
+    /// Decodes the frame at the start of `bytes`. Pure; never traps on any input.
+    static func decode(_ bytes: ArraySlice<UInt8>) -> Decoded {
+        var reader = WireReader(bytes)
+        guard reader.remaining >= headerSize else {
+            // Reject a wrong magic as soon as its bytes are in.
+            let prefix = Array(bytes.prefix(4))
+            let expected = withUnsafeBytes(of: magic.littleEndian) { Array($0.prefix(prefix.count)) }
+            return prefix == expected ? .incomplete : .invalid("bad magic")
+        }
+        do {
+            guard try reader.u32() == magic else { return .invalid("bad magic") }
+            let version = try reader.u8()
+            guard version == Self.version else { return .invalid("protocol version \(version), expected \(Self.version)") }
+            let rawKind = try reader.u8()
+            guard let kind = MessageKind(rawValue: rawKind) else { return .invalid("unknown message kind \(rawKind)") }
+            guard try reader.u16() == 0 else { return .invalid("reserved header bits set") }
+            let requestID = try reader.u64()
+            let length = Int(try reader.u32())
+            guard length <= maxPayload else { return .invalid("payload of \(length) bytes exceeds \(maxPayload)") }
+            guard reader.remaining >= length else { return .incomplete }
+            let start = bytes.startIndex + headerSize
+            let frame = Frame(kind: kind, requestID: requestID, payload: Array(bytes[start..<start + length]))
+            return .frame(frame, consumed: headerSize + length)
+        } catch {
+            return .invalid("\(error)")
+        }
+    }
+}
+
+/// What a frame carries.
+enum MessageKind: UInt8, Sendable, CaseIterable {
+    case hello = 1
+    case welcome = 2
+    case resolve = 3
+    case grant = 4
+    case release = 5
+    case unlink = 6
+    case ping = 7
+    case ack = 8
+    case failure = 9
+    case ready = 10
+}

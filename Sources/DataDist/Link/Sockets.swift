@@ -1,0 +1,270 @@
+internal import CAscendCL
+
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// A socket descriptor with the few operations the control channel needs. All blocking waits take a deadline.
+/// This file and `PeerMapping.swift` are the only places in the link layer that touch raw pointers.
+struct Socket: Sendable, Hashable {
+    let fd: Int32
+
+    /// Why a socket operation failed.
+    struct Failure: Error, Sendable, CustomStringConvertible {
+        let operation: String
+        let errno: Int32
+        var timedOut: Bool { errno == ETIMEDOUT }
+        var description: String {
+            timedOut ? "\(operation) timed out" : "\(operation): \(String(cString: strerror(errno)))"
+        }
+    }
+
+    func close() { _ = Glibc.close(fd) }
+
+    /// Wakes any thread blocked reading or accepting on this socket.
+    func shutdown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
+    /// Waits until the socket is readable; false when the deadline passed first.
+    func waitReadable(until deadline: ContinuousClock.Instant?) throws(Failure) -> Bool {
+        try Self.poll([self], events: Int16(POLLIN), until: deadline) != nil
+    }
+
+    /// Index of the first of `sockets` ready for `events`, or nil when the deadline passed.
+    static func poll(_ sockets: [Socket], events: Int16, until deadline: ContinuousClock.Instant?) throws(Failure) -> Int? {
+        var fds = sockets.map { pollfd(fd: $0.fd, events: events, revents: 0) }
+        while true {
+            var timeout: Int32 = -1
+            if let deadline {
+                let left = ContinuousClock.now.duration(to: deadline)
+                if left <= .zero { return nil }
+                let (seconds, attoseconds) = left.components
+                timeout = Int32(clamping: seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+            }
+            let ready = Glibc.poll(&fds, nfds_t(fds.count), timeout)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                throw Failure(operation: "poll", errno: errno)
+            }
+            if ready == 0 { continue }
+            return fds.firstIndex { $0.revents != 0 }
+        }
+    }
+
+    /// Sends every byte (blocking).
+    func sendAll(_ bytes: [UInt8]) throws(Failure) {
+        var sent = 0
+        while sent < bytes.count {
+            let result = bytes.withUnsafeBytes { buffer in
+                Glibc.send(fd, buffer.baseAddress! + sent, buffer.count - sent, Int32(MSG_NOSIGNAL))
+            }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw Failure(operation: "send", errno: errno)
+            }
+            sent += result
+        }
+    }
+
+    /// Reads what is available (at most `capacity` bytes); an empty result means the peer closed.
+    func receive(capacity: Int) throws(Failure) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: capacity)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, capacity, 0) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw Failure(operation: "recv", errno: errno)
+            }
+            return Array(buffer.prefix(count))
+        }
+    }
+
+    // MARK: TCP
+
+    /// A listening TCP socket bound to exactly `endpoint` (port 0 picks a free port).
+    static func listenTCP(_ endpoint: IPEndpoint) throws(Failure) -> (Socket, port: UInt16) {
+        var address = try SocketAddress(endpoint)
+        let fd = Glibc.socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(operation: "socket", errno: errno) }
+        let socket = Socket(fd: fd)
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard address.withPointer({ Glibc.bind(fd, $0, $1) }) == 0 else {
+            let error = Failure(operation: "bind \(endpoint)", errno: errno)
+            socket.close()
+            throw error
+        }
+        guard Glibc.listen(fd, 64) == 0 else {
+            let error = Failure(operation: "listen \(endpoint)", errno: errno)
+            socket.close()
+            throw error
+        }
+        guard address.readBack(from: fd) else {
+            let error = Failure(operation: "getsockname", errno: errno)
+            socket.close()
+            throw error
+        }
+        return (socket, address.port)
+    }
+
+    /// Connects to `endpoint` within the deadline; the socket has TCP_NODELAY set.
+    static func connectTCP(_ endpoint: IPEndpoint, until deadline: ContinuousClock.Instant) throws(Failure) -> Socket {
+        var address = try SocketAddress(endpoint)
+        let fd = Glibc.socket(
+            address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw Failure(operation: "socket", errno: errno) }
+        let socket = Socket(fd: fd)
+        do throws(Failure) {
+            if address.withPointer({ Glibc.connect(fd, $0, $1) }) != 0 {
+                guard errno == EINPROGRESS else { throw Failure(operation: "connect \(endpoint)", errno: errno) }
+                guard try poll([socket], events: Int16(POLLOUT), until: deadline) != nil else {
+                    throw Failure(operation: "connect \(endpoint)", errno: ETIMEDOUT)
+                }
+                var error: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+                guard error == 0 else { throw Failure(operation: "connect \(endpoint)", errno: error) }
+            }
+            let flags = fcntl(fd, F_GETFL)
+            _ = fcntl(fd, F_SETFL, flags & ~Int32(O_NONBLOCK))
+            var one: Int32 = 1
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            return socket
+        } catch {
+            socket.close()
+            throw error
+        }
+    }
+
+    /// Accepts one connection (blocking); nil once the listener was shut down.
+    func accept() -> Socket? {
+        while true {
+            let fd = Glibc.accept(self.fd, nil, nil)
+            if fd >= 0 {
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                var one: Int32 = 1
+                _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                return Socket(fd: fd)
+            }
+            if errno == EINTR || errno == ECONNABORTED { continue }
+            return nil
+        }
+    }
+
+    // MARK: Unix sockets with descriptor passing
+
+    /// A listening Unix socket in the abstract namespace (no file on disk).
+    static func listenUnix(abstractName: String) throws(Failure) -> Socket {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(operation: "socket", errno: errno) }
+        let socket = Socket(fd: fd)
+        let result = withUnixAddress(abstractName) { Glibc.bind(fd, $0, $1) }
+        guard result == 0, Glibc.listen(fd, 8) == 0 else {
+            let error = Failure(operation: "bind @\(abstractName)", errno: errno)
+            socket.close()
+            throw error
+        }
+        return socket
+    }
+
+    static func connectUnix(abstractName: String) throws(Failure) -> Socket {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(operation: "socket", errno: errno) }
+        let socket = Socket(fd: fd)
+        guard withUnixAddress(abstractName, { Glibc.connect(fd, $0, $1) }) == 0 else {
+            let error = Failure(operation: "connect @\(abstractName)", errno: errno)
+            socket.close()
+            throw error
+        }
+        return socket
+    }
+
+    private static func withUnixAddress(_ name: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(name.utf8.prefix(100))
+        withUnsafeMutableBytes(of: &address.sun_path) { path in
+            path[0] = 0  // abstract namespace
+            for (index, byte) in bytes.enumerated() { path[index + 1] = byte }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + bytes.count)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
+        }
+    }
+
+    /// Sends `bytes` with one descriptor attached.
+    func send(_ bytes: [UInt8], passing descriptor: Int32) throws(Failure) {
+        let result = bytes.withUnsafeBytes { datadist_send_fd(fd, descriptor, $0.baseAddress, $0.count) }
+        guard result == bytes.count else { throw Failure(operation: "sendmsg", errno: result < 0 ? errno : EMSGSIZE) }
+    }
+
+    /// Receives exactly `count` bytes and the descriptor that came with them (-1 if none).
+    func receive(count: Int, until deadline: ContinuousClock.Instant) throws(Failure) -> ([UInt8], descriptor: Int32) {
+        guard try waitReadable(until: deadline) else { throw Failure(operation: "recvmsg", errno: ETIMEDOUT) }
+        var buffer = [UInt8](repeating: 0, count: count)
+        var descriptor: Int32 = -1
+        let result = buffer.withUnsafeMutableBytes { datadist_recv_fd(fd, &descriptor, $0.baseAddress, count) }
+        guard result == count else {
+            if descriptor >= 0 { _ = Glibc.close(descriptor) }
+            throw Failure(operation: "recvmsg", errno: result < 0 ? errno : EPROTO)
+        }
+        return (buffer, descriptor)
+    }
+}
+
+/// An IPv4 or IPv6 socket address built from an endpoint.
+private struct SocketAddress {
+    var storage = sockaddr_storage()
+    let family: Int32
+    var port: UInt16 = 0
+
+    init(_ endpoint: IPEndpoint) throws(Socket.Failure) {
+        port = endpoint.port
+        if endpoint.host.contains(":") {
+            family = AF_INET6
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = endpoint.port.bigEndian
+            guard inet_pton(AF_INET6, endpoint.host, &address.sin6_addr) == 1 else {
+                throw Socket.Failure(operation: "parse address \(endpoint.host)", errno: EINVAL)
+            }
+            withUnsafeMutableBytes(of: &storage) { target in
+                withUnsafeBytes(of: address) { target.copyMemory(from: $0) }
+            }
+        } else {
+            family = AF_INET
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = endpoint.port.bigEndian
+            guard inet_pton(AF_INET, endpoint.host, &address.sin_addr) == 1 else {
+                throw Socket.Failure(operation: "parse address \(endpoint.host)", errno: EINVAL)
+            }
+            withUnsafeMutableBytes(of: &storage) { target in
+                withUnsafeBytes(of: address) { target.copyMemory(from: $0) }
+            }
+        }
+    }
+
+    var length: socklen_t {
+        socklen_t(family == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
+    }
+
+    mutating func withPointer(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+        let length = self.length
+        return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
+    }
+
+    /// Reads the bound port back (for port 0).
+    mutating func readBack(from fd: Int32) -> Bool {
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard result == 0 else { return false }
+        port = withUnsafeBytes(of: storage) { raw in
+            let portOffset = 2  // sin_port and sin6_port follow the 2-byte family in both layouts
+            return UInt16(raw[portOffset]) << 8 | UInt16(raw[portOffset + 1])
+        }
+        return true
+    }
+}
