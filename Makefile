@@ -2,6 +2,7 @@
 SWIFT ?= swift
 APT_PACKAGES := libnuma-dev libhwloc-dev pkg-config
 BIN := .build/debug/datadist
+FAKE_ACL := $(CURDIR)/.build/debug/libFakeAscendCL.so
 
 .PHONY: deps build test tsan demo bench clean
 
@@ -27,8 +28,14 @@ tsan: deps
 	$(SWIFT) test --sanitize=thread -Xswiftc -DDATADIST_TSAN --scratch-path .build-tsan
 
 demo: build
-	$(BIN) probe
-	$(BIN) matrix
+	@echo "== datadist probe (this machine: ACL if CANN is installed, else the emulator)"
+	@$(BIN) probe
+	@echo
+	@echo "== datadist probe with DATADIST_ACL_LIBRARY=$(FAKE_ACL) (the fake vendor library, loaded with dlopen)"
+	@DATADIST_ACL_LIBRARY=$(FAKE_ACL) $(BIN) probe
+	@echo
+	@echo "== datadist matrix"
+	@$(BIN) matrix
 
 clean:
 	rm -rf .build
