@@ -104,7 +104,7 @@ extension CacheManager {
                     throw .paramInvalid("swapBlocks destination block \(destination) is outside 0..<\(to.slots)")
                 }
             }
-            for run in Self.consecutiveRuns(srcToDst) {
+            for run in Self.consecutiveRuns(srcToDst.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }) {
                 for tensor in 0..<from.numTensors {
                     try context.copy(
                         to: to.address(tensor: tensor, slot: run.destination), to.placement,
@@ -115,10 +115,10 @@ extension CacheManager {
         }
     }
 
-    /// Block pairs merged into runs where both sides advance by one.
-    static func consecutiveRuns(_ pairs: [Int: Int]) -> [(source: Int, destination: Int, count: Int)] {
+    /// Block pairs, in order, merged into runs where both sides advance by one.
+    static func consecutiveRuns(_ pairs: [(Int, Int)]) -> [(source: Int, destination: Int, count: Int)] {
         var runs: [(source: Int, destination: Int, count: Int)] = []
-        for (source, destination) in pairs.sorted(by: { $0.key < $1.key }) {
+        for (source, destination) in pairs {
             if let last = runs.last, last.source + last.count == source, last.destination + last.count == destination {
                 runs[runs.count - 1].count += 1
             } else {

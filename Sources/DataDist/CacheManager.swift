@@ -9,6 +9,7 @@ import Synchronization
 public final class CacheManager: Sendable {
     let context: EngineContext
     let table = Mutex(CacheTable())
+    let links = Mutex(LinkRegistry())
 
     init(context: EngineContext) {
         self.context = context
@@ -210,8 +211,10 @@ public final class CacheManager: Sendable {
         }
     }
 
-    /// Releases every cache, key and pin (finalize). Later calls throw `.failed`.
+    /// Unlinks every peer, stops listening and releases every cache, key and pin (finalize). Later calls
+    /// throw `.failed`.
     func close() {
+        closeLinks()
         table.withLock { $0.removeAll() }
     }
 

@@ -60,7 +60,8 @@ public final class LLMDataDist: Sendable {
         }
     }
 
-    /// Releases every cache, key and pool of this instance. Idempotent; a never-initialised instance is a no-op.
+    /// Unlinks every peer, stops listening and releases every cache, key and pool of this instance. Idempotent; a
+    /// never-initialised instance is a no-op.
     public func finalize() {
         let engine = state.withLock { state in
             defer { state.engine = nil }
@@ -77,6 +78,64 @@ public final class LLMDataDist: Sendable {
     /// The detected product, its identity and its operation gates; `.failed` before `initialize`.
     public var caps: DeviceCapabilities {
         get throws(LLMError) { try engine().context.caps }
+    }
+
+    /// The endpoint this instance serves links on (with the port actually bound), nil when it is not listening.
+    public var listenEndpoint: IPEndpoint? { state.withLock { $0.engine }?.cacheManager.listenEndpoint }
+
+    /// Links this instance to each cluster over its one `remoteIPInfos` endpoint (in parallel). The first element
+    /// is `.success` only if every cluster linked, else the code of the last failing cluster; the second has one
+    /// code per cluster, in order. An already linked cluster gives `.alreadyLink`, an unreachable one `.linkFailed`.
+    public func linkClusters(_ clusters: [LLMClusterInfo], timeout: Duration = .seconds(3)) -> (LLMStatusCode, [LLMStatusCode]) {
+        guard let engine = state.withLock({ $0.engine }) else {
+            logger.warning("linkClusters on cluster \(clusterID), which is not initialized")
+            return (.failed, [])
+        }
+        do {
+            try engine.context.gate(.linkClusters)
+        } catch {
+            logger.warning("\(error)")
+            return (error.status, [])
+        }
+        return engine.cacheManager.link(clusters, timeout: timeout)
+    }
+
+    /// Unlinks each cluster: tells the peer and tears down both sides, or with `force` only this side. Unlinking a
+    /// cluster that is not linked succeeds.
+    public func unlinkClusters(
+        _ clusters: [LLMClusterInfo], timeout: Duration = .seconds(3), force: Bool = false
+    ) -> (LLMStatusCode, [LLMStatusCode]) {
+        guard let engine = state.withLock({ $0.engine }) else {
+            logger.warning("unlinkClusters on cluster \(clusterID), which is not initialized")
+            return (.failed, [])
+        }
+        do {
+            try engine.context.gate(.unlinkClusters)
+        } catch {
+            logger.warning("\(error)")
+            return (error.status, [])
+        }
+        return engine.cacheManager.unlink(clusters, timeout: timeout, force: force)
+    }
+
+    /// Changes the role label and what this instance listens on: an endpoint starts (or moves) the listener, nil
+    /// stops it. Refused with `.existLink` while any link exists.
+    public func switchRole(_ role: LLMRole, listenAddress: IPEndpoint? = nil) throws(LLMError) {
+        let engine = try engine()
+        try engine.context.gate(.switchRole)
+        let manager = engine.cacheManager
+        let links = manager.linkCount
+        guard links == 0 else {
+            throw LLMError(.existLink, "switchRole on cluster \(clusterID) with \(links) live links; unlink them first")
+        }
+        if let listenAddress {
+            if manager.listenEndpoint.map({ $0.host != listenAddress.host || $0.port != listenAddress.port }) ?? true {
+                try manager.startListening(on: listenAddress)
+            }
+        } else {
+            manager.stopListening()
+        }
+        state.withLock { $0.role = role }
     }
 
     func engine() throws(LLMError) -> Engine {
@@ -107,7 +166,11 @@ public final class LLMDataDist: Sendable {
         let context = EngineContext(
             clusterID: clusterID, config: config, runtime: runtime, devicePool: devicePool, hostPool: hostPool,
             logger: logger)
-        return Engine(context: context, backendReason: choice.reason)
+        let engine = Engine(context: context, backendReason: choice.reason)
+        if let endpoint = config.listenAddress {
+            try engine.cacheManager.startListening(on: endpoint)
+        }
+        return engine
     }
 
     private func makePool(

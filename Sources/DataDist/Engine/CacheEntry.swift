@@ -79,8 +79,10 @@ struct CacheEntry: Sendable {
 /// Memory held for a copy in flight, so the bytes outlive a concurrent deallocate.
 struct Pin: Sendable {
     let spans: [PoolSpan]
-    /// The peer cluster the pin was taken for, nil for a local copy.
+    /// The link (serial) the pin was taken for, nil for a local copy.
     let peer: UInt64?
+    /// What a successful transfer consumes: tensors pulled through a request key.
+    var consumes: (key: IndexKey, cacheID: Int64, tensors: Range<Int>)? = nil
 }
 
 /// What a copy needs to know about a cache, without holding its memory (pins do that).

@@ -81,13 +81,28 @@ struct CacheTable: Sendable {
         entries[id]?.keyBySlot[slot] = key
     }
 
-    mutating func pin(_ spans: [PoolSpan], peer: UInt64?) -> UInt64 {
+    mutating func pin(_ spans: [PoolSpan], peer: UInt64?, consumes: (IndexKey, Int64, Range<Int>)? = nil) -> UInt64 {
         defer { nextPinID += 1 }
-        pins[nextPinID] = Pin(spans: spans, peer: peer)
+        pins[nextPinID] = Pin(spans: spans, peer: peer, consumes: consumes)
         return nextPinID
     }
 
     mutating func unpin(_ id: UInt64) { pins[id] = nil }
+
+    /// Ends a peer's transfer: on success consumes what the pin says. False when `peer` holds no such pin.
+    mutating func release(pin id: UInt64, peer: UInt64, succeeded: Bool) -> Bool {
+        guard let pin = pins[id], pin.peer == peer else { return false }
+        if succeeded, let consumes = pin.consumes {
+            _ = recordPull(of: consumes.key, cacheID: consumes.cacheID, tensors: consumes.tensors)
+        }
+        pins[id] = nil
+        return true
+    }
+
+    /// Drops every pin a link held (the peer unlinked or died).
+    mutating func releasePins(of peer: UInt64) {
+        pins = pins.filter { $0.value.peer != peer }
+    }
 
     /// Drops everything (finalize).
     mutating func removeAll() {

@@ -72,5 +72,5 @@ enum MessageKind: UInt8, Sendable, CaseIterable {
     case ping = 7
     case ack = 8
     case failure = 9
-    case ready = 10
+
 }

@@ -36,6 +36,8 @@ struct HelloMessage: Sendable, Hashable {
     var expectedClusterID: UInt64
     var remoteCacheAccessible: Bool
     var bootID: String
+    /// The client's abstract Unix socket: the server connects to it to exchange pool descriptors.
+    var unixSocket: String
 
     func encoded() -> [UInt8] {
         var writer = WireWriter()
@@ -43,14 +45,16 @@ struct HelloMessage: Sendable, Hashable {
         writer.u64(expectedClusterID)
         writer.bool(remoteCacheAccessible)
         writer.string(bootID)
+        writer.string(unixSocket)
         return writer.bytes
     }
 
-    init(clusterID: UInt64, expectedClusterID: UInt64, remoteCacheAccessible: Bool, bootID: String) {
+    init(clusterID: UInt64, expectedClusterID: UInt64, remoteCacheAccessible: Bool, bootID: String, unixSocket: String) {
         self.clusterID = clusterID
         self.expectedClusterID = expectedClusterID
         self.remoteCacheAccessible = remoteCacheAccessible
         self.bootID = bootID
+        self.unixSocket = unixSocket
     }
 
     init(payload: [UInt8]) throws(ProtocolError) {
@@ -59,43 +63,7 @@ struct HelloMessage: Sendable, Hashable {
         expectedClusterID = try reader.u64()
         remoteCacheAccessible = try reader.bool()
         bootID = try reader.string()
-        try reader.expectEnd()
-    }
-}
-
-/// Server → client: the link is accepted; attach to `unixSocket` with `token` to exchange pools.
-struct WelcomeMessage: Sendable, Hashable {
-    var clusterID: UInt64
-    var token: UInt64
-    var unixSocket: String
-    var pools: [PoolDescriptor]
-
-    func encoded() -> [UInt8] {
-        var writer = WireWriter()
-        writer.u64(clusterID)
-        writer.u64(token)
-        writer.string(unixSocket)
-        writer.u32(UInt32(pools.count))
-        for pool in pools { pool.encode(into: &writer) }
-        return writer.bytes
-    }
-
-    init(clusterID: UInt64, token: UInt64, unixSocket: String, pools: [PoolDescriptor]) {
-        self.clusterID = clusterID
-        self.token = token
-        self.unixSocket = unixSocket
-        self.pools = pools
-    }
-
-    init(payload: [UInt8]) throws(ProtocolError) {
-        var reader = WireReader(payload[...])
-        clusterID = try reader.u64()
-        token = try reader.u64()
         unixSocket = try reader.string()
-        let count = try reader.count(elementSize: PoolDescriptor.encodedSize, limit: 16)
-        var pools: [PoolDescriptor] = []
-        for _ in 0..<count { pools.append(try PoolDescriptor(from: &reader)) }
-        self.pools = pools
         try reader.expectEnd()
     }
 }
@@ -212,6 +180,8 @@ struct GrantMessage: Sendable, Hashable {
     var stride: UInt64
     /// Slots or blocks per tensor.
     var slots: UInt32
+    /// Tensors of the source cache.
+    var tensorCount: UInt32
     /// The extent of each requested tensor: the slot (slot transfers) or the whole tensor (block transfers).
     var extents: [Extent]
 
@@ -222,6 +192,7 @@ struct GrantMessage: Sendable, Hashable {
         writer.bool(isBlocks)
         writer.u64(stride)
         writer.u32(slots)
+        writer.u32(tensorCount)
         writer.u32(UInt32(extents.count))
         for extent in extents {
             writer.u32(extent.poolID)
@@ -231,12 +202,16 @@ struct GrantMessage: Sendable, Hashable {
         return writer.bytes
     }
 
-    init(pinID: UInt64, placement: Placement, isBlocks: Bool, stride: UInt64, slots: UInt32, extents: [Extent]) {
+    init(
+        pinID: UInt64, placement: Placement, isBlocks: Bool, stride: UInt64, slots: UInt32, tensorCount: UInt32,
+        extents: [Extent]
+    ) {
         self.pinID = pinID
         self.placement = placement
         self.isBlocks = isBlocks
         self.stride = stride
         self.slots = slots
+        self.tensorCount = tensorCount
         self.extents = extents
     }
 
@@ -251,6 +226,7 @@ struct GrantMessage: Sendable, Hashable {
         isBlocks = try reader.bool()
         stride = try reader.u64()
         slots = try reader.u32()
+        tensorCount = try reader.u32()
         let count = try reader.count(elementSize: 20, limit: 1 << 20)
         var extents: [Extent] = []
         extents.reserveCapacity(count)
@@ -314,7 +290,7 @@ struct FailureMessage: Sendable, Hashable {
     var error: LLMError { LLMError(status, message) }
 }
 
-/// A message that is only a cluster id or a token (unlink, ready).
+/// A message that is only a cluster id (welcome, unlink).
 struct IdentifierMessage: Sendable, Hashable {
     var value: UInt64
 

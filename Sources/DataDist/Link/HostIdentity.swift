@@ -1,0 +1,23 @@
+internal import Glibc
+
+/// Facts about this host that a link handshake compares.
+enum HostIdentity {
+    /// The kernel's boot id: equal on both ends only when they run on the same booted host.
+    static let bootID: String = {
+        let fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "unknown" }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, 64) }
+        guard count > 0 else { return "unknown" }
+        return String(decoding: buffer.prefix(count), as: UTF8.self).trimmingWhitespace
+    }()
+
+    static var processID: Int32 { getpid() }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}

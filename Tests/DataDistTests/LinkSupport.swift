@@ -1,0 +1,55 @@
+import DataDist
+import Testing
+
+/// A prompt (cluster 1, listening on loopback) and a decoder (cluster 2), linked unless asked not to.
+struct LinkedPair {
+    let prompt: LLMDataDist
+    let decoder: LLMDataDist
+
+    /// How the decoder reaches the prompt (captured at start: the prompt may stop listening later).
+    let promptInfo: LLMClusterInfo
+
+    init(
+        promptPool: Int = 4 << 20, promptHostPool: Int? = nil, decoderPool: Int? = 4 << 20, decoderHostPool: Int? = 1 << 20,
+        remoteAccessible: Bool = false, decoderRemoteAccessible: Bool? = nil, timeout: Duration = .seconds(2),
+        link: Bool = true
+    ) throws {
+        var promptConfig = LLMConfig()
+        promptConfig.memoryPool = MemoryPoolConfig(size: promptPool)
+        promptConfig.hostMemoryPool = promptHostPool.map { MemoryPoolConfig(size: $0) }
+        promptConfig.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
+        promptConfig.enableRemoteCacheAccessible = remoteAccessible
+        promptConfig.syncKVTimeout = timeout
+        prompt = LLMDataDist(role: .prompt, clusterID: 1)
+        try prompt.initialize(promptConfig, environment: emulatorEnvironment())
+        promptInfo = LLMClusterInfo(remoteClusterID: prompt.clusterID, remoteIPInfos: [prompt.listenEndpoint!])
+        var decoderConfig = LLMConfig()
+        decoderConfig.memoryPool = decoderPool.map { MemoryPoolConfig(size: $0) }
+        decoderConfig.hostMemoryPool = decoderHostPool.map { MemoryPoolConfig(size: $0) }
+        decoderConfig.enableRemoteCacheAccessible = decoderRemoteAccessible ?? remoteAccessible
+        decoderConfig.syncKVTimeout = timeout
+        decoder = LLMDataDist(role: .decoder, clusterID: 2)
+        try decoder.initialize(decoderConfig, environment: emulatorEnvironment())
+        if link {
+            let (status, statuses) = decoder.linkClusters([promptInfo], timeout: .seconds(3))
+            #expect(status == .success && statuses == [.success], "link: \(status) \(statuses)")
+        }
+    }
+
+    /// Unlinks, checks both audits are clean (no pins, no orphans), finalizes.
+    func finish(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        _ = decoder.unlinkClusters([promptInfo])
+        for instance in [prompt, decoder] {
+            let audit = try instance.cacheManager.audit()
+            #expect(audit.pinnedByPeers == 0 && audit.orphans == 0, "\(audit)", sourceLocation: sourceLocation)
+            instance.finalize()
+        }
+    }
+}
+
+/// Fills every tensor of `cache` with ints `seed + tensor * 10_000 + index`.
+func fill(_ cache: Cache, seed: Int32, ints: Int) {
+    for (tensor, address) in cache.tensorAddresses.enumerated() {
+        writeInt32s((0..<ints).map { seed + Int32(tensor * 10_000 + $0) }, at: address)
+    }
+}

@@ -1,0 +1,117 @@
+import DataDist
+import InMemoryLogging
+import Logging
+import Testing
+
+/// Spec §15.2 link cases, in one process over loopback.
+@Suite struct LinkTests {
+    @Test func b20LinkAndUnlinkAndRelink() throws {
+        let pair = try LinkedPair()
+        #expect(pair.decoder.unlinkClusters([pair.promptInfo], timeout: .seconds(5)) == (.success, [.success]))
+        #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.success, [.success]))
+        try pair.finish()
+    }
+
+    @Test func b21LinkingTwiceIsAlreadyLink() throws {
+        let pair = try LinkedPair()
+        #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.alreadyLink, [.alreadyLink]))
+        try pair.finish()
+    }
+
+    @Test func b22AnEmptyListAndABadTimeoutAreParamInvalid() throws {
+        let pair = try LinkedPair(link: false)
+        #expect(pair.decoder.linkClusters([]) == (.paramInvalid, []))
+        #expect(pair.decoder.linkClusters([pair.promptInfo], timeout: .zero) == (.paramInvalid, []))
+        #expect(pair.decoder.unlinkClusters([pair.promptInfo], timeout: .zero) == (.paramInvalid, []))
+        let noEndpoint = LLMClusterInfo(remoteClusterID: 1)
+        #expect(pair.decoder.linkClusters([noEndpoint]) == (.paramInvalid, [.paramInvalid]))
+        try pair.finish()
+    }
+
+    @Test func b19AnUnreachablePeerIsLinkFailedWithinTheTimeout() throws {
+        let pair = try LinkedPair(link: false)
+        let port = pair.prompt.listenEndpoint!.port
+        try pair.prompt.switchRole(.prompt, listenAddress: nil)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let dead = LLMClusterInfo(remoteClusterID: 1, remoteIPInfos: [IPEndpoint(host: "127.0.0.1", port: port)])
+        #expect(pair.decoder.linkClusters([dead], timeout: .milliseconds(500)) == (.linkFailed, [.linkFailed]))
+        #expect(clock.now - start < .seconds(2))
+        try pair.finish()
+    }
+
+    @Test func aPeerWithAnotherClusterIDIsLinkFailedNamingBothIDs() throws {
+        let pair = try LinkedPair(link: false)
+        let logs = InMemoryLogHandler()
+        let decoder = LLMDataDist(role: .decoder, clusterID: 3, logger: Logger(label: "test") { _ in logs })
+        try decoder.initialize(LLMConfig(), environment: emulatorEnvironment())
+        defer { decoder.finalize() }
+        let wrong = LLMClusterInfo(remoteClusterID: 99, remoteIPInfos: [pair.prompt.listenEndpoint!])
+        #expect(decoder.linkClusters([wrong]) == (.linkFailed, [.linkFailed]))
+        #expect(logs.entries.contains { "\($0.message)".contains("99") && "\($0.message)".contains("cluster 1") })
+        try pair.finish()
+    }
+
+    @Test func b23PeersMustAgreeOnRemoteCacheAccess() throws {
+        let pair = try LinkedPair(remoteAccessible: true, decoderRemoteAccessible: false, link: false)
+        #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.paramInvalid, [.paramInvalid]))
+        try pair.finish()
+    }
+
+    @Test func aLinkWorksInBothDirections() throws {
+        let pair = try LinkedPair(decoderPool: 4 << 20)
+        let decoderCache = try pair.decoder.cacheManager.allocateCache(
+            CacheDesc(numTensors: 2, shape: [1, 64], dataType: .int32), keys: [CacheKey(promptClusterID: 2, reqID: 5)])
+        fill(decoderCache, seed: 7, ints: 64)
+        let promptCache = try pair.prompt.cacheManager.allocateCache(CacheDesc(numTensors: 2, shape: [1, 64], dataType: .int32))
+        try pair.prompt.cacheManager.pullCache(CacheKey(promptClusterID: 2, reqID: 5), into: promptCache)
+        #expect(readInt32s(at: promptCache.tensorAddresses[1], count: 64) == (0..<64).map { 7 + 10_000 + $0 })
+        try pair.prompt.cacheManager.deallocateCache(promptCache)
+        try pair.decoder.cacheManager.deallocateCache(decoderCache)
+        try pair.finish()
+    }
+
+    @Test func b16SwitchRoleNeedsNoLinks() throws {
+        let pair = try LinkedPair()
+        #expect { try pair.decoder.switchRole(.prompt) } throws: { ($0 as? LLMError)?.status == .existLink }
+        #expect(pair.decoder.role == .decoder)
+        _ = pair.decoder.unlinkClusters([pair.promptInfo])
+        try pair.decoder.switchRole(.prompt, listenAddress: IPEndpoint(host: "127.0.0.1", port: 0))
+        #expect(pair.decoder.role == .prompt)
+        #expect(pair.decoder.listenEndpoint != nil)
+        try pair.decoder.switchRole(.decoder)
+        #expect(pair.decoder.listenEndpoint == nil)
+        try pair.finish()
+    }
+
+    @Test func forceUnlinkTearsDownThisSideAndThePeerNotices() throws {
+        let pair = try LinkedPair()
+        #expect(pair.decoder.unlinkClusters([pair.promptInfo], force: true) == (.success, [.success]))
+        // The prompt sees the connection close and forgets the link; relinking works.
+        var relinked = (LLMStatusCode.failed, [LLMStatusCode]())
+        for _ in 0..<50 {
+            relinked = pair.decoder.linkClusters([pair.promptInfo])
+            if relinked.0 == .success { break }
+        }
+        #expect(relinked.0 == .success)
+        try pair.finish()
+    }
+
+    @Test func finalizeUnlinksEverything() throws {
+        let pair = try LinkedPair()
+        pair.decoder.finalize()
+        var linked = true
+        for _ in 0..<100 where linked {
+            let key = CacheKeyByIdAndIndex(clusterID: 2, cacheID: 1)
+            let cache = try pair.prompt.cacheManager.allocateCache(CacheDesc(numTensors: 1, shape: [1, 4], dataType: .int8))
+            do {
+                try pair.prompt.cacheManager.pullCache(key, into: cache)
+            } catch {
+                linked = error.status != .notYetLink
+            }
+            try pair.prompt.cacheManager.deallocateCache(cache)
+        }
+        #expect(!linked, "the prompt still has a link to the finalized decoder")
+        pair.prompt.finalize()
+    }
+}
