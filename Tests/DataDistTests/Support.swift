@@ -75,3 +75,6 @@ func readInt32s(at address: UInt, count: Int) -> [Int32] {
 }
 
 func key(_ reqID: UInt64, model: UInt64 = 0) -> CacheKey { CacheKey(promptClusterID: 1, reqID: reqID, modelID: model) }
+
+/// `count` consecutive ints starting at `start`.
+func ascending(from start: Int, count: Int) -> [Int32] { (0..<count).map { Int32(start + $0) } }
