@@ -27,7 +27,7 @@ extension CacheManager {
         let bound = IPEndpoint(host: endpoint.host, port: port)
         let listener = Listener(endpoint: bound, socket: socket) { [weak self] connection in
             guard let self else { return connection.close() }
-            _ = WorkerThread.start { self.acceptLink(on: connection) }
+            WorkerThread.detach { self.acceptLink(on: connection) }
         }
         let previous = links.withLock { registry in
             defer { registry.listener = listener }
@@ -226,9 +226,14 @@ extension CacheManager {
                 return refuse(error)
             }
             handedOver = true
-            try socket.sendAll(
-                Frame(kind: .welcome, requestID: 1, payload: IdentifierMessage(context.clusterID).encoded()).encoded())
+            // The reader may start first: the client sends nothing before it has the welcome.
             link.connection.start(leftover: leftover)
+            let welcome = Frame(kind: .welcome, requestID: 1, payload: IdentifierMessage(context.clusterID).encoded())
+            do {
+                try link.connection.send(welcome)
+            } catch {
+                link.connection.close("sending the welcome failed: \(error)")
+            }
         } catch {
             refuse(LLMError(.linkFailed, "pool exchange with cluster \(hello.clusterID) failed: \(error)"))
         }

@@ -23,12 +23,14 @@ final class PeerConnection: Sendable {
     private let state = Mutex(State())
     private let handler: @Sendable (Frame) -> Reply
     private let onClose: @Sendable (String) -> Void
+    /// Signalled when the reader thread has finished and closed the descriptor.
+    private let readerFinished = DispatchSemaphore(value: 0)
 
     private struct State {
         var nextRequestID: UInt64 = 1
         var waiters: [UInt64: Waiter] = [:]
         var closedReason: String?
-        var reader: WorkerThread?
+        var readerID: UInt?
     }
 
     /// A request waiting for its reply.
@@ -50,8 +52,11 @@ final class PeerConnection: Sendable {
 
     /// Starts the reader thread; `leftover` are bytes already read past the handshake.
     func start(leftover: [UInt8] = []) {
-        let reader = WorkerThread.start { [self] in readLoop(leftover) }
-        state.withLock { $0.reader = reader }
+        WorkerThread.detach { [self] in
+            state.withLock { $0.readerID = WorkerThread.currentID }
+            readLoop(leftover)
+            readerFinished.signal()
+        }
     }
 
     var isOpen: Bool { state.withLock { $0.closedReason == nil } }
@@ -122,10 +127,11 @@ final class PeerConnection: Sendable {
         onClose(reason)
     }
 
-    /// Waits for the reader thread to finish and releases the socket (not from the reader itself).
+    /// Waits until the reader thread has finished (it closes the descriptor); a no-op on the reader itself.
     func join() {
-        guard let reader = state.withLock({ $0.reader }), !reader.isCurrent else { return }
-        reader.join()
+        guard state.withLock({ $0.readerID }) != WorkerThread.currentID else { return }
+        readerFinished.wait()
+        readerFinished.signal()  // let any other joiner through too
     }
 
     private func readLoop(_ leftover: [UInt8]) {

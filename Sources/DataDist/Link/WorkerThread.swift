@@ -22,6 +22,13 @@ final class WorkerThread: @unchecked Sendable {
 
     func join() { pthread_join(handle, nil) }
 
-    /// Whether the calling thread is this one (a thread must not join itself).
-    var isCurrent: Bool { pthread_equal(handle, pthread_self()) != 0 }
+    /// Runs `body` on a thread nobody joins (it cleans up after itself when `body` returns).
+    static func detach(_ body: @escaping @Sendable () -> Void) {
+        let thread = WorkerThread.start(body)
+        pthread_detach(thread.handle)
+    }
+
+    /// An identifier of the calling thread, to tell whether code runs on a given thread.
+    static var currentID: UInt { UInt(pthread_self()) }
+
 }
