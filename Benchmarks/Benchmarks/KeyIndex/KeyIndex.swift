@@ -70,7 +70,48 @@ final class KeyFixture {
     }
 }
 
+/// The same shapes as DataDist's key index (namespace, id, model id → cache id, slot, pulled tensors), in a
+/// bare Dictionary: the reference row shows what 1 M entries cost on this machine's caches, library aside.
+struct ReferenceKey: Hashable {
+    let namespace: UInt8
+    let id: UInt64
+    let modelID: UInt64
+}
+
+struct ReferenceBinding {
+    let cacheID: Int64
+    let slot: Int
+    var pulledTensors: Set<Int> = []
+}
+
+final class ReferenceFixture {
+    var index: [ReferenceKey: ReferenceBinding] = [:]
+    private var random = XorShift(seed: 0x5EED)
+
+    init(keys: Int) {
+        index.reserveCapacity(keys)
+        for id in 0..<keys {
+            index[ReferenceKey(namespace: 0, id: UInt64(id), modelID: 0)] = ReferenceBinding(
+                cacheID: Int64(id / slotsPerCache), slot: id % slotsPerCache)
+        }
+    }
+
+    func absentKey() -> ReferenceKey { ReferenceKey(namespace: 0, id: (1 << 62) | (random.next() >> 2), modelID: 0) }
+}
+
 let benchmarks: @Sendable () -> Void = {
+    for count in keyCounts {
+        let entries = count.keys == 1 << 10 ? "ceiling: \(count.label) entries" : "\(count.label) entries"
+        Benchmark(
+            benchmarkName("Dictionary miss reference", entries, ops: 1000),
+            configuration: configuration(scaling: .kilo),
+            closure: { benchmark, fixture in
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations { blackHole(fixture.index[fixture.absentKey()]) }
+                benchmark.stopMeasurement()
+            },
+            setup: { ReferenceFixture(keys: count.keys) })
+    }
     for count in keyCounts {
         let side = count.keys == 1 << 10 ? "ceiling: \(count.label) live keys" : "\(count.label) live keys"
 
