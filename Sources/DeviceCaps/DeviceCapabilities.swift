@@ -63,7 +63,10 @@ public struct DeviceCapabilities: Sendable, Hashable {
     public var candidates: [AtlasProduct] { ambiguousCandidates ?? [product] }
 
     /// Whether `op` may run here (when ambiguous: only if every candidate supports it).
-    public func supports(_ op: Operation) -> Bool { support(op).supported }
+    public func supports(_ op: Operation) -> Bool {
+        guard let ambiguous = ambiguousCandidates else { return SupportTable.isListed(op, product) }
+        return ambiguous.allSatisfy { SupportTable.isListed(op, $0) }
+    }
 
     /// Whether `op` may run here, and why.
     public func support(_ op: Operation) -> Support {
@@ -81,8 +84,8 @@ public struct DeviceCapabilities: Sendable, Hashable {
     /// Throws a `CapsError` naming the operation, this product and the products that do support `op`,
     /// unless `op` is supported here.
     public func check(_ op: Operation) throws(CapsError) {
+        guard !supports(op) else { return }
         let verdict = support(op)
-        guard !verdict.supported else { return }
         let supporters = AtlasProduct.allCases.filter { Self.isSupported(op, on: $0).supported }
         let on =
             ambiguousCandidates == nil

@@ -32,6 +32,16 @@ enum SupportTable {
     static let seedSource = "the CANN llm_datadist product table (seed page remove_cache_key.md, spec §11.1)"
     static let currentSource = "the current CANN llm_datadist product tables (spec §11.1)"
 
+    /// `cell(op, product).support.supported` without building the reason: `check` runs on every operation.
+    /// The gating tests compare the two for every cell.
+    static func isListed(_ op: Operation, _ product: AtlasProduct) -> Bool {
+        switch product {
+        case .atlasA3Training, .atlasA3Inference, .atlas800IA2, .a200IA2Box: true
+        case .ascend950: op.group != .notOn950
+        case .atlas300IA2, .atlasA2Training, .atlas200I500A2, .atlasInference, .atlasTraining, .unknown: false
+        }
+    }
+
     static func cell(_ op: Operation, _ product: AtlasProduct) -> MatrixCell {
         let name = product.displayName
         let source = op.group == .cacheManager ? seedSource : currentSource

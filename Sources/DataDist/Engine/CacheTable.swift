@@ -41,7 +41,9 @@ struct CacheTable: Sendable {
     /// Unbinds `key` from its cache; the cache goes if nothing else holds it.
     mutating func unbind(_ key: IndexKey) {
         guard let binding = keys.removeValue(forKey: key) else { return }
-        guard var entry = entries[binding.cacheID] else { return }
+        // Take the entry out to change it: with a copy left in the table, the write would copy its whole
+        // keyBySlot (one key per slot). (In-place `entries[id]?.…` costs three coroutine-frame mallocs.)
+        guard var entry = entries.removeValue(forKey: binding.cacheID) else { return }
         if entry.keyBySlot[binding.slot] == key { entry.keyBySlot[binding.slot] = nil }
         entries[binding.cacheID] = entry
         eraseIfRemovable(binding.cacheID)
