@@ -27,11 +27,15 @@ extension CacheManager {
                 return refuse(.paramInvalid("resolve: \(error)"))
             }
         case .release:
+            // Releases are posted, not awaited: nothing is sent back, problems are only logged.
             guard let release = try? ReleaseMessage(payload: frame.payload) else {
-                return refuse(.paramInvalid("release: malformed payload"))
+                context.logger.info("cluster \(peer) sent a malformed release")
+                return PeerConnection.Reply(frame: nil)
             }
-            let known = table.withLock { $0.release(pin: release.pinID, peer: serial, succeeded: release.succeeded) }
-            return known ? reply(.ack, []) : refuse(.paramInvalid("release of pin \(release.pinID), which this link does not hold"))
+            if !table.withLock({ $0.release(pin: release.pinID, peer: serial, succeeded: release.succeeded) }) {
+                context.logger.info("cluster \(peer) released pin \(release.pinID), which its link does not hold")
+            }
+            return PeerConnection.Reply(frame: nil)
         case .unlink:
             return PeerConnection.Reply(
                 frame: Frame(kind: .ack, requestID: frame.requestID, payload: []), closeAfterwards: true)
@@ -65,13 +69,14 @@ extension CacheManager {
                             ? .init(poolID: poolID, offset: offset + UInt64(slot * entry.stride), length: UInt64(entry.stride))
                             : .init(poolID: poolID, offset: offset, length: UInt64(entry.tensorSize)))
                 }
-                var consumes: (IndexKey, Int64, Range<Int>)?
+                // A pull through a request key of an owned cache takes those tensors now; the release settles it.
+                var reservation: Reservation?
                 if let boundKey, boundKey.namespace == .request, entry.isOwned, !entry.isBlocks, !request.write,
                     !remoteAccessible
                 {
-                    consumes = (boundKey, entry.id, request.tensors)
+                    reservation = table.reserve(boundKey, tensors: request.tensors)
                 }
-                let pinID = table.pin(entry.spans, peer: serial, consumes: consumes)
+                let pinID = table.pin(entry.spans, peer: serial, reservation: reservation)
                 return .success(
                     GrantMessage(
                         pinID: pinID, placement: entry.placement, isBlocks: entry.isBlocks,

@@ -1,8 +1,9 @@
 import DeviceRuntime
 
-/// Pulls and pushes between linked clusters. The requester asks the owner to resolve and pin the cache, copies
-/// straight between its own tensors and the owner's mapped pool (one copy per contiguous run), then releases the
-/// pin; a successful pull through a request key consumes that key on the owner.
+/// Pulls and pushes between linked clusters. The requester asks the owner to resolve and pin the cache (one round
+/// trip: a pull through a request key takes the key there and then, so no other peer can pull it too), copies
+/// straight between its own tensors and the owner's mapped pool (one copy per contiguous run), then posts the
+/// release.
 extension CacheManager {
     /// Pulls the slot bound to `key` on cluster `key.promptClusterID` into batch slot `batchIndex` of `cache`.
     /// `size` -1 pulls one whole local slot; `layers` pulls only some layers.
@@ -196,13 +197,15 @@ extension CacheManager {
         }
     }
 
-    /// Resolves `request` on the peer, runs `copy` with the grant, and releases the pin whatever happened.
+    /// Resolves `request` on the peer, runs `copy` with the grant, and releases the pin whatever happened. The
+    /// release is posted, not awaited: the grant already took what a pull consumes, the release only settles it
+    /// (a failed copy gives it back) and unpins; frames on a link are handled in order, so this link's next
+    /// request sees the settled state.
     private func transfer(
         _ request: ResolveMessage, over link: PeerLink, operation: String,
         _ copy: (GrantMessage) throws(LLMError) -> Void
     ) throws(LLMError) {
         let timeout = context.config.syncKVTimeout
-        let deadline = ContinuousClock.now.advanced(by: timeout)
         let reply = try link.connection.request(.resolve, request.encoded(), timeout: timeout, what: operation)
         let grant: GrantMessage
         do {
@@ -211,12 +214,7 @@ extension CacheManager {
             throw LLMError(.linkFailed, "\(operation): cluster \(link.remoteClusterID) sent a malformed grant: \(error)")
         }
         var copied = false
-        defer {
-            if !copied {
-                let release = ReleaseMessage(pinID: grant.pinID, succeeded: false).encoded()
-                _ = try? link.connection.request(.release, release, timeout: .seconds(1), what: operation)
-            }
-        }
+        defer { link.connection.post(.release, ReleaseMessage(pinID: grant.pinID, succeeded: copied).encoded()) }
         guard grant.extents.count == request.tensors.count else {
             throw LLMError(
                 .linkFailed,
@@ -224,9 +222,6 @@ extension CacheManager {
         }
         try copy(grant)
         copied = true
-        let left = ContinuousClock.now.duration(to: deadline)
-        let release = ReleaseMessage(pinID: grant.pinID, succeeded: true).encoded()
-        _ = try link.connection.request(.release, release, timeout: max(left, .milliseconds(1)), what: operation)
     }
 
     /// The address of `bytes` bytes of a granted extent inside the peer's mapped pool.

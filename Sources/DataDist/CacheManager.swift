@@ -42,6 +42,9 @@ public final class CacheManager: Sendable {
                 if let bound = table.binding(key) {
                     throw .paramInvalid("allocateCache keys[\(slot)] \(key) is already bound to cache \(bound.cacheID)")
                 }
+                if table.isReserved(key) {
+                    throw .paramInvalid("allocateCache keys[\(slot)] \(key) is being pulled by a peer")
+                }
             }
             let spans = try allocateTensors(desc, tensorSize: tensorSize, from: pool)
             let entry = CacheEntry(
@@ -76,6 +79,7 @@ public final class CacheManager: Sendable {
         try table.withLock { table throws(LLMError) in
             try ensureOpen(table)
             let indexKey = IndexKey(key)
+            if table.cancelReservation(of: indexKey) { return }  // in flight: it stays consumed whatever happens
             guard let binding = table.binding(indexKey), let entry = table.entry(binding.cacheID), entry.isOwned
             else { return }
             table.unbind(indexKey)
@@ -153,6 +157,9 @@ public final class CacheManager: Sendable {
             for (slot, key) in keyBySlot {
                 if let bound = table.binding(key) {
                     throw .paramInvalid("registerCache keys[\(slot)] \(key) is already bound to cache \(bound.cacheID)")
+                }
+                if table.isReserved(key) {
+                    throw .paramInvalid("registerCache keys[\(slot)] \(key) is being pulled by a peer")
                 }
             }
             let entry = CacheEntry(

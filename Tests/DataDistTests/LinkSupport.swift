@@ -1,6 +1,10 @@
 import DataDist
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A prompt (cluster 1, listening on loopback) and a decoder (cluster 2), linked unless asked not to.
 struct LinkedPair {
     let prompt: LLMDataDist
@@ -51,5 +55,16 @@ struct LinkedPair {
 func fill(_ cache: Cache, seed: Int32, ints: Int) {
     for (tensor, address) in cache.tensorAddresses.enumerated() {
         writeInt32s((0..<ints).map { seed + Int32(tensor * 10_000 + $0) }, at: address)
+    }
+}
+
+/// Whether `condition` becomes true within `timeout` (state a peer settles asynchronously, such as the pin
+/// released by a posted release message).
+func eventually(within timeout: Duration = .seconds(2), _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    while true {
+        if try condition() { return true }
+        if ContinuousClock.now >= deadline { return false }
+        usleep(1000)
     }
 }

@@ -4,7 +4,7 @@ import Logging
 import Testing
 
 /// Spec §15.2 link cases, in one process over loopback.
-@Suite struct LinkTests {
+@Suite(.timeLimit(.minutes(1))) struct LinkTests {
     @Test func b20LinkAndUnlinkAndRelink() throws {
         let pair = try LinkedPair()
         #expect(pair.decoder.unlinkClusters([pair.promptInfo], timeout: .seconds(5)) == (.success, [.success]))

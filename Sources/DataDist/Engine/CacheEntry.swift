@@ -70,9 +70,11 @@ struct CacheEntry: Sendable {
     /// The reference taken by allocate and dropped by deallocate.
     var holdsIDReference: Bool
     var keyBySlot: [Int: IndexKey] = [:]
+    /// Transfers in flight that may give a consumed key back (if they fail): the entry must outlive them.
+    var reservations = 0
 
     var placement: Placement { desc.placement }
-    var isRemovable: Bool { !holdsIDReference && keyBySlot.isEmpty }
+    var isRemovable: Bool { !holdsIDReference && keyBySlot.isEmpty && reservations == 0 }
     var pages: Int { spans.reduce(0) { $0 + $1.pages } }
 }
 
@@ -81,8 +83,20 @@ struct Pin: Sendable {
     let spans: [PoolSpan]
     /// The link (serial) the pin was taken for, nil for a local copy.
     let peer: UInt64?
-    /// What a successful transfer consumes: tensors pulled through a request key.
-    var consumes: (key: IndexKey, cacheID: Int64, tensors: Range<Int>)? = nil
+    /// What the transfer took from a request key, to give back if it fails.
+    var reservation: Reservation? = nil
+}
+
+/// Tensors of a key's slot that a transfer in flight has taken. If the transfer fails they become pullable
+/// again; if they were the key's last tensors the key was unbound and is bound again (unless it was removed).
+struct Reservation: Sendable {
+    let key: IndexKey
+    let cacheID: Int64
+    let slot: Int
+    /// Tensors this transfer marked as pulled.
+    let tensors: Set<Int>
+    /// Whether the transfer unbound the key (it took the last tensors).
+    let unboundKey: Bool
 }
 
 /// What a copy needs to know about a cache, without holding its memory (pins do that).

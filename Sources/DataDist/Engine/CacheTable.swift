@@ -6,6 +6,8 @@ struct CacheTable: Sendable {
     private(set) var entries: [Int64: CacheEntry] = [:]
     private(set) var keys: [IndexKey: KeyBinding] = [:]
     private(set) var pins: [UInt64: Pin] = [:]
+    /// Keys unbound by transfers in flight, with their binding, until those transfers settle.
+    private var reservedKeys: [IndexKey: KeyBinding] = [:]
     private var nextCacheID: Int64 = 1
     private var nextPinID: UInt64 = 1
     /// Addresses registered through registerCache / registerBlocksCache (the reference caps them at 240).
@@ -49,18 +51,55 @@ struct CacheTable: Sendable {
         eraseIfRemovable(binding.cacheID)
     }
 
-    /// Records that `tensors` of a key's slot were pulled; consumes the key once all tensors were.
-    /// Returns true when the key was consumed.
-    mutating func recordPull(of key: IndexKey, cacheID: Int64, tensors: Range<Int>) -> Bool {
-        guard var binding = keys[key], binding.cacheID == cacheID, let entry = entries[cacheID] else { return false }
-        binding.pulledTensors.formUnion(tensors)
-        if binding.pulledTensors.count >= entry.desc.numTensors {
-            unbind(key)
-            return true
+    /// Marks `tensors` of a key's slot as pulled by a transfer in flight; once every tensor of the slot is
+    /// pulled the key is unbound, so no other transfer can take it. Returns what to give back if the transfer
+    /// fails.
+    mutating func reserve(_ key: IndexKey, tensors: Range<Int>) -> Reservation? {
+        guard var binding = keys[key], var entry = entries.removeValue(forKey: binding.cacheID) else { return nil }
+        let taken = Set(tensors).subtracting(binding.pulledTensors)
+        binding.pulledTensors.formUnion(taken)
+        let complete = binding.pulledTensors.count >= entry.desc.numTensors
+        if complete {
+            keys[key] = nil
+            reservedKeys[key] = binding
+            if entry.keyBySlot[binding.slot] == key { entry.keyBySlot[binding.slot] = nil }
+        } else {
+            keys[key] = binding
         }
-        keys[key] = binding
-        return false
+        entry.reservations += 1
+        entries[binding.cacheID] = entry
+        return Reservation(key: key, cacheID: binding.cacheID, slot: binding.slot, tensors: taken, unboundKey: complete)
     }
+
+    /// Ends a reservation: on success the pulled tensors stay pulled; on failure they are given back, and an
+    /// unbound key is bound again if nobody removed or rebound it meanwhile.
+    private mutating func settle(_ reservation: Reservation, succeeded: Bool) {
+        let key = reservation.key
+        let wasReserved = reservedKeys.removeValue(forKey: key)
+        if !succeeded {
+            if reservation.unboundKey, var binding = wasReserved, keys[key] == nil,
+                entries[reservation.cacheID]?.keyBySlot[reservation.slot] == nil
+            {
+                binding.pulledTensors.subtract(reservation.tensors)
+                keys[key] = binding
+                entries[reservation.cacheID]?.keyBySlot[reservation.slot] = key
+            } else if !reservation.unboundKey, var binding = keys[key], binding.cacheID == reservation.cacheID {
+                binding.pulledTensors.subtract(reservation.tensors)
+                keys[key] = binding
+            }
+        }
+        guard var entry = entries.removeValue(forKey: reservation.cacheID) else { return }
+        entry.reservations -= 1
+        entries[reservation.cacheID] = entry
+        eraseIfRemovable(reservation.cacheID)
+    }
+
+    /// A key taken by a transfer in flight (for removeCacheKey: removing it cancels giving it back).
+    mutating func cancelReservation(of key: IndexKey) -> Bool {
+        reservedKeys.removeValue(forKey: key) != nil
+    }
+
+    func isReserved(_ key: IndexKey) -> Bool { reservedKeys[key] != nil }
 
     /// Removes an entry and every key bound to it, whoever holds it.
     mutating func erase(_ id: Int64) {
@@ -83,27 +122,25 @@ struct CacheTable: Sendable {
         entries[id]?.keyBySlot[slot] = key
     }
 
-    mutating func pin(_ spans: [PoolSpan], peer: UInt64?, consumes: (IndexKey, Int64, Range<Int>)? = nil) -> UInt64 {
+    mutating func pin(_ spans: [PoolSpan], peer: UInt64?, reservation: Reservation? = nil) -> UInt64 {
         defer { nextPinID += 1 }
-        pins[nextPinID] = Pin(spans: spans, peer: peer, consumes: consumes)
+        pins[nextPinID] = Pin(spans: spans, peer: peer, reservation: reservation)
         return nextPinID
     }
 
     mutating func unpin(_ id: UInt64) { pins[id] = nil }
 
-    /// Ends a peer's transfer: on success consumes what the pin says. False when `peer` holds no such pin.
+    /// Ends a peer's transfer, settling its reservation. False when `peer` holds no such pin.
     mutating func release(pin id: UInt64, peer: UInt64, succeeded: Bool) -> Bool {
         guard let pin = pins[id], pin.peer == peer else { return false }
-        if succeeded, let consumes = pin.consumes {
-            _ = recordPull(of: consumes.key, cacheID: consumes.cacheID, tensors: consumes.tensors)
-        }
+        if let reservation = pin.reservation { settle(reservation, succeeded: succeeded) }
         pins[id] = nil
         return true
     }
 
-    /// Drops every pin a link held (the peer unlinked or died).
+    /// Drops every pin a link held (the peer unlinked or died): their transfers count as failed.
     mutating func releasePins(of peer: UInt64) {
-        pins = pins.filter { $0.value.peer != peer }
+        for id in pins.filter({ $0.value.peer == peer }).map(\.key) { _ = release(pin: id, peer: peer, succeeded: false) }
     }
 
     /// Drops everything (finalize).
@@ -111,6 +148,7 @@ struct CacheTable: Sendable {
         entries.removeAll()
         keys.removeAll()
         pins.removeAll()
+        reservedKeys.removeAll()
         registeredAddresses = 0
         isClosed = true
     }

@@ -238,7 +238,7 @@ struct GrantMessage: Sendable, Hashable {
     }
 }
 
-/// Requester → owner: the transfer is over; on success the owner consumes what the resolve said it would.
+/// Requester → owner, no reply: the transfer is over. On failure the owner gives back what the resolve took.
 struct ReleaseMessage: Sendable, Hashable {
     var pinID: UInt64
     var succeeded: Bool

@@ -100,6 +100,11 @@ final class PeerConnection: Sendable {
         return frame
     }
 
+    /// Sends a message that gets no reply (a release); a failure to send only means the link is going away.
+    func post(_ kind: MessageKind, _ payload: [UInt8]) {
+        try? send(Frame(kind: kind, requestID: 0, payload: payload))
+    }
+
     /// Sends one frame (requests from any thread, replies from the reader).
     func send(_ frame: Frame) throws(Socket.Failure) {
         let bytes = frame.encoded()
@@ -182,8 +187,7 @@ final class PeerConnection: Sendable {
                 waiter.semaphore.signal()
             } else if frame.kind == .grant, let grant = try? GrantMessage(payload: frame.payload) {
                 // A grant for a request that timed out: give the pin back at once.
-                let release = ReleaseMessage(pinID: grant.pinID, succeeded: false)
-                try? send(Frame(kind: .release, requestID: 0, payload: release.encoded()))
+                post(.release, ReleaseMessage(pinID: grant.pinID, succeeded: false).encoded())
             }
             return true
         case .hello, .resolve, .release, .unlink, .ping:
