@@ -161,7 +161,8 @@ struct PullCommand: ParsableCommand {
         }
 
         // A broken link is torn down locally only: the peer may be dead or silent.
-        let linkBroken = report.failure.map { $0.phase == "link" || $0.status?.code != LLMStatusCode.kvCacheNotExist.rawValue } ?? false
+        let broken: Set<UInt32> = [LLMStatusCode.timeout.rawValue, LLMStatusCode.linkFailed.rawValue, LLMStatusCode.notYetLink.rawValue]
+        let linkBroken = report.failure.map { $0.phase == "link" || $0.status.map { broken.contains($0.code) } == true } ?? false
         let (unlinkStatus, _) = decoder.unlinkClusters([prompt], timeout: .seconds(2), force: linkBroken)
         report.unlink = StatusReport(unlinkStatus)
         do {

@@ -47,6 +47,10 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "Do not stop when stdin closes (for running in the background).")
     var ignoreStdin = false
 
+    /// A test hook: flips one byte after filling, so a pull's verification must catch it.
+    @Option(help: .hidden)
+    var corruptByte: String?
+
     @Flag(help: "Print the READY line as JSON.")
     var json = false
 
@@ -61,6 +65,9 @@ struct ServeCommand: ParsableCommand {
         let removed = try removedRequests()
         if let bad = removed.first(where: { $0 >= UInt64(requests) }) {
             throw ValidationError("--remove \(bad) is not a request id (0..<\(requests))")
+        }
+        if let corruptByte, corruptSpot(corruptByte) == nil {
+            throw ValidationError("--corrupt-byte \(corruptByte) must be request:tensor:byte inside the caches")
         }
         if let linger = lingerSeconds, !(linger > 0) { throw ValidationError("--linger-seconds \(linger) must be > 0") }
     }
@@ -151,7 +158,20 @@ struct ServeCommand: ParsableCommand {
                 KVPattern.fill(address: address, bytes: shape.tensorBytes, request: request, tensor: UInt64(tensor))
             }
         }
+        if let corruptByte, let (request, tensor, byte) = corruptSpot(corruptByte) {
+            let pointer = UnsafeMutablePointer<UInt8>(bitPattern: caches[request].tensorAddresses[tensor] + UInt(byte))!
+            pointer.pointee ^= 0xFF
+        }
         return caches
+    }
+
+    /// `request:tensor:byte` of `--corrupt-byte`, if it names a byte of the caches.
+    private func corruptSpot(_ text: String) -> (Int, Int, Int)? {
+        let parts = text.split(separator: ":").compactMap { Int($0) }
+        guard parts.count == 3, (0..<requests).contains(parts[0]), (0..<shape.tensors).contains(parts[1]),
+            (0..<shape.tensorBytes).contains(parts[2])
+        else { return nil }
+        return (parts[0], parts[1], parts[2])
     }
 }
 
