@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(
             name: "DataDistTests",
             dependencies: [
-                "DataDist", "DeviceCaps",
+                "DataDist", "DeviceCaps", "BlockPool", "DeviceRuntime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],

@@ -1,5 +1,5 @@
 #if DATADIST_TSAN
-import DeviceRuntime
+@_exported import DeviceRuntime
 
 /// TSan builds swap `Mutex` for a lock TSan can see (see `TSanVisibleMutex`).
 typealias Mutex = TSanVisibleMutex

@@ -45,3 +45,13 @@ long datadist_recv_fd(int socket_fd, int *received_fd, void *bytes, size_t len) 
     }
     return n;
 }
+
+#include <sched.h>
+#include <unistd.h>
+
+int datadist_available_cores(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (int)online : 1;
+}

@@ -39,12 +39,12 @@ extension CacheManager {
                 throw .paramInvalid(
                     "copyCache copies \(length) bytes from offset \(offset): src slots are \(from.stride) bytes, dst slots \(to.stride)")
             }
-            for tensor in 0..<to.numTensors {
-                try context.copy(
-                    to: to.address(tensor: tensor, slot: dstBatchIndex, offset: offset), to.placement,
-                    from: from.address(tensor: tensor, slot: srcBatchIndex, offset: offset), from.placement,
-                    count: length)
+            let segments = (0..<to.numTensors).map { tensor in
+                CopySegment(
+                    destination: to.address(tensor: tensor, slot: dstBatchIndex, offset: offset),
+                    source: from.address(tensor: tensor, slot: srcBatchIndex, offset: offset), count: length)
             }
+            try context.copy(segments, to: to.placement, from: from.placement)
         }
     }
 
@@ -64,13 +64,14 @@ extension CacheManager {
                     throw .paramInvalid("copyBlocks \(name) block \(block) is outside 0..<\(view.slots)")
                 }
             }
-            for (source, destination) in pairs where source != destination {
-                for tensor in 0..<view.numTensors {
-                    try context.copy(
-                        to: view.address(tensor: tensor, slot: destination), view.placement,
-                        from: view.address(tensor: tensor, slot: source), view.placement, count: view.stride)
+            let segments = pairs.filter { $0.0 != $0.1 }.flatMap { source, destination in
+                (0..<view.numTensors).map { tensor in
+                    CopySegment(
+                        destination: view.address(tensor: tensor, slot: destination),
+                        source: view.address(tensor: tensor, slot: source), count: view.stride)
                 }
             }
+            try context.copy(segments, to: view.placement, from: view.placement)
         }
     }
 
@@ -104,14 +105,15 @@ extension CacheManager {
                     throw .paramInvalid("swapBlocks destination block \(destination) is outside 0..<\(to.slots)")
                 }
             }
-            for run in Self.consecutiveRuns(srcToDst.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }) {
-                for tensor in 0..<from.numTensors {
-                    try context.copy(
-                        to: to.address(tensor: tensor, slot: run.destination), to.placement,
-                        from: from.address(tensor: tensor, slot: run.source), from.placement,
-                        count: run.count * from.stride)
+            let runs = Self.consecutiveRuns(srcToDst.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+            let segments = runs.flatMap { run in
+                (0..<from.numTensors).map { tensor in
+                    CopySegment(
+                        destination: to.address(tensor: tensor, slot: run.destination),
+                        source: from.address(tensor: tensor, slot: run.source), count: run.count * from.stride)
                 }
             }
+            try context.copy(segments, to: to.placement, from: from.placement)
         }
     }
 

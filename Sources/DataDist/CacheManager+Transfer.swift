@@ -70,12 +70,13 @@ extension CacheManager {
                 bytesPerSlot: UInt64(local.stride), requesterPlacement: local.placement, requesterIsBlocks: false,
                 blocks: [])
             try transfer(request, over: link, operation: "pushCache") { grant throws(LLMError) in
+                var segments: [CopySegment] = []
                 for (extent, tensor) in zip(grant.extents, plan.local) {
                     let remote = try mapped(extent, bytes: local.stride, in: link, operation: "pushCache")
-                    try context.copy(
-                        to: remote, .host, from: local.address(tensor: tensor, slot: srcBatchIndex), local.placement,
-                        count: local.stride)
+                    segments.append(
+                        CopySegment(destination: remote, source: local.address(tensor: tensor, slot: srcBatchIndex), count: local.stride))
                 }
+                try context.copy(segments, to: .host, from: local.placement)
             }
         }
     }
@@ -123,12 +124,13 @@ extension CacheManager {
                     throw .paramInvalid(
                         "pullCache: the remote cache has \(grant.tensorCount) tensors, the local cache \(local.numTensors)")
                 }
+                var segments: [CopySegment] = []
                 for (extent, tensor) in zip(grant.extents, plan.local) {
                     let remote = try mapped(extent, bytes: bytes, in: link, operation: "pullCache")
-                    try context.copy(
-                        to: local.address(tensor: tensor, slot: batchIndex), local.placement, from: remote, .host,
-                        count: bytes)
+                    segments.append(
+                        CopySegment(destination: local.address(tensor: tensor, slot: batchIndex), source: remote, count: bytes))
                 }
+                try context.copy(segments, to: local.placement, from: .host)
             }
         }
     }
@@ -169,6 +171,8 @@ extension CacheManager {
                     throw .paramInvalid("\(operation): remote blocks are \(grant.stride) bytes, local blocks \(local.stride)")
                 }
                 let runs = Self.consecutiveRuns(zip(remoteBlocks, localBlocks).map { ($0, $1) })
+                var segments: [CopySegment] = []
+                segments.reserveCapacity(runs.count * plan.local.count)
                 for (extent, tensor) in zip(grant.extents, plan.local) {
                     for run in runs {
                         let bytes = run.count * local.stride
@@ -178,12 +182,15 @@ extension CacheManager {
                             length: extent.length >= remoteOffset ? extent.length - remoteOffset : 0)
                         let remote = try mapped(shifted, bytes: bytes, in: link, operation: operation)
                         let here = local.address(tensor: tensor, slot: run.destination)
-                        if push {
-                            try context.copy(to: remote, .host, from: here, local.placement, count: bytes)
-                        } else {
-                            try context.copy(to: here, local.placement, from: remote, .host, count: bytes)
-                        }
+                        segments.append(
+                            push ? CopySegment(destination: remote, source: here, count: bytes)
+                                : CopySegment(destination: here, source: remote, count: bytes))
                     }
+                }
+                if push {
+                    try context.copy(segments, to: .host, from: local.placement)
+                } else {
+                    try context.copy(segments, to: local.placement, from: .host)
                 }
             }
         }

@@ -31,6 +31,7 @@ public struct MemoryPoolConfig: Sendable, Hashable {
 ///   exists).
 /// - `llm.MemPoolConfig` → `memoryPool`, `llm.HostMemPoolConfig` → `hostMemoryPool`: pool JSON, see
 ///   `MemoryPoolConfig.init(json:)`.
+/// - `llm.CopyThreads` → `copyThreads`: 1...256. **DataDist's own key.**
 /// - `llm.EnforceProductSupport` → `enforceProductSupport`: `"1"` / `"0"`. **DataDist's own key**, not the
 ///   reference's: `"0"` makes operations the detected product does not support log a warning instead of
 ///   throwing.
@@ -58,6 +59,11 @@ public struct LLMConfig: Sendable, Hashable {
     public var enableRemoteCacheAccessible = false
     /// When false, operations the detected product does not support log a warning instead of throwing.
     public var enforceProductSupport = true
+    /// Threads that copy one large transfer (the calling thread included); nil uses every available core.
+    /// Transfers under about 1 MiB always stay on the calling thread.
+    public var copyThreads: Int?
+
+    static let copyThreadsRange: ClosedRange<UInt64> = 1...256
     /// Reference options without a field of their own (`llm.LinkRetryCount`, `llm.LocalCommRes`, `ge.*`, …),
     /// kept and emitted verbatim. `validate()` checks each against its rule; keys that have a field
     /// (`ge.exec.deviceId`, `llm.SyncKvCacheWaitTime`, …) are refused here.

@@ -126,6 +126,9 @@ long datadist_send_fd(int socket_fd, int fd_to_send, const void *bytes, size_t l
 /// Receives up to `len` bytes and at most one descriptor (stored in *received_fd, -1 if none).
 long datadist_recv_fd(int socket_fd, int *received_fd, void *bytes, size_t len);
 
+/// Cores this process may run on (its CPU affinity mask), at least 1.
+int datadist_available_cores(void);
+
 #ifdef __cplusplus
 }
 #endif

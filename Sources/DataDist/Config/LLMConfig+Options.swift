@@ -35,6 +35,8 @@ extension LLMConfig {
                 hostMemoryPool = try Self.pool(key, value)
             case LLMOptionKey.enforceProductSupport:
                 enforceProductSupport = try OptionValue.flag(key, value)
+            case LLMOptionKey.copyThreads:
+                copyThreads = Int(try OptionValue.unsigned(key, value, in: LLMConfig.copyThreadsRange))
             default:
                 try OptionValue.checkPassThrough(key, value)
                 additionalOptions[key] = value
@@ -84,6 +86,7 @@ extension LLMConfig {
         if let memoryPool { result[LLMOptionKey.memoryPool] = memoryPool.json }
         if let hostMemoryPool { result[LLMOptionKey.hostMemoryPool] = hostMemoryPool.json }
         if !enforceProductSupport { result[LLMOptionKey.enforceProductSupport] = "0" }
+        if let copyThreads { result[LLMOptionKey.copyThreads] = String(copyThreads) }
         return result
     }
 

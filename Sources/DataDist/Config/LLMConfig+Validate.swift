@@ -9,6 +9,9 @@ extension LLMConfig {
             throw .paramInvalid("deviceID (\(LLMOptionKey.deviceID)) \(deviceID) must be >= 0")
         }
         try validateTimeout()
+        if let copyThreads, !(Self.copyThreadsRange ~= UInt64(max(0, copyThreads))) || copyThreads < 1 {
+            throw .paramInvalid("copyThreads (\(LLMOptionKey.copyThreads)) \(copyThreads) must be in \(Self.copyThreadsRange)")
+        }
         for (name, key, pool) in [
             ("memoryPool", LLMOptionKey.memoryPool, memoryPool),
             ("hostMemoryPool", LLMOptionKey.hostMemoryPool, hostMemoryPool),
@@ -75,6 +78,6 @@ extension LLMConfig {
         LLMOptionKey.enableRemoteCacheAccessible: "enableRemoteCacheAccessible",
         LLMOptionKey.enableCacheManager: "nothing (cache-manager mode is always on)",
         LLMOptionKey.memoryPool: "memoryPool", LLMOptionKey.hostMemoryPool: "hostMemoryPool",
-        LLMOptionKey.enforceProductSupport: "enforceProductSupport",
+        LLMOptionKey.enforceProductSupport: "enforceProductSupport", LLMOptionKey.copyThreads: "copyThreads",
     ]
 }

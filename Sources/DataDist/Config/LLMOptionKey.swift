@@ -22,6 +22,8 @@ public enum LLMOptionKey {
     public static let hostMemoryPool = "llm.HostMemPoolConfig"
     /// `"1"` / `"0"`; DataDist's own key, not the reference's (`llm.EnforceProductSupport`).
     public static let enforceProductSupport = "llm.EnforceProductSupport"
+    /// Threads that copy one large transfer, 1...256; DataDist's own key (`llm.CopyThreads`).
+    public static let copyThreads = "llm.CopyThreads"
 
     /// Link timeout in seconds, 0...2^32−1 (`llm.LinkTotalTime`).
     public static let linkTotalTime = "llm.LinkTotalTime"
@@ -52,6 +54,7 @@ public enum LLMOptionKey {
     public static let fieldKeys: [String] = [
         deviceID, deviceIDAlias, sessionDeviceID, syncKVTimeout, listenIPInfo, listenIPInfoAlias,
         enableRemoteCacheAccessible, enableCacheManager, memoryPool, hostMemoryPool, enforceProductSupport,
+        copyThreads,
     ]
 
     /// Named keys kept verbatim in `additionalOptions`; any other `ge.*` key is kept too.

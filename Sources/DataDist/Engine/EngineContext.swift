@@ -4,6 +4,8 @@ import DeviceRuntime
 import Logging
 import Synchronization
 
+internal import CAscendCL
+
 /// What an initialised instance works with: its runtime, product gates, configuration and pools.
 final class EngineContext: Sendable {
     let clusterID: UInt64
@@ -13,6 +15,7 @@ final class EngineContext: Sendable {
     let devicePool: BlockPool?
     let hostPool: BlockPool?
     let logger: Logger
+    let copyEngine: CopyEngine
     private let warnedOperations = Mutex<Set<Operation>>([])
 
     init(
@@ -26,7 +29,11 @@ final class EngineContext: Sendable {
         self.devicePool = devicePool
         self.hostPool = hostPool
         self.logger = logger
+        self.copyEngine = CopyEngine(threads: config.copyThreads ?? Self.availableCores)
     }
+
+    /// Cores this process may run on.
+    static var availableCores: Int { Int(datadist_available_cores()) }
 
     var pools: [BlockPool] { [devicePool, hostPool].compactMap { $0 } }
 
@@ -51,9 +58,8 @@ final class EngineContext: Sendable {
         }
     }
 
-    /// Copies bytes through the runtime, in the direction the two placements imply.
-    func copy(to destination: UInt, _ destinationPlacement: Placement, from source: UInt, _ sourcePlacement: Placement,
-              count: Int) throws(LLMError) {
+    /// Copies every segment through the runtime, large transfers split over the copy engine's threads.
+    func copy(_ segments: [CopySegment], to destinationPlacement: Placement, from sourcePlacement: Placement) throws(LLMError) {
         let kind: MemcpyKind =
             switch (sourcePlacement, destinationPlacement) {
             case (.host, .host): .hostToHost
@@ -61,11 +67,16 @@ final class EngineContext: Sendable {
             case (.device, .host): .deviceToHost
             case (.device, .device): .deviceToDevice
             }
-        do {
-            try runtime.copy(
-                to: destination, capacity: count, from: source, count: count, kind: kind, device: config.deviceID)
-        } catch {
-            throw LLMError(runtimeError: error, while: "copying \(count) bytes \(kind)")
+        let runtime = self.runtime
+        let device = config.deviceID
+        try copyEngine.run(segments) { segment throws(LLMError) in
+            do throws(DeviceError) {
+                try runtime.copy(
+                    to: segment.destination, capacity: segment.count, from: segment.source, count: segment.count,
+                    kind: kind, device: device)
+            } catch {
+                throw LLMError(runtimeError: error, while: "copying \(segment.count) bytes \(kind)")
+            }
         }
     }
 }

@@ -1,0 +1,172 @@
+import BlockPool
+@testable import DataDist
+import DeviceRuntime
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A hand-written client speaking the control protocol asks for what it must not get. The owner refuses each
+/// request with the right status, grants exactly the bytes of a named slot when it does grant, keeps the link
+/// usable after a malformed request, and drops a connection that breaks the framing without losing state.
+///
+/// The linked peer maps the owner's pools read-only (as an RDMA or HCCS peer has the registered memory): the
+/// protection is that a DataDist peer only ever copies what a grant covers, and a grant never exceeds a cache the
+/// peer named.
+@Suite struct MaliciousClientTests {
+    /// A raw protocol client: does the handshake by hand and offers no pools.
+    struct RawPeer {
+        let tcp: Socket
+        var buffer: [UInt8] = []
+        var nextID: UInt64 = 100
+        var poolCount = 0
+
+        init(endpoint: IPEndpoint, clusterID: UInt64, expecting owner: UInt64) throws {
+            let deadline = ContinuousClock.now.advanced(by: .seconds(3))
+            let name = "datadist.test.\(UInt64.random(in: 0...UInt64.max))"
+            let unixListener = try Socket.listenUnix(abstractName: name)
+            defer { unixListener.close() }
+            tcp = try Socket.connectTCP(endpoint, until: deadline)
+            let hello = HelloMessage(
+                clusterID: clusterID, expectedClusterID: owner, remoteCacheAccessible: false,
+                bootID: HostIdentity.bootID, unixSocket: name)
+            try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
+            #expect(try Socket.poll([unixListener], events: 1, until: deadline) == 0)
+            let unix = try #require(unixListener.accept())
+            defer { unix.close() }
+            let (header, _) = try unix.receive(count: 4, until: deadline)
+            poolCount = Int(header[0])
+            for _ in 0..<poolCount {
+                let (_, fd) = try unix.receive(count: PoolDescriptor.encodedSize, until: deadline)
+                #expect(fd >= 0)
+                Socket(fd: fd).close()  // this client never maps anything
+            }
+            try unix.send([0, 0, 0, 0], passing: -1)
+            let welcome = try nextFrame()
+            #expect(welcome.kind == .welcome)
+        }
+
+        mutating func nextFrame() throws -> Frame {
+            while true {
+                if case .frame(let frame, let consumed) = Frame.decode(buffer[...]) {
+                    buffer.removeFirst(consumed)
+                    return frame
+                }
+                let bytes = try tcp.receive(capacity: 4096)
+                try #require(!bytes.isEmpty, "the owner closed the connection")
+                buffer += bytes
+            }
+        }
+
+        mutating func request(_ kind: MessageKind, _ payload: [UInt8]) throws -> Frame {
+            nextID += 1
+            try tcp.sendAll(Frame(kind: kind, requestID: nextID, payload: payload).encoded())
+            let reply = try nextFrame()
+            #expect(reply.requestID == nextID)
+            return reply
+        }
+
+        /// The status of a refused request (nil if it was granted).
+        mutating func refusal(of request: ResolveMessage) throws -> LLMStatusCode? {
+            let reply = try self.request(.resolve, request.encoded())
+            guard reply.kind == .failure else { return nil }
+            return try FailureMessage(payload: reply.payload).status
+        }
+    }
+
+    static func resolve(_ target: ResolveTarget, tensors: Range<Int> = 0..<2, bytes: UInt64 = 64, write: Bool = false,
+                        blocks: [UInt32] = []) -> ResolveMessage {
+        ResolveMessage(
+            target: target, write: write, tensors: tensors, bytesPerSlot: bytes, requesterPlacement: .device,
+            requesterIsBlocks: !blocks.isEmpty, blocks: blocks)
+    }
+
+    @Test func everyForbiddenRequestIsRefusedAndGrantsAreExact() throws {
+        let pair = try LinkedPair(link: false)
+        let prompt = try pair.prompt.cacheManager
+        let keyed = try prompt.allocateCache(
+            CacheDesc(numTensors: 2, shape: [4, 16], dataType: .int32), keys: [CacheKey(promptClusterID: 1, reqID: 1)])
+        let unkeyed = try prompt.allocateCache(CacheDesc(numTensors: 2, shape: [4, 16], dataType: .int32))
+        let blocks = try prompt.allocateBlocksCache(
+            CacheDesc(numTensors: 2, shape: [8, 16], dataType: .int32), key: BlocksCacheKey(clusterID: 1, modelID: 4))
+        var peer = try RawPeer(endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 66, expecting: 1)
+        #expect(peer.poolCount == 1)
+
+        let refused: [(ResolveMessage, LLMStatusCode)] = [
+            (Self.resolve(.key(reqID: 2, prefixID: .max, modelID: 0)), .kvCacheNotExist),  // unbound key
+            (Self.resolve(.key(reqID: 1, prefixID: .max, modelID: 9)), .kvCacheNotExist),  // other model
+            (Self.resolve(.key(reqID: 1, prefixID: 3, modelID: 0)), .paramInvalid),  // two ids
+            (Self.resolve(.slot(cacheID: 999, batchIndex: 0)), .kvCacheNotExist),  // foreign cache id
+            (Self.resolve(.slot(cacheID: unkeyed.cacheID, batchIndex: 0)), .kvCacheNotExist),  // not bound, not accessible
+            (Self.resolve(.slot(cacheID: keyed.cacheID, batchIndex: 4)), .kvCacheNotExist),  // slot out of range
+            (Self.resolve(.key(reqID: 1, prefixID: .max, modelID: 0), tensors: 1..<3), .paramInvalid),  // tensor 2
+            (Self.resolve(.key(reqID: 1, prefixID: .max, modelID: 0), bytes: 65), .paramInvalid),  // beyond the slot
+            (Self.resolve(.key(reqID: 1, prefixID: .max, modelID: 0), write: true), .paramInvalid),  // write
+            (Self.resolve(.blocks(modelID: 4), blocks: [8]), .paramInvalid),  // block out of range
+            (Self.resolve(.blocks(modelID: 5), blocks: [0]), .kvCacheNotExist),  // other model's blocks
+        ]
+        for (request, status) in refused {
+            #expect(try peer.refusal(of: request) == status, "\(request.target)")
+        }
+        #expect(prompt.audit().pinnedByPeers == 0)
+
+        // Malformed requests are refused and the link stays usable.
+        #expect(try peer.request(.resolve, [1, 2, 3]).kind == .failure)
+        #expect(try peer.request(.release, ReleaseMessage(pinID: 12345, succeeded: true).encoded()).kind == .failure)
+        #expect(try peer.request(.ping, []).kind == .ack)
+
+        // A grant covers exactly the named slot of each tensor, inside the shared pool.
+        let pool = try #require(prompt.context.devicePool)
+        let grantFrame = try peer.request(.resolve, Self.resolve(.slot(cacheID: keyed.cacheID, batchIndex: 0)).encoded())
+        let grant = try GrantMessage(payload: grantFrame.payload)
+        #expect(grant.extents.count == 2)
+        for (tensor, extent) in grant.extents.enumerated() {
+            #expect(extent.offset == UInt64(keyed.tensorAddresses[tensor] - pool.region.address))
+            #expect(extent.length == 64)
+        }
+        #expect(prompt.audit().pinnedByPeers == 1)
+        #expect(try peer.request(.release, ReleaseMessage(pinID: grant.pinID, succeeded: false).encoded()).kind == .ack)
+        #expect(prompt.audit().boundKeys == 2, "a failed transfer consumes nothing")
+
+        // Breaking the framing drops the connection; the owner keeps serving and holds nothing for it.
+        _ = try peer.request(.resolve, Self.resolve(.blocks(modelID: 4), blocks: [1]).encoded())
+        #expect(prompt.audit().pinnedByPeers == 1)
+        try peer.tcp.sendAll(Array("GET / HTTP/1.1\r\n\r\n".utf8))
+        var dropped = false
+        for _ in 0..<200 where !dropped {
+            dropped = prompt.audit().pinnedByPeers == 0
+            if !dropped { usleep(5000) }
+        }
+        #expect(dropped, "the pin of the dropped connection was not released")
+        peer.tcp.close()
+        #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.success, [.success]))
+
+        try prompt.deallocateCache(keyed)
+        try prompt.deallocateCache(unkeyed)
+        try prompt.deallocateBlocksCache(blocks)
+        try prompt.removeCacheKey(CacheKey(promptClusterID: 1, reqID: 1))
+        try pair.finish()
+    }
+
+    @Test func aPeerFromAnotherHostIsToldCrossHostIsNotAvailable() throws {
+        let pair = try LinkedPair(link: false)
+        let tcp = try Socket.connectTCP(pair.promptInfo.remoteIPInfos[0], until: ContinuousClock.now.advanced(by: .seconds(2)))
+        defer { tcp.close() }
+        let hello = HelloMessage(
+            clusterID: 9, expectedClusterID: 1, remoteCacheAccessible: false, bootID: "another-host", unixSocket: "none")
+        try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
+        var buffer: [UInt8] = []
+        var reply: Frame?
+        while reply == nil {
+            let bytes = try tcp.receive(capacity: 4096)
+            try #require(!bytes.isEmpty)
+            buffer += bytes
+            if case .frame(let frame, _) = Frame.decode(buffer[...]) { reply = frame }
+        }
+        let failure = try FailureMessage(payload: try #require(reply).payload)
+        #expect(failure.status == .featureNotEnabled)
+        #expect(failure.message.contains("cross-host transport not available yet"))
+        try pair.finish()
+    }
+}
