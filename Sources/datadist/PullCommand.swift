@@ -55,8 +55,11 @@ struct PullCommand: ParsableCommand {
     @Option(help: "Pause between requests, in milliseconds.")
     var paceMs = 0
 
-    @Flag(help: "Print a JSON line `{\"event\":\"linked\"}` as soon as the link is up.")
-    var announceLink = false
+    @Flag(help: """
+        Print JSON lines as things happen: `{"event":"linked"}` when the link is up, `{"event":"failed",…}` at the \
+        first failure (before unlinking and cleaning up).
+        """)
+    var announce = false
 
     @Flag(help: "Print the result as one JSON line.")
     var json = false
@@ -135,7 +138,7 @@ struct PullCommand: ParsableCommand {
         let (linkStatus, _) = decoder.linkClusters([prompt], timeout: .seconds(5))
         if linkStatus == .success {
             report.linkMilliseconds = (ContinuousClock.now - linkStart).milliseconds
-            if announceLink { Output.line("{\"event\":\"linked\"}") }
+            if announce { Output.line("{\"event\":\"linked\"}") }
             var run = PullRun(
                 manager: manager, destination: destination, shape: shape, promptClusterID: promptClusterID,
                 prefixKeys: prefixKeys, report: report)
@@ -149,7 +152,10 @@ struct PullCommand: ParsableCommand {
                         pulled = run.pull(request, layerWise: layerWise.applies(to: request))
                             && (prefixKeys || run.expectNotExist(request, reason: "already consumed"))
                     }
-                    guard pulled else { break streaming }
+                    guard pulled else {
+                        if announce, let failure = run.report.failure { Output.jsonLine(FailedEvent(failure: failure)) }
+                        break streaming
+                    }
                     if paceMs > 0 { Thread.sleep(forTimeInterval: Double(paceMs) / 1000) }
                 }
             }
@@ -178,6 +184,12 @@ struct PullCommand: ParsableCommand {
         report.ok = report.verified && report.auditClean && unlinkStatus == .success
         return report
     }
+}
+
+/// The line `pull --announce` prints at the first failure.
+private struct FailedEvent: Encodable {
+    var event = "failed"
+    var failure: PullReport.Failure
 }
 
 extension PullCommand.LayerWiseMode {

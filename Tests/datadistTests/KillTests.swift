@@ -10,30 +10,34 @@ struct KillTests {
     /// A decoder pulling the prompt's prefix keys again and again, announcing when it is linked.
     static func startStream(port: Int, extra: [String] = []) throws -> SpawnedCLI {
         let pull = try SpawnedCLI(
-            ["pull", "--json", "--announce-link", "--port", "\(port)", "--prefix-keys", "--requests", "4",
+            ["pull", "--json", "--announce", "--port", "\(port)", "--prefix-keys", "--requests", "4",
              "--repeat", "100000000", "--sync-timeout-ms", "\(Int(syncTimeout.secondsValue * 1000))"] + shape + extra)
         let linked = try pull.nextJSON()
         #expect(linked["event"] as? String == "linked")
         return pull
     }
 
-    /// Waits for the stream to fail after `stopPrompt`, checks how fast and with which status.
+    /// Waits for the stream to fail after `stopPrompt`: the decoder must report the failure within syncKVTimeout
+    /// + 1 s of the stop, with one of `statuses`, and exit non-zero soon after (never hang).
     static func expectStreamFails(
         _ pull: SpawnedCLI, after stopPrompt: () -> Void, with statuses: Set<String>
     ) throws -> [String: Any] {
         Thread.sleep(forTimeInterval: 0.3)  // let the stream run
         stopPrompt()
         let stopped = ContinuousClock.now
-        let status = try pull.wait(timeout: .seconds(10))
+        let failed = try pull.nextJSON(timeout: .seconds(10))
         let elapsed = ContinuousClock.now - stopped
+        #expect(failed["event"] as? String == "failed", "\(failed)")
+        #expect(elapsed <= syncTimeout + .seconds(1), "the decoder took \(elapsed) to report the failure")
+        let status = try pull.wait(timeout: .seconds(10))
         #expect(status != 0)
-        #expect(elapsed <= syncTimeout + .seconds(1), "the decoder took \(elapsed) to give up")
         let report = try pull.nextJSON(timeout: .seconds(1))
         #expect((report["bytes"] as? Int).map { $0 > 0 } == true, "no pull finished before the prompt stopped: \(report)")
         #expect(report["ok"] as? Bool == false)
         let failure = try #require(report["failure"] as? [String: Any])
         let name = (failure["status"] as? [String: Any])?["name"] as? String
         #expect(name.map(statuses.contains) == true, "failure: \(failure)")
+        #expect((failed["failure"] as? [String: Any])?["phase"] as? String == failure["phase"] as? String)
         #expect((failure["callMilliseconds"] as? Double).map { $0 <= 1500 } == true, "failure: \(failure)")
         #expect(report["auditClean"] as? Bool == true, "the decoder's own audit: \(report["audit"] ?? "none")")
         return report
@@ -65,7 +69,7 @@ struct KillTests {
         let bigger = ["--layers", "2", "--tokens", "256", "--hidden", "1024"]
         let (serve, port) = try TransferCommandTests.startServe(["--prefix-keys", "--requests", "4"] + bigger)
         let stream = try SpawnedCLI(
-            ["pull", "--json", "--announce-link", "--port", "\(port)", "--prefix-keys", "--requests", "4",
+            ["pull", "--json", "--announce", "--port", "\(port)", "--prefix-keys", "--requests", "4",
              "--repeat", "100000000"] + bigger)
         #expect(try stream.nextJSON()["event"] as? String == "linked")
         Thread.sleep(forTimeInterval: 0.3)
