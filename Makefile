@@ -31,11 +31,8 @@ demo: build
 	@echo "== datadist probe (this machine: ACL if CANN is installed, else the emulator)"
 	@$(BIN) probe
 	@echo
-	@echo "== datadist probe with DATADIST_ACL_LIBRARY=$(FAKE_ACL) (the fake vendor library, loaded with dlopen)"
-	@DATADIST_ACL_LIBRARY=$(FAKE_ACL) $(BIN) probe
-	@echo
-	@echo "== datadist matrix"
-	@$(BIN) matrix
+	@echo "== datadist demo: a prompt and a decoder process transfer KV caches over loopback"
+	@$(BIN) demo
 
 clean:
 	rm -rf .build

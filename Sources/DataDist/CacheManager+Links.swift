@@ -74,7 +74,10 @@ extension CacheManager {
         guard !clusters.isEmpty else { return (.paramInvalid, []) }
         guard timeout > .zero else { return (.paramInvalid, []) }
         let results = forEachInParallel(clusters) { cluster -> LLMStatusCode in
-            guard let link = self.links.withLock({ $0.links[cluster.remoteClusterID] }) else { return .success }
+            guard let link = self.links.withLock({ $0.links[cluster.remoteClusterID] }) else {
+                self.lostLinks.withLock { _ = $0.removeValue(forKey: cluster.remoteClusterID) }
+                return .success
+            }
             if !force {
                 do {
                     _ = try link.connection.request(
@@ -87,6 +90,7 @@ extension CacheManager {
             }
             self.tearDown(link, reason: force ? "force-unlinked locally" : "unlinked")
             link.connection.join()
+            self.lostLinks.withLock { _ = $0.removeValue(forKey: cluster.remoteClusterID) }
             return .success
         }
         return (results.last { $0 != .success } ?? .success, results)
@@ -114,6 +118,10 @@ extension CacheManager {
 
     func link(to clusterID: UInt64, for operation: String) throws(LLMError) -> PeerLink {
         guard let link = links.withLock({ $0.links[clusterID] }), link.connection.isOpen else {
+            if let reason = lostLinks.withLock({ $0[clusterID] }) {
+                throw LLMError(
+                    .linkFailed, "\(operation): the link to cluster \(clusterID) failed (\(reason)); unlink and link again")
+            }
             throw LLMError(.notYetLink, "\(operation): cluster \(clusterID) is not linked; call linkClusters first")
         }
         return link
@@ -282,6 +290,7 @@ extension CacheManager {
                 onClose: { [weak self] reason in self?.linkClosed(serial: serial, peer: remoteID, reason: reason) })
             let link = PeerLink(serial: serial, remoteClusterID: remoteID, connection: connection, mappings: mappings)
             registry.links[remoteID] = link
+            lostLinks.withLock { _ = $0.removeValue(forKey: remoteID) }
             return link
         }
     }
@@ -289,7 +298,11 @@ extension CacheManager {
     /// The connection of link `serial` closed: forget the link and release what its peer had pinned.
     private func linkClosed(serial: UInt64, peer: UInt64, reason: String) {
         links.withLock { registry in
-            if registry.links[peer]?.serial == serial { registry.links[peer] = nil }
+            guard registry.links[peer]?.serial == serial else { return }
+            registry.links[peer] = nil
+            if !["unlinked", "force-unlinked locally", "finalized"].contains(reason) {
+                lostLinks.withLock { $0[peer] = reason }
+            }
         }
         table.withLock { $0.releasePins(of: serial) }
         context.logger.debug("link closed", metadata: ["peer": "\(peer)", "reason": "\(reason)"])

@@ -1,6 +1,7 @@
 import ArgumentParser
 
-/// The `datadist` command: inspects the device runtime and the product support of this host.
+/// The `datadist` command: inspects the device runtime and the product support of this host, and serves, pulls
+/// and demonstrates KV-cache transfers between processes.
 @main
 struct Datadist: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,5 +11,7 @@ struct Datadist: ParsableCommand {
             The backend is chosen by DATADIST_BACKEND (auto, acl, emulator); see README.md for every \
             environment variable.
             """,
-        subcommands: [ProbeCommand.self, MatrixCommand.self])
+        subcommands: [
+            ProbeCommand.self, MatrixCommand.self, ServeCommand.self, PullCommand.self, DemoCommand.self,
+        ])
 }

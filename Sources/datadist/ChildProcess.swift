@@ -1,0 +1,109 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// Another `datadist` process: its stdout read line by line on a thread, its stdin optionally a pipe we close.
+/// stderr is inherited.
+final class ChildProcess {
+    let process = Process()
+    private let input: Pipe?
+    let lines: LineStream
+
+    /// Starts this executable (`/proc/self/exe`) with `arguments`.
+    init(arguments: [String], stdinPipe: Bool) throws {
+        let output = Pipe()
+        input = stdinPipe ? Pipe() : nil
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        process.arguments = arguments
+        process.standardInput = input ?? FileHandle.nullDevice
+        process.standardOutput = output
+        lines = LineStream(fd: output.fileHandleForReading.fileDescriptor)
+        try process.run()
+        try? output.fileHandleForWriting.close()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Closes the child's stdin (a `serve` then stops).
+    func closeStandardInput() {
+        try? input?.fileHandleForWriting.close()
+    }
+
+    /// The exit status, or nil if it still runs after `timeout`.
+    func wait(timeout: Duration) -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { usleep(2_000) }
+        guard !process.isRunning else { return nil }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// SIGKILL, then reap.
+    func kill() {
+        guard process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+/// Lines read from a descriptor by a background thread.
+final class LineStream: Sendable {
+    enum Next: Equatable {
+        case line(String)
+        case end
+        case timedOut
+    }
+
+    private struct State {
+        var lines: [String] = []
+        var partial: [UInt8] = []
+        var ended = false
+    }
+
+    private let state = Mutex(State())
+    private let arrived = DispatchSemaphore(value: 0)
+
+    init(fd: Int32) {
+        Thread.detachNewThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { break }
+                let complete = state.withLock { state -> Int in
+                    var complete = 0
+                    for byte in buffer[..<count] {
+                        if byte == UInt8(ascii: "\n") {
+                            state.lines.append(String(decoding: state.partial, as: UTF8.self))
+                            state.partial.removeAll(keepingCapacity: true)
+                            complete += 1
+                        } else {
+                            state.partial.append(byte)
+                        }
+                    }
+                    return complete
+                }
+                for _ in 0..<complete { arrived.signal() }
+            }
+            state.withLock { state in
+                if !state.partial.isEmpty { state.lines.append(String(decoding: state.partial, as: UTF8.self)) }
+                state.ended = true
+            }
+            arrived.signal()
+        }
+    }
+
+    /// The next line, waiting up to `timeout`.
+    func next(timeout: Duration) -> Next {
+        let (seconds, attoseconds) = timeout.components
+        let deadline = DispatchTime.now() + .nanoseconds(Int(clamping: seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+        while true {
+            let next: Next? = state.withLock { state in
+                if !state.lines.isEmpty { return .line(state.lines.removeFirst()) }
+                return state.ended ? .end : nil
+            }
+            if let next { return next }
+            if arrived.wait(timeout: deadline) == .timedOut { return .timedOut }
+        }
+    }
+}

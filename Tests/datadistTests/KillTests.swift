@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+
+/// Peers dying or stalling in the middle of a stream of pulls, as separate processes killed with signals.
+@Suite("datadist serve / pull: killed and stalled peers", .serialized)
+struct KillTests {
+    static let shape = ["--layers", "2", "--tokens", "64", "--hidden", "256"]
+    static let syncTimeout = Duration.milliseconds(500)
+
+    /// A decoder pulling the prompt's prefix keys again and again, announcing when it is linked.
+    static func startStream(port: Int, extra: [String] = []) throws -> SpawnedCLI {
+        let pull = try SpawnedCLI(
+            ["pull", "--json", "--announce", "--port", "\(port)", "--prefix-keys", "--requests", "4",
+             "--repeat", "100000000", "--sync-timeout-ms", "\(Int(syncTimeout.secondsValue * 1000))"] + shape + extra)
+        let linked = try pull.nextJSON()
+        #expect(linked["event"] as? String == "linked")
+        return pull
+    }
+
+    /// Waits for the stream to fail after `stopPrompt`: the decoder must report the failure within syncKVTimeout
+    /// + 1 s of the stop, with one of `statuses`, and exit non-zero soon after (never hang).
+    static func expectStreamFails(
+        _ pull: SpawnedCLI, after stopPrompt: () -> Void, with statuses: Set<String>
+    ) throws -> [String: Any] {
+        Thread.sleep(forTimeInterval: 0.3)  // let the stream run
+        stopPrompt()
+        let stopped = ContinuousClock.now
+        let failed = try pull.nextJSON(timeout: .seconds(10))
+        let elapsed = ContinuousClock.now - stopped
+        #expect(failed["event"] as? String == "failed", "\(failed)")
+        #expect(elapsed <= syncTimeout + .seconds(1), "the decoder took \(elapsed) to report the failure")
+        let status = try pull.wait(timeout: .seconds(10))
+        #expect(status != 0)
+        let report = try pull.nextJSON(timeout: .seconds(1))
+        #expect((report["bytes"] as? Int).map { $0 > 0 } == true, "no pull finished before the prompt stopped: \(report)")
+        #expect(report["ok"] as? Bool == false)
+        let failure = try #require(report["failure"] as? [String: Any])
+        let name = (failure["status"] as? [String: Any])?["name"] as? String
+        #expect(name.map(statuses.contains) == true, "failure: \(failure)")
+        #expect((failed["failure"] as? [String: Any])?["phase"] as? String == failure["phase"] as? String)
+        #expect((failure["callMilliseconds"] as? Double).map { $0 <= 1500 } == true, "failure: \(failure)")
+        #expect(report["auditClean"] as? Bool == true, "the decoder's own audit: \(report["audit"] ?? "none")")
+        return report
+    }
+
+    @Test(
+        "the prompt is SIGKILLed during a stream of pulls: the decoder fails with LLM_LINK_FAILED or LLM_TIMEOUT within syncKVTimeout + 1 s",
+        arguments: [0, 20])
+    func promptKilled(paceMilliseconds: Int) throws {
+        let (serve, port) = try TransferCommandTests.startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
+        let pull = try Self.startStream(port: port, extra: ["--pace-ms", "\(paceMilliseconds)"])
+        _ = try Self.expectStreamFails(pull, after: { serve.signal(SIGKILL) }, with: ["LLM_LINK_FAILED", "LLM_TIMEOUT"])
+        #expect(try serve.wait() == SIGKILL)
+    }
+
+    @Test("the prompt stops answering (SIGSTOP): the decoder's pull times out with LLM_TIMEOUT within syncKVTimeout + 1 s")
+    func promptStalled() throws {
+        let (serve, port) = try TransferCommandTests.startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
+        let pull = try Self.startStream(port: port)
+        defer {
+            serve.signal(SIGKILL)
+            _ = try? serve.wait()
+        }
+        _ = try Self.expectStreamFails(pull, after: { serve.signal(SIGSTOP) }, with: ["LLM_TIMEOUT"])
+    }
+
+    @Test("the decoder is SIGKILLed mid-stream: the prompt serves other decoders and its audit is clean")
+    func decoderKilled() throws {
+        let bigger = ["--layers", "2", "--tokens", "256", "--hidden", "1024"]
+        let (serve, port) = try TransferCommandTests.startServe(["--prefix-keys", "--requests", "4"] + bigger)
+        let stream = try SpawnedCLI(
+            ["pull", "--json", "--announce", "--port", "\(port)", "--prefix-keys", "--requests", "4",
+             "--repeat", "100000000"] + bigger)
+        #expect(try stream.nextJSON()["event"] as? String == "linked")
+        Thread.sleep(forTimeInterval: 0.3)
+        stream.signal(SIGKILL)
+        #expect(try stream.wait() == SIGKILL)
+
+        // Another decoder, then the killed decoder's cluster id again (a restarted decoder).
+        for clusterID in [3, 2] {
+            let (status, report) = try TransferCommandTests.runPull(
+                ["--port", "\(port)", "--prefix-keys", "--requests", "4", "--repeat", "3", "--cluster-id", "\(clusterID)"]
+                    + bigger)
+            #expect(status == 0, "cluster \(clusterID): \(report)")
+            #expect(report["ok"] as? Bool == true && report["rounds"] as? Int == 3)
+            #expect(report["bytes"] as? Int == 3 * 4 * 4 * 256 * 1024 * 2)
+        }
+
+        try serve.send("audit")
+        let line = try serve.nextJSON()
+        let audit = try #require(line["audit"] as? [String: Any])
+        #expect(audit["pinnedByPeers"] as? Int == 0, "pins of the killed decoder are released: \(audit)")
+        #expect(audit["orphans"] as? Int == 0)
+        #expect(audit["boundKeys"] as? Int == 4, "prefix keys are never consumed")
+        #expect(audit["liveCaches"] as? Int == 4)
+
+        serve.closeStandardInput()
+        let exit = try serve.nextJSON()
+        #expect(exit["clean"] as? Bool == true, "\(exit)")
+        #expect(try serve.wait() == 0)
+    }
+}
