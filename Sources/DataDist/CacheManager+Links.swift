@@ -74,10 +74,11 @@ extension CacheManager {
         guard !clusters.isEmpty else { return (.paramInvalid, []) }
         guard timeout > .zero else { return (.paramInvalid, []) }
         let results = forEachInParallel(clusters) { cluster -> LLMStatusCode in
-            guard let link = self.links.withLock({ $0.links[cluster.remoteClusterID] }) else {
-                self.lostLinks.withLock { _ = $0.removeValue(forKey: cluster.remoteClusterID) }
-                return .success
+            let link = self.links.withLock { registry in
+                defer { registry.lost[cluster.remoteClusterID] = nil }
+                return registry.links[cluster.remoteClusterID]
             }
+            guard let link else { return .success }
             if !force {
                 do {
                     _ = try link.connection.request(
@@ -88,9 +89,8 @@ extension CacheManager {
                     return .unlinkFailed
                 }
             }
-            self.tearDown(link, reason: force ? "force-unlinked locally" : "unlinked")
+            self.tearDown(link, reason: force ? DeliberateClose.forced : DeliberateClose.unlinked)
             link.connection.join()
-            self.lostLinks.withLock { _ = $0.removeValue(forKey: cluster.remoteClusterID) }
             return .success
         }
         return (results.last { $0 != .success } ?? .success, results)
@@ -106,7 +106,7 @@ extension CacheManager {
         for link in all {
             _ = try? link.connection.request(
                 .unlink, IdentifierMessage(context.clusterID).encoded(), timeout: .milliseconds(200), what: "finalize")
-            tearDown(link, reason: "finalized")
+            tearDown(link, reason: DeliberateClose.finalized)
             link.connection.join()
         }
     }
@@ -117,8 +117,9 @@ extension CacheManager {
     }
 
     func link(to clusterID: UInt64, for operation: String) throws(LLMError) -> PeerLink {
-        guard let link = links.withLock({ $0.links[clusterID] }), link.connection.isOpen else {
-            if let reason = lostLinks.withLock({ $0[clusterID] }) {
+        let (link, lostReason) = links.withLock { ($0.links[clusterID], $0.lost[clusterID]) }
+        guard let link, link.connection.isOpen else {
+            if let reason = lostReason {
                 throw LLMError(
                     .linkFailed, "\(operation): the link to cluster \(clusterID) failed (\(reason)); unlink and link again")
             }
@@ -290,7 +291,7 @@ extension CacheManager {
                 onClose: { [weak self] reason in self?.linkClosed(serial: serial, peer: remoteID, reason: reason) })
             let link = PeerLink(serial: serial, remoteClusterID: remoteID, connection: connection, mappings: mappings)
             registry.links[remoteID] = link
-            lostLinks.withLock { _ = $0.removeValue(forKey: remoteID) }
+            registry.lost[remoteID] = nil
             return link
         }
     }
@@ -300,9 +301,7 @@ extension CacheManager {
         links.withLock { registry in
             guard registry.links[peer]?.serial == serial else { return }
             registry.links[peer] = nil
-            if !["unlinked", "force-unlinked locally", "finalized"].contains(reason) {
-                lostLinks.withLock { $0[peer] = reason }
-            }
+            if !DeliberateClose.all.contains(reason) { registry.lost[peer] = reason }
         }
         table.withLock { $0.releasePins(of: serial) }
         context.logger.debug("link closed", metadata: ["peer": "\(peer)", "reason": "\(reason)"])

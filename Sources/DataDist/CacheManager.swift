@@ -12,7 +12,6 @@ public final class CacheManager: Sendable {
     let links = Mutex(LinkRegistry())
     /// Clusters whose link died without an unlink (peer crashed or dropped the connection), with the reason: their
     /// transfers fail with `.linkFailed` until they are unlinked or linked again. Locked after `links`, never before.
-    let lostLinks = Mutex<[UInt64: String]>([:])
 
     init(context: EngineContext) {
         self.context = context

@@ -149,7 +149,7 @@ final class PeerConnection: Sendable {
                 case .frame(let frame, let consumed):
                     start += consumed
                     if !dispatch(frame) {
-                        reason = "unlinked"
+                        reason = DeliberateClose.unlinked
                         break reading
                     }
                 case .incomplete:

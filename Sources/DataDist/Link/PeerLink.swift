@@ -17,6 +17,9 @@ final class PeerLink: Sendable {
 /// The links of one instance and its listener.
 struct LinkRegistry: Sendable {
     var links: [UInt64: PeerLink] = [:]
+    /// Clusters whose link broke (the peer died or misbehaved) rather than being unlinked, and why: a transfer
+    /// to them fails with `.linkFailed` instead of `.notYetLink` until they are linked or unlinked again.
+    var lost: [UInt64: String] = [:]
     var listener: Listener?
     var nextSerial: UInt64 = 1
     var isClosed = false
@@ -25,6 +28,14 @@ struct LinkRegistry: Sendable {
         defer { nextSerial += 1 }
         return nextSerial
     }
+}
+
+/// Why a link was closed on purpose (anything else means it broke).
+enum DeliberateClose {
+    static let unlinked = "unlinked"
+    static let forced = "force-unlinked locally"
+    static let finalized = "finalized"
+    static let all: Set<String> = [unlinked, forced, finalized]
 }
 
 /// A TCP listener and its accept loop.
