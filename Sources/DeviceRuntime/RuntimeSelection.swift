@@ -46,7 +46,7 @@ public enum RuntimeSelection {
             throw DeviceError(
                 .unavailable, "DATADIST_BACKEND=\(requested) is not a backend (valid: auto, acl, emulator)")
         }
-        logger.info(
+        logger.debug(
             "device runtime selected",
             metadata: ["backend": "\(choice.runtime.backend.rawValue)", "reason": "\(choice.reason)"])
         return choice
