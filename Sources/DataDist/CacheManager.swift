@@ -48,14 +48,7 @@ public final class CacheManager: Sendable {
                     throw .paramInvalid("allocateCache keys[\(slot)] \(key) is being pulled by a peer")
                 }
             }
-            let spans = try allocateTensors(desc, tensorSize: tensorSize, from: pool)
-            let entry = CacheEntry(
-                id: table.takeCacheID(), desc: desc, isBlocks: false, isOwned: true, spans: spans,
-                addresses: spans.map(\.address), tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
-                remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true,
-                keyBySlot: keyBySlot)
-            table.insert(entry)
-            return Cache(cacheID: entry.id, desc: desc, tensorAddresses: entry.addresses, isBlocksCache: false)
+            return try insertOwned(desc, tensorSize: tensorSize, isBlocks: false, keyBySlot: keyBySlot, from: pool, into: &table)
         }
     }
 
@@ -96,7 +89,6 @@ public final class CacheManager: Sendable {
         try context.gate(.allocateBlocksCache)
         let pool = try poolForAllocation(desc, operation: "allocateBlocksCache")
         let tensorSize = try validatedTensorSize(desc, operation: "allocateBlocksCache")
-        let blocks = Int(desc.shape[0])
         return try table.withLock { table throws(LLMError) in
             try ensureOpen(table)
             var keyBySlot: [Int: IndexKey] = [:]
@@ -108,14 +100,7 @@ public final class CacheManager: Sendable {
                 }
                 keyBySlot[0] = indexKey
             }
-            let spans = try allocateTensors(desc, tensorSize: tensorSize, from: pool)
-            let entry = CacheEntry(
-                id: table.takeCacheID(), desc: desc, isBlocks: true, isOwned: true, spans: spans,
-                addresses: spans.map(\.address), tensorSize: tensorSize, slots: blocks, stride: tensorSize / blocks,
-                remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true,
-                keyBySlot: keyBySlot)
-            table.insert(entry)
-            return Cache(cacheID: entry.id, desc: desc, tensorAddresses: entry.addresses, isBlocksCache: true)
+            return try insertOwned(desc, tensorSize: tensorSize, isBlocks: true, keyBySlot: keyBySlot, from: pool, into: &table)
         }
     }
 
@@ -274,6 +259,21 @@ public final class CacheManager: Sendable {
             throw .paramInvalid(
                 "\(operation) would register \(table.registeredAddresses + count) addresses in total; the limit is \(limit)")
         }
+    }
+
+    /// Allocates the tensors of `desc` from `pool` and adds the cache, holding its id reference and `keyBySlot`.
+    private func insertOwned(
+        _ desc: CacheDesc, tensorSize: Int, isBlocks: Bool, keyBySlot: [Int: IndexKey], from pool: BlockPool,
+        into table: inout CacheTable
+    ) throws(LLMError) -> Cache {
+        let spans = try allocateTensors(desc, tensorSize: tensorSize, from: pool)
+        let slots = Int(desc.shape[0])
+        let entry = CacheEntry(
+            id: table.takeCacheID(), desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans,
+            addresses: spans.map(\.address), tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
+            remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true, keyBySlot: keyBySlot)
+        table.insert(entry)
+        return Cache(cacheID: entry.id, desc: desc, tensorAddresses: entry.addresses, isBlocksCache: isBlocks)
     }
 
     /// One span per tensor; on failure the spans already taken go back and nothing changes.

@@ -147,12 +147,7 @@ public final class LLMDataDist: Sendable {
 
     private func makeEngine(_ config: LLMConfig, environment: [String: String]) throws(LLMError) -> Engine {
         try config.validate()
-        let choice: RuntimeChoice
-        do {
-            choice = try RuntimeSelection.select(environment: environment, logger: logger)
-        } catch {
-            throw LLMError(.failed, "no device runtime: \(error)")
-        }
+        let choice = try RuntimeChoice.select(environment: environment, logger: logger)
         let runtime = choice.runtime
         guard Int(config.deviceID) < runtime.deviceCount else {
             throw .paramInvalid(
@@ -189,6 +184,17 @@ public final class LLMDataDist: Sendable {
                 throw LLMError(runtimeError: inner, while: "allocating LLMConfig.\(field) of \(pool.size) bytes")
             case .exhausted: throw LLMError(.failed, "LLMConfig.\(field): \(error)")
             }
+        }
+    }
+}
+
+extension RuntimeChoice {
+    /// `RuntimeSelection.select`, with its failure mapped to `.failed` at the DataDist boundary.
+    static func select(environment: [String: String], logger: Logger) throws(LLMError) -> RuntimeChoice {
+        do {
+            return try RuntimeSelection.select(environment: environment, logger: logger)
+        } catch {
+            throw LLMError(.failed, "no device runtime: \(error)")
         }
     }
 }

@@ -11,12 +11,7 @@ extension ProbeReport {
     public static func collect(
         environment: [String: String], logger: Logger = Logger(label: "datadist.probe")
     ) throws(LLMError) -> ProbeReport {
-        let choice: RuntimeChoice
-        do {
-            choice = try RuntimeSelection.select(environment: environment, logger: logger)
-        } catch {
-            throw LLMError(.failed, "no device runtime: \(error)")
-        }
+        let choice = try RuntimeChoice.select(environment: environment, logger: logger)
         let runtime = choice.runtime
         var devices: [Device] = []
         for index in 0..<Int32(runtime.deviceCount) {
