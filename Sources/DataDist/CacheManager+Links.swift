@@ -9,6 +9,8 @@ internal import Glibc
 /// sides' pools, exchanged as memfd descriptors over a Unix socket and mapped by the peer.
 extension CacheManager {
     static let handshakeTimeout: Duration = .seconds(10)
+    /// Longer link and unlink timeouts are treated as this (a day is "wait as long as it takes").
+    static let longestTimeout: Duration = .seconds(86_400)
 
     /// The endpoint this instance listens on, with the port actually bound.
     var listenEndpoint: IPEndpoint? { links.withLock { $0.listener?.endpoint } }
@@ -55,6 +57,7 @@ extension CacheManager {
             context.logger.warning("linkClusters timeout \(timeout) must be > 0")
             return (.paramInvalid, [])
         }
+        let timeout = min(timeout, Self.longestTimeout)
         let results = forEachInParallel(clusters) { (cluster: LLMClusterInfo) -> LLMStatusCode in
             do throws(LLMError) {
                 try self.link(cluster, timeout: timeout)
@@ -73,6 +76,7 @@ extension CacheManager {
     func unlink(_ clusters: [LLMClusterInfo], timeout: Duration, force: Bool) -> (LLMStatusCode, [LLMStatusCode]) {
         guard !clusters.isEmpty else { return (.paramInvalid, []) }
         guard timeout > .zero else { return (.paramInvalid, []) }
+        let timeout = min(timeout, Self.longestTimeout)
         let results = forEachInParallel(clusters) { cluster -> LLMStatusCode in
             let link = self.links.withLock { registry in
                 defer { registry.lost[cluster.remoteClusterID] = nil }

@@ -28,6 +28,13 @@ import Testing
         try pair.finish()
     }
 
+    @Test func anEnormousTimeoutIsAcceptedNotATrap() throws {
+        let pair = try LinkedPair(link: false)
+        #expect(pair.decoder.linkClusters([pair.promptInfo], timeout: .seconds(Int64.max)) == (.success, [.success]))
+        #expect(pair.decoder.unlinkClusters([pair.promptInfo], timeout: .seconds(Int64.max)) == (.success, [.success]))
+        try pair.finish()
+    }
+
     @Test func b19AnUnreachablePeerIsLinkFailedWithinTheTimeout() throws {
         let pair = try LinkedPair(link: false)
         let port = pair.prompt.listenEndpoint!.port

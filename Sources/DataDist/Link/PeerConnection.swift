@@ -93,7 +93,8 @@ final class PeerConnection: Sendable {
             throw LLMError(.linkFailed, "\(what): sending to cluster \(peerClusterID) failed: \(error)")
         }
         let (seconds, attoseconds) = timeout.components
-        let nanoseconds = max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        let nanoseconds = overflow ? Int64.max : max(0, scaled &+ attoseconds / 1_000_000_000)
         let spinUntil = ContinuousClock.now.advanced(by: min(Self.replySpin, timeout))
         while !waiter.ready.load(ordering: .acquiring), ContinuousClock.now < spinUntil {}
         if !waiter.ready.load(ordering: .acquiring),
