@@ -278,6 +278,11 @@ public final class CacheManager: Sendable {
 
     /// One span per tensor; on failure the spans already taken go back and nothing changes.
     private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, from pool: BlockPool) throws(LLMError) -> [PoolSpan] {
+        guard desc.numTensors <= pool.pageCount else {
+            throw LLMError(
+                .outOfMemory,
+                "cannot allocate \(desc.numTensors) tensors from the \(desc.placement) pool of \(pool.pageCount) pages: each takes a page at least")
+        }
         var spans: [PoolSpan] = []
         spans.reserveCapacity(desc.numTensors)
         for _ in 0..<desc.numTensors {

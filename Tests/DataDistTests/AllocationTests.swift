@@ -117,6 +117,31 @@ import Testing
         }
     }
 
+    @Test(arguments: [Int.max, 1 << 40, 17])
+    func moreTensorsThanPagesAreRefusedAtOnce(tensors: Int) throws {
+        try withCacheManager(devicePool: 16 << 16) { manager in
+            expectRefusal(.outOfMemory, mentioning: ["\(tensors) tensors"], in: manager) {
+                _ = try manager.allocateCache(CacheDesc(numTensors: tensors, shape: [1, 8], dataType: .int8))
+            }
+            expectRefusal(.outOfMemory, in: manager) {
+                _ = try manager.allocateBlocksCache(CacheDesc(numTensors: tensors, shape: [1, 8], dataType: .int8))
+            }
+        }
+    }
+
+    @Test(arguments: [[Int64](), [0, 4], [-1, 4], [Int64.max, 2], Array(repeating: 1, count: 32)])
+    func badShapesAreParamInvalidEverywhere(shape: [Int64]) throws {
+        try withCacheManager { manager in
+            let desc = CacheDesc(numTensors: 1, shape: shape, dataType: .int32)
+            expectRefusal(.paramInvalid, mentioning: ["shape"], in: manager) { _ = try manager.allocateCache(desc) }
+            expectRefusal(.paramInvalid, mentioning: ["shape"], in: manager) { _ = try manager.allocateBlocksCache(desc) }
+            expectRefusal(.paramInvalid, mentioning: ["shape"], in: manager) { _ = try manager.registerCache(desc, addresses: [64]) }
+            expectRefusal(.paramInvalid, mentioning: ["shape"], in: manager) {
+                _ = try manager.registerBlocksCache(desc, addresses: [64])
+            }
+        }
+    }
+
     @Test func cacheIDsIncreaseAndAreNeverReused() throws {
         try withCacheManager { manager in
             let desc = CacheDesc(numTensors: 1, shape: [1, 8], dataType: .int8)
