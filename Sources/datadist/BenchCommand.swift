@@ -41,6 +41,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Comma-separated operations (default: all of \(BenchCommand.allOperations.joined(separator: ","))).")
     var operations = BenchCommand.allOperations.joined(separator: ",")
 
+    /// A test hook: the prompt flips a byte of every source it fills, so verification must fail.
+    @Flag(help: .hidden)
+    var corruptSource = false
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -78,7 +82,8 @@ struct BenchCommand: ParsableCommand {
         global.bootstrapLogging()
         signal(SIGPIPE, SIG_IGN)
         let run = BenchRun(
-            sizes: try parsedSizes(), operations: try parsedOperations(), duration: duration, verbose: global.verbose)
+            sizes: try parsedSizes(), operations: try parsedOperations(), duration: duration, verbose: global.verbose,
+            corruptSource: corruptSource)
         let outcome = run.execute()
         if json {
             print(Output.jsonString(outcome.rows, pretty: true))

@@ -25,6 +25,10 @@ enum BenchMemory {
         memset(UnsafeMutableRawPointer(bitPattern: address)!, 0, bytes)
     }
 
+    static func flipByte(at address: UInt) {
+        UnsafeMutablePointer<UInt8>(bitPattern: address)!.pointee ^= 0xFF
+    }
+
     /// The last-level cache of CPU 0 in bytes (sysfs), 32 MiB if it cannot be read.
     static var lastLevelCacheBytes: Int {
         for index in (0...4).reversed() {

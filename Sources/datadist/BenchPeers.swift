@@ -13,11 +13,12 @@ final class BenchPrompt {
     let port: UInt16
     private let child: ChildProcess
 
-    init(clusterID: UInt64, poolBytes: Int, remoteAccessible: Bool, verbose: Bool) throws {
+    init(clusterID: UInt64, poolBytes: Int, remoteAccessible: Bool, verbose: Bool, corrupt: Bool = false) throws {
         self.clusterID = clusterID
         var arguments = ["bench-serve", "--cluster-id", "\(clusterID)", "--pool-bytes", "\(poolBytes)"]
         if remoteAccessible { arguments.append("--remote-accessible") }
         if verbose { arguments.append("--verbose") }
+        if corrupt { arguments.append("--corrupt") }
         child = try ChildProcess(arguments: arguments, stdinPipe: true)
         guard case .line(let line) = child.lines.next(timeout: .seconds(30)), let ready = Self.decode(line),
             ready.event == "ready", let port = ready.port

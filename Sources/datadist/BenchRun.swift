@@ -14,6 +14,7 @@ final class BenchRun {
     let operations: Set<String>
     let duration: Double
     let verbose: Bool
+    let corruptSource: Bool
     let cores = ProcessInfo.processInfo.activeProcessorCount
     let ringBytes = max(4 * BenchMemory.lastLevelCacheBytes, 128 << 20)
     var rows: [BenchRow] = []
@@ -27,7 +28,8 @@ final class BenchRun {
     static let promptCluster: UInt64 = 1
     static let remotePromptCluster: UInt64 = 11
 
-    init(sizes: [Int], operations: Set<String>, duration: Double, verbose: Bool) {
+    init(sizes: [Int], operations: Set<String>, duration: Double, verbose: Bool, corruptSource: Bool = false) {
+        self.corruptSource = corruptSource
         self.sizes = sizes
         self.operations = operations
         self.duration = duration
@@ -61,7 +63,8 @@ final class BenchRun {
     private func runPeerRows() throws {
         let needsPrompt = !operations.isDisjoint(with: ["pull_cache", "copy_engine", "pull_blocks"])
         if needsPrompt {
-            let server = try BenchPrompt(clusterID: Self.promptCluster, poolBytes: 3 << 30, remoteAccessible: false, verbose: verbose)
+            let server = try BenchPrompt(clusterID: Self.promptCluster, poolBytes: 3 << 30, remoteAccessible: false, verbose: verbose,
+                corrupt: corruptSource)
             let decoder = try BenchDecoder(clusterID: 2, to: server, poolBytes: 3 << 30, copyThreads: nil, remoteAccessible: false)
             var single: BenchDecoder?
             defer {

@@ -27,6 +27,10 @@ struct BenchServeCommand: ParsableCommand {
     @Flag(help: "Enable remote cache access (pushes; slot pulls by cache id).")
     var remoteAccessible = false
 
+    /// A test hook: flips the last byte of slot 0 of every `pattern` cache after filling, so the bench's check must fail.
+    @Flag(help: .hidden)
+    var corrupt = false
+
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
@@ -47,7 +51,7 @@ struct BenchServeCommand: ParsableCommand {
             throw ExitCode.failure
         }
         Output.jsonLine(BenchServeReply(event: "ready", port: prompt.listenEndpoint?.port))
-        var server = BenchServer(manager: manager, clusterID: clusterID)
+        var server = BenchServer(manager: manager, clusterID: clusterID, corrupt: corrupt)
         while let line = readLine() {
             let words = line.split(separator: " ").map(String.init)
             guard !words.isEmpty else { continue }
@@ -78,6 +82,7 @@ struct BenchServeReply: Codable {
 private struct BenchServer {
     let manager: CacheManager
     let clusterID: UInt64
+    let corrupt: Bool
     var caches: [String: (cache: Cache, keys: [CacheKey])] = [:]
 
     mutating func handle(_ words: [String]) -> BenchServeReply {
@@ -106,6 +111,7 @@ private struct BenchServer {
                         BenchMemory.zero(address: address, bytes: slotBytes)
                     }
                 }
+                if corrupt && words[6] == "pattern" { BenchMemory.flipByte(at: base + UInt(slotBytes - 1)) }
                 caches[name] = (cache, keys)
                 return BenchServeReply(event: "cache", name: name, cacheID: cache.cacheID)
             case ("blocks", 6):
