@@ -1,4 +1,4 @@
-# DataDist: `make demo` runs the main job, `make test` the test suite, `make bench` the benchmark. Both install missing system packages first.
+# DataDist: `make demo` runs the main job, `make test` the test suite, `make bench` the benchmark. All install missing system packages first.
 SWIFT ?= swift
 APT_PACKAGES := libnuma-dev libhwloc-dev pkg-config
 BIN := .build/debug/datadist

@@ -13,13 +13,14 @@ struct CopyPattern: Hashable {
 }
 
 /// The memcpy ceilings: single-thread memcpy and memcpy split over all cores (persistent threads, one contiguous
-/// share each), between two host rings of `ringBytes` each. Results are kept per pattern for the run.
+/// share each), between two host rings of `ringBytes` each.
 final class CeilingRig {
     let ringBytes: Int
     private let source: UInt
     private let destination: UInt
     let team: CopyTeam
-    private var measured: [CopyPattern: (single: Double, allCores: Double)] = [:]
+    /// Where the next slice of each pattern starts rotating.
+    private var position: [CopyPattern: Int] = [:]
 
     init?(ringBytes: Int, threads: Int) {
         guard let source = BenchMemory.allocate(ringBytes) else { return nil }
@@ -38,18 +39,19 @@ final class CeilingRig {
         BenchMemory.free(destination)
     }
 
-    /// GB/s of single-thread and all-cores memcpy for `pattern`, measured the first time it is asked for.
+    /// GB/s of single-thread and all-cores memcpy for `pattern`, each measured now for `duration` seconds.
     func ceilings(_ pattern: CopyPattern, duration: Double) -> (single: Double, allCores: Double) {
-        if let known = measured[pattern] { return known }
-        let single = gbps(pattern, duration: duration, allCores: false)
-        let allCores = gbps(pattern, duration: duration, allCores: true)
-        measured[pattern] = (single, allCores)
-        return (single, allCores)
+        let single = slice(pattern, duration: duration, allCores: false)
+        let allCores = slice(pattern, duration: duration, allCores: true)
+        return (single.gbps, allCores.gbps)
     }
 
-    private func gbps(_ pattern: CopyPattern, duration: Double, allCores: Bool) -> Double {
+    /// Copies `pattern` for `duration` seconds (at least 2 iterations) on one thread or all cores; positions keep
+    /// rotating from where the previous slice of the same pattern stopped.
+    func slice(_ pattern: CopyPattern, duration: Double, allCores: Bool) -> (iterations: Int, seconds: Double, gbps: Double) {
         let slots = max(1, ringBytes / pattern.segmentBytes)
         let (source, destination) = (self.source, self.destination)
+        let first = position[pattern] ?? 0
         let copyRange: @Sendable (Int, Range<Int>) -> Void = { iteration, bytes in
             // The segments of `iteration` overlapping byte range `bytes` of its total.
             var segment = bytes.lowerBound / pattern.segmentBytes
@@ -72,9 +74,12 @@ final class CeilingRig {
             allCores
             ? { [team] iteration in team.run(total: pattern.bytes) { copyRange(iteration, $0) } }
             : { iteration in copyRange(iteration, 0..<pattern.bytes) }
-        for iteration in 0..<min(slots, 4) { run(iteration) }  // warm: page tables, workers awake
-        let timing = BenchTiming.loop(duration: duration, minIterations: 3) { run($0) }
-        return Double(pattern.bytes) * Double(timing.iterations) / timing.seconds / 1e9
+        if first == 0 {
+            for iteration in 0..<min(slots, 4) { run(iteration) }  // warm: page tables, workers awake
+        }
+        let timing = BenchTiming.loop(duration: duration, minIterations: 2) { run(first + $0) }
+        position[pattern] = first + timing.iterations
+        return (timing.iterations, timing.seconds, Double(pattern.bytes) * Double(timing.iterations) / timing.seconds / 1e9)
     }
 }
 

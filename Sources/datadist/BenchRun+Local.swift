@@ -37,10 +37,10 @@ extension BenchRun {
         try swapOut()
         var mismatch = BenchBlocks.mismatch(hostAddresses, pairs: out, blockBytes: blockBytes).map { "first swap out: \($0)" }
         for address in hostAddresses { BenchMemory.zero(address: address, bytes: hostBlocks * blockBytes) }
-        var timing = try BenchTiming.loop(duration: duration, minIterations: 2) { _ throws(LLMError) in try swapOut() }
+        var measured = try measure(copy) { _ in try swapOut() }
         mismatch = mismatch ?? BenchBlocks.mismatch(hostAddresses, pairs: out, blockBytes: blockBytes).map { "last swap out: \($0)" }
         try record {
-            row("swap_blocks_out", bytes: bytes, pattern: copy, timing: timing, keys: "local", pattern: shape + ", device → host", mismatch: mismatch)
+            row("swap_blocks_out", bytes: bytes, measured: measured, keys: "local", pattern: shape + ", device → host", mismatch: mismatch)
         }
 
         let backMap = Dictionary(uniqueKeysWithValues: back)
@@ -51,10 +51,10 @@ extension BenchRun {
         for (_, block) in back {
             for address in device.tensorAddresses { BenchMemory.zero(address: address + UInt(block * blockBytes), bytes: blockBytes) }
         }
-        timing = try BenchTiming.loop(duration: duration, minIterations: 2) { _ throws(LLMError) in try swapIn() }
+        measured = try measure(copy) { _ in try swapIn() }
         mismatch = mismatch ?? BenchBlocks.mismatch(device.tensorAddresses, pairs: expected, blockBytes: blockBytes).map { "last swap in: \($0)" }
         try record {
-            row("swap_blocks_in", bytes: bytes, pattern: copy, timing: timing, keys: "local", pattern: shape + ", host → device", mismatch: mismatch)
+            row("swap_blocks_in", bytes: bytes, measured: measured, keys: "local", pattern: shape + ", host → device", mismatch: mismatch)
         }
     }
 
@@ -73,12 +73,11 @@ extension BenchRun {
         try copy(0)
         var mismatch = Self.check(base: to, slot: 0, bytes: size, id: 0, what: "first copy")
         BenchMemory.zero(address: to, bytes: size)
-        let timing = try BenchTiming.loop(duration: duration, minIterations: 2) { i throws(LLMError) in try copy(i) }
-        let last = (timing.iterations - 1) % slots
+        let measured = try measure(CopyPattern(segments: 1, segmentBytes: size, scattered: false)) { i in try copy(i) }
+        let last = (measured.timing.iterations - 1) % slots
         mismatch = mismatch ?? Self.check(base: to, slot: last, bytes: size, id: UInt64(last), what: "last copy")
         return row(
-            "copy_cache", bytes: size, pattern: CopyPattern(segments: 1, segmentBytes: size, scattered: false),
-            timing: timing, keys: "local", pattern: "1 tensor", mismatch: mismatch)
+            "copy_cache", bytes: size, measured: measured, keys: "local", pattern: "1 tensor", mismatch: mismatch)
     }
 
     /// allocate: allocateCache + deallocateCache of a 4-tensor cache (4 × 1 MiB) vs glibc malloc + free of the

@@ -24,11 +24,11 @@ extension BenchRun {
         var mismatch = Self.check(base: address, slot: 0, bytes: size, id: base, what: "first pull")
         let warmStart = ContinuousClock.now
         for i in 1..<slots where (ContinuousClock.now - warmStart).seconds < 1 { try pull(i) }
-        let timing = try BenchTiming.loop(duration: duration, minIterations: 2) { i throws(LLMError) in try pull(i) }
-        let last = (timing.iterations - 1) % slots
+        let measured = try measure(CopyPattern(segments: 1, segmentBytes: size, scattered: false)) { i in try pull(i) }
+        let last = (measured.timing.iterations - 1) % slots
         mismatch = mismatch ?? Self.check(base: address, slot: last, bytes: size, id: base + UInt64(last), what: "last pull")
         return row(
-            operation, bytes: size, pattern: CopyPattern(segments: 1, segmentBytes: size, scattered: false), timing: timing,
+            operation, bytes: size, measured: measured,
             keys: "prefix", pattern: "1 tensor", copyThreads: operation == "copy_engine" ? (decoder.copyThreads ?? cores) : nil,
             mismatch: mismatch)
     }
@@ -70,9 +70,9 @@ extension BenchRun {
             }
         }
         let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +), samples: samples)
+        let (single, allCores) = ceilings.ceilings(CopyPattern(segments: 1, segmentBytes: size, scattered: false), duration: duration / 2)
         return row(
-            "pull_cache", bytes: size, pattern: CopyPattern(segments: 1, segmentBytes: size, scattered: false),
-            timing: timing, keys: "request", pattern: "1 tensor, latency", mismatch: mismatch, latency: true)
+            "pull_cache", bytes: size, measured: Measured(timing: timing, single: single, allCores: allCores), keys: "request", pattern: "1 tensor, latency", mismatch: mismatch, latency: true)
     }
 
     /// copy_engine: pull_cache with `LLMConfig.copyThreads` = 1 and = every core, interleaved per size; notes the
@@ -123,11 +123,10 @@ extension BenchRun {
         try push(0)
         var mismatch = try verify(0, "first push")
         for i in 1..<slots { try push(i) }
-        let timing = try BenchTiming.loop(duration: duration, minIterations: 2) { i throws(LLMError) in try push(i) }
-        mismatch = try mismatch ?? verify(timing.iterations - 1, "last push")
+        let measured = try measure(CopyPattern(segments: 1, segmentBytes: size, scattered: false)) { i in try push(i) }
+        mismatch = try mismatch ?? verify(measured.timing.iterations - 1, "last push")
         return row(
-            "push_cache", bytes: size, pattern: CopyPattern(segments: 1, segmentBytes: size, scattered: false),
-            timing: timing, keys: "slot", pattern: "1 tensor", mismatch: mismatch)
+            "push_cache", bytes: size, measured: measured, keys: "slot", pattern: "1 tensor", mismatch: mismatch)
     }
 
     /// pull_blocks, KV-shaped: 61 layers × 2 tensors, 64 of 128 blocks of 128 KiB, scattered (no two neighbours
@@ -152,14 +151,14 @@ extension BenchRun {
         try pull()
         var mismatch = BenchBlocks.mismatch(cache.tensorAddresses, pairs: pairs, blockBytes: blockBytes).map { "first pull: \($0)" }
         for address in cache.tensorAddresses { BenchMemory.zero(address: address, bytes: blocks * blockBytes) }
-        let timing = try BenchTiming.loop(duration: duration, minIterations: 2) { _ throws(LLMError) in try pull() }
-        mismatch = mismatch ?? BenchBlocks.mismatch(cache.tensorAddresses, pairs: pairs, blockBytes: blockBytes).map { "last pull: \($0)" }
         let copy =
             scattered
             ? CopyPattern(segments: tensors * count, segmentBytes: blockBytes, scattered: true)
             : CopyPattern(segments: tensors, segmentBytes: count * blockBytes, scattered: false)
+        let measured = try measure(copy) { _ in try pull() }
+        mismatch = mismatch ?? BenchBlocks.mismatch(cache.tensorAddresses, pairs: pairs, blockBytes: blockBytes).map { "last pull: \($0)" }
         return row(
-            "pull_blocks", bytes: tensors * count * blockBytes, pattern: copy, timing: timing, keys: "blocks",
+            "pull_blocks", bytes: tensors * count * blockBytes, measured: measured, keys: "blocks",
             pattern: "61 layers × 2 tensors, \(count) \(scattered ? "scattered" : "adjacent") 128 KiB blocks",
             mismatch: mismatch)
     }

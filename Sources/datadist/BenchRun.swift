@@ -41,7 +41,7 @@ final class BenchRun {
             datadist bench: prompt process ↔ decoder (this process) on 127.0.0.1; \(cores) cores, LLC \
             \(BenchSize.label(BenchMemory.lastLevelCacheBytes)); sources and destinations rotate over \
             \(BenchSize.label(ringBytes)) rings; \(duration) s per measurement; GB/s = 10^9 B/s; \
-            ratio = GB/s ÷ single-thread memcpy of the same bytes and pattern
+            ratio = GB/s ÷ single-thread memcpy of the same bytes and pattern, timed in slices interleaved with the operation
             """
         guard let rig = CeilingRig(ringBytes: ringBytes, threads: cores) else {
             return Outcome(rows: [], header: header, notes: [], problems: ["cannot allocate 2 × \(ringBytes) bytes for the memcpy ceilings"])
@@ -141,12 +141,44 @@ final class BenchRun {
     /// A first id for keys no earlier row used.
     func uniqueKeyBase() -> UInt64 { UInt64(nextName + 1) << 32 }
 
-    /// A row for `bytes` per call and copy `pattern`, with its ceilings and ratios.
+    /// Times `op(i)` (i = 0, 1, …) and both memcpy ceilings of `copy` in `rounds` interleaved slices of
+    /// `duration / rounds` each (ceiling, all-cores ceiling, operation), so machine noise hits all three alike.
+    /// At least `minIterations` of `op` run in total.
+    func measure(
+        _ copy: CopyPattern, rounds: Int = 3, minIterations: Int = 2, _ op: (Int) throws -> Void
+    ) rethrows -> Measured {
+        var measured = Measured(timing: BenchTiming.Result(iterations: 0, seconds: 0), single: 0, allCores: 0)
+        var (single, all) = ((0, 0.0), (0, 0.0))
+        let slice = duration / Double(rounds)
+        for round in 0..<rounds {
+            let one = ceilings.slice(copy, duration: slice, allCores: false)
+            single = (single.0 + one.iterations, single.1 + one.seconds)
+            let many = ceilings.slice(copy, duration: slice, allCores: true)
+            all = (all.0 + many.iterations, all.1 + many.seconds)
+            let done = measured.timing.iterations
+            let needed = round == rounds - 1 ? max(1, minIterations - done) : 1
+            let timing = try BenchTiming.loop(duration: slice, minIterations: needed) { try op(done + $0) }
+            measured.timing.iterations += timing.iterations
+            measured.timing.seconds += timing.seconds
+        }
+        measured.single = Double(copy.bytes) * Double(single.0) / single.1 / 1e9
+        measured.allCores = Double(copy.bytes) * Double(all.0) / all.1 / 1e9
+        return measured
+    }
+
+    struct Measured {
+        var timing: BenchTiming.Result
+        var single: Double
+        var allCores: Double
+    }
+
+    /// A row for `bytes` per call, with its ceilings and ratios; with `latency`, GB/s and p50/p99 come from the
+    /// per-call samples.
     func row(
-        _ operation: String, bytes: Int, pattern copy: CopyPattern, timing: BenchTiming.Result, keys: String,
-        pattern: String, copyThreads: Int? = nil, mismatch: String?, latency: Bool = false
+        _ operation: String, bytes: Int, measured: Measured, keys: String, pattern: String, copyThreads: Int? = nil,
+        mismatch: String?, latency: Bool = false
     ) -> BenchRow {
-        let (single, allCores) = ceilings.ceilings(copy, duration: duration)
+        let (timing, single, allCores) = (measured.timing, measured.single, measured.allCores)
         let seconds = latency ? timing.samples.reduce(0, +) : timing.seconds
         let gbps = Double(bytes) * Double(timing.iterations) / seconds / 1e9
         return BenchRow(
