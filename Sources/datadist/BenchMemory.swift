@@ -12,6 +12,19 @@ enum BenchMemory {
         return UInt(bitPattern: pointer)
     }
 
+    /// `bytes` of shared anonymous memory (shmem, the kind the emulator's memfd pools are), written once; nil if
+    /// the host refuses. Release with `unmap`.
+    static func mapShared(_ bytes: Int) -> UInt? {
+        let pointer = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+        guard let pointer, pointer != MAP_FAILED else { return nil }
+        memset(pointer, 0x5A, bytes)
+        return UInt(bitPattern: pointer)
+    }
+
+    static func unmap(_ address: UInt, bytes: Int) {
+        munmap(UnsafeMutableRawPointer(bitPattern: address), bytes)
+    }
+
     static func free(_ address: UInt) {
         Foundation.free(UnsafeMutableRawPointer(bitPattern: address))
     }
