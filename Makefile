@@ -1,4 +1,4 @@
-# DataDist: `make demo` runs the main job, `make test` the test suite. Both install missing system packages first.
+# DataDist: `make demo` runs the main job, `make test` the test suite, `make bench` the benchmark. All install missing system packages first.
 SWIFT ?= swift
 APT_PACKAGES := libnuma-dev libhwloc-dev pkg-config
 BIN := .build/debug/datadist
@@ -33,6 +33,12 @@ demo: build
 	@echo
 	@echo "== datadist demo: a prompt and a decoder process transfer KV caches over loopback"
 	@$(BIN) demo
+
+# `datadist bench` on a release build: every row beside the memcpy ceilings of the same run (about a minute).
+# BENCH_ARGS passes options through, e.g. `make bench BENCH_ARGS="--json --sizes 1MiB,4MiB"`.
+bench: deps
+	$(SWIFT) build -c release --product datadist
+	.build/release/datadist bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .build

@@ -24,6 +24,12 @@ final class ChildProcess {
 
     var pid: Int32 { process.processIdentifier }
 
+    /// Writes `line` and a newline to the child's stdin (a pipe only with `stdinPipe`).
+    func send(_ line: String) throws {
+        guard let input else { throw ChildProcessError(message: "the child's stdin is not a pipe") }
+        try input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
+    }
+
     /// Closes the child's stdin (a `serve` then stops).
     func closeStandardInput() {
         try? input?.fileHandleForWriting.close()
@@ -44,6 +50,11 @@ final class ChildProcess {
         Foundation.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
+}
+
+struct ChildProcessError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
 }
 
 /// Lines read from a descriptor by a background thread.

@@ -12,6 +12,7 @@ struct Datadist: ParsableCommand {
             environment variable.
             """,
         subcommands: [
-            ProbeCommand.self, MatrixCommand.self, ServeCommand.self, PullCommand.self, DemoCommand.self,
+            ProbeCommand.self, MatrixCommand.self, ServeCommand.self, PullCommand.self, DemoCommand.self, BenchCommand.self,
+            BenchServeCommand.self,
         ])
 }

@@ -1,0 +1,97 @@
+import ArgumentParser
+import DataDist
+import Foundation
+
+/// `datadist bench`: transfer bandwidth and latency between a prompt process and this (decoder) process on
+/// loopback, each row beside the memcpy ceilings of the same bytes and copy pattern measured in the same run.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure pull/push/swap/copy bandwidth and latency beside the memcpy ceiling of this machine.",
+        discussion: """
+            Starts a prompt process (`datadist bench-serve`) that allocates and fills what each row needs; this \
+            process is the decoder: it links and pulls over the zero-copy loopback path. Every row is measured \
+            beside single-thread memcpy and memcpy split over all cores, for the same bytes and copy pattern, \
+            between host buffers larger than the last-level cache (sources and destinations rotate over rings \
+            of max(4 × LLC, 128 MiB)). GB/s = 10^9 bytes/s; ratio = GB/s over the single-thread ceiling.
+
+            Operations (--operations): pull_cache (one tensor per size, prefix keys; and latency rows at 16 KiB \
+            and 1 MiB with request keys, p50/p99 of the whole call), copy_engine (pull_cache with \
+            LLMConfig.copyThreads = 1 vs every core at 256 KiB, 1 MiB, 4 MiB), pull_blocks (61 layers × 2 \
+            tensors, 64 of 128 blocks of 128 KiB, scattered and adjacent), push_cache (per size, \
+            enableRemoteCacheAccessible on both sides), swap_blocks (device ↔ host, both directions), copy_cache \
+            (per size, local), allocate (allocateCache+deallocateCache of 4 × 1 MiB vs glibc malloc+free).
+
+            Progress goes to stderr. Exits 1 if any checked transfer (the first and last call of every row) \
+            moved wrong bytes, an operation failed, or an audit was not clean.
+            """)
+
+    static let allOperations = ["pull_cache", "copy_engine", "pull_blocks", "push_cache", "swap_blocks", "copy_cache", "allocate"]
+    static let defaultSizes = "16KiB,64KiB,256KiB,1MiB,4MiB,16MiB,64MiB"
+
+    @Flag(help: "Print one JSON array of rows instead of the table.")
+    var json = false
+
+    @Option(help: "Sizes for the per-size rows (suffix KiB, MiB, GiB or none for bytes; multiples of 8 up to 256 MiB).")
+    var sizes = BenchCommand.defaultSizes
+
+    @Option(help: "Seconds each measurement runs (the operation, and each ceiling the first time it is needed).")
+    var duration = 0.5
+
+    @Option(help: "Comma-separated operations (default: all of \(BenchCommand.allOperations.joined(separator: ","))).")
+    var operations = BenchCommand.allOperations.joined(separator: ",")
+
+    /// A test hook: the prompt flips a byte of every source it fills, so verification must fail.
+    @Flag(help: .hidden)
+    var corruptSource = false
+
+    @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        _ = try parsedSizes()
+        _ = try parsedOperations()
+        guard duration > 0, duration <= 60 else { throw ValidationError("--duration \(duration) must be in (0, 60] seconds") }
+    }
+
+    func parsedSizes() throws -> [Int] {
+        var result: [Int] = []
+        for part in sizes.split(separator: ",", omittingEmptySubsequences: false) {
+            let text = part.trimmingCharacters(in: .whitespaces)
+            guard let bytes = BenchSize.parse(text), bytes % 8 == 0, bytes <= 256 << 20 else {
+                throw ValidationError("--sizes \(sizes): '\(text)' is not a size (a multiple of 8 bytes up to 256MiB, e.g. 16KiB)")
+            }
+            if !result.contains(bytes) { result.append(bytes) }
+        }
+        return result
+    }
+
+    func parsedOperations() throws -> Set<String> {
+        var result: Set<String> = []
+        for part in operations.split(separator: ",", omittingEmptySubsequences: false) {
+            let name = part.trimmingCharacters(in: .whitespaces)
+            guard Self.allOperations.contains(name) else {
+                throw ValidationError(
+                    "--operations \(operations): '\(name)' is not an operation (one of \(Self.allOperations.joined(separator: ", ")))")
+            }
+            result.insert(name)
+        }
+        return result
+    }
+
+    func run() throws {
+        global.bootstrapLogging()
+        signal(SIGPIPE, SIG_IGN)
+        let run = BenchRun(
+            sizes: try parsedSizes(), operations: try parsedOperations(), duration: duration, verbose: global.verbose,
+            corruptSource: corruptSource)
+        let outcome = run.execute()
+        if json {
+            print(Output.jsonString(outcome.rows, pretty: true))
+        } else {
+            print(BenchTable.render(outcome.rows, header: outcome.header), terminator: "")
+            for note in outcome.notes { print(note) }
+        }
+        for problem in outcome.problems { printToStandardError("datadist bench: FAILED: \(problem)") }
+        if !outcome.problems.isEmpty { throw ExitCode.failure }
+    }
+}

@@ -1,0 +1,107 @@
+import DataDist
+import Foundation
+
+/// A failure that stops a row (or the run), with what went wrong.
+struct BenchFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The `bench-serve` child: a prompt cluster driven line by line over its stdin.
+final class BenchPrompt {
+    let clusterID: UInt64
+    let port: UInt16
+    private let child: ChildProcess
+
+    init(clusterID: UInt64, poolBytes: Int, remoteAccessible: Bool, verbose: Bool, corrupt: Bool = false) throws {
+        self.clusterID = clusterID
+        var arguments = ["bench-serve", "--cluster-id", "\(clusterID)", "--pool-bytes", "\(poolBytes)"]
+        if remoteAccessible { arguments.append("--remote-accessible") }
+        if verbose { arguments.append("--verbose") }
+        if corrupt { arguments.append("--corrupt") }
+        child = try ChildProcess(arguments: arguments, stdinPipe: true)
+        guard case .line(let line) = child.lines.next(timeout: .seconds(30)), let ready = Self.decode(line),
+            ready.event == "ready", let port = ready.port
+        else {
+            child.kill()
+            throw BenchFailure("`datadist bench-serve` did not print its ready line")
+        }
+        self.port = port
+    }
+
+    deinit { child.kill() }
+
+    /// Sends `command` and returns the reply; throws if the server reports an error or says nothing in time.
+    @discardableResult
+    func send(_ command: String, timeout: Duration = .seconds(120)) throws -> BenchServeReply {
+        try child.send(command)
+        guard case .line(let line) = child.lines.next(timeout: timeout), let reply = Self.decode(line) else {
+            throw BenchFailure("bench-serve gave no answer to '\(command)'")
+        }
+        if reply.event == "error" { throw BenchFailure("bench-serve '\(command)': \(reply.error ?? "error")") }
+        return reply
+    }
+
+    /// Closes stdin and waits for the exit line; a problem (unclean audit, bad exit), or nil.
+    func finish() -> String? {
+        child.closeStandardInput()
+        var exitLine: BenchServeReply?
+        while case .line(let line) = child.lines.next(timeout: .seconds(30)) {
+            if let reply = Self.decode(line), reply.event == "exit" { exitLine = reply }
+        }
+        let status = child.wait(timeout: .seconds(10))
+        if status == nil { child.kill() }
+        guard status == 0, let exitLine, exitLine.audit?.clean == true else {
+            return "bench-serve (cluster \(clusterID)) exited \(status.map { "\($0)" } ?? "late, killed"): "
+                + "audit \(exitLine?.audit?.summary ?? "missing")\(exitLine?.error.map { ", \($0)" } ?? "")"
+        }
+        return nil
+    }
+
+    private static func decode(_ line: String) -> BenchServeReply? {
+        try? JSONDecoder().decode(BenchServeReply.self, from: Data(line.utf8))
+    }
+}
+
+/// A decoder instance in this process, linked to a `BenchPrompt`.
+final class BenchDecoder {
+    let engine: LLMDataDist
+    let manager: CacheManager
+    let prompt: LLMClusterInfo
+    let copyThreads: Int?
+
+    init(clusterID: UInt64, to server: BenchPrompt, poolBytes: Int, copyThreads: Int?, remoteAccessible: Bool) throws {
+        engine = LLMDataDist(role: .decoder, clusterID: clusterID)
+        self.copyThreads = copyThreads
+        var config = LLMConfig()
+        config.memoryPool = MemoryPoolConfig(size: poolBytes)
+        config.copyThreads = copyThreads
+        config.enableRemoteCacheAccessible = remoteAccessible
+        config.syncKVTimeout = .seconds(30)
+        do {
+            try engine.initialize(config)
+            manager = try engine.cacheManager
+        } catch {
+            engine.finalize()
+            throw BenchFailure("decoder \(clusterID): \(error)")
+        }
+        prompt = LLMClusterInfo(
+            remoteClusterID: server.clusterID, remoteRoleType: .prompt,
+            remoteIPInfos: [IPEndpoint(host: "127.0.0.1", port: server.port)])
+        let (status, _) = engine.linkClusters([prompt], timeout: .seconds(10))
+        guard status == .success else {
+            engine.finalize()
+            throw BenchFailure("decoder \(clusterID): linkClusters to 127.0.0.1:\(server.port) failed: \(status)")
+        }
+    }
+
+    /// Unlinks, checks the audit, finalizes; a problem, or nil.
+    func finish() -> String? {
+        let (status, _) = engine.unlinkClusters([prompt], timeout: .seconds(5))
+        let audit = manager.audit()
+        engine.finalize()
+        if status != .success { return "decoder: unlinkClusters returned \(status)" }
+        if !audit.isClean { return "decoder audit not clean: \(AuditReport(audit).summary)" }
+        return nil
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+
+/// One row of `datadist bench`: an operation at one size, beside the memcpy ceilings of the same bytes and copy
+/// pattern measured in the same run. GB/s = 10^9 bytes/s. Rows that measured per-call latency carry `p50us` and
+/// `p99us`; bandwidth rows never do.
+struct BenchRow: Codable {
+    var operation: String
+    /// Bytes one call moves (allocate: bytes of the cache's tensors).
+    var bytes: Int
+    var gbps: Double
+    /// Single-thread memcpy of the same bytes and pattern.
+    var ceilingGBps: Double
+    var ratio: Double
+    /// memcpy split over all cores (persistent threads, contiguous shares).
+    var allCoresCeilingGBps: Double?
+    var allCoresRatio: Double?
+    var p50us: Double?
+    var p99us: Double?
+    /// The ceiling's own p50/p99 (allocate: glibc malloc+free).
+    var ceilingP50us: Double?
+    var ceilingP99us: Double?
+    var iterations: Int
+    var seconds: Double
+    /// Which keys the pulls resolved: `prefix` (never consumed), `request` (consumed; re-bound between
+    /// generations, outside the timing), `slot` (by cache id and batch index), `blocks`, or `local`.
+    var keys: String
+    /// The shape of one call.
+    var pattern: String
+    /// `LLMConfig.copyThreads` of the instance that ran the row (nil: every core).
+    var copyThreads: Int?
+    var verified: Bool
+    var notes: String?
+}
+
+/// Byte counts as `--sizes` takes and the table prints them.
+enum BenchSize {
+    /// "16KiB", "1MiB", "1GiB", "4096" or "4096B"; nil for anything else.
+    static func parse(_ text: String) -> Int? {
+        let units: [(String, Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("B", 1)]
+        for (suffix, multiplier) in units where text.hasSuffix(suffix) {
+            guard let value = Int(text.dropLast(suffix.count)), value > 0 else { return nil }
+            let (bytes, overflow) = value.multipliedReportingOverflow(by: multiplier)
+            return overflow ? nil : bytes
+        }
+        return Int(text).flatMap { $0 > 0 ? $0 : nil }
+    }
+
+    static func label(_ bytes: Int) -> String {
+        for (suffix, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] where bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+            return "\(bytes >> shift) \(suffix)"
+        }
+        return "\(bytes) B"
+    }
+}
+
+/// The human-readable table.
+enum BenchTable {
+    static func render(_ rows: [BenchRow], header: String) -> String {
+        let titles = ["operation", "size", "GB/s", "memcpy 1T", "ratio", "memcpy all", "ratio", "p50 µs", "p99 µs", "iters", "keys", "pattern"]
+        var lines: [[String]] = [titles]
+        for row in rows {
+            let name = row.copyThreads.map { "\(row.operation) (\($0)T)" } ?? row.operation
+            lines.append([
+                name, BenchSize.label(row.bytes), f(row.gbps, 2), f(row.ceilingGBps, 2), f(row.ratio, 2) + "×",
+                row.allCoresCeilingGBps.map { f($0, 2) } ?? "-", row.allCoresRatio.map { f($0, 2) + "×" } ?? "-",
+                row.p50us.map { f($0, 1) } ?? "-", row.p99us.map { f($0, 1) } ?? "-", "\(row.iterations)",
+                row.keys, row.pattern + (row.verified ? "" : "  VERIFY FAILED"),
+            ])
+        }
+        let widths = titles.indices.map { column in lines.map { $0[column].count }.max() ?? 0 }
+        var text = header + "\n"
+        for line in lines {
+            let cells = line.enumerated().map { column, cell in
+                let pad = String(repeating: " ", count: widths[column] - cell.count)
+                return column == 0 || column >= 10 ? cell + pad : pad + cell
+            }
+            text += cells.joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
+        }
+        return text
+    }
+
+    static func f(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+}

@@ -1,0 +1,165 @@
+import DataDist
+import Foundation
+
+/// Rows that move bytes between the prompt process and a decoder here.
+extension BenchRun {
+    /// pull_cache bandwidth: one tensor of `size` per call through prefix keys, both sides rotating over rings.
+    func pullCacheBandwidth(
+        _ size: Int, server: BenchPrompt, decoder: BenchDecoder, operation: String = "pull_cache"
+    ) throws -> BenchRow {
+        let slots = max(1, ringBytes / size)
+        let (name, base) = (uniqueName(), uniqueKeyBase())
+        try server.send("cache \(name) \(size) \(slots) prefix \(base) pattern")
+        defer { _ = try? server.send("free \(name)") }
+        let destination = try Self.ring(decoder.manager, slots: slots, bytes: size)
+        defer { try? decoder.manager.deallocateCache(destination) }
+        let address = destination.tensorAddresses[0]
+        let manager = decoder.manager
+        let pull = { (i: Int) throws(LLMError) in
+            let key = CacheKey(promptClusterID: server.clusterID, reqID: .max, prefixID: base + UInt64(i % slots))
+            try manager.pullCache(key, into: destination, batchIndex: i % slots)
+        }
+        // Warm-up: one pass over the rings (maps the peer's pages here); its first call is checked.
+        try pull(0)
+        var mismatch = Self.check(base: address, slot: 0, bytes: size, id: base, what: "first pull")
+        let warmStart = ContinuousClock.now
+        for i in 1..<slots where (ContinuousClock.now - warmStart).seconds < 1 { try pull(i) }
+        let measured = try measure(CopyPattern(segments: 1, segmentBytes: size, scattered: false)) { i in try pull(i) }
+        let last = (measured.timing.iterations - 1) % slots
+        mismatch = mismatch ?? Self.check(base: address, slot: last, bytes: size, id: base + UInt64(last), what: "last pull")
+        return row(
+            operation, bytes: size, measured: measured,
+            keys: "prefix", pattern: "1 tensor", copyThreads: operation == "copy_engine" ? (decoder.copyThreads ?? cores) : nil,
+            mismatch: mismatch)
+    }
+
+    /// pull_cache latency: request keys (consumed by the pull), p50/p99 of the whole call. Keys come in
+    /// generations: a cache of `slots` keyed slots is pulled slot by slot, then freed and a fresh one bound
+    /// (untimed). Generation 0 is a warm-up; only whole generations are timed.
+    func pullCacheLatency(_ size: Int, server: BenchPrompt, decoder: BenchDecoder) throws -> BenchRow {
+        let slots = max(16, min(1024, (64 << 20) / size))
+        let destinationSlots = max(1, ringBytes / size)
+        let destination = try Self.ring(decoder.manager, slots: destinationSlots, bytes: size)
+        defer { try? decoder.manager.deallocateCache(destination) }
+        let address = destination.tensorAddresses[0]
+        var samples: [Double] = []
+        var mismatch: String?
+        var generation = 0
+        let clock = ContinuousClock()
+        let wallStart = clock.now
+        while true {
+            let (name, base) = (uniqueName(), uniqueKeyBase())
+            try server.send("cache \(name) \(size) \(slots) request \(base) pattern")
+            defer { _ = try? server.send("free \(name)") }
+            for slot in 0..<slots {
+                let key = CacheKey(promptClusterID: server.clusterID, reqID: base + UInt64(slot))
+                let start = clock.now
+                try decoder.manager.pullCache(key, into: destination, batchIndex: slot % destinationSlots)
+                if generation > 0 { samples.append((clock.now - start).seconds) }
+            }
+            if generation == 0 {
+                mismatch = Self.check(base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: base + UInt64(slots - 1), what: "first generation")
+            }
+            generation += 1
+            let timed = samples.reduce(0, +)
+            if generation > 1 && (timed >= duration || (clock.now - wallStart).seconds > 4 * duration + 2) {
+                mismatch = mismatch ?? Self.check(
+                    base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: base + UInt64(slots - 1),
+                    what: "last pull")
+                break
+            }
+        }
+        let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +), samples: samples)
+        let (single, allCores) = ceilings.ceilings(CopyPattern(segments: 1, segmentBytes: size, scattered: false), duration: duration / 2)
+        return row(
+            "pull_cache", bytes: size, measured: Measured(timing: timing, single: single, allCores: allCores), keys: "request", pattern: "1 tensor, latency", mismatch: mismatch, latency: true)
+    }
+
+    /// copy_engine: pull_cache with `LLMConfig.copyThreads` = 1 and = every core, interleaved per size; notes the
+    /// smallest size from which splitting pays (≥ 5 % faster at that size and every larger one).
+    func copyEngineRows(server: BenchPrompt, all: BenchDecoder, one: BenchDecoder) throws {
+        var speedups: [(Int, Double)] = []
+        for size in Self.copyEngineSizes {
+            var pair: [Double] = []
+            for decoder in [one, all] {
+                try record {
+                    let row = try pullCacheBandwidth(size, server: server, decoder: decoder, operation: "copy_engine")
+                    pair.append(row.gbps)
+                    return row
+                }
+            }
+            speedups.append((size, pair[1] / pair[0]))
+        }
+        let pays = speedups.indices.first { start in speedups[start...].allSatisfy { $0.1 >= 1.05 } }
+        let table = speedups.map { "\(BenchSize.label($0.0)) \(BenchTable.f($0.1, 2))×" }.joined(separator: ", ")
+        let verdict = pays.map { "splitting pays from \(BenchSize.label(speedups[$0].0))" } ?? "splitting did not pay at these sizes"
+        let note = "copy engine (\(cores) threads vs 1; library threshold 1 MiB): \(table); \(verdict)"
+        notes.append(note)
+        for index in rows.indices where rows[index].operation == "copy_engine" { rows[index].notes = rows[index].notes ?? note }
+    }
+
+    /// push_cache: one tensor of `size` per call into the remote-accessible prompt's cache, by cache id and slot.
+    /// The first and last pushed slots are pulled back and checked.
+    func pushCache(_ size: Int, server: BenchPrompt, decoder: BenchDecoder) throws -> BenchRow {
+        let slots = max(1, ringBytes / size)
+        let (name, base) = (uniqueName(), uniqueKeyBase())
+        let remote = try server.send("cache \(name) \(size) \(slots) none 0 touch")
+        defer { _ = try? server.send("free \(name)") }
+        guard let remoteID = remote.cacheID else { throw BenchFailure("bench-serve sent no cache id for \(name)") }
+        let manager = decoder.manager
+        let source = try Self.ring(manager, slots: slots, bytes: size)
+        defer { try? manager.deallocateCache(source) }
+        for slot in 0..<slots {
+            KVPattern.fill(address: source.tensorAddresses[0] + UInt(slot * size), bytes: size, request: base + UInt64(slot), tensor: 0)
+        }
+        let check = try Self.ring(manager, slots: 1, bytes: size)
+        defer { try? manager.deallocateCache(check) }
+        let target = { (i: Int) in CacheKeyByIdAndIndex(clusterID: server.clusterID, cacheID: remoteID, batchIndex: UInt32(i % slots)) }
+        let push = { (i: Int) throws(LLMError) in try manager.pushCache(to: target(i), from: source, srcBatchIndex: i % slots) }
+        let verify = { (i: Int, what: String) throws(LLMError) -> String? in
+            try manager.pullCache(target(i), into: check)
+            return Self.check(base: check.tensorAddresses[0], slot: 0, bytes: size, id: base + UInt64(i % slots), what: what)
+        }
+        try push(0)
+        var mismatch = try verify(0, "first push")
+        for i in 1..<slots { try push(i) }
+        let measured = try measure(CopyPattern(segments: 1, segmentBytes: size, scattered: false)) { i in try push(i) }
+        mismatch = try mismatch ?? verify(measured.timing.iterations - 1, "last push")
+        return row(
+            "push_cache", bytes: size, measured: measured, keys: "slot", pattern: "1 tensor", mismatch: mismatch)
+    }
+
+    /// pull_blocks, KV-shaped: 61 layers × 2 tensors, 64 of 128 blocks of 128 KiB, scattered (no two neighbours
+    /// coalesce) or adjacent (one run per tensor).
+    func pullBlocks(scattered: Bool, server: BenchPrompt, decoder: BenchDecoder) throws -> BenchRow {
+        let (tensors, blocks, blockBytes, count) = (122, 128, 128 << 10, 64)
+        let name = uniqueName()
+        let modelID = UInt64(100 + rows.count)
+        try server.send("blocks \(name) \(tensors) \(blocks) \(blockBytes) \(modelID)")
+        defer { _ = try? server.send("free \(name)") }
+        let manager = decoder.manager
+        let cache = try manager.allocateBlocksCache(BenchBlocks.desc(tensors: tensors, blocks: blocks, blockBytes: blockBytes, placement: .device))
+        defer { try? manager.deallocateBlocksCache(cache) }
+        for address in cache.tensorAddresses { BenchMemory.zero(address: address, bytes: blocks * blockBytes) }
+        let pairs =
+            scattered
+            ? BenchBlocks.scattered(count: count, sourceBlocks: blocks, destinationBlocks: blocks, seed: 61)
+            : (0..<count).map { (32 + $0, 8 + $0) }
+        let key = BlocksCacheKey(clusterID: server.clusterID, modelID: modelID)
+        let (sources, destinations) = (pairs.map(\.0), pairs.map(\.1))
+        let pull = { () throws(LLMError) in try manager.pullBlocks(key, into: cache, srcBlocks: sources, dstBlocks: destinations) }
+        try pull()
+        var mismatch = BenchBlocks.mismatch(cache.tensorAddresses, pairs: pairs, blockBytes: blockBytes).map { "first pull: \($0)" }
+        for address in cache.tensorAddresses { BenchMemory.zero(address: address, bytes: blocks * blockBytes) }
+        let copy =
+            scattered
+            ? CopyPattern(segments: tensors * count, segmentBytes: blockBytes, scattered: true)
+            : CopyPattern(segments: tensors, segmentBytes: count * blockBytes, scattered: false)
+        let measured = try measure(copy) { _ in try pull() }
+        mismatch = mismatch ?? BenchBlocks.mismatch(cache.tensorAddresses, pairs: pairs, blockBytes: blockBytes).map { "last pull: \($0)" }
+        return row(
+            "pull_blocks", bytes: tensors * count * blockBytes, measured: measured, keys: "blocks",
+            pattern: "61 layers × 2 tensors, \(count) \(scattered ? "scattered" : "adjacent") 128 KiB blocks",
+            mismatch: mismatch)
+    }
+}

@@ -1,0 +1,153 @@
+import ArgumentParser
+import DataDist
+import Foundation
+
+/// `datadist bench-serve` (hidden): the prompt process of `datadist bench`. Allocates, fills and frees caches when
+/// told to on stdin, one command per line, and answers each with one JSON line on stdout:
+///
+/// - `cache <name> <slotBytes> <slots> <keys> <firstID> <fill>`: a 1-tensor cache of `slots` batch slots of
+///   `slotBytes` bytes. `keys` is `prefix`, `request` or `none`; slot `s` gets key id `firstID + s` and, with
+///   `fill` = `pattern`, the bytes `KVPattern(request: firstID + s, tensor: 0)` (`touch`: zeros, written).
+/// - `blocks <name> <tensors> <blocks> <blockBytes> <modelID>`: a blocks cache bound to `BlocksCacheKey(modelID:)`;
+///   block `b` of tensor `t` holds `KVPattern(request: b, tensor: t)`.
+/// - `free <name>`: removes the cache's remaining keys and deallocates it.
+///
+/// Stdin closing ends it: everything is freed and the audit printed; exit 0 only if the audit is clean.
+struct BenchServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-serve", abstract: "The prompt side of `datadist bench` (driven over stdin).",
+        shouldDisplay: false)
+
+    @Option(name: .customLong("cluster-id"), help: "This (prompt) cluster's id.")
+    var clusterID: UInt64 = 1
+
+    @Option(help: "Device pool size in bytes.")
+    var poolBytes = 1 << 30
+
+    @Flag(help: "Enable remote cache access (pushes; slot pulls by cache id).")
+    var remoteAccessible = false
+
+    /// A test hook: flips the last byte of slot 0 of every `pattern` cache after filling, so the bench's check must fail.
+    @Flag(help: .hidden)
+    var corrupt = false
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        global.bootstrapLogging()
+        let prompt = LLMDataDist(role: .prompt, clusterID: clusterID)
+        var config = LLMConfig()
+        config.memoryPool = MemoryPoolConfig(size: poolBytes)
+        config.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
+        config.enableRemoteCacheAccessible = remoteAccessible
+        config.syncKVTimeout = .seconds(30)
+        let manager: CacheManager
+        do {
+            try prompt.initialize(config)
+            manager = try prompt.cacheManager
+        } catch {
+            prompt.finalize()
+            Output.jsonLine(BenchServeReply(event: "exit", error: "\(error)"))
+            throw ExitCode.failure
+        }
+        Output.jsonLine(BenchServeReply(event: "ready", port: prompt.listenEndpoint?.port))
+        var server = BenchServer(manager: manager, clusterID: clusterID, corrupt: corrupt)
+        while let line = readLine() {
+            let words = line.split(separator: " ").map(String.init)
+            guard !words.isEmpty else { continue }
+            Output.jsonLine(server.handle(words))
+        }
+        var failure: String?
+        for name in Array(server.caches.keys) {
+            if let error = server.free(name) { failure = failure ?? error }
+        }
+        let audit = AuditReport(manager.audit())
+        prompt.finalize()
+        Output.jsonLine(BenchServeReply(event: "exit", audit: audit, error: failure))
+        if !audit.clean || failure != nil { throw ExitCode.failure }
+    }
+}
+
+/// One JSON line `bench-serve` prints.
+struct BenchServeReply: Codable {
+    var event: String
+    var name: String?
+    var port: UInt16?
+    var cacheID: Int64?
+    var audit: AuditReport?
+    var error: String?
+}
+
+/// The caches of a `bench-serve`, by the names the bench gave them.
+private struct BenchServer {
+    let manager: CacheManager
+    let clusterID: UInt64
+    let corrupt: Bool
+    var caches: [String: (cache: Cache, keys: [CacheKey])] = [:]
+
+    mutating func handle(_ words: [String]) -> BenchServeReply {
+        let name = words.count > 1 ? words[1] : ""
+        do {
+            switch (words[0], words.count) {
+            case ("cache", 7):
+                guard let slotBytes = Int(words[2]), let slots = Int(words[3]), let first = UInt64(words[5]),
+                    slotBytes > 0, slotBytes % 8 == 0, slots > 0, ["prefix", "request", "none"].contains(words[4]),
+                    ["pattern", "touch"].contains(words[6])
+                else { return BenchServeReply(event: "error", name: name, error: "bad command: \(words)") }
+                let keys: [CacheKey] =
+                    switch words[4] {
+                    case "prefix": (0..<UInt64(slots)).map { CacheKey(promptClusterID: clusterID, reqID: .max, prefixID: first + $0) }
+                    case "request": (0..<UInt64(slots)).map { CacheKey(promptClusterID: clusterID, reqID: first + $0) }
+                    default: []
+                    }
+                let desc = CacheDesc(numTensors: 1, shape: [Int64(slots), Int64(slotBytes / 2)], dataType: .float16)
+                let cache = try manager.allocateCache(desc, keys: keys)
+                let base = cache.tensorAddresses[0]
+                for slot in 0..<slots {
+                    let address = base + UInt(slot * slotBytes)
+                    if words[6] == "pattern" {
+                        KVPattern.fill(address: address, bytes: slotBytes, request: first + UInt64(slot), tensor: 0)
+                    } else {
+                        BenchMemory.zero(address: address, bytes: slotBytes)
+                    }
+                }
+                if corrupt && words[6] == "pattern" { BenchMemory.flipByte(at: base + UInt(slotBytes - 1)) }
+                caches[name] = (cache, keys)
+                return BenchServeReply(event: "cache", name: name, cacheID: cache.cacheID)
+            case ("blocks", 6):
+                guard let tensors = Int(words[2]), let blocks = Int(words[3]), let blockBytes = Int(words[4]),
+                    let modelID = UInt64(words[5]), tensors > 0, blocks > 0, blockBytes > 0, blockBytes % 8 == 0
+                else { return BenchServeReply(event: "error", name: name, error: "bad command: \(words)") }
+                let cache = try manager.allocateBlocksCache(
+                    BenchBlocks.desc(tensors: tensors, blocks: blocks, blockBytes: blockBytes, placement: .device),
+                    key: BlocksCacheKey(clusterID: clusterID, modelID: modelID))
+                BenchBlocks.fill(cache.tensorAddresses, blocks: 0..<blocks, blockBytes: blockBytes)
+                caches[name] = (cache, [])
+                return BenchServeReply(event: "blocks", name: name, cacheID: cache.cacheID)
+            case ("free", 2):
+                if let error = free(name) { return BenchServeReply(event: "error", name: name, error: error) }
+                return BenchServeReply(event: "freed", name: name)
+            default:
+                return BenchServeReply(event: "error", name: name, error: "unknown command: \(words)")
+            }
+        } catch {
+            return BenchServeReply(event: "error", name: name, error: "\(error)")
+        }
+    }
+
+    /// Removes the keys of cache `name` and deallocates it; an error message, or nil.
+    mutating func free(_ name: String) -> String? {
+        guard let (cache, keys) = caches.removeValue(forKey: name) else { return "no cache named \(name)" }
+        do {
+            if cache.isBlocksCache {
+                try manager.deallocateBlocksCache(cache)
+            } else {
+                for key in keys { try manager.removeCacheKey(key) }
+                try manager.deallocateCache(cache)
+            }
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+}

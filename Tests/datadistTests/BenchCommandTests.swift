@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+/// `datadist bench`: a short run of the real two-process path prints rows a script can read.
+@Suite("datadist bench")
+struct BenchCommandTests {
+    @Test("bench --json: pull_cache and copy_cache rows with positive figures, latency only where measured, exit 0")
+    func shortJSONRun() throws {
+        let output = try CLI.run(
+            ["bench", "--json", "--sizes", "16KiB,64KiB", "--duration", "0.2", "--operations", "pull_cache,copy_cache"],
+            timeout: .seconds(60))
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        for row in rows {
+            for field in ["operation", "bytes", "gbps", "ceilingGBps", "ratio", "allCoresCeilingGBps", "iterations", "verified"] {
+                #expect(row[field] != nil, "row without \(field): \(row)")
+            }
+            for field in ["gbps", "ceilingGBps", "ratio", "allCoresCeilingGBps"] {
+                let value = try #require(row[field] as? Double, "\(field) is not a number: \(row)")
+                #expect(value > 0 && value.isFinite, "\(field) = \(value) in \(row)")
+            }
+            #expect(row["verified"] as? Bool == true)
+            #expect((row["iterations"] as? Int ?? 0) >= 2)
+        }
+        let bandwidth = rows.filter { $0["operation"] as? String == "pull_cache" && $0["p50us"] == nil }
+        #expect(bandwidth.compactMap { $0["bytes"] as? Int }.sorted() == [16 << 10, 64 << 10])
+        #expect(bandwidth.allSatisfy { $0["p99us"] == nil && $0["keys"] as? String == "prefix" })
+        // Latency is measured at 16 KiB (of the latency sizes 16 KiB and 1 MiB), with request keys.
+        let latency = rows.filter { $0["operation"] as? String == "pull_cache" && $0["p50us"] != nil }
+        #expect(latency.count == 1)
+        if let row = latency.first {
+            #expect(row["bytes"] as? Int == 16 << 10)
+            #expect(row["keys"] as? String == "request")
+            let p50 = try #require(row["p50us"] as? Double)
+            let p99 = try #require(row["p99us"] as? Double)
+            #expect(p50 > 0 && p99 >= p50)
+        }
+        let copies = rows.filter { $0["operation"] as? String == "copy_cache" }
+        #expect(copies.compactMap { $0["bytes"] as? Int }.sorted() == [16 << 10, 64 << 10])
+        #expect(rows.count == 5)
+        #expect(output.stderr.contains("bench: pull_cache 16 KiB"), "no progress on stderr: \(output.stderr)")
+    }
+
+    @Test(
+        "bad arguments are refused before anything runs",
+        arguments: [
+            ["--sizes", "16KB"], ["--sizes", "12"], ["--sizes", "1GiB"], ["--duration", "0"],
+            ["--operations", "pull_cache,teleport"],
+        ])
+    func refusesBadArguments(_ arguments: [String]) throws {
+        let output = try CLI.run(["bench"] + arguments, timeout: .seconds(20))
+        #expect(output.status != 0)
+        #expect(output.stdout.isEmpty)
+        #expect(output.stderr.contains(arguments[1]), "stderr does not name \(arguments[1]): \(output.stderr)")
+    }
+}
+
+extension BenchCommandTests {
+    @Test("a corrupted source byte makes the run fail and the row say so")
+    func corruptedSourceFails() throws {
+        let output = try CLI.run(
+            ["bench", "--json", "--sizes", "16KiB", "--duration", "0.1", "--operations", "pull_cache", "--corrupt-source"],
+            timeout: .seconds(60))
+        #expect(output.status == 1, "stderr: \(output.stderr)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        let bandwidth = try #require(rows.first { $0["operation"] as? String == "pull_cache" && $0["p50us"] == nil })
+        #expect(bandwidth["verified"] as? Bool == false)
+        #expect((bandwidth["notes"] as? String)?.contains("differs") == true, "\(bandwidth)")
+        #expect(output.stderr.contains("FAILED"))
+    }
+}
