@@ -40,6 +40,9 @@ public final class LLMDataDist: Sendable {
         self.logger = logger
     }
 
+    /// An instance dropped without `finalize()` finalizes itself (unlinks, stops listening, frees its pools).
+    deinit { finalize() }
+
     /// The role label given at construction or by `switchRole`.
     public var role: LLMRole { state.withLock { $0.role } }
 

@@ -87,6 +87,20 @@ import Testing
         #expect(!instance.isInitialized)
     }
 
+    @Test func anInstanceDroppedWithoutFinalizeStopsListening() throws {
+        var config = LLMConfig()
+        config.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
+        var instance: LLMDataDist? = LLMDataDist(role: .prompt, clusterID: 1)
+        try instance!.initialize(config, environment: emulatorEnvironment())
+        let endpoint = try #require(instance!.listenEndpoint)
+        instance = nil
+        config.listenAddress = endpoint
+        let again = LLMDataDist(role: .prompt, clusterID: 1)
+        try again.initialize(config, environment: emulatorEnvironment())
+        #expect(again.listenEndpoint == endpoint)
+        again.finalize()
+    }
+
     @Test func capsReportTheEmulatedProduct() throws {
         let instance = try makeInstance(product: "atlas-a3-inference")
         defer { instance.finalize() }
