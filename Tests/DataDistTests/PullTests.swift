@@ -93,6 +93,11 @@ import Testing
         expectRefusal(.paramInvalid, mentioning: ["6", "7"], in: decoder) {
             try decoder.pullBlocks(blocksKey, into: destination, srcBlocks: Array(0..<6), dstBlocks: Array(0..<7))
         }
+        for (sources, targets) in [([Int](), [0]), ([0], [Int]())] {  // E15: both lists are needed
+            expectRefusal(.paramInvalid, mentioning: ["needs source and destination blocks"], in: decoder) {
+                try decoder.pullBlocks(blocksKey, into: destination, srcBlocks: sources, dstBlocks: targets)
+            }
+        }
         try decoder.pullBlocks(blocksKey, into: destination, srcBlocks: [5], dstBlocks: [5])
         #expect(try prompt.audit().boundKeys == 1, "blocks pulls consume nothing")
         try prompt.deallocateBlocksCache(source)
