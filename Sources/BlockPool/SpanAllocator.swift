@@ -76,12 +76,6 @@ public struct SpanAllocator: Sendable {
         insertFree(start: mergedStart, pages: mergedPages)
     }
 
-    /// Pages of the span in use starting at `start`, or nil.
-    public func pagesOfSpan(startingAt start: Int) -> Int? {
-        guard let span = spans[start], !span.isFree else { return nil }
-        return span.pages
-    }
-
     /// The largest free span, in pages.
     public var largestFreeSpan: Int {
         spans.values.lazy.filter(\.isFree).map(\.pages).max() ?? 0

@@ -214,6 +214,28 @@ public final class CacheManager: Sendable {
 
     // MARK: shared validation
 
+    /// Runs `body` with views of the caches `ids`, their memory pinned so a concurrent deallocate cannot free it.
+    /// The lock is not held while `body` copies.
+    func withPinned<R>(
+        _ ids: [Int64], peer: UInt64? = nil, operation: String, _ body: ([CacheView]) throws(LLMError) -> R
+    ) throws(LLMError) -> R {
+        let (views, pinID) = try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            var views: [CacheView] = []
+            var spans: [PoolSpan] = []
+            for id in ids {
+                guard let entry = table.entry(id) else {
+                    throw LLMError(.kvCacheNotExist, "\(operation): cache \(id) does not exist")
+                }
+                views.append(entry.view)
+                spans.append(contentsOf: entry.spans)
+            }
+            return (views, table.pin(spans, peer: peer))
+        }
+        defer { table.withLock { $0.unpin(pinID) } }
+        return try body(views)
+    }
+
     func ensureOpen(_ table: CacheTable) throws(LLMError) {
         if table.isClosed { throw LLMError(.failed, "the LLMDataDist of cluster \(context.clusterID) was finalized") }
     }

@@ -13,20 +13,8 @@ public final class LLMDataDist: Sendable {
 
     struct InstanceState: Sendable {
         var role: LLMRole
-        var engine: Engine?
-    }
-
-    /// What exists between `initialize` and `finalize`.
-    final class Engine: Sendable {
-        let context: EngineContext
-        let cacheManager: CacheManager
-        let backendReason: String
-
-        init(context: EngineContext, backendReason: String) {
-            self.context = context
-            self.cacheManager = CacheManager(context: context)
-            self.backendReason = backendReason
-        }
+        /// What exists between `initialize` and `finalize` (the manager holds the runtime, pools and links).
+        var manager: CacheManager?
     }
 
     public convenience init(role: LLMRole, clusterID: UInt64) {
@@ -47,7 +35,7 @@ public final class LLMDataDist: Sendable {
     public var role: LLMRole { state.withLock { $0.role } }
 
     /// Whether `initialize` has run and `finalize` has not.
-    public var isInitialized: Bool { state.withLock { $0.engine != nil } }
+    public var isInitialized: Bool { state.withLock { $0.manager != nil } }
 
     /// Selects the device runtime (see `DATADIST_BACKEND`), builds the configured pools and reads the product's
     /// capabilities. A second call on an initialised instance returns silently.
@@ -58,49 +46,42 @@ public final class LLMDataDist: Sendable {
     /// `initialize(_:)` with an explicit environment instead of the process's (for tests and embedders).
     public func initialize(_ config: LLMConfig, environment: [String: String]) throws(LLMError) {
         try state.withLock { state throws(LLMError) in
-            guard state.engine == nil else { return }
-            state.engine = try makeEngine(config, environment: environment)
+            guard state.manager == nil else { return }
+            state.manager = try makeManager(config, environment: environment)
         }
     }
 
     /// Unlinks every peer, stops listening and releases every cache, key and pool of this instance. Idempotent; a
     /// never-initialised instance is a no-op.
     public func finalize() {
-        let engine = state.withLock { state in
-            defer { state.engine = nil }
-            return state.engine
+        let manager = state.withLock { state in
+            defer { state.manager = nil }
+            return state.manager
         }
-        engine?.cacheManager.close()
+        manager?.close()
     }
 
     /// The cache manager; `.failed` before `initialize`.
     public var cacheManager: CacheManager {
-        get throws(LLMError) { try engine().cacheManager }
+        get throws(LLMError) { try manager() }
     }
 
     /// The detected product, its identity and its operation gates; `.failed` before `initialize`.
     public var caps: DeviceCapabilities {
-        get throws(LLMError) { try engine().context.caps }
+        get throws(LLMError) { try manager().context.caps }
     }
 
     /// The endpoint this instance serves links on (with the port actually bound), nil when it is not listening.
-    public var listenEndpoint: IPEndpoint? { state.withLock { $0.engine }?.cacheManager.listenEndpoint }
+    public var listenEndpoint: IPEndpoint? { state.withLock { $0.manager }?.listenEndpoint }
 
     /// Links this instance to each cluster over its one `remoteIPInfos` endpoint (in parallel). The first element
     /// is `.success` only if every cluster linked, else the code of the last failing cluster; the second has one
     /// code per cluster, in order. An already linked cluster gives `.alreadyLink`, an unreachable one `.linkFailed`.
     public func linkClusters(_ clusters: [LLMClusterInfo], timeout: Duration = .seconds(3)) -> (LLMStatusCode, [LLMStatusCode]) {
-        guard let engine = state.withLock({ $0.engine }) else {
-            logger.warning("linkClusters on cluster \(clusterID), which is not initialized")
-            return (.failed, [])
+        switch manager(for: .linkClusters) {
+        case .success(let manager): manager.link(clusters, timeout: timeout)
+        case .failure(let error): (error.status, [])
         }
-        do {
-            try engine.context.gate(.linkClusters)
-        } catch {
-            logger.warning("\(error)")
-            return (error.status, [])
-        }
-        return engine.cacheManager.link(clusters, timeout: timeout)
     }
 
     /// Unlinks each cluster: tells the peer and tears down both sides, or with `force` only this side. Unlinking a
@@ -108,25 +89,17 @@ public final class LLMDataDist: Sendable {
     public func unlinkClusters(
         _ clusters: [LLMClusterInfo], timeout: Duration = .seconds(3), force: Bool = false
     ) -> (LLMStatusCode, [LLMStatusCode]) {
-        guard let engine = state.withLock({ $0.engine }) else {
-            logger.warning("unlinkClusters on cluster \(clusterID), which is not initialized")
-            return (.failed, [])
+        switch manager(for: .unlinkClusters) {
+        case .success(let manager): manager.unlink(clusters, timeout: timeout, force: force)
+        case .failure(let error): (error.status, [])
         }
-        do {
-            try engine.context.gate(.unlinkClusters)
-        } catch {
-            logger.warning("\(error)")
-            return (error.status, [])
-        }
-        return engine.cacheManager.unlink(clusters, timeout: timeout, force: force)
     }
 
     /// Changes the role label and what this instance listens on: an endpoint starts (or moves) the listener, nil
     /// stops it. Refused with `.existLink` while any link exists.
     public func switchRole(_ role: LLMRole, listenAddress: IPEndpoint? = nil) throws(LLMError) {
-        let engine = try engine()
-        try engine.context.gate(.switchRole)
-        let manager = engine.cacheManager
+        let manager = try manager()
+        try manager.context.gate(.switchRole)
         let links = manager.linkCount
         guard links == 0 else {
             throw LLMError(.existLink, "switchRole on cluster \(clusterID) with \(links) live links; unlink them first")
@@ -141,14 +114,27 @@ public final class LLMDataDist: Sendable {
         state.withLock { $0.role = role }
     }
 
-    func engine() throws(LLMError) -> Engine {
-        guard let engine = state.withLock({ $0.engine }) else {
-            throw LLMError(.failed, "LLMDataDist of cluster \(clusterID) is not initialized; call initialize(_:) first")
+    /// The cache manager of the initialised instance and its product gate for a link operation, which reports
+    /// failures as a status (the link operations return statuses, as the reference does) and logs them.
+    private func manager(for operation: Operation) -> Result<CacheManager, LLMError> {
+        do {
+            let manager = try manager()
+            try manager.context.gate(operation)
+            return .success(manager)
+        } catch {
+            logger.warning("\(operation.rawValue): \(error)")
+            return .failure(error)
         }
-        return engine
     }
 
-    private func makeEngine(_ config: LLMConfig, environment: [String: String]) throws(LLMError) -> Engine {
+    func manager() throws(LLMError) -> CacheManager {
+        guard let manager = state.withLock({ $0.manager }) else {
+            throw LLMError(.failed, "LLMDataDist of cluster \(clusterID) is not initialized; call initialize(_:) first")
+        }
+        return manager
+    }
+
+    private func makeManager(_ config: LLMConfig, environment: [String: String]) throws(LLMError) -> CacheManager {
         try config.validate()
         let choice = try RuntimeChoice.select(environment: environment, logger: logger)
         let runtime = choice.runtime
@@ -164,11 +150,11 @@ public final class LLMDataDist: Sendable {
         let context = EngineContext(
             clusterID: clusterID, config: config, runtime: runtime, devicePool: devicePool, hostPool: hostPool,
             logger: logger)
-        let engine = Engine(context: context, backendReason: choice.reason)
+        let manager = CacheManager(context: context)
         if let endpoint = config.listenAddress {
-            try engine.cacheManager.startListening(on: endpoint)
+            try manager.startListening(on: endpoint)
         }
-        return engine
+        return manager
     }
 
     private func makePool(

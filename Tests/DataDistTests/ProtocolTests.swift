@@ -65,27 +65,38 @@ import Testing
         if case .invalid = Frame.decode([0x47, 0x45, 0x54, 0x20][...]) {} else { Issue.record("HTTP was accepted") }
     }
 
-    @Test func randomBytesNeverTrap() {
+    @Test func randomBytesNeverTrapAndWhateverDecodesEncodesBack() {
         var generator = SplitMix64(seed: 77)
+        var framesDecoded = 0
         for round in 0..<20_000 {
             let count = Int(generator.next() % 64)
             var bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
             if round % 2 == 0, count >= 4 { bytes.replaceSubrange(0..<4, with: [0x44, 0x44, 0x4C, 0x31]) }
             if round % 4 == 0, count >= 6 { bytes[4] = 1 }
-            _ = Frame.decode(bytes[...])
-            for kind in MessageKind.allCases { _ = Self.decodes(kind, bytes) }
+            if round % 8 == 0, count >= 20 { bytes.replaceSubrange(5..<20, with: [8, 0, 0] + Array(repeating: 0, count: 8) + [0, 0, 0, 0]) }
+            if case .frame(let frame, let consumed) = Frame.decode(bytes[...]) {
+                framesDecoded += 1
+                #expect(frame.encoded() == Array(bytes.prefix(consumed)))
+            }
+            for kind in MessageKind.allCases {
+                if let encoded = Self.reencoded(kind, bytes) { #expect(encoded == bytes, "\(kind)") }
+            }
+        }
+        #expect(framesDecoded > 0, "the generator never produced a valid frame")
+    }
+
+    /// The payload decoded as `kind` and encoded again, nil when it does not decode.
+    static func reencoded(_ kind: MessageKind, _ payload: [UInt8]) -> [UInt8]? {
+        switch kind {
+        case .hello: (try? HelloMessage(payload: payload))?.encoded()
+        case .welcome, .unlink: (try? IdentifierMessage(payload: payload))?.encoded()
+        case .resolve: (try? ResolveMessage(payload: payload))?.encoded()
+        case .grant: (try? GrantMessage(payload: payload))?.encoded()
+        case .release: (try? ReleaseMessage(payload: payload))?.encoded()
+        case .failure: (try? FailureMessage(payload: payload))?.encoded()
+        case .ping, .ack: payload.isEmpty ? [] : nil
         }
     }
 
-    static func decodes(_ kind: MessageKind, _ payload: [UInt8]) -> Bool {
-        switch kind {
-        case .hello: (try? HelloMessage(payload: payload)) != nil
-        case .welcome, .unlink: (try? IdentifierMessage(payload: payload)) != nil
-        case .resolve: (try? ResolveMessage(payload: payload)) != nil
-        case .grant: (try? GrantMessage(payload: payload)) != nil
-        case .release: (try? ReleaseMessage(payload: payload)) != nil
-        case .failure: (try? FailureMessage(payload: payload)) != nil
-        case .ping, .ack: payload.isEmpty
-        }
-    }
+    static func decodes(_ kind: MessageKind, _ payload: [UInt8]) -> Bool { reencoded(kind, payload) != nil }
 }
