@@ -159,8 +159,7 @@ extension CacheManager {
         let unixListener = try io { () throws(Socket.Failure) in try Socket.listenUnix(abstractName: unixName) }
         defer { unixListener.close() }
         let tcp = try io { () throws(Socket.Failure) in try Socket.connectTCP(endpoint, until: deadline) }
-        var handedOver = false
-        defer { if !handedOver { tcp.close() } }
+        defer { tcp.close() }
         let hello = HelloMessage(
             clusterID: context.clusterID, expectedClusterID: remoteID,
             remoteCacheAccessible: context.config.enableRemoteCacheAccessible, bootID: HostIdentity.bootID,
@@ -184,14 +183,16 @@ extension CacheManager {
             guard let unix = unixListener.accept() else { throw Socket.Failure(operation: "accept", errno: errno) }
             return unix
         }
-        defer { unix.close() }
+        var handedOver = false
+        defer { if !handedOver { unix.close() } }
         let peerPools = try io { () throws(Socket.Failure) in try receivePools(from: unix, until: deadline) }
         try io { () throws(Socket.Failure) in try sendPools(to: unix) }
-        let (welcome, leftover) = try io { () throws(Socket.Failure) in try readFrame(tcp, until: deadline) }
+        // From here on the Unix socket is the control connection; the TCP one only found the peer.
+        let (welcome, leftover) = try io { () throws(Socket.Failure) in try readFrame(unix, until: deadline) }
         try checkWelcome(welcome, remoteID: remoteID, endpoint: endpoint)
-        let link = try register(remoteID: remoteID, socket: tcp, mappings: peerPools)
+        let link = try register(remoteID: remoteID, socket: unix, mappings: peerPools, leftover: leftover)
         handedOver = true
-        link.connection.start(leftover: leftover)
+        link.connection.start()
     }
 
     private func checkWelcome(_ frame: Frame, remoteID: UInt64, endpoint: IPEndpoint) throws(LLMError) {
@@ -214,33 +215,34 @@ extension CacheManager {
 
     // MARK: server side
 
-    /// Runs the server half of a handshake on an accepted connection (on its own thread).
+    /// Runs the server half of a handshake on an accepted connection (on its own thread). The hello and early
+    /// refusals travel over TCP; the pools, the welcome and all later frames over the client's Unix socket.
     private func acceptLink(on socket: Socket) {
         let deadline = ContinuousClock.now.advanced(by: Self.handshakeTimeout)
-        var handedOver = false
-        defer { if !handedOver { socket.close() } }
-        func refuse(_ error: LLMError) {
+        defer { socket.close() }
+        func refuse(_ error: LLMError, on channel: Socket) {
             context.logger.notice("refused a link request: \(error)")
-            try? socket.sendAll(Frame(kind: .failure, requestID: 1, payload: FailureMessage(error).encoded()).encoded())
+            try? channel.sendAll(Frame(kind: .failure, requestID: 1, payload: FailureMessage(error).encoded()).encoded())
         }
-        guard let (frame, leftover) = try? readFrame(socket, until: deadline), frame.kind == .hello,
+        guard let (frame, _) = try? readFrame(socket, until: deadline), frame.kind == .hello,
             let hello = try? HelloMessage(payload: frame.payload)
         else { return }
-        if let refusal = refusal(for: hello) { return refuse(refusal) }
+        if let refusal = refusal(for: hello) { return refuse(refusal, on: socket) }
         do throws(Socket.Failure) {
             let unix = try Socket.connectUnix(abstractName: hello.unixSocket)
-            defer { unix.close() }
+            var handedOver = false
+            defer { if !handedOver { unix.close() } }
             try sendPools(to: unix)
             let peerPools = try receivePools(from: unix, until: deadline)
             let link: PeerLink
             do {
-                link = try register(remoteID: hello.clusterID, socket: socket, mappings: peerPools)
+                link = try register(remoteID: hello.clusterID, socket: unix, mappings: peerPools)
             } catch {
-                return refuse(error)
+                return refuse(error, on: unix)
             }
             handedOver = true
             // The reader may start first: the client sends nothing before it has the welcome.
-            link.connection.start(leftover: leftover)
+            link.connection.start()
             let welcome = Frame(kind: .welcome, requestID: 1, payload: IdentifierMessage(context.clusterID).encoded())
             do {
                 try link.connection.send(welcome)
@@ -248,7 +250,7 @@ extension CacheManager {
                 link.connection.close("sending the welcome failed: \(error)")
             }
         } catch {
-            refuse(LLMError(.linkFailed, "pool exchange with cluster \(hello.clusterID) failed: \(error)"))
+            refuse(LLMError(.linkFailed, "pool exchange with cluster \(hello.clusterID) failed: \(error)"), on: socket)
         }
     }
 
@@ -276,7 +278,9 @@ extension CacheManager {
     // MARK: both sides
 
     /// Adds an established link. A live link to the same cluster is refused; a dead one is replaced.
-    private func register(remoteID: UInt64, socket: Socket, mappings: [PeerMapping]) throws(LLMError) -> PeerLink {
+    private func register(
+        remoteID: UInt64, socket: Socket, mappings: [PeerMapping], leftover: [UInt8] = []
+    ) throws(LLMError) -> PeerLink {
         try links.withLock { registry throws(LLMError) in
             guard !registry.isClosed else { throw LLMError(.failed, "cluster \(context.clusterID) was finalized") }
             if let existing = registry.links[remoteID] {
@@ -292,6 +296,7 @@ extension CacheManager {
                     self?.handlePeerRequest(frame, link: serial, peer: remoteID)
                         ?? PeerConnection.Reply(frame: nil, closeAfterwards: true)
                 },
+                leftover: leftover,
                 onClose: { [weak self] reason in self?.linkClosed(serial: serial, peer: remoteID, reason: reason) })
             let link = PeerLink(serial: serial, remoteClusterID: remoteID, connection: connection, mappings: mappings)
             registry.links[remoteID] = link

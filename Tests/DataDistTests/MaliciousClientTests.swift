@@ -15,9 +15,10 @@ import Glibc
 /// protection is that a DataDist peer only ever copies what a grant covers, and a grant never exceeds a cache the
 /// peer named.
 @Suite(.timeLimit(.minutes(1))) struct MaliciousClientTests {
-    /// A raw protocol client: does the handshake by hand and offers no pools.
+    /// A raw protocol client: does the handshake by hand and offers no pools. After the handshake its control
+    /// channel is the Unix socket the owner connected to, as for a real peer.
     struct RawPeer {
-        let tcp: Socket
+        let channel: Socket
         var buffer: [UInt8] = []
         var nextID: UInt64 = 100
         var poolCount = 0
@@ -27,14 +28,15 @@ import Glibc
             let name = "datadist.test.\(UInt64.random(in: 0...UInt64.max))"
             let unixListener = try Socket.listenUnix(abstractName: name)
             defer { unixListener.close() }
-            tcp = try Socket.connectTCP(endpoint, until: deadline)
+            let tcp = try Socket.connectTCP(endpoint, until: deadline)
+            defer { tcp.close() }
             let hello = HelloMessage(
                 clusterID: clusterID, expectedClusterID: owner, remoteCacheAccessible: false,
                 bootID: HostIdentity.bootID, unixSocket: name)
             try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
             #expect(try Socket.poll([unixListener], events: 1, until: deadline) == 0)
             let unix = try #require(unixListener.accept())
-            defer { unix.close() }
+            channel = unix
             let (header, _) = try unix.receive(count: 4, until: deadline)
             poolCount = Int(header[0])
             for _ in 0..<poolCount {
@@ -53,7 +55,7 @@ import Glibc
                     buffer.removeFirst(consumed)
                     return frame
                 }
-                let bytes = try tcp.receive(capacity: 4096)
+                let bytes = try channel.receive(capacity: 4096)
                 try #require(!bytes.isEmpty, "the owner closed the connection")
                 buffer += bytes
             }
@@ -61,12 +63,12 @@ import Glibc
 
         /// Sends a message that gets no reply (a release).
         func post(_ kind: MessageKind, _ payload: [UInt8]) throws {
-            try tcp.sendAll(Frame(kind: kind, requestID: 0, payload: payload).encoded())
+            try channel.sendAll(Frame(kind: kind, requestID: 0, payload: payload).encoded())
         }
 
         mutating func request(_ kind: MessageKind, _ payload: [UInt8]) throws -> Frame {
             nextID += 1
-            try tcp.sendAll(Frame(kind: kind, requestID: nextID, payload: payload).encoded())
+            try channel.sendAll(Frame(kind: kind, requestID: nextID, payload: payload).encoded())
             let reply = try nextFrame()
             #expect(reply.requestID == nextID)
             return reply
@@ -141,14 +143,14 @@ import Glibc
         // Breaking the framing drops the connection; the owner keeps serving and holds nothing for it.
         _ = try peer.request(.resolve, Self.resolve(.blocks(modelID: 4), blocks: [1]).encoded())
         #expect(prompt.audit().pinnedByPeers == 1)
-        try peer.tcp.sendAll(Array("GET / HTTP/1.1\r\n\r\n".utf8))
+        try peer.channel.sendAll(Array("GET / HTTP/1.1\r\n\r\n".utf8))
         var dropped = false
         for _ in 0..<200 where !dropped {
             dropped = prompt.audit().pinnedByPeers == 0
             if !dropped { usleep(5000) }
         }
         #expect(dropped, "the pin of the dropped connection was not released")
-        peer.tcp.close()
+        peer.channel.close()
         #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.success, [.success]))
 
         try prompt.deallocateCache(keyed)

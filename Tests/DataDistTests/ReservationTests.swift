@@ -68,7 +68,7 @@ import Glibc
         try peer.post(.release, ReleaseMessage(pinID: grant.pinID, succeeded: false).encoded())
         #expect(try peer.request(.ping, []).kind == .ack)
         #expect(prompt.audit().boundKeys == 0, "removed while in flight: not given back")
-        peer.tcp.close()
+        peer.channel.close()
         try prompt.deallocateCache(source)
         #expect(try eventually { prompt.audit().isClean })
         try pair.finish()
@@ -84,7 +84,7 @@ import Glibc
         _ = try peer.request(
             .resolve, MaliciousClientTests.resolve(.key(reqID: 8, prefixID: .max, modelID: 0), tensors: 0..<1).encoded())
         #expect(prompt.audit().boundKeys == 0)
-        peer.tcp.close()
+        peer.channel.close()
         #expect(try eventually { prompt.audit().boundKeys == 1 && prompt.audit().pinnedByPeers == 0 })
         let decoder = try pair.decoder.cacheManager
         let destination = try decoder.allocateCache(CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32))

@@ -4,9 +4,14 @@ import DeviceRuntime
 import Logging
 import Synchronization
 
-/// One control connection to a linked peer. A reader thread decodes frames: replies complete the request waiting
+/// One control connection to a linked peer. Whoever reads decodes frames: replies complete the request waiting
 /// for them, requests go to the handler and its reply is sent back. Any thread may send requests concurrently;
 /// no lock is held while waiting for the peer.
+///
+/// Reading is shared (leader/follower): a requester waiting for its reply reads the socket itself, so a reply
+/// costs no thread wake-up; otherwise the reader thread reads. Whoever holds `readToken` owns the inbox. After
+/// serving requests the reader thread keeps polling for `serveSpin` before it sleeps, so a peer issuing
+/// requests back to back does not pay a wake-up per request either.
 final class PeerConnection: Sendable {
     /// What the handler wants done with an incoming request.
     struct Reply: Sendable {
@@ -25,6 +30,23 @@ final class PeerConnection: Sendable {
     private let onClose: @Sendable (String) -> Void
     /// Signalled when the reader thread has finished and closed the descriptor.
     private let readerFinished = DispatchSemaphore(value: 0)
+    /// Held (true) by whoever is reading the socket and decoding the inbox.
+    private let readToken = Atomic<Bool>(false)
+    private let inbox: InboxBox
+    /// Mirrors `state.closedReason != nil` for the polling loops, which must not take the lock per turn.
+    private let closed = Atomic<Bool>(false)
+    /// Requesters polling the socket for their replies right now; while there are any, the reader thread
+    /// leaves the socket to them instead of waking for every reply.
+    private let pollingRequesters = Atomic<Int>(0)
+    /// Wakes a parked reader thread: a requester stops polling without its reply and is about to sleep.
+    private let readerWake = DispatchSemaphore(value: 0)
+
+    /// `@unchecked`: only the holder of `readToken` touches the inbox, and taking and dropping the token
+    /// (acquiring / releasing) orders those accesses.
+    private final class InboxBox: @unchecked Sendable {
+        var inbox: FrameInbox
+        init(_ inbox: FrameInbox) { self.inbox = inbox }
+    }
 
     private struct State {
         var nextRequestID: UInt64 = 1
@@ -48,27 +70,33 @@ final class PeerConnection: Sendable {
     }
 
     /// How long a requester polls for its reply before it sleeps. Waking a sleeping thread costs tens of
-    /// microseconds on virtual machines, more than a whole small transfer; a requester that stays on its core
-    /// halves a 16 KiB pull (measured on a 2-core VM: p50 ~35 µs spinning vs ~88 µs sleeping at once). Only the
-    /// requester spins: readers that poll too compete for the cores and made both p50 and p99 worse.
+    /// microseconds on virtual machines, more than a whole small transfer (a C ping-pong over a Unix socket on
+    /// the 2-core VM: 45 µs round trip when both sides sleep, 3.3 µs when both poll).
     static let replySpin: Duration = .microseconds(200)
+    /// How long the reader thread keeps polling after it served a request, for the peer's next one. Replies
+    /// alone do not start it: a requester reads those itself.
+    static let serveSpin: Duration = .microseconds(100)
+    /// How long the reader thread parks at most while requesters poll; it then looks again, so frames that
+    /// arrive after the last requester stopped wait at most this long.
+    private static let parkWhileRequestersPoll = DispatchTimeInterval.microseconds(200)
 
     init(
         socket: Socket, peerClusterID: UInt64, logger: Logger, handler: @escaping @Sendable (Frame) -> Reply,
-        onClose: @escaping @Sendable (String) -> Void
+        leftover: [UInt8] = [], onClose: @escaping @Sendable (String) -> Void
     ) {
         self.socket = socket
         self.peerClusterID = peerClusterID
         self.logger = logger
         self.handler = handler
         self.onClose = onClose
+        inbox = InboxBox(FrameInbox(leftover: leftover))
     }
 
-    /// Starts the reader thread; `leftover` are bytes already read past the handshake.
-    func start(leftover: [UInt8] = []) {
+    /// Starts the reader thread.
+    func start() {
         WorkerThread.detach { [self] in
             state.withLock { $0.readerID = WorkerThread.currentID }
-            readLoop(leftover)
+            readLoop()
             readerFinished.signal()
         }
     }
@@ -96,7 +124,16 @@ final class PeerConnection: Sendable {
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         let nanoseconds = overflow ? Int64.max : max(0, scaled &+ attoseconds / 1_000_000_000)
         let spinUntil = ContinuousClock.now.advanced(by: min(Self.replySpin, timeout))
-        while !waiter.ready.load(ordering: .acquiring), ContinuousClock.now < spinUntil {}
+        var turns = 0
+        pollingRequesters.add(1, ordering: .relaxed)
+        while !waiter.ready.load(ordering: .acquiring), !closed.load(ordering: .relaxed) {
+            readIfIdle()
+            turns += 1
+            if turns % 16 == 0, ContinuousClock.now >= spinUntil { break }
+            sched_yield()
+        }
+        pollingRequesters.subtract(1, ordering: .relaxed)
+        if !waiter.ready.load(ordering: .acquiring) { readerWake.signal() }
         if !waiter.ready.load(ordering: .acquiring),
             waiter.semaphore.wait(timeout: .now() + .nanoseconds(Int(clamping: nanoseconds))) == .timedOut
         {
@@ -142,6 +179,7 @@ final class PeerConnection: Sendable {
             return (Array(state.waiters.values), true)
         }
         guard first else { return }
+        closed.store(true, ordering: .relaxed)
         socket.shutdown()
         let error = LLMError(.linkFailed, "the link to cluster \(peerClusterID) closed: \(reason)")
         for waiter in waiters { waiter.complete(.failure(error)) }
@@ -155,46 +193,99 @@ final class PeerConnection: Sendable {
         readerFinished.signal()  // let any other joiner through too
     }
 
-    private func readLoop(_ leftover: [UInt8]) {
-        var buffer = leftover
-        var reason = "peer closed the connection"
-        reading: while true {
-            var start = 0
-            decoding: while true {
-                switch Frame.decode(buffer[start...]) {
-                case .frame(let frame, let consumed):
-                    start += consumed
-                    if !dispatch(frame) {
-                        reason = DeliberateClose.unlinked
-                        break reading
-                    }
-                case .incomplete:
-                    break decoding
-                case .invalid(let problem):
-                    reason = "protocol violation: \(problem)"
-                    logger.warning("dropping the link to cluster \(peerClusterID): \(problem)")
-                    break reading
+    /// What one pass over the socket found.
+    private enum ReadOutcome {
+        /// Nothing, or only replies.
+        case quiet
+        /// At least one request was served.
+        case served
+        /// The connection must close, for this reason.
+        case finished(String)
+    }
+
+    /// Reads and handles what has arrived, unless someone else is reading right now. Closes the connection
+    /// if the peer closed it or broke the protocol.
+    private func readIfIdle() {
+        guard readToken.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+        let outcome = drain()
+        readToken.store(false, ordering: .releasing)
+        if case .finished(let reason) = outcome { close(reason) }
+    }
+
+    /// Decodes and dispatches every frame in hand, reading the socket until it has nothing more. Only with the
+    /// read token.
+    private func drain() -> ReadOutcome {
+        var served = false
+        while true {
+            switch inbox.inbox.next() {
+            case .frame(let frame, _):
+                switch dispatch(frame) {
+                case .quiet: break
+                case .served: served = true
+                case .finished(let reason): return .finished(reason)
                 }
+                continue
+            case .incomplete:
+                break
+            case .invalid(let problem):
+                logger.warning("dropping the link to cluster \(peerClusterID): \(problem)")
+                return .finished("protocol violation: \(problem)")
             }
-            buffer.removeFirst(start)
             do {
-                let bytes = try socket.receive(capacity: 64 << 10)
-                if bytes.isEmpty { break reading }
-                buffer += bytes
+                switch try inbox.inbox.fill(from: socket) {
+                case nil: return served ? .served : .quiet
+                case 0: return .finished("peer closed the connection")
+                default: continue
+                }
             } catch {
-                reason = "\(error)"
-                break reading
+                return .finished("\(error)")
             }
         }
-        close(reason)
+    }
+
+    private func readLoop() {
+        var pollUntil: ContinuousClock.Instant?
+        var turns = 0
+        while !closed.load(ordering: .relaxed) {
+            if pollingRequesters.load(ordering: .relaxed) > 0 {
+                // They read the socket and handle whatever else arrives meanwhile.
+                _ = readerWake.wait(timeout: .now() + Self.parkWhileRequestersPoll)
+                continue
+            }
+            guard readToken.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+                sched_yield()
+                continue
+            }
+            let outcome = drain()
+            readToken.store(false, ordering: .releasing)
+            switch outcome {
+            case .finished(let reason):
+                close(reason)
+            case .served:
+                pollUntil = ContinuousClock.now.advanced(by: Self.serveSpin)
+            case .quiet:
+                turns += 1
+                if let until = pollUntil, turns % 16 != 0 || ContinuousClock.now < until {
+                    sched_yield()
+                    continue
+                }
+                pollUntil = nil
+                // Nothing to do: sleep until the socket is readable (close() shuts it down, which wakes this too).
+                do {
+                    _ = try socket.waitReadable(until: nil)
+                } catch {
+                    close("\(error)")
+                }
+            }
+        }
         sendLock.withLock { closed in
             closed = true
             socket.close()
         }
     }
 
-    /// Handles one frame; false when the connection must close.
-    private func dispatch(_ frame: Frame) -> Bool {
+    /// Handles one frame: completes the request waiting for a reply, or serves a request.
+    private func dispatch(_ frame: Frame) -> ReadOutcome {
         switch frame.kind {
         case .welcome, .grant, .ack, .failure:
             let waiter = state.withLock { $0.waiters.removeValue(forKey: frame.requestID) }
@@ -204,13 +295,13 @@ final class PeerConnection: Sendable {
                 // A grant for a request that timed out: give the pin back at once.
                 post(.release, ReleaseMessage(pinID: grant.pinID, succeeded: false).encoded())
             }
-            return true
+            return .quiet
         case .hello, .resolve, .release, .unlink, .ping:
             let reply = handler(frame)
             if let response = reply.frame {
-                do { try send(response) } catch { return false }
+                do { try send(response) } catch { return .finished("sending a reply failed: \(error)") }
             }
-            return !reply.closeAfterwards
+            return reply.closeAfterwards ? .finished(DeliberateClose.unlinked) : .served
         }
     }
 }

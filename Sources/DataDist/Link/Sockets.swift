@@ -78,6 +78,23 @@ struct Socket: Sendable, Hashable {
         }
     }
 
+    /// Reads what is available now, without waiting, into `buffer[offset...]`: nil when nothing is (EAGAIN),
+    /// 0 when the peer closed, otherwise the byte count.
+    func receiveAvailable(into buffer: inout [UInt8], at offset: Int) throws(Failure) -> Int? {
+        precondition(offset < buffer.count, "no room to receive into")
+        while true {
+            let count = buffer.withUnsafeMutableBytes {
+                Glibc.recv(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_DONTWAIT))
+            }
+            if count >= 0 { return count }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return nil
+            default: throw Failure(operation: "recv", errno: errno)
+            }
+        }
+    }
+
     // MARK: TCP
 
     /// A listening TCP socket bound to exactly `endpoint` (port 0 picks a free port).

@@ -1,0 +1,45 @@
+/// Bytes received on a connection and not yet decoded, in one reusable buffer: reading allocates nothing
+/// until a frame larger than the buffer arrives. Not thread-safe; see `PeerConnection` for who may touch it.
+struct FrameInbox {
+    private var bytes: [UInt8]
+    private var start = 0
+    private var end: Int
+
+    static let initialCapacity = 64 << 10
+
+    init(leftover: [UInt8] = []) {
+        bytes = leftover + [UInt8](repeating: 0, count: Self.initialCapacity)
+        end = leftover.count
+    }
+
+    /// Decodes the next frame from the bytes in hand, consuming it.
+    mutating func next() -> Frame.Decoded {
+        guard start < end else { return .incomplete }
+        let decoded = Frame.decode(bytes[start..<end])
+        if case .frame(_, let consumed) = decoded { start += consumed }
+        return decoded
+    }
+
+    /// Reads what `socket` has now: nil when nothing is waiting, 0 when the peer closed, else the byte count.
+    mutating func fill(from socket: Socket) throws(Socket.Failure) -> Int? {
+        makeRoom()
+        let count = try socket.receiveAvailable(into: &bytes, at: end)
+        if let count { end += count }
+        return count
+    }
+
+    /// Moves the undecoded bytes to the front, or grows the buffer when they already fill it (a frame larger
+    /// than the buffer; bounded by the largest frame, which `Frame.decode` enforces).
+    private mutating func makeRoom() {
+        if start == end {
+            (start, end) = (0, 0)
+        } else if end == bytes.count, start > 0 {
+            let pending = end - start
+            for index in 0..<pending { bytes[index] = bytes[start + index] }
+            (start, end) = (0, pending)
+        }
+        if end == bytes.count {
+            bytes += [UInt8](repeating: 0, count: bytes.count)
+        }
+    }
+}
