@@ -53,39 +53,46 @@ extension CacheManager {
         return table.withLock { table -> Result<GrantMessage, LLMError> in
             do throws(LLMError) {
                 guard !table.isClosed else { throw LLMError(.failed, "cluster \(context.clusterID) is finalizing") }
-                let (entry, slot, boundKey) = try target(of: request, in: table)
-                try check(request, against: entry, remoteAccessible: remoteAccessible)
-                var extents: [GrantMessage.Extent] = []
-                for tensor in request.tensors {
-                    let base = entry.addresses[tensor]
-                    guard let (poolID, pool) = pools.first(where: { $0.1.region.contains(base, entry.tensorSize) }) else {
-                        throw LLMError(
-                            .featureNotEnabled,
-                            "cache \(entry.id) is not in a pool this host can share (registered memory is served only inside this process)")
-                    }
-                    let offset = UInt64(base - pool.region.address)
-                    extents.append(
-                        request.blocks.isEmpty
-                            ? .init(poolID: poolID, offset: offset + UInt64(slot * entry.stride), length: UInt64(entry.stride))
-                            : .init(poolID: poolID, offset: offset, length: UInt64(entry.tensorSize)))
-                }
+                let (unpinned, spans, consumedKey) = try grant(for: request, in: table, remoteAccessible: remoteAccessible, pools: pools)
                 // A pull through a request key of an owned cache takes those tensors now; the release settles it.
-                var reservation: Reservation?
-                if let boundKey, boundKey.namespace == .request, entry.isOwned, !entry.isBlocks, !request.write,
-                    !remoteAccessible
-                {
-                    reservation = table.reserve(boundKey, tensors: request.tensors)
-                }
-                let pinID = table.pin(entry.spans, peer: serial, reservation: reservation)
-                return .success(
-                    GrantMessage(
-                        pinID: pinID, placement: entry.placement, isBlocks: entry.isBlocks,
-                        stride: UInt64(entry.stride), slots: UInt32(entry.slots), tensorCount: UInt32(entry.desc.numTensors),
-                        extents: extents))
+                let reservation = consumedKey.flatMap { table.reserve($0, tensors: request.tensors) }
+                var grant = unpinned
+                grant.pinID = table.pin(spans, peer: serial, reservation: reservation)
+                return .success(grant)
             } catch {
                 return .failure(error)
             }
         }
+    }
+
+    /// The grant for `request` (without its pin), the spans to pin and the request key the pull consumes.
+    /// Returns no entry: a copy of it still alive when the reservation updates the table would make that update
+    /// copy the entry's slot map (copy-on-write), a cost proportional to the cache's slots on every pull.
+    private func grant(
+        for request: ResolveMessage, in table: CacheTable, remoteAccessible: Bool, pools: [(UInt32, BlockPool)]
+    ) throws(LLMError) -> (GrantMessage, [PoolSpan], consumedKey: IndexKey?) {
+        let (entry, slot, boundKey) = try target(of: request, in: table)
+        try check(request, against: entry, remoteAccessible: remoteAccessible)
+        var extents: [GrantMessage.Extent] = []
+        extents.reserveCapacity(request.tensors.count)
+        for tensor in request.tensors {
+            let base = entry.addresses[tensor]
+            guard let (poolID, pool) = pools.first(where: { $0.1.region.contains(base, entry.tensorSize) }) else {
+                throw LLMError(
+                    .featureNotEnabled,
+                    "cache \(entry.id) is not in a pool this host can share (registered memory is served only inside this process)")
+            }
+            let offset = UInt64(base - pool.region.address)
+            extents.append(
+                request.blocks.isEmpty
+                    ? .init(poolID: poolID, offset: offset + UInt64(slot * entry.stride), length: UInt64(entry.stride))
+                    : .init(poolID: poolID, offset: offset, length: UInt64(entry.tensorSize)))
+        }
+        let consumes = boundKey?.namespace == .request && entry.isOwned && !entry.isBlocks && !request.write && !remoteAccessible
+        let grant = GrantMessage(
+            pinID: 0, placement: entry.placement, isBlocks: entry.isBlocks, stride: UInt64(entry.stride),
+            slots: UInt32(entry.slots), tensorCount: UInt32(entry.desc.numTensors), extents: extents)
+        return (grant, entry.spans, consumes ? boundKey : nil)
     }
 
     /// The entry, slot and bound key a request names.
