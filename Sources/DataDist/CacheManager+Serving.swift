@@ -16,6 +16,16 @@ extension CacheManager {
             return reply(.failure, FailureMessage(error).encoded())
         }
         switch frame.kind {
+        case .resolve where frame.payload.first == ResolveBatchMessage.tag:
+            do throws(ProtocolError) {
+                let request = try ResolveBatchMessage(payload: frame.payload)
+                switch resolveBatch(request, link: serial) {
+                case .success(let grant): return reply(.grant, grant.encoded())
+                case .failure(let error): return refuse(error)
+                }
+            } catch {
+                return refuse(.paramInvalid("batch resolve: \(error)"))
+            }
         case .resolve:
             do throws(ProtocolError) {
                 let request = try ResolveMessage(payload: frame.payload)
@@ -56,27 +66,16 @@ extension CacheManager {
                 let (entry, slot, boundKey) = try target(of: request, in: table)
                 try check(request, against: entry, remoteAccessible: remoteAccessible)
                 var extents: [GrantMessage.Extent] = []
-                for tensor in request.tensors {
-                    let base = entry.addresses[tensor]
-                    guard let (poolID, pool) = pools.first(where: { $0.1.region.contains(base, entry.tensorSize) }) else {
-                        throw LLMError(
-                            .featureNotEnabled,
-                            "cache \(entry.id) is not in a pool this host can share (registered memory is served only inside this process)")
-                    }
-                    let offset = UInt64(base - pool.region.address)
-                    extents.append(
-                        request.blocks.isEmpty
-                            ? .init(poolID: poolID, offset: offset + UInt64(slot * entry.stride), length: UInt64(entry.stride))
-                            : .init(poolID: poolID, offset: offset, length: UInt64(entry.tensorSize)))
-                }
+                try appendExtents(
+                    of: entry, tensors: request.tensors, slot: request.blocks.isEmpty ? slot : nil, pools: pools, to: &extents)
                 // A pull through a request key of an owned cache takes those tensors now; the release settles it.
-                var reservation: Reservation?
+                var reservations: [Reservation] = []
                 if let boundKey, boundKey.namespace == .request, entry.isOwned, !entry.isBlocks, !request.write,
-                    !remoteAccessible
+                    !remoteAccessible, let reservation = table.reserve(boundKey, tensors: request.tensors)
                 {
-                    reservation = table.reserve(boundKey, tensors: request.tensors)
+                    reservations.append(reservation)
                 }
-                let pinID = table.pin(entry.spans, peer: serial, reservation: reservation)
+                let pinID = table.pin(entry.spans, peer: serial, reservations: reservations)
                 return .success(
                     GrantMessage(
                         pinID: pinID, placement: entry.placement, isBlocks: entry.isBlocks,
@@ -88,8 +87,27 @@ extension CacheManager {
         }
     }
 
+    /// Appends where `tensors` of `entry` lie in the shared pools: slot `slot` of each, or (nil) the whole tensor.
+    func appendExtents(
+        of entry: CacheEntry, tensors: Range<Int>, slot: Int?, pools: [(UInt32, BlockPool)],
+        to extents: inout [GrantMessage.Extent]
+    ) throws(LLMError) {
+        for tensor in tensors {
+            let base = entry.addresses[tensor]
+            guard let (poolID, pool) = pools.first(where: { $0.1.region.contains(base, entry.tensorSize) }) else {
+                throw LLMError(
+                    .featureNotEnabled,
+                    "cache \(entry.id) is not in a pool this host can share (registered memory is served only inside this process)")
+            }
+            let offset = UInt64(base - pool.region.address)
+            extents.append(
+                slot.map { .init(poolID: poolID, offset: offset + UInt64($0 * entry.stride), length: UInt64(entry.stride)) }
+                    ?? .init(poolID: poolID, offset: offset, length: UInt64(entry.tensorSize)))
+        }
+    }
+
     /// The entry, slot and bound key a request names.
-    private func target(of request: ResolveMessage, in table: CacheTable) throws(LLMError) -> (CacheEntry, Int, IndexKey?) {
+    func target(of request: ResolveMessage, in table: CacheTable) throws(LLMError) -> (CacheEntry, Int, IndexKey?) {
         switch request.target {
         case .key(let reqID, let prefixID, let modelID):
             guard (reqID != .max) != (prefixID != .max) else {
@@ -121,7 +139,7 @@ extension CacheManager {
     }
 
     /// The owner's checks: tensor range, slot size, block indices, the transfer support matrix, write access.
-    private func check(_ request: ResolveMessage, against entry: CacheEntry, remoteAccessible: Bool) throws(LLMError) {
+    func check(_ request: ResolveMessage, against entry: CacheEntry, remoteAccessible: Bool) throws(LLMError) {
         let tensors = entry.desc.numTensors
         guard request.tensors.upperBound <= tensors else {
             throw .paramInvalid("tensors \(request.tensors) exceed the \(tensors) tensors of cache \(entry.id)")
