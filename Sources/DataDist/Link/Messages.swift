@@ -334,7 +334,7 @@ struct ResolveBatchMessage: Sendable, Hashable {
         /// The requester's index for this item (`pulls[label]`), named in refusals.
         var label: UInt32
 
-        static let encodedSize = 45
+        static let encodedSize = 41
     }
 
     static let tag: UInt8 = 3
