@@ -14,9 +14,14 @@ extension CacheManager {
                 guard !table.isClosed else { throw LLMError(.failed, "cluster \(context.clusterID) is finalizing") }
                 var extents: [GrantMessage.Extent] = []
                 extents.reserveCapacity(request.extentCount)
-                var found: [(entry: CacheEntry, key: IndexKey)] = []
+                // Only what the grant needs, not the entries: a copy of an entry still alive when `reserve` edits the
+                // table's entry would make that edit copy the entry's whole key map (one key per slot).
+                var found: [(cacheID: Int64, tensors: Int, reservable: Bool, key: IndexKey)] = []
                 found.reserveCapacity(request.items.count)
                 var labelByKey: [IndexKey: UInt32] = [:]
+                var spans: [PoolSpan] = []
+                var pinnedEntries = Set<Int64>()
+                var (placement, stride) = (Placement.device, 0)
                 for item in request.items {
                     do throws(LLMError) {
                         let single = ResolveMessage(
@@ -34,28 +39,24 @@ extension CacheManager {
                                 "the remote cache \(entry.id) has \(entry.desc.numTensors) tensors, the local cache \(item.tensorCount)")
                         }
                         try appendExtents(of: entry, tensors: single.tensors, slot: slot, pools: pools, to: &extents)
-                        found.append((entry, key))
+                        let reservable = key.namespace == .request && entry.isOwned && !remoteAccessible
+                        if pinnedEntries.insert(entry.id).inserted { spans.append(contentsOf: entry.spans) }
+                        if found.isEmpty { (placement, stride) = (entry.placement, entry.stride) }
+                        found.append((entry.id, entry.desc.numTensors, reservable, key))
                     } catch {
                         throw LLMError(error.status, "pullCaches pulls[\(item.label)]: \(error.message)")
                     }
                 }
                 // Every item is good: take the request keys now; the release settles them.
-                var spans: [PoolSpan] = []
-                var pinnedEntries = Set<Int64>()
                 var reservations: [Reservation] = []
-                for (entry, key) in found {
-                    if pinnedEntries.insert(entry.id).inserted { spans.append(contentsOf: entry.spans) }
-                    if key.namespace == .request, entry.isOwned, !remoteAccessible,
-                        let reservation = table.reserve(key, tensors: 0..<entry.desc.numTensors)
-                    {
-                        reservations.append(reservation)
-                    }
+                reservations.reserveCapacity(found.count)
+                for item in found where item.reservable {
+                    if let reservation = table.reserve(item.key, tensors: 0..<item.tensors) { reservations.append(reservation) }
                 }
-                let first = found[0].entry
                 let pinID = table.pin(spans, peer: serial, reservations: reservations)
                 return .success(
                     GrantMessage(
-                        pinID: pinID, placement: first.placement, isBlocks: false, stride: UInt64(first.stride),
+                        pinID: pinID, placement: placement, isBlocks: false, stride: UInt64(stride),
                         slots: UInt32(found.count), tensorCount: UInt32(extents.count), extents: extents))
             } catch {
                 return .failure(error)
