@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Side by side on loopback: Mooncake's transfer engine (TCP, `transfer_engine_bench`, READ, batch 32) against
-# `datadist bench` (pull_cache) at the same sizes, in one invocation. Prints: size, Mooncake GB/s, DataDist GB/s,
-# DataDist/Mooncake. Optional to CI: needs PyPI (and apt for libibverbs1) the first time.
+# `datadist bench` at the same sizes, in one invocation: our `pull_caches` row (pullCaches, 32 request keys per
+# call: batch against batch) and our single `pull_cache` row. Prints per size: Mooncake GB/s, pull_caches GB/s and
+# its ratio to Mooncake, pull_cache GB/s and its ratio. Optional to CI: needs PyPI (and apt for libibverbs1) the
+# first time.
 #
 # Exit codes: 0 table printed; 1 our side failed (build, bench, JSON); 2 usage;
 #             3 the peer (Mooncake) could not be installed or run — see scripts/README.md.
@@ -16,7 +18,7 @@ readonly MOONCAKE_PACKAGE="mooncake-transfer-engine-non-cuda==0.3.13.post1"
 readonly DEFAULT_SIZES="16KiB,64KiB,256KiB,1MiB,4MiB"
 readonly DEFAULT_DURATION=3   # seconds per size for Mooncake's initiator (its --duration is an integer)
 readonly DEFAULT_THREADS=1    # Mooncake submission threads (our pull_cache is called from one thread)
-readonly DEFAULT_BATCH=32     # Mooncake requests per batch
+readonly DEFAULT_BATCH=32     # Mooncake requests per batch (our pull_caches row always pulls 32 keys per call)
 sizes=$DEFAULT_SIZES duration=$DEFAULT_DURATION threads=$DEFAULT_THREADS batch=$DEFAULT_BATCH peer_only=0
 
 usage() {
@@ -234,8 +236,8 @@ stop_target
 echo "[]" >"$work/datadist.json"
 if (( peer_only == 0 )); then
     # shellcheck disable=SC2086  # DATADIST_BENCH_ARGS is word-split on purpose
-    "$datadist" bench --json --sizes "$sizes" --operations pull_cache ${DATADIST_BENCH_ARGS:-} >"$work/datadist.json" \
-        || ours_failed "'$datadist bench --json --sizes $sizes --operations pull_cache' exited with $?"
+    "$datadist" bench --json --sizes "$sizes" --operations pull_cache,pull_caches ${DATADIST_BENCH_ARGS:-} >"$work/datadist.json" \
+        || ours_failed "'$datadist bench --json --sizes $sizes --operations pull_cache,pull_caches' exited with $?"
 fi
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -258,38 +260,53 @@ try:
 except (OSError, ValueError) as e:
     sys.exit(f"compare-mooncake: datadist bench --json output unreadable: {e}")
 
-# One bandwidth row per size: operation "pull_cache"; latency rows (with p50us) only if nothing else is there.
-ours = {}
+# Per size: the single pull_cache bandwidth row (latency rows, with p50us, only if nothing else is there) and
+# the pull_caches row (bytes = batch x size; GB/s of the whole batch; skipped by the bench above 16 MiB).
+single, batched = {}, {}
 for r in rows:
-    if not isinstance(r, dict) or r.get("operation") != "pull_cache":
+    if not isinstance(r, dict):
         continue
     try:
-        b, gbps = int(r["bytes"]), float(r["gbps"])
+        op, b, gbps = r.get("operation"), int(r["bytes"]), float(r["gbps"])
     except (KeyError, TypeError, ValueError):
         continue
-    latency = "p50us" in r
-    if b not in ours or (ours[b][2] and not latency):
-        ours[b] = (gbps, r.get("ratio"), latency)
+    if op == "pull_cache":
+        latency = "p50us" in r
+        if b not in single or (single[b][2] and not latency):
+            single[b] = (gbps, r.get("ratio"), latency)
+    elif op == "pull_caches" and isinstance(r.get("batch"), int) and r["batch"] > 0:
+        batched[b // r["batch"]] = (gbps, r.get("ratio"), r["batch"])
 
-def fmt(x, spec):
-    return "-" if x is None else format(x, spec)
+def fmt(x, spec, suffix=""):
+    return "-" if x is None else format(x, spec) + suffix
+
+def vs(ours, mc):
+    return ours / mc if (ours is not None and mc) else None
 
 missing = []
-print(f"pull / READ on 127.0.0.1; GB/s = 10^9 bytes/s; Mooncake: TCP transport, batch {batch}, {threads} thread(s)")
-header = ("size", "Mooncake GB/s", "DataDist GB/s", "DataDist/Mooncake", "DataDist/ceiling")
-print(f"{header[0]:>8} {header[1]:>14} {header[2]:>14} {header[3]:>18} {header[4]:>16}")
+our_batches = sorted({v[2] for v in batched.values()})
+print(f"pull / READ on 127.0.0.1; GB/s = 10^9 bytes/s; Mooncake: TCP transport, batch {batch}, {threads} thread(s); "
+      f"pull_caches: {', '.join(map(str, our_batches)) or '-'} keys per call, one thread; pull_cache: one key per call; "
+      f"ceiling = pull_caches GB/s / single-thread memcpy")
+if our_batches and our_batches != [int(batch)]:
+    print(f"note: Mooncake ran batch {batch}, our pull_caches row pulls {our_batches[0]} keys per call")
+header = ("size", "Mooncake GB/s", "pull_caches GB/s", "vs Mooncake", "pull_cache GB/s", "vs Mooncake", "ceiling")
+print(f"{header[0]:>8} {header[1]:>14} {header[2]:>17} {header[3]:>12} {header[4]:>16} {header[5]:>12} {header[6]:>8}")
 for b, label, mc in peer:
-    dd = ours.get(b)
-    if dd is None and not peer_only:
-        missing.append(label)
-    dd_gbps = dd[0] if dd else None
-    vs_ceiling = float(dd[1]) if dd and isinstance(dd[1], (int, float)) else None
-    ratio = dd_gbps / mc if (dd_gbps is not None and mc) else None
+    one, many = single.get(b), batched.get(b)
+    if not peer_only:
+        if one is None:
+            missing.append(f"pull_cache {label}")
+        if many is None and b <= 16 << 20:
+            missing.append(f"pull_caches {label}")
+    one_gbps = one[0] if one else None
+    many_gbps = many[0] if many else None
+    ceiling = float(many[1]) if many and isinstance(many[1], (int, float)) else None
     mc_text = "failed" if mc is None else format(mc, ".3f")
-    print(f"{label:>8} {mc_text:>14} {fmt(dd_gbps, '.3f'):>14} {fmt(ratio, '.1f') + ('x' if ratio else ''):>18}"
-          f" {fmt(vs_ceiling, '.2f'):>16}")
+    print(f"{label:>8} {mc_text:>14} {fmt(many_gbps, '.3f'):>17} {fmt(vs(many_gbps, mc), '.1f', 'x'):>12}"
+          f" {fmt(one_gbps, '.3f'):>16} {fmt(vs(one_gbps, mc), '.1f', 'x'):>12} {fmt(ceiling, '.2f'):>8}")
 if missing:
-    sys.exit(f"compare-mooncake: datadist bench printed no pull_cache row for: {', '.join(missing)}")
+    sys.exit(f"compare-mooncake: datadist bench printed no row for: {', '.join(missing)}")
 PY
 
 if (( peer_failures > 0 )); then

@@ -16,6 +16,16 @@ extension CacheManager {
             return reply(.failure, FailureMessage(error).encoded())
         }
         switch frame.kind {
+        case .resolve where frame.payload.first == ResolveBatchMessage.tag:
+            do throws(ProtocolError) {
+                let request = try ResolveBatchMessage(payload: frame.payload)
+                switch resolveBatch(request, link: serial) {
+                case .success(let grant): return reply(.grant, grant.encoded())
+                case .failure(let error): return refuse(error)
+                }
+            } catch {
+                return refuse(.paramInvalid("batch resolve: \(error)"))
+            }
         case .resolve:
             do throws(ProtocolError) {
                 let request = try ResolveMessage(payload: frame.payload)
@@ -55,9 +65,9 @@ extension CacheManager {
                 guard !table.isClosed else { throw LLMError(.failed, "cluster \(context.clusterID) is finalizing") }
                 let (unpinned, spans, consumedKey) = try grant(for: request, in: table, remoteAccessible: remoteAccessible, pools: pools)
                 // A pull through a request key of an owned cache takes those tensors now; the release settles it.
-                let reservation = consumedKey.flatMap { table.reserve($0, tensors: request.tensors) }
+                let reservations = consumedKey.flatMap { table.reserve($0, tensors: request.tensors) }.map { [$0] } ?? []
                 var grant = unpinned
-                grant.pinID = table.pin(spans, peer: serial, reservation: reservation)
+                grant.pinID = table.pin(spans, peer: serial, reservations: reservations)
                 return .success(grant)
             } catch {
                 return .failure(error)
@@ -74,8 +84,21 @@ extension CacheManager {
         let (entry, slot, boundKey) = try target(of: request, in: table)
         try check(request, against: entry, remoteAccessible: remoteAccessible)
         var extents: [GrantMessage.Extent] = []
-        extents.reserveCapacity(request.tensors.count)
-        for tensor in request.tensors {
+        try appendExtents(
+            of: entry, tensors: request.tensors, slot: request.blocks.isEmpty ? slot : nil, pools: pools, to: &extents)
+        let consumes = boundKey?.namespace == .request && entry.isOwned && !entry.isBlocks && !request.write && !remoteAccessible
+        let grant = GrantMessage(
+            pinID: 0, placement: entry.placement, isBlocks: entry.isBlocks, stride: UInt64(entry.stride),
+            slots: UInt32(entry.slots), tensorCount: UInt32(entry.desc.numTensors), extents: extents)
+        return (grant, entry.spans, consumes ? boundKey : nil)
+    }
+
+    /// Appends where `tensors` of `entry` lie in the shared pools: slot `slot` of each, or (nil) the whole tensor.
+    func appendExtents(
+        of entry: CacheEntry, tensors: Range<Int>, slot: Int?, pools: [(UInt32, BlockPool)],
+        to extents: inout [GrantMessage.Extent]
+    ) throws(LLMError) {
+        for tensor in tensors {
             let base = entry.addresses[tensor]
             guard let (poolID, pool) = pools.first(where: { $0.1.region.contains(base, entry.tensorSize) }) else {
                 throw LLMError(
@@ -84,19 +107,13 @@ extension CacheManager {
             }
             let offset = UInt64(base - pool.region.address)
             extents.append(
-                request.blocks.isEmpty
-                    ? .init(poolID: poolID, offset: offset + UInt64(slot * entry.stride), length: UInt64(entry.stride))
-                    : .init(poolID: poolID, offset: offset, length: UInt64(entry.tensorSize)))
+                slot.map { .init(poolID: poolID, offset: offset + UInt64($0 * entry.stride), length: UInt64(entry.stride)) }
+                    ?? .init(poolID: poolID, offset: offset, length: UInt64(entry.tensorSize)))
         }
-        let consumes = boundKey?.namespace == .request && entry.isOwned && !entry.isBlocks && !request.write && !remoteAccessible
-        let grant = GrantMessage(
-            pinID: 0, placement: entry.placement, isBlocks: entry.isBlocks, stride: UInt64(entry.stride),
-            slots: UInt32(entry.slots), tensorCount: UInt32(entry.desc.numTensors), extents: extents)
-        return (grant, entry.spans, consumes ? boundKey : nil)
     }
 
     /// The entry, slot and bound key a request names.
-    private func target(of request: ResolveMessage, in table: CacheTable) throws(LLMError) -> (CacheEntry, Int, IndexKey?) {
+    func target(of request: ResolveMessage, in table: CacheTable) throws(LLMError) -> (CacheEntry, Int, IndexKey?) {
         switch request.target {
         case .key(let reqID, let prefixID, let modelID):
             guard (reqID != .max) != (prefixID != .max) else {
@@ -128,7 +145,7 @@ extension CacheManager {
     }
 
     /// The owner's checks: tensor range, slot size, block indices, the transfer support matrix, write access.
-    private func check(_ request: ResolveMessage, against entry: CacheEntry, remoteAccessible: Bool) throws(LLMError) {
+    func check(_ request: ResolveMessage, against entry: CacheEntry, remoteAccessible: Bool) throws(LLMError) {
         let tensors = entry.desc.numTensors
         guard request.tensors.upperBound <= tensors else {
             throw .paramInvalid("tensors \(request.tensors) exceed the \(tensors) tensors of cache \(entry.id)")

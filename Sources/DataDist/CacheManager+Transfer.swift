@@ -225,7 +225,7 @@ extension CacheManager {
     }
 
     /// The address of `bytes` bytes of a granted extent inside the peer's mapped pool.
-    private func mapped(_ extent: GrantMessage.Extent, bytes: Int, in link: PeerLink, operation: String) throws(LLMError) -> UInt {
+    func mapped(_ extent: GrantMessage.Extent, bytes: Int, in link: PeerLink, operation: String) throws(LLMError) -> UInt {
         guard UInt64(bytes) <= extent.length, let mapping = link.mappings[extent.poolID],
             let address = mapping.address(offset: extent.offset, length: bytes)
         else {
@@ -265,7 +265,7 @@ extension CacheManager {
         return isPush ? (destination, source) : (source, destination)
     }
 
-    private func requireRemoteCluster(_ cluster: UInt64, operation: String) throws(LLMError) {
+    func requireRemoteCluster(_ cluster: UInt64, operation: String) throws(LLMError) {
         guard cluster != context.clusterID else {
             throw .paramInvalid("\(operation): cluster \(cluster) is this instance; cannot transfer from own cluster")
         }
@@ -277,7 +277,7 @@ extension CacheManager {
         }
     }
 
-    private func requireDevicePoolForHost(_ local: CacheView, operation: String) throws(LLMError) {
+    func requireDevicePoolForHost(_ local: CacheView, operation: String) throws(LLMError) {
         guard local.placement == .device || context.devicePool != nil else {
             throw .paramInvalid("\(operation) into host cache \(local.id) needs a device pool (LLMConfig.memoryPool) here")
         }

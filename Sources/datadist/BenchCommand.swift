@@ -16,7 +16,8 @@ struct BenchCommand: ParsableCommand {
             of max(4 × LLC, 128 MiB)). GB/s = 10^9 bytes/s; ratio = GB/s over the single-thread ceiling.
 
             Operations (--operations): pull_cache (one tensor per size, prefix keys; and latency rows at 16 KiB \
-            and 1 MiB with request keys, p50/p99 of the whole call), copy_engine (pull_cache with \
+            and 1 MiB with request keys, p50/p99 of the whole call), pull_caches (per size up to 16 MiB: \
+            pullCaches of 32 request keys per call, one round trip; bytes and GB/s are the whole batch's), copy_engine (pull_cache with \
             LLMConfig.copyThreads = 1 vs every core at 256 KiB, 1 MiB, 4 MiB), pull_blocks (61 layers × 2 \
             tensors, 64 of 128 blocks of 128 KiB, scattered and adjacent), push_cache (per size, \
             enableRemoteCacheAccessible on both sides), swap_blocks (device ↔ host, both directions), copy_cache \
@@ -26,7 +27,7 @@ struct BenchCommand: ParsableCommand {
             moved wrong bytes, an operation failed, or an audit was not clean.
             """)
 
-    static let allOperations = ["pull_cache", "copy_engine", "pull_blocks", "push_cache", "swap_blocks", "copy_cache", "allocate"]
+    static let allOperations = ["pull_cache", "pull_caches", "copy_engine", "pull_blocks", "push_cache", "swap_blocks", "copy_cache", "allocate"]
     static let defaultSizes = "16KiB,64KiB,256KiB,1MiB,4MiB,16MiB,64MiB"
 
     @Flag(help: "Print one JSON array of rows instead of the table.")

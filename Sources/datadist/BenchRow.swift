@@ -28,6 +28,8 @@ struct BenchRow: Codable {
     var pattern: String
     /// `LLMConfig.copyThreads` of the instance that ran the row (nil: every core).
     var copyThreads: Int?
+    /// Pulls per call of a batched row (pull_caches): each pull moves `bytes / batch`.
+    var batch: Int?
     var verified: Bool
     var notes: String?
 }

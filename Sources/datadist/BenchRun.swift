@@ -61,7 +61,7 @@ final class BenchRun {
     // MARK: rows with a peer
 
     private func runPeerRows() throws {
-        let needsPrompt = !operations.isDisjoint(with: ["pull_cache", "copy_engine", "pull_blocks"])
+        let needsPrompt = !operations.isDisjoint(with: ["pull_cache", "pull_caches", "copy_engine", "pull_blocks"])
         if needsPrompt {
             let server = try BenchPrompt(clusterID: Self.promptCluster, poolBytes: 3 << 30, remoteAccessible: false, verbose: verbose,
                 corrupt: corruptSource)
@@ -77,6 +77,9 @@ final class BenchRun {
                 for size in sizes where Self.latencySizes.contains(size) {
                     try record { try pullCacheLatency(size, server: server, decoder: decoder) }
                 }
+            }
+            if operations.contains("pull_caches") {
+                for size in sizes { try recordIfAny { try pullCachesBandwidth(size, server: server, decoder: decoder) } }
             }
             if operations.contains("copy_engine") {
                 let one = try BenchDecoder(clusterID: 3, to: server, poolBytes: 1 << 30, copyThreads: 1, remoteAccessible: false)
@@ -131,6 +134,12 @@ final class BenchRun {
         if let p50 = row.p50us, let p99 = row.p99us { line += ", p50 \(BenchTable.f(p50, 1)) µs p99 \(BenchTable.f(p99, 1)) µs" }
         line += row.verified ? "" : "  VERIFY FAILED"
         printToStandardError(line)
+    }
+
+    /// `record` for a row that may not apply (nil: skipped, with a note).
+    func recordIfAny(_ make: () throws -> BenchRow?) throws {
+        guard let row = try make() else { return }
+        try record { row }
     }
 
     func uniqueName() -> String {

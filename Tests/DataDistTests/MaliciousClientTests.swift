@@ -160,6 +160,60 @@ import Glibc
         try pair.finish()
     }
 
+    static func batchItem(_ reqID: UInt64, tensors: UInt32 = 2, bytes: UInt64 = 64, label: UInt32) -> ResolveBatchMessage.Item {
+        .init(reqID: reqID, prefixID: .max, modelID: 0, tensorCount: tensors, bytesPerSlot: bytes, requesterPlacement: .device, label: label)
+    }
+
+    /// Batch resolves: a bad item refuses the whole batch and takes nothing; a grant covers exactly the named
+    /// slots, in order; a peer that dies holding a batch grant gives every key back.
+    @Test func batchResolvesGrantExactlyTheNamedSlotsOrNothing() throws {
+        let pair = try LinkedPair(link: false)
+        let prompt = try pair.prompt.cacheManager
+        let keys = (1...4).map { CacheKey(promptClusterID: 1, reqID: UInt64($0)) }
+        let cache = try prompt.allocateCache(CacheDesc(numTensors: 2, shape: [4, 16], dataType: .int32), keys: keys)
+        var peer = try RawPeer(endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 66, expecting: 1)
+        func refusal(_ items: [ResolveBatchMessage.Item]) throws -> FailureMessage? {
+            let reply = try peer.request(.resolve, ResolveBatchMessage(items: items).encoded())
+            return reply.kind == .failure ? try FailureMessage(payload: reply.payload) : nil
+        }
+        let refused: [([ResolveBatchMessage.Item], LLMStatusCode, String)] = [
+            ([Self.batchItem(1, label: 0), Self.batchItem(9, label: 1)], .kvCacheNotExist, "pulls[1]"),  // unbound key
+            ([Self.batchItem(1, label: 0), Self.batchItem(1, label: 7)], .paramInvalid, "pulls[7]"),  // same key twice
+            ([Self.batchItem(2, tensors: 1, label: 3), Self.batchItem(1, label: 4)], .paramInvalid, "pulls[3]"),  // 1 of 2 tensors
+            ([Self.batchItem(2, label: 0), Self.batchItem(1, bytes: 65, label: 5)], .paramInvalid, "pulls[5]"),  // beyond the slot
+        ]
+        for (items, status, mention) in refused {
+            let failure = try #require(try refusal(items), "\(mention) was granted")
+            #expect(failure.status == status && failure.message.contains(mention), "\(failure.message)")
+            #expect(prompt.audit().pinnedByPeers == 0 && prompt.audit().boundKeys == 4, "a refused batch took something")
+        }
+        #expect(try peer.request(.resolve, [ResolveBatchMessage.tag, 1, 0, 0, 0]).kind == .failure, "truncated batch")
+
+        let pool = try #require(prompt.context.devicePool)
+        let slots = [3, 1]
+        let reply = try peer.request(
+            .resolve, ResolveBatchMessage(items: slots.map { Self.batchItem(UInt64($0 + 1), label: UInt32($0)) }).encoded())
+        let grant = try GrantMessage(payload: reply.payload)
+        #expect(grant.slots == 2 && grant.extents.count == 4)
+        for (item, slot) in slots.enumerated() {
+            for tensor in 0..<2 {
+                let extent = grant.extents[item * 2 + tensor]
+                #expect(extent.offset == UInt64(cache.tensorAddresses[tensor] - pool.region.address) + UInt64(slot * 64))
+                #expect(extent.length == 64)
+            }
+        }
+        #expect(prompt.audit().pinnedByPeers == 1, "one pin for the batch")
+        #expect(prompt.audit().boundKeys == 2, "the grant took keys 4 and 2")
+        peer.channel.close()
+        #expect(
+            try eventually { prompt.audit().pinnedByPeers == 0 && prompt.audit().boundKeys == 4 },
+            "the dead peer's batch was given back: \(prompt.audit())")
+        for key in keys { try prompt.removeCacheKey(key) }
+        try prompt.deallocateCache(cache)
+        #expect(prompt.audit().isClean)
+        try pair.finish()
+    }
+
     @Test func aPeerFromAnotherHostIsToldCrossHostIsNotAvailable() throws {
         let pair = try LinkedPair(link: false)
         let tcp = try Socket.connectTCP(pair.promptInfo.remoteIPInfos[0], until: ContinuousClock.now.advanced(by: .seconds(2)))

@@ -21,7 +21,15 @@ import Testing
         (.release, ReleaseMessage(pinID: 3, succeeded: true).encoded()),
         (.failure, FailureMessage(LLMError(.kvCacheNotExist, "gone")).encoded()),
         (.ack, []),
+        (.resolve, ResolveBatchMessage(items: [
+            .init(reqID: 5, prefixID: .max, modelID: 3, tensorCount: 122, bytesPerSlot: 16_384, requesterPlacement: .device, label: 0),
+            .init(reqID: .max, prefixID: 9, modelID: 0, tensorCount: 2, bytesPerSlot: 1, requesterPlacement: .host, label: 31),
+        ]).encoded()),
     ]
+
+    static func batchItem(tensors: UInt32 = 1, label: UInt32 = 0) -> ResolveBatchMessage.Item {
+        .init(reqID: 1, prefixID: .max, modelID: 0, tensorCount: tensors, bytesPerSlot: 64, requesterPlacement: .device, label: label)
+    }
 
     @Test func everyMessageRoundTrips() throws {
         #expect(try HelloMessage(payload: Self.messages[0].1).unixSocket == "u")
@@ -31,6 +39,10 @@ import Testing
         #expect(try GrantMessage(payload: Self.messages[5].1).extents.first?.offset == 65_536)
         #expect(try ReleaseMessage(payload: Self.messages[6].1).succeeded)
         #expect(try FailureMessage(payload: Self.messages[7].1).error == LLMError(.kvCacheNotExist, "gone"))
+        let batch = try ResolveBatchMessage(payload: Self.messages[9].1)
+        #expect(batch.items.map(\.label) == [0, 31] && batch.items[1].prefixID == 9 && batch.extentCount == 124)
+        #expect(throws: ProtocolError.self, "a batch is not a single resolve") { try ResolveMessage(payload: Self.messages[9].1) }
+        #expect(throws: ProtocolError.self, "a single resolve is not a batch") { try ResolveBatchMessage(payload: Self.messages[2].1) }
         for (kind, payload) in Self.messages {
             let frame = Frame(kind: kind, requestID: 42, payload: payload)
             let bytes = frame.encoded()
@@ -47,6 +59,35 @@ import Testing
             }
             #expect(!Self.decodes(kind, payload + [0]), "\(kind) with a trailing byte")
         }
+    }
+
+    /// The caps keep a batch and its grant inside one frame; beyond them, or empty, a batch does not decode.
+    @Test func batchResolvesAreBoundedToOneFrame() throws {
+        let largest = ResolveBatchMessage(
+            items: (0..<ResolveBatchMessage.maxItems).map { Self.batchItem(tensors: $0 == 0 ? UInt32(ResolveBatchMessage.maxExtents - 1023) : 1) })
+        #expect(largest.extentCount == ResolveBatchMessage.maxExtents)
+        #expect(largest.encoded().count <= Frame.maxPayload)
+        #expect(try ResolveBatchMessage(payload: largest.encoded()) == largest)
+        let grant = GrantMessage(
+            pinID: 1, placement: .device, isBlocks: false, stride: 1, slots: UInt32(ResolveBatchMessage.maxItems),
+            tensorCount: UInt32(ResolveBatchMessage.maxExtents),
+            extents: Array(repeating: .init(poolID: 0, offset: 0, length: 1), count: ResolveBatchMessage.maxExtents))
+        #expect(grant.encoded().count <= Frame.maxPayload)
+        let refused: [(String, ResolveBatchMessage)] = [
+            ("empty", ResolveBatchMessage(items: [])),
+            ("too many items", ResolveBatchMessage(items: Array(repeating: Self.batchItem(), count: ResolveBatchMessage.maxItems + 1))),
+            ("too many tensors", ResolveBatchMessage(items: [Self.batchItem(tensors: UInt32(ResolveBatchMessage.maxExtents)), Self.batchItem()])),
+            ("0 tensors", ResolveBatchMessage(items: [Self.batchItem(tensors: 0)])),
+        ]
+        for (what, message) in refused {
+            #expect(throws: ProtocolError.self, "\(what)") { try ResolveBatchMessage(payload: message.encoded()) }
+        }
+        var badPlacement = ResolveBatchMessage(items: [Self.batchItem()]).encoded()
+        badPlacement[1 + 4 + 36] = 9
+        #expect(throws: ProtocolError.self) { try ResolveBatchMessage(payload: badPlacement) }
+        var lyingCount = ResolveBatchMessage(items: [Self.batchItem()]).encoded()
+        lyingCount[1] = 2
+        #expect(throws: ProtocolError.self) { try ResolveBatchMessage(payload: lyingCount) }
     }
 
     @Test func headersOutOfRangeAreInvalid() {
@@ -90,7 +131,7 @@ import Testing
         switch kind {
         case .hello: (try? HelloMessage(payload: payload))?.encoded()
         case .welcome, .unlink: (try? IdentifierMessage(payload: payload))?.encoded()
-        case .resolve: (try? ResolveMessage(payload: payload))?.encoded()
+        case .resolve: (try? ResolveMessage(payload: payload))?.encoded() ?? (try? ResolveBatchMessage(payload: payload))?.encoded()
         case .grant: (try? GrantMessage(payload: payload))?.encoded()
         case .release: (try? ReleaseMessage(payload: payload))?.encoded()
         case .failure: (try? FailureMessage(payload: payload))?.encoded()

@@ -56,6 +56,25 @@ struct BenchCommandTests {
 }
 
 extension BenchCommandTests {
+    @Test("bench --operations pull_caches: one verified row per size, the whole batch of 32 request keys per call")
+    func batchedPullRows() throws {
+        let output = try CLI.run(
+            ["bench", "--json", "--sizes", "16KiB,32MiB", "--duration", "0.2", "--operations", "pull_caches"],
+            timeout: .seconds(60))
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.count == 1, "32 MiB is above the batched row's largest size: \(rows)")
+        let row = try #require(rows.first)
+        #expect(row["operation"] as? String == "pull_caches")
+        #expect(row["batch"] as? Int == 32)
+        #expect(row["bytes"] as? Int == 32 * (16 << 10))
+        #expect(row["keys"] as? String == "request")
+        #expect(row["verified"] as? Bool == true)
+        #expect((row["gbps"] as? Double ?? 0) > 0 && (row["ratio"] as? Double ?? 0) > 0)
+        #expect(row["p50us"] == nil)
+        #expect(output.stderr.contains("bench: pull_caches 512 KiB"), "no progress on stderr: \(output.stderr)")
+    }
+
     @Test("a corrupted source byte makes the run fail and the row say so")
     func corruptedSourceFails() throws {
         let output = try CLI.run(

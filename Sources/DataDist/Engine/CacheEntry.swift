@@ -83,8 +83,9 @@ struct Pin: Sendable {
     let spans: [PoolSpan]
     /// The link (serial) the pin was taken for, nil for a local copy.
     let peer: UInt64?
-    /// What the transfer took from a request key, to give back if it fails.
-    var reservation: Reservation? = nil
+    /// What the transfer took from request keys (one per key; a batched pull takes several), to give back if
+    /// it fails.
+    var reservations: [Reservation] = []
 }
 
 /// Tensors of a key's slot that a transfer in flight has taken. If the transfer fails they become pullable

@@ -122,9 +122,9 @@ struct CacheTable: Sendable {
         entries[id]?.keyBySlot[slot] = key
     }
 
-    mutating func pin(_ spans: [PoolSpan], peer: UInt64?, reservation: Reservation? = nil) -> UInt64 {
+    mutating func pin(_ spans: [PoolSpan], peer: UInt64?, reservations: [Reservation] = []) -> UInt64 {
         defer { nextPinID += 1 }
-        pins[nextPinID] = Pin(spans: spans, peer: peer, reservation: reservation)
+        pins[nextPinID] = Pin(spans: spans, peer: peer, reservations: reservations)
         return nextPinID
     }
 
@@ -133,7 +133,7 @@ struct CacheTable: Sendable {
     /// Ends a peer's transfer, settling its reservation. False when `peer` holds no such pin.
     mutating func release(pin id: UInt64, peer: UInt64, succeeded: Bool) -> Bool {
         guard let pin = pins[id], pin.peer == peer else { return false }
-        if let reservation = pin.reservation { settle(reservation, succeeded: succeeded) }
+        for reservation in pin.reservations { settle(reservation, succeeded: succeeded) }
         pins[id] = nil
         return true
     }

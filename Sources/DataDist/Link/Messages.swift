@@ -308,3 +308,90 @@ struct IdentifierMessage: Sendable, Hashable {
         try reader.expectEnd()
     }
 }
+
+/// Requester → owner: resolve many whole-slot pulls by key at once (`CacheManager.pullCaches`), all or none.
+///
+/// It travels as a `resolve` frame whose payload starts with `tag` (a single `ResolveMessage` starts with its
+/// target tag, 0 to 2), and is answered by one `grant` frame carrying a `GrantMessage` for the whole batch: one
+/// pin, `slots` = the item count, and the items' extents one after the other (item `i` contributes `tensorCount`
+/// extents, tensors `0..<tensorCount` of its slot). Reusing the single-resolve frame kinds keeps the connection's
+/// dispatch unchanged, including its rule that a grant arriving after its request timed out is released at once.
+///
+/// Caps (the frame payload is at most 1 MiB): `maxItems` items and `maxExtents` tensors over all items, so the
+/// grant (30 + 20 bytes per extent) stays under 1 MiB. Larger batches are split by the requester.
+struct ResolveBatchMessage: Sendable, Hashable {
+    /// One pull of the batch: a key (exactly one of `reqID`, `prefixID` is not `UInt64.max`) and what to copy.
+    struct Item: Sendable, Hashable {
+        var reqID: UInt64
+        var prefixID: UInt64
+        var modelID: UInt64
+        /// The requester's tensor count: the owner's cache must have exactly as many; every tensor is granted.
+        var tensorCount: UInt32
+        /// Bytes of each slot to transfer; the owner refuses if its slots are smaller.
+        var bytesPerSlot: UInt64
+        /// Where the requester's slot lives, for the transfer support matrix.
+        var requesterPlacement: Placement
+        /// The requester's index for this item (`pulls[label]`), named in refusals.
+        var label: UInt32
+
+        static let encodedSize = 41
+    }
+
+    static let tag: UInt8 = 3
+    static let maxItems = 1024
+    static let maxExtents = 1 << 15
+
+    var items: [Item]
+
+    func encoded() -> [UInt8] {
+        var writer = WireWriter()
+        writer.u8(Self.tag)
+        writer.u32(UInt32(items.count))
+        for item in items {
+            writer.u64(item.reqID)
+            writer.u64(item.prefixID)
+            writer.u64(item.modelID)
+            writer.u32(item.tensorCount)
+            writer.u64(item.bytesPerSlot)
+            writer.u8(UInt8(item.requesterPlacement.rawValue))
+            writer.u32(item.label)
+        }
+        return writer.bytes
+    }
+
+    init(items: [Item]) { self.items = items }
+
+    init(payload: [UInt8]) throws(ProtocolError) {
+        var reader = WireReader(payload[...])
+        let tag = try reader.u8()
+        guard tag == Self.tag else { throw .malformed("batch resolve tag \(tag)") }
+        let count = try reader.count(elementSize: Item.encodedSize, limit: Self.maxItems)
+        guard count > 0 else { throw .malformed("empty batch resolve") }
+        var items: [Item] = []
+        items.reserveCapacity(count)
+        var extents = 0
+        for _ in 0..<count {
+            let reqID = try reader.u64()
+            let prefixID = try reader.u64()
+            let modelID = try reader.u64()
+            let tensorCount = try reader.u32()
+            guard tensorCount > 0 else { throw .malformed("batch item of 0 tensors") }
+            extents += Int(tensorCount)
+            guard extents <= Self.maxExtents else { throw .malformed("batch of more than \(Self.maxExtents) tensors") }
+            let bytesPerSlot = try reader.u64()
+            let rawPlacement = try reader.u8()
+            guard let placement = Placement(rawValue: UInt32(rawPlacement)) else {
+                throw .malformed("placement \(rawPlacement)")
+            }
+            items.append(
+                Item(
+                    reqID: reqID, prefixID: prefixID, modelID: modelID, tensorCount: tensorCount,
+                    bytesPerSlot: bytesPerSlot, requesterPlacement: placement, label: try reader.u32()))
+        }
+        self.items = items
+        try reader.expectEnd()
+    }
+
+    /// The extents a grant for this batch must hold.
+    var extentCount: Int { items.reduce(0) { $0 + Int($1.tensorCount) } }
+}

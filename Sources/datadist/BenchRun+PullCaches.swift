@@ -1,0 +1,72 @@
+import DataDist
+import Foundation
+
+/// The batched pull row.
+extension BenchRun {
+    /// Pulls per `pullCaches` call in the pull_caches row (Mooncake's transfer_engine_bench batch).
+    static let pullBatch = 32
+    /// Per-pull sizes above this are skipped: a batch of them would not fit the bench pools beside the rings.
+    static let pullBatchLargestSize = 16 << 20
+
+    /// pull_caches: `pullBatch` request keys of one `size`-byte tensor slot each per call, into adjacent slots of a
+    /// destination ring; GB/s counts the whole batch. Keys come in generations as in the latency row: a source
+    /// cache of keyed slots (at least a ring's worth) is pulled batch by batch, then freed and a fresh one bound
+    /// (untimed). Generation 0 is a warm-up; only whole generations are timed.
+    func pullCachesBandwidth(_ size: Int, server: BenchPrompt, decoder: BenchDecoder) throws -> BenchRow? {
+        let batch = Self.pullBatch
+        guard size <= Self.pullBatchLargestSize else {
+            notes.append(
+                "pull_caches skipped at \(BenchSize.label(size)): a batch of \(batch) would take \(BenchSize.label(batch * size)) on each side")
+            return nil
+        }
+        let roundDown = { (slots: Int) in max(batch, slots / batch * batch) }
+        let slots = roundDown(min(8192, ringBytes / size))
+        let destinationSlots = roundDown(ringBytes / size)
+        let manager = decoder.manager
+        let destination = try Self.ring(manager, slots: destinationSlots, bytes: size)
+        defer { try? manager.deallocateCache(destination) }
+        let address = destination.tensorAddresses[0]
+        var samples: [Double] = []
+        var mismatch: String?
+        var generation = 0
+        var call = 0
+        let clock = ContinuousClock()
+        let wallStart = clock.now
+        while true {
+            let (name, base) = (uniqueName(), uniqueKeyBase())
+            try server.send("cache \(name) \(size) \(slots) request \(base) pattern")
+            defer { _ = try? server.send("free \(name)") }
+            var lastSlot = (slot: 0, id: base)
+            for first in stride(from: 0, to: slots, by: batch) {
+                let landing = (call * batch) % destinationSlots
+                let pulls = (0..<batch).map { i in
+                    CachePull(
+                        CacheKey(promptClusterID: server.clusterID, reqID: base + UInt64(first + i)), into: destination,
+                        batchIndex: landing + i)
+                }
+                let start = clock.now
+                try manager.pullCaches(pulls)
+                if generation > 0 { samples.append((clock.now - start).seconds) }
+                if generation == 0 && first == 0 {
+                    mismatch = Self.check(base: address, slot: landing, bytes: size, id: base, what: "first batch")
+                }
+                lastSlot = (landing + batch - 1, base + UInt64(first + batch - 1))
+                call += 1
+            }
+            generation += 1
+            let timed = samples.reduce(0, +)
+            if generation > 1 && (timed >= duration || (clock.now - wallStart).seconds > 4 * duration + 2) {
+                mismatch = mismatch ?? Self.check(base: address, slot: lastSlot.slot, bytes: size, id: lastSlot.id, what: "last batch")
+                break
+            }
+        }
+        let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +))
+        let pattern = CopyPattern(segments: batch, segmentBytes: size, scattered: false)
+        let (single, allCores) = ceilings.ceilings(pattern, duration: duration / 2)
+        var row = row(
+            "pull_caches", bytes: batch * size, measured: Measured(timing: timing, single: single, allCores: allCores),
+            keys: "request", pattern: "batch of \(batch) × 1 tensor of \(BenchSize.label(size))", mismatch: mismatch)
+        row.batch = batch
+        return row
+    }
+}
