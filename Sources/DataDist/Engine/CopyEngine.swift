@@ -1,4 +1,5 @@
 import Dispatch
+internal import Glibc
 import Synchronization
 
 /// One contiguous copy of a transfer.
@@ -10,8 +11,8 @@ struct CopySegment: Sendable {
 
 /// Runs the copies of one transfer. Below `parallelThreshold` bytes, or with one thread, or while another
 /// transfer is using the workers, the calling thread copies everything itself (no hand-off latency). Above it,
-/// the bytes are cut into one contiguous share per thread; the caller copies the first share and persistent
-/// workers the others.
+/// the bytes are cut into contiguous chunks that the caller and the woken workers claim one at a time, so a
+/// worker that wakes late takes less and a transfer never waits for a sleeping thread to do a fixed share.
 final class CopyEngine: Sendable {
     /// Threads that copy one large transfer, the caller included.
     let threads: Int
@@ -23,6 +24,9 @@ final class CopyEngine: Sendable {
     /// The default split point, from `datadist bench`'s copy-engine rows on a 2-core host (README, Performance):
     /// below about 1 MiB, waking a worker costs more than the second core saves.
     static let defaultParallelThreshold = 1 << 20
+    /// Bytes per claimed chunk: large enough that claiming costs nothing next to the copy, small enough that a
+    /// late worker still finds work.
+    static let chunkBytes = 256 << 10
 
     init(threads: Int, parallelThreshold: Int = CopyEngine.defaultParallelThreshold) {
         self.threads = max(1, threads)
@@ -35,7 +39,7 @@ final class CopyEngine: Sendable {
     }
 
     /// Copies every segment with `copy` (which moves `count` bytes from `source` to `destination`); the first
-    /// error, if any, is thrown after all shares have finished.
+    /// error, if any, is thrown after every chunk has finished.
     func run(_ segments: [CopySegment], _ copy: @escaping @Sendable (CopySegment) throws(LLMError) -> Void) throws(LLMError) {
         let total = segments.reduce(0) { $0 + $1.count }
         guard threads > 1, total >= parallelThreshold, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
@@ -44,27 +48,12 @@ final class CopyEngine: Sendable {
             return
         }
         defer { busy.store(false, ordering: .releasing) }
-        let shares = Self.split(segments, into: threads, total: total)
-        let failures = Mutex<LLMError?>(nil)
-        let finished = DispatchSemaphore(value: 0)
-        for (worker, share) in zip(workers, shares.dropFirst()) {
-            worker.submit {
-                do throws(LLMError) {
-                    for segment in share { try copy(segment) }
-                } catch {
-                    failures.withLock { if $0 == nil { $0 = error } }
-                }
-                finished.signal()
-            }
-        }
-        var first: LLMError?
-        do throws(LLMError) {
-            for segment in shares[0] { try copy(segment) }
-        } catch {
-            first = error
-        }
-        for _ in shares.dropFirst() { finished.wait() }
-        if let error = first ?? failures.withLock({ $0 }) { throw error }
+        let job = ChunkedCopy(Self.split(segments, into: max(threads, total / Self.chunkBytes), total: total), copy)
+        for worker in workers.prefix(job.chunks.count - 1) { worker.submit { job.work() } }
+        job.work()
+        // Only chunks a worker is still copying remain; each is short, so wait on the core.
+        while !job.isFinished { sched_yield() }
+        if let error = job.failure.withLock({ $0 }) { throw error }
     }
 
     /// Cuts `segments` into `parts` runs of about `total / parts` bytes each, splitting segments where needed.
@@ -87,6 +76,37 @@ final class CopyEngine: Sendable {
             }
         }
         return shares
+    }
+}
+
+/// The chunks of one parallel transfer and who has claimed and finished which. A worker that wakes after the
+/// last chunk was claimed finds nothing to do.
+private final class ChunkedCopy: Sendable {
+    let chunks: [[CopySegment]]
+    let failure = Mutex<LLMError?>(nil)
+    private let copy: @Sendable (CopySegment) throws(LLMError) -> Void
+    private let nextChunk = Atomic<Int>(0)
+    private let finishedChunks = Atomic<Int>(0)
+
+    init(_ chunks: [[CopySegment]], _ copy: @escaping @Sendable (CopySegment) throws(LLMError) -> Void) {
+        self.chunks = chunks
+        self.copy = copy
+    }
+
+    var isFinished: Bool { finishedChunks.load(ordering: .acquiring) == chunks.count }
+
+    /// Claims and copies chunks until none is left.
+    func work() {
+        while true {
+            let index = nextChunk.wrappingAdd(1, ordering: .relaxed).oldValue
+            guard index < chunks.count else { return }
+            do throws(LLMError) {
+                for segment in chunks[index] { try copy(segment) }
+            } catch {
+                failure.withLock { if $0 == nil { $0 = error } }
+            }
+            finishedChunks.wrappingAdd(1, ordering: .releasing)
+        }
     }
 }
 
