@@ -65,6 +65,30 @@ public final class BlockPool: Sendable {
         return PoolSpan(pool: self, firstPage: start, pages: pages, byteCount: bytes)
     }
 
+    /// `count` spans of at least `bytes` bytes each, taken under one lock: all of them or none.
+    public func allocate(count: Int, bytes: Int) throws(PoolError) -> PoolSpans {
+        precondition(bytes > 0 && count > 0, "allocate at least one span of one byte")
+        let pages = pages(forBytes: bytes)
+        let firstPages = [Int](unsafeUninitializedCapacity: count) { buffer, initialized in
+            allocator.withLock { allocator in
+                while initialized < count, let start = allocator.allocate(pages: pages) {
+                    buffer[initialized] = start
+                    initialized += 1
+                }
+                if initialized < count {
+                    for index in 0..<initialized { allocator.release(start: buffer[index]) }
+                    initialized = 0
+                }
+            }
+        }
+        guard firstPages.count == count else {
+            let (free, largest) = allocator.withLock { ($0.pagesFree, $0.largestFreeSpan) }
+            throw .exhausted(
+                requestedBytes: bytes, requestedPages: pages, freePages: free, largestFreePages: largest)
+        }
+        return PoolSpans(pool: self, firstPages: firstPages, pagesPerSpan: pages, byteCount: bytes)
+    }
+
     /// Like `allocate(bytes:)`, but waits up to `timeout` for other holders to release pages.
     public func allocate(bytes: Int, timeout: Duration) throws(PoolError) -> PoolSpan {
         let clock = ContinuousClock()
@@ -94,6 +118,12 @@ public final class BlockPool: Sendable {
 
     fileprivate func release(firstPage: Int) {
         allocator.withLock { $0.release(start: firstPage) }
+    }
+
+    func release(firstPages: [Int]) {
+        allocator.withLock { allocator in
+            for page in firstPages { allocator.release(start: page) }
+        }
     }
 }
 

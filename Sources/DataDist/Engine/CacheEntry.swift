@@ -58,8 +58,9 @@ struct CacheEntry: Sendable {
     let isBlocks: Bool
     /// Allocated from a pool (true) or registered caller memory (false).
     let isOwned: Bool
-    /// Pool memory of each tensor (empty for registered caches). Released when the entry goes.
-    let spans: [PoolSpan]
+    /// Pool memory of the tensors, one span each (nil for registered caches). Released when the entry goes and
+    /// no copy in flight holds it.
+    let spans: PoolSpans?
     let addresses: [UInt]
     let tensorSize: Int
     /// Batch slots (contiguous caches) or blocks (blocks caches): `shape[0]`.
@@ -75,12 +76,12 @@ struct CacheEntry: Sendable {
 
     var placement: Placement { desc.placement }
     var isRemovable: Bool { !holdsIDReference && keyBySlot.isEmpty && reservations == 0 }
-    var pages: Int { spans.reduce(0) { $0 + $1.pages } }
+    var pages: Int { spans?.pages ?? 0 }
 }
 
 /// Memory held for a copy in flight, so the bytes outlive a concurrent deallocate.
 struct Pin: Sendable {
-    let spans: [PoolSpan]
+    let spans: PoolSpans?
     /// The link (serial) the pin was taken for, nil for a local copy.
     let peer: UInt64?
     /// What the transfer took from a request key, to give back if it fails.

@@ -6,6 +6,9 @@ struct CacheTable: Sendable {
     private(set) var entries: [Int64: CacheEntry] = [:]
     private(set) var keys: [IndexKey: KeyBinding] = [:]
     private(set) var pins: [UInt64: Pin] = [:]
+    /// Memory of erased caches that local copies still use (their `PoolSpans` pin count is not 0), until the
+    /// last of those copies unpins it (`endLocalPin`): it stays reachable, so `audit` counts it.
+    private var draining: [ObjectIdentifier: PoolSpans] = [:]
     /// Keys unbound by transfers in flight, with their binding, until those transfers settle.
     private var reservedKeys: [IndexKey: KeyBinding] = [:]
     private var nextCacheID: Int64 = 1
@@ -34,10 +37,18 @@ struct CacheTable: Sendable {
 
     /// Drops the id reference of an owned cache; the entry goes now if no key holds it.
     mutating func dropIDReference(_ id: Int64) {
-        guard var entry = entries[id], entry.isOwned else { return }
+        // One hash lookup when the cache goes now (no key holds it), two when it stays.
+        guard var entry = entries.removeValue(forKey: id) else { return }
+        guard entry.isOwned else {
+            entries[id] = entry
+            return
+        }
         entry.holdsIDReference = false
-        entries[id] = entry
-        eraseIfRemovable(id)
+        if entry.isRemovable {
+            retire(entry)
+        } else {
+            entries[id] = entry
+        }
     }
 
     /// Unbinds `key` from its cache; the cache goes if nothing else holds it.
@@ -104,8 +115,21 @@ struct CacheTable: Sendable {
     /// Removes an entry and every key bound to it, whoever holds it.
     mutating func erase(_ id: Int64) {
         guard let entry = entries.removeValue(forKey: id) else { return }
-        for key in entry.keyBySlot.values where keys[key]?.cacheID == id { keys[key] = nil }
+        retire(entry)
+    }
+
+    /// Unbinds the keys of an entry already taken out of `entries`, and keeps its memory reachable while local
+    /// copies still use it.
+    private mutating func retire(_ entry: CacheEntry) {
+        for key in entry.keyBySlot.values where keys[key]?.cacheID == entry.id { keys[key] = nil }
         if !entry.isOwned { registeredAddresses -= entry.addresses.count }
+        if let spans = entry.spans, spans.retire() { draining[ObjectIdentifier(spans)] = spans }
+    }
+
+    /// Called after `PoolSpans.unpin()` returned true: the last local copy of an erased
+    /// cache finished, so its memory may go.
+    mutating func endRetiredPin(_ spans: PoolSpans) {
+        if spans.pinCount == 0 { draining[ObjectIdentifier(spans)] = nil }
     }
 
     private mutating func eraseIfRemovable(_ id: Int64) {
@@ -122,7 +146,7 @@ struct CacheTable: Sendable {
         entries[id]?.keyBySlot[slot] = key
     }
 
-    mutating func pin(_ spans: [PoolSpan], peer: UInt64?, reservation: Reservation? = nil) -> UInt64 {
+    mutating func pin(_ spans: PoolSpans?, peer: UInt64?, reservation: Reservation? = nil) -> UInt64 {
         defer { nextPinID += 1 }
         pins[nextPinID] = Pin(spans: spans, peer: peer, reservation: reservation)
         return nextPinID
@@ -148,6 +172,7 @@ struct CacheTable: Sendable {
         entries.removeAll()
         keys.removeAll()
         pins.removeAll()
+        draining.removeAll()
         reservedKeys.removeAll()
         registeredAddresses = 0
         isClosed = true
@@ -157,9 +182,9 @@ struct CacheTable: Sendable {
     func reachability() -> (pages: Int, danglingKeys: Int) {
         var seen = Set<ObjectIdentifier>()
         var pages = 0
-        for span in entries.values.lazy.flatMap(\.spans) + pins.values.lazy.flatMap(\.spans)
-        where seen.insert(ObjectIdentifier(span)).inserted {
-            pages += span.pages
+        let held = entries.values.lazy.compactMap(\.spans) + pins.values.lazy.compactMap(\.spans) + draining.values
+        for spans in held where seen.insert(ObjectIdentifier(spans)).inserted {
+            pages += spans.pages
         }
         let dangling = keys.lazy.filter { key, binding in
             self.entries[binding.cacheID]?.keyBySlot[binding.slot] != key

@@ -1,0 +1,57 @@
+import Synchronization
+
+/// Several equal-sized spans taken from one pool together (one per tensor of a cache), in one object. Every
+/// span returns to the pool when the last reference goes away, as with `PoolSpan`.
+///
+/// It also counts transient holders (`pin()` / `unpin()`), for callers that must know whether a copy is still
+/// using the memory after they have dropped their own reference to it.
+public final class PoolSpans: Sendable {
+    public let pool: BlockPool
+    /// Pages of each span.
+    public let pagesPerSpan: Int
+    /// Bytes requested per span.
+    public let byteCount: Int
+    private let firstPages: [Int]
+    private let pins = Atomic<Int>(0)
+    private let retired = Atomic<Bool>(false)
+
+    init(pool: BlockPool, firstPages: [Int], pagesPerSpan: Int, byteCount: Int) {
+        self.pool = pool
+        self.firstPages = firstPages
+        self.pagesPerSpan = pagesPerSpan
+        self.byteCount = byteCount
+    }
+
+    deinit { pool.release(firstPages: firstPages) }
+
+    /// Number of spans.
+    public var count: Int { firstPages.count }
+    /// Pages of all spans together.
+    public var pages: Int { pagesPerSpan * firstPages.count }
+
+    /// Address of span `index`.
+    public func address(_ index: Int) -> UInt { pool.address(ofPage: firstPages[index]) }
+
+    /// Addresses of every span, in order.
+    public var addresses: [UInt] { firstPages.map { pool.address(ofPage: $0) } }
+
+    /// Counts one more transient holder.
+    public func pin() { pins.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+
+    /// Drops a transient holder. True when it was the last one and `retire()` had already been called, i.e. the
+    /// caller that pinned is now the one to finish the retirement.
+    public func unpin() -> Bool {
+        let left = pins.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue
+        return left == 0 && retired.load(ordering: .sequentiallyConsistent)
+    }
+
+    /// Marks the spans as no longer wanted by their owner. True when transient holders remain: the owner must
+    /// keep the object reachable until an `unpin()` returns true.
+    public func retire() -> Bool {
+        retired.store(true, ordering: .sequentiallyConsistent)
+        return pins.load(ordering: .sequentiallyConsistent) > 0
+    }
+
+    /// Transient holders right now.
+    public var pinCount: Int { pins.load(ordering: .sequentiallyConsistent) }
+}
