@@ -11,29 +11,50 @@ public final class PoolSpans: Sendable {
     public let pagesPerSpan: Int
     /// Bytes requested per span.
     public let byteCount: Int
-    private let firstPages: [Int]
+    /// Number of spans.
+    public let count: Int
+    private let placement: Placement
     private let pins = Atomic<Int>(0)
     private let retired = Atomic<Bool>(false)
 
-    init(pool: BlockPool, firstPages: [Int], pagesPerSpan: Int, byteCount: Int) {
+    /// Where the spans lie: one run of `count * pagesPerSpan` pages (the common case: no array), or one run each.
+    enum Placement: Sendable {
+        case adjacent(firstPage: Int)
+        case scattered(firstPages: [Int])
+    }
+
+    init(pool: BlockPool, placement: Placement, count: Int, pagesPerSpan: Int, byteCount: Int) {
         self.pool = pool
-        self.firstPages = firstPages
+        self.placement = placement
+        self.count = count
         self.pagesPerSpan = pagesPerSpan
         self.byteCount = byteCount
     }
 
-    deinit { pool.release(firstPages: firstPages) }
+    deinit { pool.release(placement) }
 
-    /// Number of spans.
-    public var count: Int { firstPages.count }
     /// Pages of all spans together.
-    public var pages: Int { pagesPerSpan * firstPages.count }
+    public var pages: Int { pagesPerSpan * count }
+
+    /// First page of span `index`.
+    public func firstPage(_ index: Int) -> Int {
+        precondition((0..<count).contains(index), "span \(index) of \(count)")
+        return switch placement {
+        case .adjacent(let firstPage): firstPage + index * pagesPerSpan
+        case .scattered(let firstPages): firstPages[index]
+        }
+    }
 
     /// Address of span `index`.
-    public func address(_ index: Int) -> UInt { pool.address(ofPage: firstPages[index]) }
+    public func address(_ index: Int) -> UInt { pool.address(ofPage: firstPage(index)) }
 
     /// Addresses of every span, in order.
-    public var addresses: [UInt] { firstPages.map { pool.address(ofPage: $0) } }
+    public var addresses: [UInt] {
+        [UInt](unsafeUninitializedCapacity: count) { buffer, initialized in
+            for index in 0..<count { buffer[index] = address(index) }
+            initialized = count
+        }
+    }
 
     /// Counts one more transient holder.
     public func pin() { pins.wrappingAdd(1, ordering: .sequentiallyConsistent) }

@@ -9,7 +9,6 @@ public struct SpanAllocator: Sendable {
     public let pageCount: Int
     private var table: PageTable
     private var firstLevelBitmap: UInt64 = 0
-    private var secondLevelBitmaps = SecondLevelBitmaps()
     public private(set) var pagesInUse = 0
     public private(set) var spansInUse = 0
 
@@ -22,7 +21,7 @@ public struct SpanAllocator: Sendable {
         precondition(pageCount > 0, "a pool has at least one page")
         precondition(pageCount <= Int(Int32.max), "a pool has at most \(Int32.max) pages")
         self.pageCount = pageCount
-        table = PageTable(pageCount: pageCount, classCount: Self.classCount)
+        table = PageTable(pageCount: pageCount, classCount: Self.classCount, levelCount: Self.firstLevelCount)
         insertFree(start: 0, pages: pageCount)
     }
 
@@ -77,7 +76,7 @@ public struct SpanAllocator: Sendable {
     public var largestFreeSpan: Int {
         guard firstLevelBitmap != 0 else { return 0 }
         let level = Int.bitWidth - 1 - firstLevelBitmap.leadingZeroBitCount
-        let slot = UInt16.bitWidth - 1 - secondLevelBitmaps[level].leadingZeroBitCount
+        let slot = UInt16.bitWidth - 1 - table.bitmap(level).leadingZeroBitCount
         var largest = 0
         var page = Int(table.head(level * Self.secondLevelCount + slot))
         while page >= 0 {
@@ -107,7 +106,7 @@ public struct SpanAllocator: Sendable {
                 if previousFree { return "adjacent free spans at page \(page)" }
                 freeSpans += 1
                 let (first, second) = Self.classIndex(of: pages)
-                if secondLevelBitmaps[first] & (1 << UInt16(second)) == 0 || firstLevelBitmap & (1 << UInt64(first)) == 0 {
+                if table.bitmap(first) & (1 << UInt16(second)) == 0 || firstLevelBitmap & (1 << UInt64(first)) == 0 {
                     return "free span \(page) is in class (\(first), \(second)), which the bitmaps mark empty"
                 }
             } else {
@@ -122,7 +121,7 @@ public struct SpanAllocator: Sendable {
         var listed = 0
         for index in 0..<Self.classCount {
             let (first, second) = (index / Self.secondLevelCount, index % Self.secondLevelCount)
-            let marked = secondLevelBitmaps[first] & (1 << UInt16(second)) != 0
+            let marked = table.bitmap(first) & (1 << UInt16(second)) != 0
             var member = Int(table.head(index))
             if marked != (member >= 0) { return "bitmap bit of class (\(first), \(second)) disagrees with its list" }
             var previous = -1
@@ -170,7 +169,7 @@ public struct SpanAllocator: Sendable {
         if head >= 0 { table.setPrevious(Int(head), Int32(truncatingIfNeeded: start)) }
         table.setHead(index, Int32(truncatingIfNeeded: start))
         firstLevelBitmap |= 1 << UInt64(first)
-        secondLevelBitmaps[first] |= 1 << UInt16(second)
+        table.setBitmap(first, table.bitmap(first) | 1 << UInt16(second))
     }
 
     /// Unlinks a free span from its list (its tags stay until the caller rewrites them).
@@ -185,8 +184,9 @@ public struct SpanAllocator: Sendable {
         } else {
             table.setHead(index, next)
             if next < 0 {
-                secondLevelBitmaps[first] &= ~(1 << UInt16(second))
-                if secondLevelBitmaps[first] == 0 { firstLevelBitmap &= ~(1 << UInt64(first)) }
+                let remaining = table.bitmap(first) & ~(1 << UInt16(second))
+                table.setBitmap(first, remaining)
+                if remaining == 0 { firstLevelBitmap &= ~(1 << UInt64(first)) }
             }
         }
     }
@@ -214,7 +214,7 @@ public struct SpanAllocator: Sendable {
     private func firstInClass(atOrAbove index: (Int, Int)) -> Int? {
         let (first, second) = index
         guard first < Self.firstLevelCount else { return nil }
-        let sameLevel = secondLevelBitmaps[first] & (UInt16.max << UInt16(second))
+        let sameLevel = table.bitmap(first) & (UInt16.max << UInt16(second))
         if sameLevel != 0 {
             return Int(table.head(first * Self.secondLevelCount + sameLevel.trailingZeroBitCount))
         }
@@ -222,22 +222,7 @@ public struct SpanAllocator: Sendable {
         let higher = firstLevelBitmap & (UInt64.max << UInt64(first + 1))
         guard higher != 0 else { return nil }
         let level = higher.trailingZeroBitCount
-        let slot = secondLevelBitmaps[level].trailingZeroBitCount
+        let slot = table.bitmap(level).trailingZeroBitCount
         return Int(table.head(level * Self.secondLevelCount + slot))
-    }
-}
-
-/// The second-level bitmaps, one 16-bit word per first-level class, inline (no heap storage).
-struct SecondLevelBitmaps: Sendable {
-    private var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
-        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-
-    subscript(level: Int) -> UInt16 {
-        get {
-            withUnsafeBytes(of: words) { $0.load(fromByteOffset: level * 2, as: UInt16.self) }
-        }
-        set {
-            withUnsafeMutableBytes(of: &words) { $0.storeBytes(of: newValue, toByteOffset: level * 2, as: UInt16.self) }
-        }
     }
 }
