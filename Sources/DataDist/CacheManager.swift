@@ -242,11 +242,9 @@ public final class CacheManager: Sendable {
     ) throws(LLMError) -> R {
         let (a, b) = try table.withLock { table throws(LLMError) in
             try ensureOpen(table)
-            guard let a = table.entry(first) else {
-                throw LLMError(.kvCacheNotExist, "\(operation): cache \(first) does not exist")
-            }
-            guard let b = table.entry(second) else {
-                throw LLMError(.kvCacheNotExist, "\(operation): cache \(second) does not exist")
+            guard let a = table.pinnedView(first), let b = table.pinnedView(second) else {
+                let missing = table.entry(first) == nil ? first : second
+                throw LLMError(.kvCacheNotExist, "\(operation): cache \(missing) does not exist")
             }
             a.spans?.pin()
             b.spans?.pin()
@@ -319,12 +317,14 @@ public final class CacheManager: Sendable {
     ) throws(LLMError) -> Cache {
         let spans = try allocateTensors(desc, tensorSize: tensorSize, from: pool)
         let slots = Int(desc.shape[0])
-        let entry = CacheEntry(
-            id: table.takeCacheID(), desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans,
-            addresses: spans.addresses, tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
-            remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true, keyBySlot: keyBySlot)
-        table.insert(entry)
-        return Cache(cacheID: entry.id, desc: desc, tensorAddresses: entry.addresses, isBlocksCache: isBlocks)
+        let (id, addresses) = (table.takeCacheID(), spans.addresses)
+        table.insert(
+            CacheEntry(
+                id: id, desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans, addresses: addresses,
+                tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
+                remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true,
+                keyBySlot: keyBySlot))
+        return Cache(cacheID: id, desc: desc, tensorAddresses: addresses, isBlocksCache: isBlocks)
     }
 
     /// One span per tensor, taken together; on failure nothing is taken and nothing changes.

@@ -100,6 +100,12 @@ struct Reservation: Sendable {
     let unboundKey: Bool
 }
 
+/// A cache's view with the memory a local copy pins.
+struct PinnedView: Sendable {
+    let view: CacheView
+    let spans: PoolSpans?
+}
+
 /// What a copy needs to know about a cache, without holding its memory (pins do that).
 struct CacheView: Sendable {
     let id: Int64

@@ -22,17 +22,24 @@ struct CacheTable: Sendable {
     func entry(_ id: Int64) -> CacheEntry? { entries[id] }
     func binding(_ key: IndexKey) -> KeyBinding? { keys[key] }
 
+    /// The view and memory of a cache, for a local copy.
+    func pinnedView(_ id: Int64) -> PinnedView? {
+        guard let entry = entries[id] else { return nil }
+        return PinnedView(view: entry.view, spans: entry.spans)
+    }
+
     mutating func takeCacheID() -> Int64 {
         defer { nextCacheID += 1 }
         return nextCacheID
     }
 
     /// Adds an entry and binds its keys (already validated).
-    mutating func insert(_ entry: CacheEntry) {
-        precondition(entries[entry.id] == nil, "cache id \(entry.id) reused")
-        entries[entry.id] = entry
-        for (slot, key) in entry.keyBySlot { keys[key] = KeyBinding(cacheID: entry.id, slot: slot) }
+    mutating func insert(_ entry: consuming CacheEntry) {
+        let id = entry.id
+        for (slot, key) in entry.keyBySlot { keys[key] = KeyBinding(cacheID: id, slot: slot) }
         if !entry.isOwned { registeredAddresses += entry.addresses.count }
+        let previous = entries.updateValue(entry, forKey: id)
+        precondition(previous == nil, "cache id \(id) reused")
     }
 
     /// Drops the id reference of an owned cache; the entry goes now if no key holds it.
