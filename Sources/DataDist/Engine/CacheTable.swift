@@ -3,7 +3,7 @@ import BlockPool
 /// The cache manager's state: caches, key indices, pins. A value type mutated only under the manager's lock;
 /// dropping an entry or a pin here is what returns pool pages, so page accounting is always consistent with it.
 struct CacheTable: Sendable {
-    private(set) var entries: [Int64: CacheEntry] = [:]
+    private(set) var entries = EntryMap()
     private(set) var keys: [IndexKey: KeyBinding] = [:]
     private(set) var pins: [UInt64: Pin] = [:]
     /// Memory of erased caches that local copies still use (their `PoolSpans` pin count is not 0), until the

@@ -17,6 +17,8 @@ final class EngineContext: Sendable {
     let logger: Logger
     let copyEngine: CopyEngine
     private let warnedOperations = Mutex<Set<Operation>>([])
+    /// Whether the detected product supports every operation (the usual case): `gate` then checks nothing.
+    private let supportsEverything: Bool
 
     init(
         clusterID: UInt64, config: LLMConfig, runtime: any DeviceRuntime, devicePool: BlockPool?,
@@ -26,6 +28,7 @@ final class EngineContext: Sendable {
         self.config = config
         self.runtime = runtime
         self.caps = runtime.capabilities
+        self.supportsEverything = Operation.allCases.allSatisfy(runtime.capabilities.supports)
         self.devicePool = devicePool
         self.hostPool = hostPool
         self.logger = logger
@@ -42,6 +45,7 @@ final class EngineContext: Sendable {
     /// Refuses an operation the detected product does not support, or logs it once when
     /// `enforceProductSupport` is off.
     func gate(_ operation: Operation) throws(LLMError) {
+        if supportsEverything { return }
         do {
             try caps.check(operation)
         } catch {
