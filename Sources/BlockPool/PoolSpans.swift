@@ -14,8 +14,9 @@ public final class PoolSpans: Sendable {
     /// Number of spans.
     public let count: Int
     private let placement: Placement
-    private let pins = Atomic<Int>(0)
-    private let retired = Atomic<Bool>(false)
+    /// Transient holders, plus `retiredBit` once retired.
+    private let state = Atomic<Int>(0)
+    private static let retiredBit = 1 << 62
 
     /// Where the spans lie: one run of `count * pagesPerSpan` pages (the common case: no array), or one run each.
     enum Placement: Sendable {
@@ -67,22 +68,21 @@ public final class PoolSpans: Sendable {
     }
 
     /// Counts one more transient holder.
-    public func pin() { pins.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+    public func pin() { state.wrappingAdd(1, ordering: .sequentiallyConsistent) }
 
-    /// Drops a transient holder. True when it was the last one and `retire()` had already been called, i.e. the
-    /// caller that pinned is now the one to finish the retirement.
+    /// Drops a transient holder. True when it was the last one and `retire()` had already been called: the
+    /// caller must then let the owner drop the object. Reads and writes the count in one atomic operation, so
+    /// a caller that does not own a reference must not touch the object after a false result.
     public func unpin() -> Bool {
-        let left = pins.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue
-        return left == 0 && retired.load(ordering: .sequentiallyConsistent)
+        state.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == Self.retiredBit
     }
 
     /// Marks the spans as no longer wanted by their owner. True when transient holders remain: the owner must
-    /// keep the object reachable until an `unpin()` returns true.
+    /// keep the object alive until an `unpin()` returns true. Exactly one of the two sees the last holder go.
     public func retire() -> Bool {
-        retired.store(true, ordering: .sequentiallyConsistent)
-        return pins.load(ordering: .sequentiallyConsistent) > 0
+        state.bitwiseOr(Self.retiredBit, ordering: .sequentiallyConsistent).oldValue & ~Self.retiredBit > 0
     }
 
     /// Transient holders right now.
-    public var pinCount: Int { pins.load(ordering: .sequentiallyConsistent) }
+    public var pinCount: Int { state.load(ordering: .sequentiallyConsistent) & ~Self.retiredBit }
 }

@@ -221,18 +221,18 @@ public final class CacheManager: Sendable {
     ) throws(LLMError) -> R {
         let pinned = try table.withLock { table throws(LLMError) in
             try ensureOpen(table)
-            var pinned: [(view: CacheView, spans: PoolSpans?)] = []
+            var pinned: [LocalPin] = []
             pinned.reserveCapacity(ids.count)
             for id in ids {
-                guard let entry = table.entry(id) else {
+                guard let view = table.pinnedView(id) else {
                     throw LLMError(.kvCacheNotExist, "\(operation): cache \(id) does not exist")
                 }
-                pinned.append((entry.view, entry.spans))
+                pinned.append(view)
             }
-            for item in pinned { item.spans?.pin() }
+            for pin in pinned { pin.pin() }
             return pinned
         }
-        defer { for item in pinned { unpin(item.spans) } }
+        defer { for pin in pinned { unpin(pin) } }
         return try body(pinned.map(\.view))
     }
 
@@ -246,21 +246,20 @@ public final class CacheManager: Sendable {
                 let missing = table.entry(first) == nil ? first : second
                 throw LLMError(.kvCacheNotExist, "\(operation): cache \(missing) does not exist")
             }
-            a.spans?.pin()
-            b.spans?.pin()
+            a.pin()
+            b.pin()
             return (a, b)
         }
         defer {
-            unpin(a.spans)
-            unpin(b.spans)
+            unpin(a)
+            unpin(b)
         }
         return try body(a.view, b.view)
     }
 
-    /// Ends a local pin; the last one on an erased cache's memory lets it go (taking the lock only then).
-    private func unpin(_ spans: PoolSpans?) {
-        guard let spans, spans.unpin() else { return }
-        table.withLock { $0.endRetiredPin(spans) }
+    /// Ends a local pin; the last one on an erased cache's memory lets the table drop it (taking the lock only then).
+    private func unpin(_ pin: LocalPin) {
+        if pin.unpin() { table.withLock { $0.endRetiredPin(cacheID: pin.view.id) } }
     }
 
     func ensureOpen(_ table: CacheTable) throws(LLMError) {

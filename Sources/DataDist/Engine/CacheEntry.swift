@@ -100,10 +100,23 @@ struct Reservation: Sendable {
     let unboundKey: Bool
 }
 
-/// A cache's view with the memory a local copy pins.
-struct PinnedView: Sendable {
+/// A cache's view with the memory a local copy pins. The memory is held unretained: while its pin count is not
+/// 0 the table keeps it (in the entry, or after a deallocate in its draining list), and only the table ever drops
+/// it, under its lock, so pages never leave the pool unseen by `audit`.
+struct LocalPin: @unchecked Sendable {
     let view: CacheView
-    let spans: PoolSpans?
+    private let spans: Unmanaged<PoolSpans>?
+
+    init(view: CacheView, spans: PoolSpans?) {
+        self.view = view
+        self.spans = spans.map { Unmanaged.passUnretained($0) }
+    }
+
+    /// Call under the table lock, while the cache is in the table.
+    func pin() { spans?._withUnsafeGuaranteedRef { $0.pin() } }
+
+    /// True when the table must now drop the memory (`CacheTable.endRetiredPin`). The memory is not touched after.
+    func unpin() -> Bool { spans?._withUnsafeGuaranteedRef { $0.unpin() } ?? false }
 }
 
 /// What a copy needs to know about a cache, without holding its memory (pins do that).

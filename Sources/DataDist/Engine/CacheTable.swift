@@ -6,9 +6,11 @@ struct CacheTable: Sendable {
     private(set) var entries = EntryMap()
     private(set) var keys: [IndexKey: KeyBinding] = [:]
     private(set) var pins: [UInt64: Pin] = [:]
-    /// Memory of erased caches that local copies still use (their `PoolSpans` pin count is not 0), until the
-    /// last of those copies unpins it (`endLocalPin`): it stays reachable, so `audit` counts it.
-    private var draining: [ObjectIdentifier: PoolSpans] = [:]
+    /// Memory of erased caches that local copies still use (their `PoolSpans` pin count is not 0), by cache id,
+    /// until the last of those copies unpins it (`endRetiredPin`): it stays reachable, so `audit` counts it. The
+    /// table is the only owner of pinned memory (copies hold it unretained), so pages go back to the pool only
+    /// under the table's lock and `audit` is exact at every moment.
+    private var draining: [Int64: PoolSpans] = [:]
     /// Keys unbound by transfers in flight, with their binding, until those transfers settle.
     private var reservedKeys: [IndexKey: KeyBinding] = [:]
     private var nextCacheID: Int64 = 1
@@ -23,9 +25,9 @@ struct CacheTable: Sendable {
     func binding(_ key: IndexKey) -> KeyBinding? { keys[key] }
 
     /// The view and memory of a cache, for a local copy.
-    func pinnedView(_ id: Int64) -> PinnedView? {
+    func pinnedView(_ id: Int64) -> LocalPin? {
         guard let entry = entries[id] else { return nil }
-        return PinnedView(view: entry.view, spans: entry.spans)
+        return LocalPin(view: entry.view, spans: entry.spans)
     }
 
     mutating func takeCacheID() -> Int64 {
@@ -130,13 +132,13 @@ struct CacheTable: Sendable {
     private mutating func retire(_ entry: CacheEntry) {
         for key in entry.keyBySlot.values where keys[key]?.cacheID == entry.id { keys[key] = nil }
         if !entry.isOwned { registeredAddresses -= entry.addresses.count }
-        if let spans = entry.spans, spans.retire() { draining[ObjectIdentifier(spans)] = spans }
+        if let spans = entry.spans, spans.retire() { draining[entry.id] = spans }
     }
 
     /// Called after `PoolSpans.unpin()` returned true: the last local copy of an erased
     /// cache finished, so its memory may go.
-    mutating func endRetiredPin(_ spans: PoolSpans) {
-        if spans.pinCount == 0 { draining[ObjectIdentifier(spans)] = nil }
+    mutating func endRetiredPin(cacheID: Int64) {
+        if let spans = draining[cacheID], spans.pinCount == 0 { draining[cacheID] = nil }
     }
 
     private mutating func eraseIfRemovable(_ id: Int64) {
@@ -176,10 +178,11 @@ struct CacheTable: Sendable {
 
     /// Drops everything (finalize).
     mutating func removeAll() {
+        // Memory that local copies still use stays (in `draining`) until they unpin it: they hold it unretained.
+        for entry in entries.values { if let spans = entry.spans, spans.retire() { draining[entry.id] = spans } }
         entries.removeAll()
         keys.removeAll()
         pins.removeAll()
-        draining.removeAll()
         reservedKeys.removeAll()
         registeredAddresses = 0
         isClosed = true
