@@ -65,6 +65,31 @@ public final class BlockPool: Sendable {
         return PoolSpan(pool: self, firstPage: start, pages: pages, byteCount: bytes)
     }
 
+    /// `count` spans of at least `bytes` bytes each, taken under one lock: all of them or none. When one free
+    /// run can hold them all they are adjacent (one span in the allocator); otherwise each is placed on its own.
+    public func allocate(count: Int, bytes: Int) throws(PoolError) -> PoolSpans {
+        precondition(bytes > 0 && count > 0, "allocate at least one span of one byte")
+        let pages = pages(forBytes: bytes)
+        let (total, overflow) = pages.multipliedReportingOverflow(by: count)
+        let placement: PoolSpans.Placement? = allocator.withLock { allocator in
+            if !overflow, let start = allocator.allocate(pages: total) { return .adjacent(firstPage: start) }
+            guard count > 1 else { return nil }
+            var firstPages: [Int] = []
+            firstPages.reserveCapacity(count)
+            while firstPages.count < count, let start = allocator.allocate(pages: pages) { firstPages.append(start) }
+            guard firstPages.count == count else {
+                for page in firstPages { allocator.release(start: page) }
+                return nil
+            }
+            return .scattered(firstPages: firstPages)
+        }
+        guard let placement else {
+            let (free, largest) = allocator.withLock { ($0.pagesFree, $0.largestFreeSpan) }
+            throw .exhausted(requestedBytes: bytes, requestedPages: pages, freePages: free, largestFreePages: largest)
+        }
+        return PoolSpans(pool: self, placement: placement, count: count, pagesPerSpan: pages, byteCount: bytes)
+    }
+
     /// Like `allocate(bytes:)`, but waits up to `timeout` for other holders to release pages.
     public func allocate(bytes: Int, timeout: Duration) throws(PoolError) -> PoolSpan {
         let clock = ContinuousClock()
@@ -94,6 +119,15 @@ public final class BlockPool: Sendable {
 
     fileprivate func release(firstPage: Int) {
         allocator.withLock { $0.release(start: firstPage) }
+    }
+
+    func release(_ placement: PoolSpans.Placement) {
+        allocator.withLock { allocator in
+            switch placement {
+            case .adjacent(let firstPage): allocator.release(start: firstPage)
+            case .scattered(let firstPages): for page in firstPages { allocator.release(start: page) }
+            }
+        }
     }
 }
 

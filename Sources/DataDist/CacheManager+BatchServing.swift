@@ -19,7 +19,7 @@ extension CacheManager {
                 var found: [(cacheID: Int64, tensors: Int, reservable: Bool, key: IndexKey)] = []
                 found.reserveCapacity(request.items.count)
                 var labelByKey: [IndexKey: UInt32] = [:]
-                var spans: [PoolSpan] = []
+                var spans: [PoolSpans] = []
                 var pinnedEntries = Set<Int64>()
                 var (placement, stride) = (Placement.device, 0)
                 for item in request.items {
@@ -40,7 +40,7 @@ extension CacheManager {
                         }
                         try appendExtents(of: entry, tensors: single.tensors, slot: slot, pools: pools, to: &extents)
                         let reservable = key.namespace == .request && entry.isOwned && !remoteAccessible
-                        if pinnedEntries.insert(entry.id).inserted { spans.append(contentsOf: entry.spans) }
+                        if let memory = entry.spans, pinnedEntries.insert(entry.id).inserted { spans.append(memory) }
                         if found.isEmpty { (placement, stride) = (entry.placement, entry.stride) }
                         found.append((entry.id, entry.desc.numTensors, reservable, key))
                     } catch {

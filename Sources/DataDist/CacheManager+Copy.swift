@@ -18,8 +18,7 @@ extension CacheManager {
         guard dstBatchIndex >= 0 else { throw .paramInvalid("copyCache dstBatchIndex is \(dstBatchIndex)") }
         guard srcBatchIndex >= 0 else { throw .paramInvalid("copyCache srcBatchIndex is \(srcBatchIndex)") }
         guard offset >= 0 else { throw .paramInvalid("copyCache offset is \(offset); it must be >= 0") }
-        try withPinned([dst.cacheID, src.cacheID], operation: "copyCache") { views throws(LLMError) in
-            let (to, from) = (views[0], views[1])
+        try withPinned(dst.cacheID, src.cacheID, operation: "copyCache") { to, from throws(LLMError) in
             guard to.numTensors == from.numTensors else {
                 throw .paramInvalid(
                     "copyCache dst has \(to.numTensors) tensors, src has \(from.numTensors); they must be equal")
@@ -39,12 +38,11 @@ extension CacheManager {
                 throw .paramInvalid(
                     "copyCache copies \(length) bytes from offset \(offset): src slots are \(from.stride) bytes, dst slots \(to.stride)")
             }
-            let segments = (0..<to.numTensors).map { tensor in
+            try context.copy(count: to.numTensors, bytesEach: length, to: to.placement, from: from.placement) { tensor in
                 CopySegment(
                     destination: to.address(tensor: tensor, slot: dstBatchIndex, offset: offset),
                     source: from.address(tensor: tensor, slot: srcBatchIndex, offset: offset), count: length)
             }
-            try context.copy(segments, to: to.placement, from: from.placement)
         }
     }
 

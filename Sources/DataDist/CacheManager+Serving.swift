@@ -80,7 +80,7 @@ extension CacheManager {
     /// copy the entry's slot map (copy-on-write), a cost proportional to the cache's slots on every pull.
     private func grant(
         for request: ResolveMessage, in table: CacheTable, remoteAccessible: Bool, pools: [(UInt32, BlockPool)]
-    ) throws(LLMError) -> (GrantMessage, [PoolSpan], consumedKey: IndexKey?) {
+    ) throws(LLMError) -> (GrantMessage, [PoolSpans], consumedKey: IndexKey?) {
         let (entry, slot, boundKey) = try target(of: request, in: table)
         try check(request, against: entry, remoteAccessible: remoteAccessible)
         var extents: [GrantMessage.Extent] = []
@@ -90,7 +90,7 @@ extension CacheManager {
         let grant = GrantMessage(
             pinID: 0, placement: entry.placement, isBlocks: entry.isBlocks, stride: UInt64(entry.stride),
             slots: UInt32(entry.slots), tensorCount: UInt32(entry.desc.numTensors), extents: extents)
-        return (grant, entry.spans, consumes ? boundKey : nil)
+        return (grant, entry.spans.map { [$0] } ?? [], consumes ? boundKey : nil)
     }
 
     /// Appends where `tensors` of `entry` lie in the shared pools: slot `slot` of each, or (nil) the whole tensor.

@@ -150,7 +150,7 @@ public final class CacheManager: Sendable {
                 }
             }
             let entry = CacheEntry(
-                id: table.takeCacheID(), desc: desc, isBlocks: false, isOwned: false, spans: [],
+                id: table.takeCacheID(), desc: desc, isBlocks: false, isOwned: false, spans: nil,
                 addresses: addresses, tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
                 remoteAccessible: remoteAccessible ?? (desc.placement == .device), holdsIDReference: false,
                 keyBySlot: keyBySlot)
@@ -170,7 +170,7 @@ public final class CacheManager: Sendable {
             try ensureOpen(table)
             try checkRegistrationRoom(table, adding: addresses.count, operation: "registerBlocksCache")
             let entry = CacheEntry(
-                id: table.takeCacheID(), desc: desc, isBlocks: true, isOwned: false, spans: [],
+                id: table.takeCacheID(), desc: desc, isBlocks: true, isOwned: false, spans: nil,
                 addresses: addresses, tensorSize: tensorSize, slots: blocks, stride: tensorSize / blocks,
                 remoteAccessible: remoteAccessible ?? (desc.placement == .device), holdsIDReference: false)
             table.insert(entry)
@@ -200,7 +200,7 @@ public final class CacheManager: Sendable {
             return CacheAudit(
                 liveCaches: table.entries.count, boundKeys: table.keys.count, pagesInUse: pagesInUse,
                 pagesFree: usages.reduce(0) { $0 + $1.pagesFree },
-                pinnedByPeers: table.pins.values.filter { $0.peer != nil }.count,
+                pinnedByPeers: table.pins.count,
                 orphans: abs(pagesInUse - reachablePages) + danglingKeys)
         }
     }
@@ -217,23 +217,49 @@ public final class CacheManager: Sendable {
     /// Runs `body` with views of the caches `ids`, their memory pinned so a concurrent deallocate cannot free it.
     /// The lock is not held while `body` copies.
     func withPinned<R>(
-        _ ids: [Int64], peer: UInt64? = nil, operation: String, _ body: ([CacheView]) throws(LLMError) -> R
+        _ ids: [Int64], operation: String, _ body: ([CacheView]) throws(LLMError) -> R
     ) throws(LLMError) -> R {
-        let (views, pinID) = try table.withLock { table throws(LLMError) in
+        let pinned = try table.withLock { table throws(LLMError) in
             try ensureOpen(table)
-            var views: [CacheView] = []
-            var spans: [PoolSpan] = []
+            var pinned: [LocalPin] = []
+            pinned.reserveCapacity(ids.count)
             for id in ids {
-                guard let entry = table.entry(id) else {
+                guard let view = table.pinnedView(id) else {
                     throw LLMError(.kvCacheNotExist, "\(operation): cache \(id) does not exist")
                 }
-                views.append(entry.view)
-                spans.append(contentsOf: entry.spans)
+                pinned.append(view)
             }
-            return (views, table.pin(spans, peer: peer))
+            for pin in pinned { pin.pin() }
+            return pinned
         }
-        defer { table.withLock { $0.unpin(pinID) } }
-        return try body(views)
+        defer { for pin in pinned { unpin(pin) } }
+        return try body(pinned.map(\.view))
+    }
+
+    /// `withPinned` for two caches, without arrays: one lock round trip, no heap allocation.
+    func withPinned<R>(
+        _ first: Int64, _ second: Int64, operation: String, _ body: (CacheView, CacheView) throws(LLMError) -> R
+    ) throws(LLMError) -> R {
+        let (a, b) = try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            guard let a = table.pinnedView(first), let b = table.pinnedView(second) else {
+                let missing = table.entry(first) == nil ? first : second
+                throw LLMError(.kvCacheNotExist, "\(operation): cache \(missing) does not exist")
+            }
+            a.pin()
+            b.pin()
+            return (a, b)
+        }
+        defer {
+            unpin(a)
+            unpin(b)
+        }
+        return try body(a.view, b.view)
+    }
+
+    /// Ends a local pin; the last one on an erased cache's memory lets the table drop it (taking the lock only then).
+    private func unpin(_ pin: LocalPin) {
+        if pin.unpin() { table.withLock { $0.endRetiredPin(cacheID: pin.view.id) } }
     }
 
     func ensureOpen(_ table: CacheTable) throws(LLMError) {
@@ -290,33 +316,30 @@ public final class CacheManager: Sendable {
     ) throws(LLMError) -> Cache {
         let spans = try allocateTensors(desc, tensorSize: tensorSize, from: pool)
         let slots = Int(desc.shape[0])
-        let entry = CacheEntry(
-            id: table.takeCacheID(), desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans,
-            addresses: spans.map(\.address), tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
-            remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true, keyBySlot: keyBySlot)
-        table.insert(entry)
-        return Cache(cacheID: entry.id, desc: desc, tensorAddresses: entry.addresses, isBlocksCache: isBlocks)
+        let (id, addresses) = (table.takeCacheID(), spans.addresses)
+        table.insert(
+            CacheEntry(
+                id: id, desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans, addresses: addresses,
+                tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
+                remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true,
+                keyBySlot: keyBySlot))
+        return Cache(cacheID: id, desc: desc, tensorAddresses: addresses, isBlocksCache: isBlocks)
     }
 
-    /// One span per tensor; on failure the spans already taken go back and nothing changes.
-    private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, from pool: BlockPool) throws(LLMError) -> [PoolSpan] {
+    /// One span per tensor, taken together; on failure nothing is taken and nothing changes.
+    private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, from pool: BlockPool) throws(LLMError) -> PoolSpans {
         guard desc.numTensors <= pool.pageCount else {
             throw LLMError(
                 .outOfMemory,
                 "cannot allocate \(desc.numTensors) tensors from the \(desc.placement) pool of \(pool.pageCount) pages: each takes a page at least")
         }
-        var spans: [PoolSpan] = []
-        spans.reserveCapacity(desc.numTensors)
-        for _ in 0..<desc.numTensors {
-            do {
-                spans.append(try pool.allocate(bytes: tensorSize))
-            } catch {
-                throw LLMError(
-                    .outOfMemory,
-                    "cannot allocate \(desc.numTensors) tensors of \(tensorSize) bytes (shape \(desc.shape)) from the \(desc.placement) pool: \(error)")
-            }
+        do {
+            return try pool.allocate(count: desc.numTensors, bytes: tensorSize)
+        } catch {
+            throw LLMError(
+                .outOfMemory,
+                "cannot allocate \(desc.numTensors) tensors of \(tensorSize) bytes (shape \(desc.shape)) from the \(desc.placement) pool: \(error)")
         }
-        return spans
     }
 }
 

@@ -21,7 +21,8 @@ struct BenchCommand: ParsableCommand {
             LLMConfig.copyThreads = 1 vs every core at 256 KiB, 1 MiB, 4 MiB), pull_blocks (61 layers × 2 \
             tensors, 64 of 128 blocks of 128 KiB, scattered and adjacent), push_cache (per size, \
             enableRemoteCacheAccessible on both sides), swap_blocks (device ↔ host, both directions), copy_cache \
-            (per size, local), allocate (allocateCache+deallocateCache of 4 × 1 MiB vs glibc malloc+free).
+            (per size, local), allocate (allocateCache+deallocateCache of 4 tensors of 4 KiB, 256 KiB and 1 MiB vs \
+            glibc malloc+free of the same tensors).
 
             Progress goes to stderr. Exits 1 if any checked transfer (the first and last call of every row) \
             moved wrong bytes, an operation failed, or an audit was not clean.

@@ -80,19 +80,24 @@ extension BenchRun {
             "copy_cache", bytes: size, measured: measured, keys: "local", pattern: "1 tensor", mismatch: mismatch)
     }
 
-    /// allocate: allocateCache + deallocateCache of a 4-tensor cache (4 × 1 MiB) vs glibc malloc + free of the
-    /// same four tensors. GB/s = tensor bytes allocated and freed per second; the ceiling is malloc+free's.
-    func allocate(_ manager: CacheManager) throws -> BenchRow {
-        let (tensors, tensorBytes) = (4, 1 << 20)
+    /// Tensor sizes of the allocate rows: below glibc's mmap threshold (4 KiB, served from its thread cache), and
+    /// above it (256 KiB, 1 MiB: glibc maps and unmaps on every malloc+free pair).
+    static let allocateTensorBytes = [4 << 10, 256 << 10, 1 << 20]
+
+    /// allocate: allocateCache + deallocateCache of a 4-tensor cache (4 × `tensorBytes`) vs glibc malloc + free of
+    /// the same four tensors. GB/s = tensor bytes allocated and freed per second; the ceiling is malloc+free's.
+    func allocate(_ manager: CacheManager, tensorBytes: Int) throws -> BenchRow {
+        let tensors = 4
         let desc = CacheDesc(numTensors: tensors, shape: [1, Int64(tensorBytes / 2)], dataType: .float16)
         for _ in 0..<100 { try manager.deallocateCache(try manager.allocateCache(desc)) }
         let ours = try BenchTiming.loop(duration: duration, minIterations: 100, samples: true) { _ throws(LLMError) in
             try manager.deallocateCache(try manager.allocateCache(desc))
         }
         let mallocFree = { (_: Int) in
-            var pointers: [UnsafeMutableRawPointer?] = [nil, nil, nil, nil]
-            for index in 0..<tensors { pointers[index] = malloc(tensorBytes) }
-            for pointer in pointers { free(pointer) }
+            withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: tensors) { pointers in
+                for index in 0..<tensors { pointers[index] = malloc(tensorBytes) }
+                for pointer in pointers { free(pointer) }
+            }
         }
         for i in 0..<100 { mallocFree(i) }
         let glibc = BenchTiming.loop(duration: duration, minIterations: 100, samples: true, mallocFree)
@@ -105,7 +110,7 @@ extension BenchRun {
             p50us: BenchTiming.quantileMicroseconds(ours.samples, 0.5), p99us: BenchTiming.quantileMicroseconds(ours.samples, 0.99),
             ceilingP50us: BenchTiming.quantileMicroseconds(glibc.samples, 0.5),
             ceilingP99us: BenchTiming.quantileMicroseconds(glibc.samples, 0.99), iterations: ours.iterations,
-            seconds: ours.seconds, keys: "local", pattern: "allocate+deallocate 4 × 1 MiB; ceiling = glibc malloc+free",
+            seconds: ours.seconds, keys: "local", pattern: "allocate+deallocate 4 × \(BenchSize.label(tensorBytes)); ceiling = glibc malloc+free",
             verified: audit.liveCaches == 0, notes: audit.liveCaches == 0 ? nil : "caches left after the loop: \(audit.liveCaches)")
     }
 }

@@ -115,7 +115,9 @@ final class BenchRun {
         if operations.contains("copy_cache") {
             for size in sizes { try record { try copyCache(size, manager: manager) } }
         }
-        if operations.contains("allocate") { try record { try allocate(manager) } }
+        if operations.contains("allocate") {
+            for tensorBytes in Self.allocateTensorBytes { try record { try allocate(manager, tensorBytes: tensorBytes) } }
+        }
         let audit = manager.audit()
         if !audit.isClean { problems.append("local instance audit not clean: \(AuditReport(audit).summary)") }
     }

@@ -58,8 +58,9 @@ struct CacheEntry: Sendable {
     let isBlocks: Bool
     /// Allocated from a pool (true) or registered caller memory (false).
     let isOwned: Bool
-    /// Pool memory of each tensor (empty for registered caches). Released when the entry goes.
-    let spans: [PoolSpan]
+    /// Pool memory of the tensors, one span each (nil for registered caches). Released when the entry goes and
+    /// no copy in flight holds it.
+    let spans: PoolSpans?
     let addresses: [UInt]
     let tensorSize: Int
     /// Batch slots (contiguous caches) or blocks (blocks caches): `shape[0]`.
@@ -75,14 +76,15 @@ struct CacheEntry: Sendable {
 
     var placement: Placement { desc.placement }
     var isRemovable: Bool { !holdsIDReference && keyBySlot.isEmpty && reservations == 0 }
-    var pages: Int { spans.reduce(0) { $0 + $1.pages } }
+    var pages: Int { spans?.pages ?? 0 }
 }
 
-/// Memory held for a copy in flight, so the bytes outlive a concurrent deallocate.
+/// Memory held for a peer's transfer in flight, so the bytes outlive a concurrent deallocate.
 struct Pin: Sendable {
-    let spans: [PoolSpan]
-    /// The link (serial) the pin was taken for, nil for a local copy.
-    let peer: UInt64?
+    /// The memory of every cache the transfer touches (a batched pull may name several).
+    let spans: [PoolSpans]
+    /// The link (serial) the pin was taken for.
+    let peer: UInt64
     /// What the transfer took from request keys (one per key; a batched pull takes several), to give back if
     /// it fails.
     var reservations: [Reservation] = []
@@ -98,6 +100,25 @@ struct Reservation: Sendable {
     let tensors: Set<Int>
     /// Whether the transfer unbound the key (it took the last tensors).
     let unboundKey: Bool
+}
+
+/// A cache's view with the memory a local copy pins. The memory is held unretained: while its pin count is not
+/// 0 the table keeps it (in the entry, or after a deallocate in its draining list), and only the table ever drops
+/// it, under its lock, so pages never leave the pool unseen by `audit`.
+struct LocalPin: @unchecked Sendable {
+    let view: CacheView
+    private let spans: Unmanaged<PoolSpans>?
+
+    init(view: CacheView, spans: PoolSpans?) {
+        self.view = view
+        self.spans = spans.map { Unmanaged.passUnretained($0) }
+    }
+
+    /// Call under the table lock, while the cache is in the table.
+    func pin() { spans?._withUnsafeGuaranteedRef { $0.pin() } }
+
+    /// True when the table must now drop the memory (`CacheTable.endRetiredPin`). The memory is not touched after.
+    func unpin() -> Bool { spans?._withUnsafeGuaranteedRef { $0.unpin() } ?? false }
 }
 
 /// What a copy needs to know about a cache, without holding its memory (pins do that).

@@ -3,9 +3,14 @@ import BlockPool
 /// The cache manager's state: caches, key indices, pins. A value type mutated only under the manager's lock;
 /// dropping an entry or a pin here is what returns pool pages, so page accounting is always consistent with it.
 struct CacheTable: Sendable {
-    private(set) var entries: [Int64: CacheEntry] = [:]
+    private(set) var entries = EntryMap()
     private(set) var keys: [IndexKey: KeyBinding] = [:]
     private(set) var pins: [UInt64: Pin] = [:]
+    /// Memory of erased caches that local copies still use (their `PoolSpans` pin count is not 0), by cache id,
+    /// until the last of those copies unpins it (`endRetiredPin`): it stays reachable, so `audit` counts it. The
+    /// table is the only owner of pinned memory (copies hold it unretained), so pages go back to the pool only
+    /// under the table's lock and `audit` is exact at every moment.
+    private var draining: [Int64: PoolSpans] = [:]
     /// Keys unbound by transfers in flight, with their binding, until those transfers settle.
     private var reservedKeys: [IndexKey: KeyBinding] = [:]
     private var nextCacheID: Int64 = 1
@@ -19,25 +24,40 @@ struct CacheTable: Sendable {
     func entry(_ id: Int64) -> CacheEntry? { entries[id] }
     func binding(_ key: IndexKey) -> KeyBinding? { keys[key] }
 
+    /// The view and memory of a cache, for a local copy.
+    func pinnedView(_ id: Int64) -> LocalPin? {
+        guard let entry = entries[id] else { return nil }
+        return LocalPin(view: entry.view, spans: entry.spans)
+    }
+
     mutating func takeCacheID() -> Int64 {
         defer { nextCacheID += 1 }
         return nextCacheID
     }
 
     /// Adds an entry and binds its keys (already validated).
-    mutating func insert(_ entry: CacheEntry) {
-        precondition(entries[entry.id] == nil, "cache id \(entry.id) reused")
-        entries[entry.id] = entry
-        for (slot, key) in entry.keyBySlot { keys[key] = KeyBinding(cacheID: entry.id, slot: slot) }
+    mutating func insert(_ entry: consuming CacheEntry) {
+        let id = entry.id
+        for (slot, key) in entry.keyBySlot { keys[key] = KeyBinding(cacheID: id, slot: slot) }
         if !entry.isOwned { registeredAddresses += entry.addresses.count }
+        let previous = entries.updateValue(entry, forKey: id)
+        precondition(previous == nil, "cache id \(id) reused")
     }
 
     /// Drops the id reference of an owned cache; the entry goes now if no key holds it.
     mutating func dropIDReference(_ id: Int64) {
-        guard var entry = entries[id], entry.isOwned else { return }
+        // One hash lookup when the cache goes now (no key holds it), two when it stays.
+        guard var entry = entries.removeValue(forKey: id) else { return }
+        guard entry.isOwned else {
+            entries[id] = entry
+            return
+        }
         entry.holdsIDReference = false
-        entries[id] = entry
-        eraseIfRemovable(id)
+        if entry.isRemovable {
+            retire(entry)
+        } else {
+            entries[id] = entry
+        }
     }
 
     /// Unbinds `key` from its cache; the cache goes if nothing else holds it.
@@ -104,8 +124,21 @@ struct CacheTable: Sendable {
     /// Removes an entry and every key bound to it, whoever holds it.
     mutating func erase(_ id: Int64) {
         guard let entry = entries.removeValue(forKey: id) else { return }
-        for key in entry.keyBySlot.values where keys[key]?.cacheID == id { keys[key] = nil }
+        retire(entry)
+    }
+
+    /// Unbinds the keys of an entry already taken out of `entries`, and keeps its memory reachable while local
+    /// copies still use it.
+    private mutating func retire(_ entry: CacheEntry) {
+        for key in entry.keyBySlot.values where keys[key]?.cacheID == entry.id { keys[key] = nil }
         if !entry.isOwned { registeredAddresses -= entry.addresses.count }
+        if let spans = entry.spans, spans.retire() { draining[entry.id] = spans }
+    }
+
+    /// Called after `PoolSpans.unpin()` returned true: the last local copy of an erased
+    /// cache finished, so its memory may go.
+    mutating func endRetiredPin(cacheID: Int64) {
+        if let spans = draining[cacheID], spans.pinCount == 0 { draining[cacheID] = nil }
     }
 
     private mutating func eraseIfRemovable(_ id: Int64) {
@@ -122,7 +155,7 @@ struct CacheTable: Sendable {
         entries[id]?.keyBySlot[slot] = key
     }
 
-    mutating func pin(_ spans: [PoolSpan], peer: UInt64?, reservations: [Reservation] = []) -> UInt64 {
+    mutating func pin(_ spans: [PoolSpans], peer: UInt64, reservations: [Reservation] = []) -> UInt64 {
         defer { nextPinID += 1 }
         pins[nextPinID] = Pin(spans: spans, peer: peer, reservations: reservations)
         return nextPinID
@@ -145,6 +178,8 @@ struct CacheTable: Sendable {
 
     /// Drops everything (finalize).
     mutating func removeAll() {
+        // Memory that local copies still use stays (in `draining`) until they unpin it: they hold it unretained.
+        for entry in entries.values { if let spans = entry.spans, spans.retire() { draining[entry.id] = spans } }
         entries.removeAll()
         keys.removeAll()
         pins.removeAll()
@@ -157,9 +192,9 @@ struct CacheTable: Sendable {
     func reachability() -> (pages: Int, danglingKeys: Int) {
         var seen = Set<ObjectIdentifier>()
         var pages = 0
-        for span in entries.values.lazy.flatMap(\.spans) + pins.values.lazy.flatMap(\.spans)
-        where seen.insert(ObjectIdentifier(span)).inserted {
-            pages += span.pages
+        let held = entries.values.lazy.compactMap(\.spans) + pins.values.lazy.flatMap(\.spans) + draining.values
+        for spans in held where seen.insert(ObjectIdentifier(spans)).inserted {
+            pages += spans.pages
         }
         let dangling = keys.lazy.filter { key, binding in
             self.entries[binding.cacheID]?.keyBySlot[binding.slot] != key

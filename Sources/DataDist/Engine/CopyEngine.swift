@@ -38,6 +38,9 @@ final class CopyEngine: Sendable {
         for worker in workers { worker.stop() }
     }
 
+    /// Whether a transfer of `totalBytes` stays on the calling thread.
+    func runsInline(totalBytes: Int) -> Bool { threads == 1 || totalBytes < parallelThreshold }
+
     /// Copies every segment with `copy` (which moves `count` bytes from `source` to `destination`); the first
     /// error, if any, is thrown after every chunk has finished.
     func run(_ segments: [CopySegment], _ copy: @escaping @Sendable (CopySegment) throws(LLMError) -> Void) throws(LLMError) {

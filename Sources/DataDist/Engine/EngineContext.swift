@@ -17,6 +17,8 @@ final class EngineContext: Sendable {
     let logger: Logger
     let copyEngine: CopyEngine
     private let warnedOperations = Mutex<Set<Operation>>([])
+    /// Whether the detected product supports every operation (the usual case): `gate` then checks nothing.
+    private let supportsEverything: Bool
 
     init(
         clusterID: UInt64, config: LLMConfig, runtime: any DeviceRuntime, devicePool: BlockPool?,
@@ -26,6 +28,7 @@ final class EngineContext: Sendable {
         self.config = config
         self.runtime = runtime
         self.caps = runtime.capabilities
+        self.supportsEverything = Operation.allCases.allSatisfy(runtime.capabilities.supports)
         self.devicePool = devicePool
         self.hostPool = hostPool
         self.logger = logger
@@ -42,6 +45,7 @@ final class EngineContext: Sendable {
     /// Refuses an operation the detected product does not support, or logs it once when
     /// `enforceProductSupport` is off.
     func gate(_ operation: Operation) throws(LLMError) {
+        if supportsEverything { return }
         do {
             try caps.check(operation)
         } catch {
@@ -60,23 +64,52 @@ final class EngineContext: Sendable {
 
     /// Copies every segment through the runtime, large transfers split over the copy engine's threads.
     func copy(_ segments: [CopySegment], to destinationPlacement: Placement, from sourcePlacement: Placement) throws(LLMError) {
-        let kind: MemcpyKind =
-            switch (sourcePlacement, destinationPlacement) {
-            case (.host, .host): .hostToHost
-            case (.host, .device): .hostToDevice
-            case (.device, .host): .deviceToHost
-            case (.device, .device): .deviceToDevice
-            }
+        let kind = Self.kind(to: destinationPlacement, from: sourcePlacement)
+        if copyEngine.runsInline(totalBytes: segments.reduce(0) { $0 + $1.count }) {
+            for segment in segments { try copyNow(segment, kind: kind) }
+            return
+        }
         let runtime = self.runtime
         let device = config.deviceID
         try copyEngine.run(segments) { segment throws(LLMError) in
-            do throws(DeviceError) {
-                try runtime.copy(
-                    to: segment.destination, capacity: segment.count, from: segment.source, count: segment.count,
-                    kind: kind, device: device)
-            } catch {
-                throw LLMError(runtimeError: error, while: "copying \(segment.count) bytes \(kind)")
-            }
+            try Self.copy(segment, kind: kind, runtime: runtime, device: device)
+        }
+    }
+
+    /// Copies `count` segments of `bytesEach` bytes, `segment(i)` giving the i-th: no array and no closure on
+    /// the heap when the copy stays on the calling thread.
+    func copy(
+        count: Int, bytesEach: Int, to destinationPlacement: Placement, from sourcePlacement: Placement,
+        segment: (Int) -> CopySegment
+    ) throws(LLMError) {
+        guard copyEngine.runsInline(totalBytes: count * bytesEach) else {
+            try copy((0..<count).map(segment), to: destinationPlacement, from: sourcePlacement)
+            return
+        }
+        let kind = Self.kind(to: destinationPlacement, from: sourcePlacement)
+        for index in 0..<count { try copyNow(segment(index), kind: kind) }
+    }
+
+    private func copyNow(_ segment: CopySegment, kind: MemcpyKind) throws(LLMError) {
+        try Self.copy(segment, kind: kind, runtime: runtime, device: config.deviceID)
+    }
+
+    private static func copy(_ segment: CopySegment, kind: MemcpyKind, runtime: any DeviceRuntime, device: Int32) throws(LLMError) {
+        do throws(DeviceError) {
+            try runtime.copy(
+                to: segment.destination, capacity: segment.count, from: segment.source, count: segment.count,
+                kind: kind, device: device)
+        } catch {
+            throw LLMError(runtimeError: error, while: "copying \(segment.count) bytes \(kind)")
+        }
+    }
+
+    private static func kind(to destinationPlacement: Placement, from sourcePlacement: Placement) -> MemcpyKind {
+        switch (sourcePlacement, destinationPlacement) {
+        case (.host, .host): .hostToHost
+        case (.host, .device): .hostToDevice
+        case (.device, .host): .deviceToHost
+        case (.device, .device): .deviceToDevice
         }
     }
 }
