@@ -123,17 +123,7 @@ final class PeerConnection: Sendable {
         let (seconds, attoseconds) = timeout.components
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         let nanoseconds = overflow ? Int64.max : max(0, scaled &+ attoseconds / 1_000_000_000)
-        let spinUntil = ContinuousClock.now.advanced(by: min(Self.replySpin, timeout))
-        var turns = 0
-        pollingRequesters.add(1, ordering: .relaxed)
-        while !waiter.ready.load(ordering: .acquiring), !closed.load(ordering: .relaxed) {
-            readIfIdle()
-            turns += 1
-            if turns % 16 == 0, ContinuousClock.now >= spinUntil { break }
-            sched_yield()
-        }
-        pollingRequesters.subtract(1, ordering: .relaxed)
-        if !waiter.ready.load(ordering: .acquiring) { readerWake.signal() }
+        pollForReply(waiter, for: min(Self.replySpin, timeout))
         if !waiter.ready.load(ordering: .acquiring),
             waiter.semaphore.wait(timeout: .now() + .nanoseconds(Int(clamping: nanoseconds))) == .timedOut
         {
@@ -154,6 +144,22 @@ final class PeerConnection: Sendable {
             }
         }
         return frame
+    }
+
+    /// Reads the socket (handling whatever arrives) until `waiter`'s reply is in or `duration` has passed; in the
+    /// second case the reader thread is woken to read from then on.
+    private func pollForReply(_ waiter: Waiter, for duration: Duration) {
+        let deadline = ContinuousClock.now.advanced(by: duration)
+        var turns = 0
+        pollingRequesters.add(1, ordering: .relaxed)
+        while !waiter.ready.load(ordering: .acquiring), !closed.load(ordering: .relaxed) {
+            readIfIdle()
+            turns += 1
+            if turns % 16 == 0, ContinuousClock.now >= deadline { break }
+            sched_yield()
+        }
+        pollingRequesters.subtract(1, ordering: .relaxed)
+        if !waiter.ready.load(ordering: .acquiring) { readerWake.signal() }
     }
 
     /// Sends a message that gets no reply (a release); a failure to send only means the link is going away.
