@@ -11,6 +11,11 @@ extension CacheManager {
         func reply(_ kind: MessageKind, _ payload: [UInt8]) -> PeerConnection.Reply {
             PeerConnection.Reply(frame: Frame(kind: kind, requestID: frame.requestID, payload: payload))
         }
+        func granted(_ grant: GrantMessage) -> PeerConnection.Reply {
+            var answer = reply(.grant, grant.encoded())
+            answer.expectsMore = grant.grantedBytes < Self.longCopyBytes
+            return answer
+        }
         func refuse(_ error: LLMError) -> PeerConnection.Reply {
             context.logger.info("refused a request of cluster \(peer): \(error)")
             return reply(.failure, FailureMessage(error).encoded())
@@ -20,7 +25,7 @@ extension CacheManager {
             do throws(ProtocolError) {
                 let request = try ResolveBatchMessage(payload: frame.payload)
                 switch resolveBatch(request, link: serial) {
-                case .success(let grant): return reply(.grant, grant.encoded())
+                case .success(let grant): return granted(grant)
                 case .failure(let error): return refuse(error)
                 }
             } catch {
@@ -30,7 +35,7 @@ extension CacheManager {
             do throws(ProtocolError) {
                 let request = try ResolveMessage(payload: frame.payload)
                 switch resolve(request, link: serial) {
-                case .success(let grant): return reply(.grant, grant.encoded())
+                case .success(let grant): return granted(grant)
                 case .failure(let error): return refuse(error)
                 }
             } catch {
@@ -55,6 +60,10 @@ extension CacheManager {
             return refuse(.paramInvalid("unexpected \(frame.kind) message on an established link"))
         }
     }
+
+    /// Grants of at least this many bytes keep the peer copying longer than `PeerConnection.serveSpin` (about
+    /// 100 µs at DRAM speed), so the reader thread does not poll for its next request meanwhile.
+    static let longCopyBytes: UInt64 = 1 << 20
 
     /// Finds what `request` names, checks the transfer it describes, and pins it for link `serial`.
     func resolve(_ request: ResolveMessage, link serial: UInt64) -> Result<GrantMessage, LLMError> {

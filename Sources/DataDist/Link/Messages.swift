@@ -395,3 +395,8 @@ struct ResolveBatchMessage: Sendable, Hashable {
     /// The extents a grant for this batch must hold.
     var extentCount: Int { items.reduce(0) { $0 + Int($1.tensorCount) } }
 }
+
+extension GrantMessage {
+    /// Bytes the grant lets the peer copy (an upper bound for block transfers, which take some of them).
+    var grantedBytes: UInt64 { extents.reduce(0) { $0 &+ $1.length } }
+}

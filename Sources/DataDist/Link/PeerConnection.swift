@@ -18,6 +18,10 @@ final class PeerConnection: Sendable {
         var frame: Frame?
         /// Close the connection once the reply is sent (unlink).
         var closeAfterwards = false
+        /// Whether the peer's next request is expected soon, so the reader thread keeps polling for it. False
+        /// after a grant that keeps the peer copying for longer than the polling window: polling through the
+        /// copy would take a core its copy threads need.
+        var expectsMore = true
     }
 
     let socket: Socket
@@ -201,9 +205,9 @@ final class PeerConnection: Sendable {
 
     /// What one pass over the socket found.
     private enum ReadOutcome {
-        /// Nothing, or only replies.
+        /// Nothing, only replies, or requests after which the peer is not expected back soon.
         case quiet
-        /// At least one request was served.
+        /// At least one request was served and the peer is expected back soon.
         case served
         /// The connection must close, for this reason.
         case finished(String)
@@ -307,7 +311,8 @@ final class PeerConnection: Sendable {
             if let response = reply.frame {
                 do { try send(response) } catch { return .finished("sending a reply failed: \(error)") }
             }
-            return reply.closeAfterwards ? .finished(DeliberateClose.unlinked) : .served
+            if reply.closeAfterwards { return .finished(DeliberateClose.unlinked) }
+            return reply.expectsMore ? .served : .quiet
         }
     }
 }
