@@ -17,7 +17,8 @@ import Glibc
     final class SlowOwner: Sendable {
         let endpoint: IPEndpoint
         private let listener: Socket
-        private let sendLock = Mutex(())
+        /// Frames sent; the lock keeps the delayed replies, sent from their own threads, whole on the socket.
+        private let sent = Mutex(0)
 
         init(delay: @escaping @Sendable (UInt64) -> Duration) throws {
             let (listener, port) = try Socket.listenTCP(IPEndpoint(host: "127.0.0.1", port: 0))
@@ -77,7 +78,10 @@ import Glibc
         }
 
         private func send(_ frame: Frame, on socket: Socket) throws {
-            try sendLock.withLock { _ in try socket.sendAll(frame.encoded()) }
+            try sent.withLock { count in
+                try socket.sendAll(frame.encoded())
+                count += 1
+            }
         }
     }
 
