@@ -33,9 +33,8 @@ extension BenchRun {
             mismatch: mismatch)
     }
 
-    /// pull_cache latency: request keys (consumed by the pull), p50/p99 of the whole call. Keys come in
-    /// generations: a cache of `slots` keyed slots is pulled slot by slot, then freed and a fresh one bound
-    /// (untimed). Generation 0 is a warm-up; only whole generations are timed.
+    /// pull_cache latency: request keys (consumed by the pull), p50/p99 of the whole call, in generations of
+    /// keys (`requestKeyGenerations`).
     func pullCacheLatency(_ size: Int, server: BenchPrompt, decoder: BenchDecoder) throws -> BenchRow {
         let slots = max(16, min(1024, (64 << 20) / size))
         let destinationSlots = max(1, ringBytes / size)
@@ -44,13 +43,10 @@ extension BenchRun {
         let address = destination.tensorAddresses[0]
         var samples: [Double] = []
         var mismatch: String?
-        var generation = 0
+        var lastBase: UInt64 = 0
         let clock = ContinuousClock()
-        let wallStart = clock.now
-        while true {
-            let (name, base) = (uniqueName(), uniqueKeyBase())
-            try server.send("cache \(name) \(size) \(slots) request \(base) pattern")
-            defer { _ = try? server.send("free \(name)") }
+        try requestKeyGenerations(slots: slots, bytes: size, server: server, timedSeconds: { samples.reduce(0, +) }) {
+            generation, base in
             for slot in 0..<slots {
                 let key = CacheKey(promptClusterID: server.clusterID, reqID: base + UInt64(slot))
                 let start = clock.now
@@ -60,19 +56,36 @@ extension BenchRun {
             if generation == 0 {
                 mismatch = Self.check(base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: base + UInt64(slots - 1), what: "first generation")
             }
-            generation += 1
-            let timed = samples.reduce(0, +)
-            if generation > 1 && (timed >= duration || (clock.now - wallStart).seconds > 4 * duration + 2) {
-                mismatch = mismatch ?? Self.check(
-                    base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: base + UInt64(slots - 1),
-                    what: "last pull")
-                break
-            }
+            lastBase = base
         }
+        mismatch = mismatch ?? Self.check(
+            base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: lastBase + UInt64(slots - 1), what: "last pull")
         let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +), samples: samples)
         let (single, allCores) = ceilings.ceilings(CopyPattern(segments: 1, segmentBytes: size, scattered: false), duration: duration / 2)
         return row(
             "pull_cache", bytes: size, measured: Measured(timing: timing, single: single, allCores: allCores), keys: "request", pattern: "1 tensor, latency", mismatch: mismatch, latency: true)
+    }
+
+    /// Request keys in generations, for rows whose pulls consume them: each generation binds a fresh source cache
+    /// of `slots` keyed `bytes`-byte slots on the prompt (untimed), lets `pull(generation, firstKeyID)` consume
+    /// them, and frees it. Generation 0 is a warm-up; it stops after whole generations once `timedSeconds()`
+    /// reaches the row's duration (or the wall clock four times that).
+    func requestKeyGenerations(
+        slots: Int, bytes: Int, server: BenchPrompt, timedSeconds: () -> Double,
+        _ pull: (_ generation: Int, _ firstKeyID: UInt64) throws -> Void
+    ) throws {
+        let wallStart = ContinuousClock.now
+        var generation = 0
+        while true {
+            let (name, base) = (uniqueName(), uniqueKeyBase())
+            try server.send("cache \(name) \(bytes) \(slots) request \(base) pattern")
+            defer { _ = try? server.send("free \(name)") }
+            try pull(generation, base)
+            generation += 1
+            if generation > 1 && (timedSeconds() >= duration || (ContinuousClock.now - wallStart).seconds > 4 * duration + 2) {
+                return
+            }
+        }
     }
 
     /// copy_engine: pull_cache with `LLMConfig.copyThreads` = 1 and = every core, interleaved per size; notes the

@@ -9,9 +9,8 @@ extension BenchRun {
     static let pullBatchLargestSize = 16 << 20
 
     /// pull_caches: `pullBatch` request keys of one `size`-byte tensor slot each per call, into adjacent slots of a
-    /// destination ring; GB/s counts the whole batch. Keys come in generations as in the latency row: a source
-    /// cache of keyed slots (at least a ring's worth) is pulled batch by batch, then freed and a fresh one bound
-    /// (untimed). Generation 0 is a warm-up; only whole generations are timed.
+    /// destination ring; GB/s counts the whole batch. Keys come in generations (`requestKeyGenerations`), each
+    /// pulled batch by batch.
     func pullCachesBandwidth(_ size: Int, server: BenchPrompt, decoder: BenchDecoder) throws -> BenchRow? {
         let batch = Self.pullBatch
         guard size <= Self.pullBatchLargestSize else {
@@ -28,15 +27,11 @@ extension BenchRun {
         let address = destination.tensorAddresses[0]
         var samples: [Double] = []
         var mismatch: String?
-        var generation = 0
         var call = 0
+        var lastSlot = (slot: 0, id: UInt64(0))
         let clock = ContinuousClock()
-        let wallStart = clock.now
-        while true {
-            let (name, base) = (uniqueName(), uniqueKeyBase())
-            try server.send("cache \(name) \(size) \(slots) request \(base) pattern")
-            defer { _ = try? server.send("free \(name)") }
-            var lastSlot = (slot: 0, id: base)
+        try requestKeyGenerations(slots: slots, bytes: size, server: server, timedSeconds: { samples.reduce(0, +) }) {
+            generation, base in
             for first in stride(from: 0, to: slots, by: batch) {
                 let landing = (call * batch) % destinationSlots
                 let pulls = (0..<batch).map { i in
@@ -53,13 +48,8 @@ extension BenchRun {
                 lastSlot = (landing + batch - 1, base + UInt64(first + batch - 1))
                 call += 1
             }
-            generation += 1
-            let timed = samples.reduce(0, +)
-            if generation > 1 && (timed >= duration || (clock.now - wallStart).seconds > 4 * duration + 2) {
-                mismatch = mismatch ?? Self.check(base: address, slot: lastSlot.slot, bytes: size, id: lastSlot.id, what: "last batch")
-                break
-            }
         }
+        mismatch = mismatch ?? Self.check(base: address, slot: lastSlot.slot, bytes: size, id: lastSlot.id, what: "last batch")
         let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +))
         let pattern = CopyPattern(segments: batch, segmentBytes: size, scattered: false)
         let (single, allCores) = ceilings.ceilings(pattern, duration: duration / 2)
