@@ -5,13 +5,14 @@ import Testing
 @Suite("datadist serve / pull: killed and stalled peers", .serialized)
 struct KillTests {
     static let shape = ["--layers", "2", "--tokens", "64", "--hidden", "256"]
-    static let syncTimeout = Duration.milliseconds(500)
+    static let syncTimeoutMilliseconds = 500
+    static let syncTimeout = Duration.milliseconds(syncTimeoutMilliseconds)
 
     /// A decoder pulling the prompt's prefix keys again and again, announcing when it is linked.
     static func startStream(port: Int, extra: [String] = []) throws -> SpawnedCLI {
         let pull = try SpawnedCLI(
             ["pull", "--json", "--announce", "--port", "\(port)", "--prefix-keys", "--requests", "4",
-             "--repeat", "100000000", "--sync-timeout-ms", "\(Int(syncTimeout.secondsValue * 1000))"] + shape + extra)
+             "--repeat", "100000000", "--sync-timeout-ms", "\(syncTimeoutMilliseconds)"] + shape + extra)
         let linked = try pull.nextJSON()
         #expect(linked["event"] as? String == "linked")
         return pull

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import Testing
+@testable import datadist
 
 /// A running `datadist` child process with a stdin pipe and its stdout read line by line; killed on deinit if it
 /// still runs. Same environment policy as `CLI.run`: PATH (and LD_LIBRARY_PATH) plus `environment`.
@@ -9,7 +10,7 @@ final class SpawnedCLI {
     let arguments: [String]
     private let process = Process()
     private let input = Pipe()
-    private let lines = LineBuffer()
+    private let lines: LineStream
     private let errorFile: URL
 
     init(_ arguments: [String], environment variables: [String: String] = [:]) throws {
@@ -27,9 +28,9 @@ final class SpawnedCLI {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = try FileHandle(forWritingTo: errorFile)
+        lines = LineStream(fd: output.fileHandleForReading.fileDescriptor)
         try process.run()
         try? output.fileHandleForWriting.close()
-        lines.startReading(fd: output.fileHandleForReading.fileDescriptor)
     }
 
     deinit {
@@ -88,70 +89,6 @@ final class SpawnedCLI {
     }
 }
 
-/// Lines read from a descriptor by a background thread.
-final class LineBuffer: Sendable {
-    enum Next {
-        case line(String)
-        case end
-        case timedOut
-    }
-
-    private let state = Mutex<(lines: [String], partial: [UInt8], ended: Bool)>(([], [], false))
-    private let arrived = DispatchSemaphore(value: 0)
-
-    func startReading(fd: Int32) {
-        Thread.detachNewThread { [self] in
-            var buffer = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { break }
-                let complete = state.withLock { state -> Int in
-                    var complete = 0
-                    for byte in buffer[..<count] {
-                        if byte == UInt8(ascii: "\n") {
-                            state.lines.append(String(decoding: state.partial, as: UTF8.self))
-                            state.partial.removeAll()
-                            complete += 1
-                        } else {
-                            state.partial.append(byte)
-                        }
-                    }
-                    return complete
-                }
-                for _ in 0..<complete { arrived.signal() }
-            }
-            state.withLock { $0.ended = true }
-            arrived.signal()
-        }
-    }
-
-    func next(timeout: Duration) -> Next {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let next: Next? = state.withLock { state in
-                if !state.lines.isEmpty { return .line(state.lines.removeFirst()) }
-                return state.ended ? .end : nil
-            }
-            if let next { return next }
-            let left = ContinuousClock.now.duration(to: deadline)
-            guard left > .zero, arrived.wait(timeout: .now() + left.timeInterval) == .success else { return .timedOut }
-        }
-    }
-}
-
 extension SpawnedCLI: CustomStringConvertible {
     var description: String { "datadist \(arguments.joined(separator: " ")) (pid \(pid))" }
-}
-
-extension Duration {
-    var timeInterval: DispatchTimeInterval {
-        let (seconds, attoseconds) = components
-        return .nanoseconds(Int(clamping: seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
-    }
-
-    var secondsValue: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
 }
