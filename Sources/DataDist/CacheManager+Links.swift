@@ -175,7 +175,8 @@ extension CacheManager {
             throw LLMError(.linkFailed, "link to cluster \(remoteID) at \(endpoint): timed out after \(timeout)")
         }
         guard ready == 1 else {
-            let (reply, _) = try io { () throws(Socket.Failure) in try readFrame(tcp, until: deadline) }
+            var inbox = FrameInbox()
+            let reply = try io { () throws(Socket.Failure) in try inbox.receiveFrame(from: tcp, until: deadline) }
             try checkWelcome(reply, remoteID: remoteID, endpoint: endpoint)
             throw LLMError(.linkFailed, "link to cluster \(remoteID) at \(endpoint): welcomed before the pool exchange")
         }
@@ -188,9 +189,11 @@ extension CacheManager {
         let peerPools = try io { () throws(Socket.Failure) in try receivePools(from: unix, until: deadline) }
         try io { () throws(Socket.Failure) in try sendPools(to: unix) }
         // From here on the Unix socket is the control connection; the TCP one only found the peer.
-        let (welcome, leftover) = try io { () throws(Socket.Failure) in try readFrame(unix, until: deadline) }
+        var inbox = FrameInbox()
+        let welcome = try io { () throws(Socket.Failure) in try inbox.receiveFrame(from: unix, until: deadline) }
         try checkWelcome(welcome, remoteID: remoteID, endpoint: endpoint)
-        let link = try register(remoteID: remoteID, socket: unix, mappings: peerPools, leftover: leftover)
+        // Whatever the peer sent right after the welcome is already in `inbox`; the connection reads on from there.
+        let link = try register(remoteID: remoteID, socket: unix, mappings: peerPools, inbox: inbox)
         handedOver = true
         link.connection.start()
     }
@@ -224,7 +227,8 @@ extension CacheManager {
             context.logger.notice("refused a link request: \(error)")
             try? channel.sendAll(Frame(kind: .failure, requestID: 1, payload: FailureMessage(error).encoded()).encoded())
         }
-        guard let (frame, _) = try? readFrame(socket, until: deadline), frame.kind == .hello,
+        var inbox = FrameInbox()
+        guard let frame = try? inbox.receiveFrame(from: socket, until: deadline), frame.kind == .hello,
             let hello = try? HelloMessage(payload: frame.payload)
         else { return }
         if let refusal = refusal(for: hello) { return refuse(refusal, on: socket) }
@@ -279,7 +283,7 @@ extension CacheManager {
 
     /// Adds an established link. A live link to the same cluster is refused; a dead one is replaced.
     private func register(
-        remoteID: UInt64, socket: Socket, mappings: [PeerMapping], leftover: [UInt8] = []
+        remoteID: UInt64, socket: Socket, mappings: [PeerMapping], inbox: FrameInbox = FrameInbox()
     ) throws(LLMError) -> PeerLink {
         try links.withLock { registry throws(LLMError) in
             guard !registry.isClosed else { throw LLMError(.failed, "cluster \(context.clusterID) was finalized") }
@@ -296,7 +300,7 @@ extension CacheManager {
                     self?.handlePeerRequest(frame, link: serial, peer: remoteID)
                         ?? PeerConnection.Reply(frame: nil, closeAfterwards: true)
                 },
-                leftover: leftover,
+                inbox: inbox,
                 onClose: { [weak self] reason in self?.linkClosed(serial: serial, peer: remoteID, reason: reason) })
             let link = PeerLink(serial: serial, remoteClusterID: remoteID, connection: connection, mappings: mappings)
             registry.links[remoteID] = link
@@ -354,22 +358,6 @@ extension CacheManager {
                 try PeerMapping(fd: fd, descriptor: descriptor, writable: context.config.enableRemoteCacheAccessible))
         }
         return mappings
-    }
-
-    /// Reads one frame during the handshake (before the connection's reader thread runs).
-    private func readFrame(_ socket: Socket, until deadline: ContinuousClock.Instant) throws(Socket.Failure) -> (Frame, [UInt8]) {
-        var buffer: [UInt8] = []
-        while true {
-            switch Frame.decode(buffer[...]) {
-            case .frame(let frame, let consumed): return (frame, Array(buffer[consumed...]))
-            case .invalid: throw Socket.Failure(operation: "handshake frame", errno: EPROTO)
-            case .incomplete: break
-            }
-            guard try socket.waitReadable(until: deadline) else { throw Socket.Failure(operation: "handshake", errno: ETIMEDOUT) }
-            let bytes = try socket.receive(capacity: 4096)
-            guard !bytes.isEmpty else { throw Socket.Failure(operation: "handshake", errno: ECONNRESET) }
-            buffer += bytes
-        }
     }
 
     /// Runs `body` for each element on its own thread (up to 16 at once) and returns the results in order.

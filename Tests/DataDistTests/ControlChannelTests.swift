@@ -34,15 +34,9 @@ import Glibc
         func stop() { listener.shutdown() }
 
         private func serve(_ tcp: Socket, delay: @escaping @Sendable (UInt64) -> Duration) throws {
+            // Reads until the peer closes, which ends `serve` by throwing.
             var inbox = FrameInbox()
-            func nextFrame(_ socket: Socket) throws -> Frame? {
-                while true {
-                    if case .frame(let frame, _) = inbox.next() { return frame }
-                    guard try socket.waitReadable(until: nil) else { return nil }
-                    if try inbox.fill(from: socket) == 0 { return nil }
-                }
-            }
-            guard let helloFrame = try nextFrame(tcp) else { return }
+            let helloFrame = try inbox.receiveFrame(from: tcp, until: nil)
             let hello = try HelloMessage(payload: helloFrame.payload)
             let unix = try Socket.connectUnix(abstractName: hello.unixSocket)
             defer { unix.close() }
@@ -55,7 +49,8 @@ import Glibc
             }
             inbox = FrameInbox()
             try send(Frame(kind: .welcome, requestID: 1, payload: IdentifierMessage(1).encoded()), on: unix)
-            while let frame = try nextFrame(unix) {
+            while true {
+                let frame = try inbox.receiveFrame(from: unix, until: nil)
                 switch frame.kind {
                 case .resolve:
                     let reqID: UInt64? =

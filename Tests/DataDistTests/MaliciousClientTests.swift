@@ -19,7 +19,7 @@ import Glibc
     /// channel is the Unix socket the owner connected to, as for a real peer.
     struct RawPeer {
         let channel: Socket
-        var buffer: [UInt8] = []
+        var inbox = FrameInbox()
         var nextID: UInt64 = 100
         var poolCount = 0
 
@@ -51,13 +51,9 @@ import Glibc
 
         mutating func nextFrame() throws -> Frame {
             while true {
-                if case .frame(let frame, let consumed) = Frame.decode(buffer[...]) {
-                    buffer.removeFirst(consumed)
-                    return frame
-                }
-                let bytes = try channel.receive(capacity: 4096)
-                try #require(!bytes.isEmpty, "the owner closed the connection")
-                buffer += bytes
+                if case .frame(let frame, _) = inbox.next() { return frame }
+                _ = try channel.waitReadable(until: nil)
+                try #require(try inbox.fill(from: channel) != 0, "the owner closed the connection")
             }
         }
 
@@ -221,15 +217,9 @@ import Glibc
         let hello = HelloMessage(
             clusterID: 9, expectedClusterID: 1, remoteCacheAccessible: false, bootID: "another-host", unixSocket: "none")
         try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
-        var buffer: [UInt8] = []
-        var reply: Frame?
-        while reply == nil {
-            let bytes = try tcp.receive(capacity: 4096)
-            try #require(!bytes.isEmpty)
-            buffer += bytes
-            if case .frame(let frame, _) = Frame.decode(buffer[...]) { reply = frame }
-        }
-        let failure = try FailureMessage(payload: try #require(reply).payload)
+        var inbox = FrameInbox()
+        let reply = try inbox.receiveFrame(from: tcp, until: ContinuousClock.now.advanced(by: .seconds(2)))
+        let failure = try FailureMessage(payload: reply.payload)
         #expect(failure.status == .featureNotEnabled)
         #expect(failure.message.contains("cross-host transport not available yet"))
         try pair.finish()

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
 /// Bytes received on a connection and not yet decoded, in one reusable buffer: reading allocates nothing
 /// until a frame larger than the buffer arrives. Not thread-safe; see `PeerConnection` for who may touch it.
 struct FrameInbox {
@@ -7,9 +11,9 @@ struct FrameInbox {
 
     static let initialCapacity = 64 << 10
 
-    init(leftover: [UInt8] = []) {
-        bytes = leftover + [UInt8](repeating: 0, count: Self.initialCapacity)
-        end = leftover.count
+    init() {
+        bytes = [UInt8](repeating: 0, count: Self.initialCapacity)
+        end = 0
     }
 
     /// Decodes the next frame from the bytes in hand, consuming it.
@@ -26,6 +30,21 @@ struct FrameInbox {
         let count = try socket.receiveAvailable(into: &bytes, at: end)
         if let count { end += count }
         return count
+    }
+
+    /// Waits until `deadline` (nil: no limit) for the next whole frame from `socket`, for readers that have the
+    /// socket to themselves (the handshake). Bytes past the frame stay here. Throws on a timeout, a closed
+    /// connection or bytes that are no frame.
+    mutating func receiveFrame(from socket: Socket, until deadline: ContinuousClock.Instant?) throws(Socket.Failure) -> Frame {
+        while true {
+            switch next() {
+            case .frame(let frame, _): return frame
+            case .invalid: throw Socket.Failure(operation: "frame", errno: EPROTO)
+            case .incomplete: break
+            }
+            guard try socket.waitReadable(until: deadline) else { throw Socket.Failure(operation: "receive", errno: ETIMEDOUT) }
+            if try fill(from: socket) == 0 { throw Socket.Failure(operation: "receive", errno: ECONNRESET) }
+        }
     }
 
     /// Moves the undecoded bytes to the front, or grows the buffer when they already fill it (a frame larger

@@ -86,14 +86,14 @@ final class PeerConnection: Sendable {
 
     init(
         socket: Socket, peerClusterID: UInt64, logger: Logger, handler: @escaping @Sendable (Frame) -> Reply,
-        leftover: [UInt8] = [], onClose: @escaping @Sendable (String) -> Void
+        inbox: FrameInbox = FrameInbox(), onClose: @escaping @Sendable (String) -> Void
     ) {
         self.socket = socket
         self.peerClusterID = peerClusterID
         self.logger = logger
         self.handler = handler
         self.onClose = onClose
-        inbox = InboxBox(FrameInbox(leftover: leftover))
+        self.inbox = InboxBox(inbox)
     }
 
     /// Starts the reader thread.

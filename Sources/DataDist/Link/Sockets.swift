@@ -65,19 +65,6 @@ struct Socket: Sendable, Hashable {
         }
     }
 
-    /// Reads what is available (at most `capacity` bytes); an empty result means the peer closed.
-    func receive(capacity: Int) throws(Failure) -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: capacity)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, capacity, 0) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw Failure(operation: "recv", errno: errno)
-            }
-            return Array(buffer.prefix(count))
-        }
-    }
-
     /// Reads what is available now, without waiting, into `buffer[offset...]`: nil when nothing is (EAGAIN),
     /// 0 when the peer closed, otherwise the byte count.
     func receiveAvailable(into buffer: inout [UInt8], at offset: Int) throws(Failure) -> Int? {
