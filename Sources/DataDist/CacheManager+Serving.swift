@@ -21,25 +21,20 @@ extension CacheManager {
             return reply(.failure, FailureMessage(error).encoded())
         }
         switch frame.kind {
-        case .resolve where frame.payload.first == ResolveBatchMessage.tag:
-            do throws(ProtocolError) {
-                let request = try ResolveBatchMessage(payload: frame.payload)
-                switch resolveBatch(request, link: serial) {
-                case .success(let grant): return granted(grant)
-                case .failure(let error): return refuse(error)
-                }
-            } catch {
-                return refuse(.paramInvalid("batch resolve: \(error)"))
-            }
         case .resolve:
+            // A batch travels in a resolve frame too, marked by its first byte.
+            let isBatch = frame.payload.first == ResolveBatchMessage.tag
             do throws(ProtocolError) {
-                let request = try ResolveMessage(payload: frame.payload)
-                switch resolve(request, link: serial) {
+                let outcome =
+                    isBatch
+                    ? resolveBatch(try ResolveBatchMessage(payload: frame.payload), link: serial)
+                    : resolve(try ResolveMessage(payload: frame.payload), link: serial)
+                switch outcome {
                 case .success(let grant): return granted(grant)
                 case .failure(let error): return refuse(error)
                 }
             } catch {
-                return refuse(.paramInvalid("resolve: \(error)"))
+                return refuse(.paramInvalid("\(isBatch ? "batch resolve" : "resolve"): \(error)"))
             }
         case .release:
             // Releases are posted, not awaited: nothing is sent back, problems are only logged.
@@ -69,15 +64,22 @@ extension CacheManager {
     func resolve(_ request: ResolveMessage, link serial: UInt64) -> Result<GrantMessage, LLMError> {
         let remoteAccessible = context.config.enableRemoteCacheAccessible
         let pools = sharedPools
-        return table.withLock { table -> Result<GrantMessage, LLMError> in
+        return grantUnderLock { table throws(LLMError) in
+            let (unpinned, spans, consumedKey) = try grant(for: request, in: table, remoteAccessible: remoteAccessible, pools: pools)
+            // A pull through a request key of an owned cache takes those tensors now; the release settles it.
+            let reservations = consumedKey.flatMap { table.reserve($0, tensors: request.tensors) }.map { [$0] } ?? []
+            var grant = unpinned
+            grant.pinID = table.pin(spans, peer: serial, reservations: reservations)
+            return grant
+        }
+    }
+
+    /// Runs `body` under the table lock, unless this instance is finalizing; a thrown error is the refusal.
+    func grantUnderLock(_ body: (inout CacheTable) throws(LLMError) -> GrantMessage) -> Result<GrantMessage, LLMError> {
+        table.withLock { table in
             do throws(LLMError) {
                 guard !table.isClosed else { throw LLMError(.failed, "cluster \(context.clusterID) is finalizing") }
-                let (unpinned, spans, consumedKey) = try grant(for: request, in: table, remoteAccessible: remoteAccessible, pools: pools)
-                // A pull through a request key of an owned cache takes those tensors now; the release settles it.
-                let reservations = consumedKey.flatMap { table.reserve($0, tensors: request.tensors) }.map { [$0] } ?? []
-                var grant = unpinned
-                grant.pinID = table.pin(spans, peer: serial, reservations: reservations)
-                return .success(grant)
+                return .success(try body(&table))
             } catch {
                 return .failure(error)
             }
