@@ -1,3 +1,4 @@
+import DataDist
 import Dispatch
 import Foundation
 import Synchronization
@@ -87,11 +88,11 @@ final class CeilingRig {
 /// Persistent threads that each copy one contiguous share of a job; the calling thread copies the first share.
 final class CopyTeam: Sendable {
     let threads: Int
-    private let workers: [TeamWorker]
+    private let workers: [JobThread]
 
     init(threads: Int) {
         self.threads = max(1, threads)
-        workers = (1..<max(1, threads)).map { _ in TeamWorker() }
+        workers = (1..<max(1, threads)).map { _ in JobThread() }
     }
 
     deinit {
@@ -111,32 +112,6 @@ final class CopyTeam: Sendable {
         }
         share(ranges[0])
         for _ in ranges.dropFirst() { finished.wait() }
-    }
-}
-
-private final class TeamWorker: Sendable {
-    private let wake = DispatchSemaphore(value: 0)
-    private let job = Mutex<(@Sendable () -> Void)?>(nil)
-    private let stopping = Atomic<Bool>(false)
-
-    init() {
-        Thread.detachNewThread { [self] in
-            while true {
-                wake.wait()
-                if stopping.load(ordering: .acquiring) { return }
-                job.withLock { job in defer { job = nil }; return job }?()
-            }
-        }
-    }
-
-    func submit(_ body: @escaping @Sendable () -> Void) {
-        job.withLock { $0 = body }
-        wake.signal()
-    }
-
-    func stop() {
-        stopping.store(true, ordering: .releasing)
-        wake.signal()
     }
 }
 

@@ -1,4 +1,3 @@
-import Dispatch
 internal import Glibc
 import Synchronization
 
@@ -18,7 +17,7 @@ final class CopyEngine: Sendable {
     let threads: Int
     /// Transfers smaller than this stay on the calling thread.
     let parallelThreshold: Int
-    private let workers: [Worker]
+    private let workers: [JobThread]
     private let busy = Atomic<Bool>(false)
 
     /// The default split point, from `datadist bench`'s copy-engine rows on a 2-core host (README, Performance):
@@ -31,7 +30,7 @@ final class CopyEngine: Sendable {
     init(threads: Int, parallelThreshold: Int = CopyEngine.defaultParallelThreshold) {
         self.threads = max(1, threads)
         self.parallelThreshold = parallelThreshold
-        self.workers = (1..<max(1, threads)).map { _ in Worker() }
+        self.workers = (1..<max(1, threads)).map { _ in JobThread() }
     }
 
     deinit {
@@ -110,32 +109,5 @@ private final class ChunkedCopy: Sendable {
             }
             finishedChunks.wrappingAdd(1, ordering: .releasing)
         }
-    }
-}
-
-/// A persistent thread that runs one submitted job at a time.
-private final class Worker: Sendable {
-    private let wake = DispatchSemaphore(value: 0)
-    private let job = Mutex<(@Sendable () -> Void)?>(nil)
-    private let stopping = Atomic<Bool>(false)
-
-    init() {
-        WorkerThread.detach { [self] in
-            while true {
-                wake.wait()
-                if stopping.load(ordering: .acquiring) { return }
-                job.withLock { job in defer { job = nil }; return job }?()
-            }
-        }
-    }
-
-    func submit(_ body: @escaping @Sendable () -> Void) {
-        job.withLock { $0 = body }
-        wake.signal()
-    }
-
-    func stop() {
-        stopping.store(true, ordering: .releasing)
-        wake.signal()
     }
 }

@@ -1,0 +1,30 @@
+import Dispatch
+import Synchronization
+
+/// A persistent thread that runs one submitted job at a time: the copy engine's workers, and (package access) the
+/// bench's memcpy ceiling, which must not depend on the engine's policy but needs the same kind of thread.
+package final class JobThread: Sendable {
+    private let wake = DispatchSemaphore(value: 0)
+    private let job = Mutex<(@Sendable () -> Void)?>(nil)
+    private let stopping = Atomic<Bool>(false)
+
+    package init() {
+        WorkerThread.detach { [self] in
+            while true {
+                wake.wait()
+                if stopping.load(ordering: .acquiring) { return }
+                job.withLock { job in defer { job = nil }; return job }?()
+            }
+        }
+    }
+
+    package func submit(_ body: @escaping @Sendable () -> Void) {
+        job.withLock { $0 = body }
+        wake.signal()
+    }
+
+    package func stop() {
+        stopping.store(true, ordering: .releasing)
+        wake.signal()
+    }
+}
