@@ -44,7 +44,7 @@ final class CopyEngine: Sendable {
     /// error, if any, is thrown after every chunk has finished.
     func run(_ segments: [CopySegment], _ copy: @escaping @Sendable (CopySegment) throws(LLMError) -> Void) throws(LLMError) {
         let total = segments.reduce(0) { $0 + $1.count }
-        guard threads > 1, total >= parallelThreshold, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+        guard !runsInline(totalBytes: total), busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
         else {
             for segment in segments { try copy(segment) }
             return

@@ -224,28 +224,29 @@ private struct SocketAddress {
 
     init(_ endpoint: IPEndpoint) throws(Socket.Failure) {
         port = endpoint.port
+        let parsed: Bool
         if endpoint.host.contains(":") {
             family = AF_INET6
             var address = sockaddr_in6()
             address.sin6_family = sa_family_t(AF_INET6)
             address.sin6_port = endpoint.port.bigEndian
-            guard inet_pton(AF_INET6, endpoint.host, &address.sin6_addr) == 1 else {
-                throw Socket.Failure(operation: "parse address \(endpoint.host)", errno: EINVAL)
-            }
-            withUnsafeMutableBytes(of: &storage) { target in
-                withUnsafeBytes(of: address) { target.copyMemory(from: $0) }
-            }
+            parsed = inet_pton(AF_INET6, endpoint.host, &address.sin6_addr) == 1
+            store(address)
         } else {
             family = AF_INET
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = endpoint.port.bigEndian
-            guard inet_pton(AF_INET, endpoint.host, &address.sin_addr) == 1 else {
-                throw Socket.Failure(operation: "parse address \(endpoint.host)", errno: EINVAL)
-            }
-            withUnsafeMutableBytes(of: &storage) { target in
-                withUnsafeBytes(of: address) { target.copyMemory(from: $0) }
-            }
+            parsed = inet_pton(AF_INET, endpoint.host, &address.sin_addr) == 1
+            store(address)
+        }
+        guard parsed else { throw Socket.Failure(operation: "parse address \(endpoint.host)", errno: EINVAL) }
+    }
+
+    /// Copies a family-specific address into the storage.
+    private mutating func store<Address>(_ address: Address) {
+        withUnsafeMutableBytes(of: &storage) { target in
+            withUnsafeBytes(of: address) { target.copyMemory(from: $0) }
         }
     }
 
