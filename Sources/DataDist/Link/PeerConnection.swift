@@ -213,13 +213,15 @@ final class PeerConnection: Sendable {
         case finished(String)
     }
 
-    /// Reads and handles what has arrived, unless someone else is reading right now. Closes the connection
-    /// if the peer closed it or broke the protocol.
-    private func readIfIdle() {
-        guard readToken.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+    /// Reads and handles what has arrived, unless someone else is reading right now (nil then). Closes the
+    /// connection if the peer closed it or broke the protocol.
+    @discardableResult
+    private func readIfIdle() -> ReadOutcome? {
+        guard readToken.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return nil }
         let outcome = drain()
         readToken.store(false, ordering: .releasing)
         if case .finished(let reason) = outcome { close(reason) }
+        return outcome
     }
 
     /// Decodes and dispatches every frame in hand, reading the socket until it has nothing more. Only with the
@@ -262,15 +264,13 @@ final class PeerConnection: Sendable {
                 _ = readerWake.wait(timeout: .now() + Self.parkWhileRequestersPoll)
                 continue
             }
-            guard readToken.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            guard let outcome = readIfIdle() else {
                 sched_yield()
                 continue
             }
-            let outcome = drain()
-            readToken.store(false, ordering: .releasing)
             switch outcome {
-            case .finished(let reason):
-                close(reason)
+            case .finished:
+                break  // closed: the loop ends
             case .served:
                 pollUntil = ContinuousClock.now.advanced(by: Self.serveSpin)
             case .quiet:
