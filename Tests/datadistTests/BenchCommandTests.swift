@@ -6,11 +6,7 @@ import Testing
 struct BenchCommandTests {
     @Test("bench --json: pull_cache and copy_cache rows with positive figures, latency only where measured, exit 0")
     func shortJSONRun() throws {
-        let output = try CLI.run(
-            ["bench", "--json", "--sizes", "16KiB,64KiB", "--duration", "0.2", "--operations", "pull_cache,copy_cache"],
-            timeout: .seconds(60))
-        #expect(output.status == 0, "stderr: \(output.stderr)")
-        let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        let (output, rows) = try Self.jsonRun(sizes: "16KiB,64KiB", operations: "pull_cache,copy_cache")
         for row in rows {
             for field in ["operation", "bytes", "gbps", "ceilingGBps", "ratio", "allCoresCeilingGBps", "iterations", "verified"] {
                 #expect(row[field] != nil, "row without \(field): \(row)")
@@ -41,6 +37,15 @@ struct BenchCommandTests {
         #expect(output.stderr.contains("bench: pull_cache 16 KiB"), "no progress on stderr: \(output.stderr)")
     }
 
+    /// A short `bench --json` run (0.2 s per measurement) that must exit 0, and the rows it printed.
+    static func jsonRun(sizes: String, operations: String) throws -> (output: CLI.Output, rows: [[String: Any]]) {
+        let output = try CLI.run(
+            ["bench", "--json", "--sizes", sizes, "--duration", "0.2", "--operations", operations], timeout: .seconds(60))
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        return (output, rows)
+    }
+
     @Test(
         "bad arguments are refused before anything runs",
         arguments: [
@@ -58,11 +63,7 @@ struct BenchCommandTests {
 extension BenchCommandTests {
     @Test("bench --operations pull_caches: one verified row per size, the whole batch of 32 request keys per call")
     func batchedPullRows() throws {
-        let output = try CLI.run(
-            ["bench", "--json", "--sizes", "16KiB,32MiB", "--duration", "0.2", "--operations", "pull_caches"],
-            timeout: .seconds(60))
-        #expect(output.status == 0, "stderr: \(output.stderr)")
-        let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        let (output, rows) = try Self.jsonRun(sizes: "16KiB,32MiB", operations: "pull_caches")
         #expect(rows.count == 1, "32 MiB is above the batched row's largest size: \(rows)")
         let row = try #require(rows.first)
         #expect(row["operation"] as? String == "pull_caches")
