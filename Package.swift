@@ -51,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "datadist",
             dependencies: [
-                "DataDist", "DeviceCaps",
+                "DataDist", "DeviceCaps", "DeviceRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -60,8 +60,10 @@ public struct LLMConfig: Sendable, Hashable {
     /// When false, operations the detected product does not support log a warning instead of throwing.
     public var enforceProductSupport = true
     /// Threads that copy one large transfer (the calling thread included); nil uses every available core.
-    /// Transfers under about 1 MiB always stay on the calling thread.
+    /// Transfers under `parallelCopyThreshold` bytes always stay on the calling thread.
     public var copyThreads: Int?
+    /// Transfers of at least this many bytes are split over `copyThreads` (measured: README, Performance).
+    public static let parallelCopyThreshold = CopyEngine.defaultParallelThreshold
 
     static let copyThreadsRange: ClosedRange<UInt64> = 1...256
     /// Reference options without a field of their own (`llm.LinkRetryCount`, `llm.LocalCommRes`, `ge.*`, …),

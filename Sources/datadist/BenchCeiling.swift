@@ -13,9 +13,26 @@ struct CopyPattern: Hashable {
     var bytes: Int { segments * segmentBytes }
 }
 
-/// The memcpy ceilings: single-thread memcpy and memcpy split over all cores (persistent threads, one contiguous
-/// share each), between two rings of `ringBytes` each of shared memory (like the emulator's device pools: on this
-/// kind of host, shmem copies measured ~10 % faster than private anonymous memory).
+/// How a ceiling copies.
+enum CeilingKind: CaseIterable {
+    /// glibc memcpy on one thread.
+    case single
+    /// glibc memcpy split over all cores (persistent threads, one contiguous share each).
+    case allCores
+    /// A single-thread copy with non-temporal stores (`HostCopy.copyStreaming`), as the emulator's large copies
+    /// do: a reference for rows that beat memcpy, not a goal.
+    case streaming
+}
+
+/// GB/s of each ceiling for one pattern.
+struct Ceilings {
+    var single = 0.0
+    var allCores = 0.0
+    var streaming = 0.0
+}
+
+/// The copy ceilings (`CeilingKind`), between two rings of `ringBytes` each of shared memory (like the emulator's
+/// device pools: on this kind of host, shmem copies measured ~10 % faster than private anonymous memory).
 final class CeilingRig {
     let ringBytes: Int
     private let source: UInt
@@ -41,19 +58,21 @@ final class CeilingRig {
         BenchMemory.unmap(destination, bytes: ringBytes)
     }
 
-    /// GB/s of single-thread and all-cores memcpy for `pattern`, each measured now for `duration` seconds.
-    func ceilings(_ pattern: CopyPattern, duration: Double) -> (single: Double, allCores: Double) {
-        let single = slice(pattern, duration: duration, allCores: false)
-        let allCores = slice(pattern, duration: duration, allCores: true)
-        return (single.gbps, allCores.gbps)
+    /// GB/s of every ceiling for `pattern`, each measured now for `duration` seconds.
+    func ceilings(_ pattern: CopyPattern, duration: Double) -> Ceilings {
+        Ceilings(
+            single: slice(pattern, duration: duration, kind: .single).gbps,
+            allCores: slice(pattern, duration: duration, kind: .allCores).gbps,
+            streaming: slice(pattern, duration: duration, kind: .streaming).gbps)
     }
 
-    /// Copies `pattern` for `duration` seconds (at least 2 iterations) on one thread or all cores; positions keep
-    /// rotating from where the previous slice of the same pattern stopped.
-    func slice(_ pattern: CopyPattern, duration: Double, allCores: Bool) -> (iterations: Int, seconds: Double, gbps: Double) {
+    /// Copies `pattern` for `duration` seconds (at least 2 iterations) the `kind` way; positions keep rotating from
+    /// where the previous slice of the same pattern stopped.
+    func slice(_ pattern: CopyPattern, duration: Double, kind: CeilingKind) -> (iterations: Int, seconds: Double, gbps: Double) {
         let slots = max(1, ringBytes / pattern.segmentBytes)
         let (source, destination) = (self.source, self.destination)
         let first = position[pattern] ?? 0
+        let streaming = kind == .streaming
         let copyRange: @Sendable (Int, Range<Int>) -> Void = { iteration, bytes in
             // The segments of `iteration` overlapping byte range `bytes` of its total.
             var segment = bytes.lowerBound / pattern.segmentBytes
@@ -66,14 +85,14 @@ final class CeilingRig {
                 let count = min(left, pattern.segmentBytes - offset)
                 BenchMemory.copy(
                     to: destination + UInt(to * pattern.segmentBytes + offset),
-                    from: source + UInt(from * pattern.segmentBytes + offset), count: count)
+                    from: source + UInt(from * pattern.segmentBytes + offset), count: count, streaming: streaming)
                 left -= count
                 segment += 1
                 offset = 0
             }
         }
         let run: (Int) -> Void =
-            allCores
+            kind == .allCores
             ? { [team] iteration in team.run(total: pattern.bytes) { copyRange(iteration, $0) } }
             : { iteration in copyRange(iteration, 0..<pattern.bytes) }
         if first == 0 {

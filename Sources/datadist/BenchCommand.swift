@@ -18,7 +18,7 @@ struct BenchCommand: ParsableCommand {
             Operations (--operations): pull_cache (one tensor per size, prefix keys; and latency rows at 16 KiB \
             and 1 MiB with request keys, p50/p99 of the whole call), pull_caches (per size up to 16 MiB: \
             pullCaches of 32 request keys per call, one round trip; bytes and GB/s are the whole batch's), copy_engine (pull_cache with \
-            LLMConfig.copyThreads = 1 vs every core at 256 KiB, 1 MiB, 4 MiB), pull_blocks (61 layers × 2 \
+            LLMConfig.copyThreads = 1 vs every core at 256 KiB, 1, 2 and 4 MiB), pull_blocks (61 layers × 2 \
             tensors, 64 of 128 blocks of 128 KiB, scattered and adjacent), push_cache (per size, \
             enableRemoteCacheAccessible on both sides), swap_blocks (device ↔ host, both directions), copy_cache \
             (per size, local), allocate (allocateCache+deallocateCache of 4 tensors of 4 KiB, 256 KiB and 1 MiB vs \

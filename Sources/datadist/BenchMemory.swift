@@ -1,4 +1,5 @@
 import DataDist
+import DeviceRuntime
 import Foundation
 
 /// The bench's raw memory: host buffers it owns, and the memcpy/memset calls on addresses. The only place in the
@@ -30,8 +31,14 @@ enum BenchMemory {
     }
 
     @inline(__always)
-    static func copy(to destination: UInt, from source: UInt, count: Int) {
-        memcpy(UnsafeMutableRawPointer(bitPattern: destination)!, UnsafeRawPointer(bitPattern: source)!, count)
+    /// memcpy, or (`streaming`) the emulator's non-temporal-store copy.
+    static func copy(to destination: UInt, from source: UInt, count: Int, streaming: Bool = false) {
+        let (to, from) = (UnsafeMutableRawPointer(bitPattern: destination)!, UnsafeRawPointer(bitPattern: source)!)
+        if streaming {
+            HostCopy.copyStreaming(to: to, from: from, count: count)
+        } else {
+            memcpy(to, from, count)
+        }
     }
 
     static func zero(address: UInt, bytes: Int) {

@@ -61,9 +61,9 @@ extension BenchRun {
         mismatch = mismatch ?? Self.check(
             base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: lastBase + UInt64(slots - 1), what: "last pull")
         let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +), samples: samples)
-        let (single, allCores) = ceilings.ceilings(CopyPattern(segments: 1, segmentBytes: size, scattered: false), duration: duration / 2)
+        let ceilings = self.ceilings.ceilings(CopyPattern(segments: 1, segmentBytes: size, scattered: false), duration: duration / 2)
         return row(
-            "pull_cache", bytes: size, measured: Measured(timing: timing, single: single, allCores: allCores), keys: "request", pattern: "1 tensor, latency", mismatch: mismatch, latency: true)
+            "pull_cache", bytes: size, measured: Measured(timing: timing, ceilings: ceilings), keys: "request", pattern: "1 tensor, latency", mismatch: mismatch, latency: true)
     }
 
     /// Request keys in generations, for rows whose pulls consume them: each generation binds a fresh source cache
@@ -106,7 +106,7 @@ extension BenchRun {
         let pays = speedups.indices.first { start in speedups[start...].allSatisfy { $0.1 >= 1.05 } }
         let table = speedups.map { "\(BenchSize.label($0.0)) \(BenchTable.f($0.1, 2))×" }.joined(separator: ", ")
         let verdict = pays.map { "splitting pays from \(BenchSize.label(speedups[$0].0))" } ?? "splitting did not pay at these sizes"
-        let note = "copy engine (\(cores) threads vs 1; library threshold 1 MiB): \(table); \(verdict)"
+        let note = "copy engine (\(cores) threads vs 1; library threshold \(BenchSize.label(LLMConfig.parallelCopyThreshold))): \(table); \(verdict)"
         notes.append(note)
         for index in rows.indices where rows[index].operation == "copy_engine" { rows[index].notes = rows[index].notes ?? note }
     }

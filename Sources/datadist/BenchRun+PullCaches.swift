@@ -52,9 +52,9 @@ extension BenchRun {
         mismatch = mismatch ?? Self.check(base: address, slot: lastSlot.slot, bytes: size, id: lastSlot.id, what: "last batch")
         let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +))
         let pattern = CopyPattern(segments: batch, segmentBytes: size, scattered: false)
-        let (single, allCores) = ceilings.ceilings(pattern, duration: duration / 2)
+        let ceilings = self.ceilings.ceilings(pattern, duration: duration / 2)
         var row = row(
-            "pull_caches", bytes: batch * size, measured: Measured(timing: timing, single: single, allCores: allCores),
+            "pull_caches", bytes: batch * size, measured: Measured(timing: timing, ceilings: ceilings),
             keys: "request", pattern: "batch of \(batch) × 1 tensor of \(BenchSize.label(size))", mismatch: mismatch)
         row.batch = batch
         return row

@@ -24,7 +24,7 @@ final class BenchRun {
     private var nextName = 0
 
     static let latencySizes = [16 << 10, 1 << 20]
-    static let copyEngineSizes = [256 << 10, 1 << 20, 4 << 20]
+    static let copyEngineSizes = [256 << 10, 1 << 20, 2 << 20, 4 << 20]
     static let promptCluster: UInt64 = 1
     static let remotePromptCluster: UInt64 = 11
 
@@ -133,6 +133,7 @@ final class BenchRun {
             + "\(BenchSize.label(row.bytes)) [\(row.pattern)]: \(BenchTable.f(row.gbps, 2)) GB/s = "
             + "\(BenchTable.f(row.ratio, 2))× memcpy (\(BenchTable.f(row.ceilingGBps, 2)) GB/s)"
         if let all = row.allCoresCeilingGBps { line += ", all cores \(BenchTable.f(all, 2)) GB/s" }
+        if let streaming = row.streamingCeilingGBps { line += ", streaming copy \(BenchTable.f(streaming, 2)) GB/s" }
         if let p50 = row.p50us, let p99 = row.p99us { line += ", p50 \(BenchTable.f(p50, 1)) µs p99 \(BenchTable.f(p99, 1)) µs" }
         line += row.verified ? "" : "  VERIFY FAILED"
         printToStandardError(line)
@@ -158,29 +159,28 @@ final class BenchRun {
     func measure(
         _ copy: CopyPattern, rounds: Int = 3, minIterations: Int = 2, _ op: (Int) throws -> Void
     ) rethrows -> Measured {
-        var measured = Measured(timing: BenchTiming.Result(iterations: 0, seconds: 0), single: 0, allCores: 0)
-        var (single, all) = ((0, 0.0), (0, 0.0))
+        var measured = Measured(timing: BenchTiming.Result(iterations: 0, seconds: 0), ceilings: Ceilings())
+        var totals = CeilingKind.allCases.map { _ in (iterations: 0, seconds: 0.0) }
         let slice = duration / Double(rounds)
         for round in 0..<rounds {
-            let one = ceilings.slice(copy, duration: slice, allCores: false)
-            single = (single.0 + one.iterations, single.1 + one.seconds)
-            let many = ceilings.slice(copy, duration: slice, allCores: true)
-            all = (all.0 + many.iterations, all.1 + many.seconds)
+            for (index, kind) in CeilingKind.allCases.enumerated() {
+                let result = ceilings.slice(copy, duration: slice, kind: kind)
+                totals[index] = (totals[index].iterations + result.iterations, totals[index].seconds + result.seconds)
+            }
             let done = measured.timing.iterations
             let needed = round == rounds - 1 ? max(1, minIterations - done) : 1
             let timing = try BenchTiming.loop(duration: slice, minIterations: needed) { try op(done + $0) }
             measured.timing.iterations += timing.iterations
             measured.timing.seconds += timing.seconds
         }
-        measured.single = Double(copy.bytes) * Double(single.0) / single.1 / 1e9
-        measured.allCores = Double(copy.bytes) * Double(all.0) / all.1 / 1e9
+        let gbps = totals.map { Double(copy.bytes) * Double($0.iterations) / $0.seconds / 1e9 }
+        measured.ceilings = Ceilings(single: gbps[0], allCores: gbps[1], streaming: gbps[2])
         return measured
     }
 
     struct Measured {
         var timing: BenchTiming.Result
-        var single: Double
-        var allCores: Double
+        var ceilings: Ceilings
     }
 
     /// A row for `bytes` per call, with its ceilings and ratios; with `latency`, GB/s and p50/p99 come from the
@@ -189,12 +189,14 @@ final class BenchRun {
         _ operation: String, bytes: Int, measured: Measured, keys: String, pattern: String, copyThreads: Int? = nil,
         mismatch: String?, latency: Bool = false
     ) -> BenchRow {
-        let (timing, single, allCores) = (measured.timing, measured.single, measured.allCores)
+        let (timing, single, allCores) = (measured.timing, measured.ceilings.single, measured.ceilings.allCores)
+        let streaming = measured.ceilings.streaming
         let seconds = latency ? timing.samples.reduce(0, +) : timing.seconds
         let gbps = Double(bytes) * Double(timing.iterations) / seconds / 1e9
         return BenchRow(
             operation: operation, bytes: bytes, gbps: gbps, ceilingGBps: single, ratio: gbps / single,
-            allCoresCeilingGBps: allCores, allCoresRatio: gbps / allCores,
+            allCoresCeilingGBps: allCores, allCoresRatio: gbps / allCores, streamingCeilingGBps: streaming,
+            streamingRatio: gbps / streaming,
             p50us: latency ? BenchTiming.quantileMicroseconds(timing.samples, 0.5) : nil,
             p99us: latency ? BenchTiming.quantileMicroseconds(timing.samples, 0.99) : nil,
             iterations: timing.iterations, seconds: seconds, keys: keys, pattern: pattern, copyThreads: copyThreads,

@@ -129,6 +129,12 @@ long datadist_recv_fd(int socket_fd, int *received_fd, void *bytes, size_t len);
 /// Cores this process may run on (its CPU affinity mask), at least 1.
 int datadist_available_cores(void);
 
+/// Copies `count` bytes between non-overlapping buffers with non-temporal stores (x86-64; elsewhere memcpy).
+void datadist_copy_streaming(void *destination, const void *source, size_t count);
+
+/// 1 when datadist_copy_streaming really streams on this architecture.
+int datadist_copy_streaming_available(void);
+
 #ifdef __cplusplus
 }
 #endif

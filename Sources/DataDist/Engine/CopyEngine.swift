@@ -21,8 +21,9 @@ final class CopyEngine: Sendable {
     private let busy = Atomic<Bool>(false)
 
     /// The default split point, from `datadist bench`'s copy-engine rows on a 2-core host (README, Performance):
-    /// below about 1 MiB, waking a worker costs more than the second core saves.
-    static let defaultParallelThreshold = 1 << 20
+    /// below about 2 MiB, waking a worker costs more than the second core saves (the emulator's streaming copy
+    /// already runs one thread near the memory bus's limit).
+    static let defaultParallelThreshold = 2 << 20
     /// Bytes per claimed chunk: large enough that claiming costs nothing next to the copy, small enough that a
     /// late worker still finds work.
     static let chunkBytes = 256 << 10

@@ -158,7 +158,7 @@ public final class EmulatedRuntime: DeviceRuntime {
         }
         guard count > 0 else { return }
         // The ranges were checked against live allocations (device side) or are the caller's (host side).
-        memmove(target, origin, count)
+        HostCopy.copy(to: target, from: origin, count: count)
     }
 
     /// Warnings issued so far because device memory stayed off its home node (at most one per runtime).
