@@ -1,11 +1,14 @@
+import DeviceRuntime
 import Synchronization
 
-/// Several equal-sized spans taken from one pool together (one per tensor of a cache), in one object. Every
-/// span returns to the pool when the last reference goes away, as with `PoolSpan`.
+/// Several equal-sized spans taken from one pool together (one per tensor of a cache). Not copyable: exactly one
+/// owner holds them, and every span returns to the pool when that owner lets them go. An owner that must share
+/// the memory stores them in an object of its own (a cache manager keeps them inline in its cache record, so one
+/// allocation holds both).
 ///
 /// It also counts transient holders (`pin()` / `unpin()`), for callers that must know whether a copy is still
-/// using the memory after they have dropped their own reference to it.
-public final class PoolSpans: Sendable {
+/// using the memory after the owner no longer wants it.
+public struct PoolSpans: ~Copyable, Sendable {
     public let pool: BlockPool
     /// Pages of each span.
     public let pagesPerSpan: Int
@@ -16,7 +19,7 @@ public final class PoolSpans: Sendable {
     private let placement: Placement
     /// Transient holders, plus `retiredBit` once retired.
     private let state = Atomic<Int>(0)
-    private static let retiredBit = 1 << 62
+    private static var retiredBit: Int { 1 << 62 }
 
     /// Where the spans lie: one run of `count * pagesPerSpan` pages (the common case: no array), or one run each.
     enum Placement: Sendable {
@@ -32,7 +35,7 @@ public final class PoolSpans: Sendable {
         self.byteCount = byteCount
     }
 
-    deinit { pool.release(placement) }
+    deinit { pool.release(placement, pagesPerSpan: pagesPerSpan, count: count) }
 
     /// Pages of all spans together.
     public var pages: Int { pagesPerSpan * count }
@@ -40,7 +43,12 @@ public final class PoolSpans: Sendable {
     /// First page of span `index`.
     public func firstPage(_ index: Int) -> Int {
         precondition((0..<count).contains(index), "span \(index) of \(count)")
-        return switch placement {
+        return firstPageUnchecked(index)
+    }
+
+    @inline(__always)
+    private func firstPageUnchecked(_ index: Int) -> Int {
+        switch placement {
         case .adjacent(let firstPage): firstPage + index * pagesPerSpan
         case .scattered(let firstPages): firstPages[index]
         }
@@ -51,6 +59,9 @@ public final class PoolSpans: Sendable {
 
     /// Addresses of every span, in order.
     public var addresses: [UInt] {
+        let base = pool.region.address
+        let shift = pool.pageShift
+        @inline(__always) func address(_ index: Int) -> UInt { base + UInt(firstPageUnchecked(index) << shift) }
         // Up to four spans, an array literal: its storage type is resolved once per call site, while the generic
         // initialisers look `_ContiguousArrayStorage<UInt>` up in the runtime's metadata cache on every call
         // (callgrind: ~400 of the ~4 k instructions of an allocate+deallocate).
@@ -71,14 +82,14 @@ public final class PoolSpans: Sendable {
     public func pin() { state.wrappingAdd(1, ordering: .sequentiallyConsistent) }
 
     /// Drops a transient holder. True when it was the last one and `retire()` had already been called: the
-    /// caller must then let the owner drop the object. Reads and writes the count in one atomic operation, so
-    /// a caller that does not own a reference must not touch the object after a false result.
+    /// caller must then let the owner drop the spans. Reads and writes the count in one atomic operation, so
+    /// a caller that does not own the spans must not touch them after a false result.
     public func unpin() -> Bool {
         state.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == Self.retiredBit
     }
 
     /// Marks the spans as no longer wanted by their owner. True when transient holders remain: the owner must
-    /// keep the object alive until an `unpin()` returns true. Exactly one of the two sees the last holder go.
+    /// keep the spans until an `unpin()` returns true. Exactly one of the two sees the last holder go.
     public func retire() -> Bool {
         state.bitwiseOr(Self.retiredBit, ordering: .sequentiallyConsistent).oldValue & ~Self.retiredBit > 0
     }

@@ -29,14 +29,17 @@ public final class CacheManager: Sendable {
         guard keys.count <= slots else {
             throw .paramInvalid("allocateCache got \(keys.count) keys for batch size shape[0] = \(slots)")
         }
-        var keyBySlot: [Int: IndexKey] = [:]
-        var seen: [IndexKey: Int] = [:]
-        for (slot, key) in keys.enumerated() where !key.isPlaceholder {
-            let indexKey = IndexKey(key)
-            if let earlier = seen.updateValue(slot, forKey: indexKey) {
-                throw .paramInvalid("allocateCache keys[\(earlier)] and keys[\(slot)] are the same key \(key)")
+        // `Dictionary()`, not `[:]`: the literal calls `init(dictionaryLiteral:)` with an empty array.
+        var keyBySlot = [Int: IndexKey]()
+        if !keys.isEmpty {
+            var seen = [IndexKey: Int]()
+            for (slot, key) in keys.enumerated() where !key.isPlaceholder {
+                let indexKey = IndexKey(key)
+                if let earlier = seen.updateValue(slot, forKey: indexKey) {
+                    throw .paramInvalid("allocateCache keys[\(earlier)] and keys[\(slot)] are the same key \(key)")
+                }
+                keyBySlot[slot] = indexKey
             }
-            keyBySlot[slot] = indexKey
         }
         return try table.withLock { table throws(LLMError) in
             try ensureOpen(table)
@@ -266,19 +269,25 @@ public final class CacheManager: Sendable {
         if table.isClosed { throw LLMError(.failed, "the LLMDataDist of cluster \(context.clusterID) was finalized") }
     }
 
-    private func requireAnyPool(_ operation: String) throws(LLMError) {
-        guard context.devicePool != nil || context.hostPool != nil else {
-            throw LLMError(.featureNotEnabled, "\(operation) needs a memory pool; set LLMConfig.memoryPool or hostMemoryPool")
-        }
+    @inline(__always)
+    private func requireAnyPool(_ operation: @autoclosure () -> String) throws(LLMError) {
+        if !context.hasAnyPool { throw noPool(operation()) }
     }
 
-    private func poolForAllocation(_ desc: CacheDesc, operation: String) throws(LLMError) -> BlockPool {
-        try requireAnyPool(operation)
-        guard let pool = context.pool(for: desc.placement) else {
-            let field = desc.placement == .device ? "memoryPool" : "hostMemoryPool"
-            throw .paramInvalid("\(operation) desc.placement .\(desc.placement) needs LLMConfig.\(field)")
-        }
-        return pool
+    private func noPool(_ operation: String) -> LLMError {
+        LLMError(.featureNotEnabled, "\(operation) needs a memory pool; set LLMConfig.memoryPool or hostMemoryPool")
+    }
+
+    @inline(__always)
+    private func poolForAllocation(_ desc: CacheDesc, operation: @autoclosure () -> String) throws(LLMError) -> BlockPool {
+        if let pool = context.pool(for: desc.placement) { return pool }
+        throw noPoolForAllocation(desc, operation: operation())
+    }
+
+    private func noPoolForAllocation(_ desc: CacheDesc, operation: String) -> LLMError {
+        guard context.hasAnyPool else { return noPool(operation) }
+        let field = desc.placement == .device ? "memoryPool" : "hostMemoryPool"
+        return .paramInvalid("\(operation) desc.placement .\(desc.placement) needs LLMConfig.\(field)")
     }
 
     func validatedTensorSize(_ desc: CacheDesc, operation: String) throws(LLMError) -> Int {

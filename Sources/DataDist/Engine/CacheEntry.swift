@@ -51,38 +51,105 @@ struct KeyBinding: Sendable {
     var pulledTensors: Set<Int> = []
 }
 
-/// One cache: its geometry, its memory and who holds it.
+/// One cache: its geometry and memory (in `record`, fixed for its life) and who holds it (the mutable rest).
 struct CacheEntry: Sendable {
-    let id: Int64
-    let desc: CacheDesc
-    let isBlocks: Bool
-    /// Allocated from a pool (true) or registered caller memory (false).
-    let isOwned: Bool
-    /// Pool memory of the tensors, one span each (nil for registered caches). Released when the entry goes and
-    /// no copy in flight holds it.
-    let spans: PoolSpans?
-    let addresses: [UInt]
-    let tensorSize: Int
-    /// Batch slots (contiguous caches) or blocks (blocks caches): `shape[0]`.
-    let slots: Int
-    /// Bytes of one batch slot or one block.
-    let stride: Int
-    let remoteAccessible: Bool
+    /// Everything fixed at creation, the pool memory included: one object per cache.
+    let record: CacheRecord
     /// The reference taken by allocate and dropped by deallocate.
     var holdsIDReference: Bool
-    var keyBySlot: [Int: IndexKey] = [:]
+    var keyBySlot: [Int: IndexKey]
     /// Transfers in flight that may give a consumed key back (if they fail): the entry must outlive them.
     var reservations = 0
 
-    var placement: Placement { desc.placement }
+    init(
+        id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, spans: consuming PoolSpans?, addresses: [UInt],
+        tensorSize: Int, slots: Int, stride: Int, remoteAccessible: Bool, holdsIDReference: Bool,
+        keyBySlot: [Int: IndexKey] = [:]
+    ) {
+        record = CacheRecord(
+            id: id, desc: desc, isBlocks: isBlocks, isOwned: isOwned, memory: spans, addresses: addresses,
+            tensorSize: tensorSize, slots: slots, stride: stride, remoteAccessible: remoteAccessible)
+        self.holdsIDReference = holdsIDReference
+        self.keyBySlot = keyBySlot
+    }
+
+    var id: Int64 { record.id }
+    var desc: CacheDesc { record.desc }
+    var isBlocks: Bool { record.isBlocks }
+    /// Allocated from a pool (true) or registered caller memory (false).
+    var isOwned: Bool { record.isOwned }
+    /// The record, when it holds pool memory (owned caches; nil for registered ones). Holding it keeps the memory.
+    var spans: CacheRecord? { record.hasMemory ? record : nil }
+    var addresses: [UInt] { record.addresses }
+    var tensorSize: Int { record.tensorSize }
+    /// Batch slots (contiguous caches) or blocks (blocks caches): `shape[0]`.
+    var slots: Int { record.slots }
+    /// Bytes of one batch slot or one block.
+    var stride: Int { record.stride }
+    var remoteAccessible: Bool { record.remoteAccessible }
+    var placement: Placement { record.desc.placement }
     var isRemovable: Bool { !holdsIDReference && keyBySlot.isEmpty && reservations == 0 }
-    var pages: Int { spans?.pages ?? 0 }
+    var pages: Int { record.pages }
+}
+
+/// The fixed part of a cache and its pool memory, in one object: whoever holds it (the table's entry, a peer's
+/// pin, the table's draining list) keeps the memory, which returns to the pool when the last holder lets go.
+final class CacheRecord: Sendable {
+    let id: Int64
+    let desc: CacheDesc
+    let isBlocks: Bool
+    let isOwned: Bool
+    let addresses: [UInt]
+    let tensorSize: Int
+    let slots: Int
+    let stride: Int
+    let remoteAccessible: Bool
+    /// Pool memory of the tensors, one span each (nil for registered caches).
+    private let memory: PoolSpans?
+
+    init(
+        id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, memory: consuming PoolSpans?, addresses: [UInt],
+        tensorSize: Int, slots: Int, stride: Int, remoteAccessible: Bool
+    ) {
+        self.id = id
+        self.desc = desc
+        self.isBlocks = isBlocks
+        self.isOwned = isOwned
+        self.memory = memory
+        self.addresses = addresses
+        self.tensorSize = tensorSize
+        self.slots = slots
+        self.stride = stride
+        self.remoteAccessible = remoteAccessible
+    }
+
+    var hasMemory: Bool { memory != nil }
+    /// Pool pages held (0 without memory).
+    var pages: Int {
+        switch memory {
+        case .some(let memory): memory.pages
+        case .none: 0
+        }
+    }
+    /// `PoolSpans.pin()` of the memory.
+    func pin() { memory?.pin() }
+    /// `PoolSpans.unpin()` of the memory.
+    func unpin() -> Bool { memory?.unpin() ?? false }
+    /// `PoolSpans.retire()` of the memory.
+    func retire() -> Bool { memory?.retire() ?? false }
+    /// `PoolSpans.pinCount` of the memory.
+    var pinCount: Int {
+        switch memory {
+        case .some(let memory): memory.pinCount
+        case .none: 0
+        }
+    }
 }
 
 /// Memory held for a peer's transfer in flight, so the bytes outlive a concurrent deallocate.
 struct Pin: Sendable {
     /// The memory of every cache the transfer touches (a batched pull may name several).
-    let spans: [PoolSpans]
+    let spans: [CacheRecord]
     /// The link (serial) the pin was taken for.
     let peer: UInt64
     /// What the transfer took from request keys (one per key; a batched pull takes several), to give back if
@@ -107,9 +174,9 @@ struct Reservation: Sendable {
 /// it, under its lock, so pages never leave the pool unseen by `audit`.
 struct LocalPin: @unchecked Sendable {
     let view: CacheView
-    private let spans: Unmanaged<PoolSpans>?
+    private let spans: Unmanaged<CacheRecord>?
 
-    init(view: CacheView, spans: PoolSpans?) {
+    init(view: CacheView, spans: CacheRecord?) {
         self.view = view
         self.spans = spans.map { Unmanaged.passUnretained($0) }
     }

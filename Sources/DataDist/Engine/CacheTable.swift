@@ -6,11 +6,11 @@ struct CacheTable: Sendable {
     private(set) var entries = EntryMap()
     private(set) var keys: [IndexKey: KeyBinding] = [:]
     private(set) var pins: [UInt64: Pin] = [:]
-    /// Memory of erased caches that local copies still use (their `PoolSpans` pin count is not 0), by cache id,
+    /// Memory of erased caches that local copies still use (their pin count is not 0), by cache id,
     /// until the last of those copies unpins it (`endRetiredPin`): it stays reachable, so `audit` counts it. The
     /// table is the only owner of pinned memory (copies hold it unretained), so pages go back to the pool only
     /// under the table's lock and `audit` is exact at every moment.
-    private var draining: [Int64: PoolSpans] = [:]
+    private var draining: [Int64: CacheRecord] = [:]
     /// Keys unbound by transfers in flight, with their binding, until those transfers settle.
     private var reservedKeys: [IndexKey: KeyBinding] = [:]
     private var nextCacheID: Int64 = 1
@@ -135,7 +135,7 @@ struct CacheTable: Sendable {
         if let spans = entry.spans, spans.retire() { draining[entry.id] = spans }
     }
 
-    /// Called after `PoolSpans.unpin()` returned true: the last local copy of an erased
+    /// Called after `CacheRecord.unpin()` returned true: the last local copy of an erased
     /// cache finished, so its memory may go.
     mutating func endRetiredPin(cacheID: Int64) {
         if let spans = draining[cacheID], spans.pinCount == 0 { draining[cacheID] = nil }
@@ -155,7 +155,7 @@ struct CacheTable: Sendable {
         entries[id]?.keyBySlot[slot] = key
     }
 
-    mutating func pin(_ spans: [PoolSpans], peer: UInt64, reservations: [Reservation] = []) -> UInt64 {
+    mutating func pin(_ spans: [CacheRecord], peer: UInt64, reservations: [Reservation] = []) -> UInt64 {
         defer { nextPinID += 1 }
         pins[nextPinID] = Pin(spans: spans, peer: peer, reservations: reservations)
         return nextPinID
