@@ -43,15 +43,20 @@ public final class CacheManager: Sendable {
         }
         return try table.withLock { table throws(LLMError) in
             try ensureOpen(table)
-            for (slot, key) in keyBySlot {
-                if let bound = table.binding(key) {
-                    throw .paramInvalid("allocateCache keys[\(slot)] \(key) is already bound to cache \(bound.cacheID)")
-                }
-                if table.isReserved(key) {
-                    throw .paramInvalid("allocateCache keys[\(slot)] \(key) is being pulled by a peer")
-                }
-            }
+            if !keyBySlot.isEmpty { try checkFree(keyBySlot, in: table) }
             return try insertOwned(desc, tensorSize: tensorSize, isBlocks: false, keyBySlot: keyBySlot, from: pool, into: &table)
+        }
+    }
+
+    /// Refuses keys already bound or being pulled (allocateCache).
+    private func checkFree(_ keyBySlot: [Int: IndexKey], in table: CacheTable) throws(LLMError) {
+        for (slot, key) in keyBySlot {
+            if let bound = table.binding(key) {
+                throw .paramInvalid("allocateCache keys[\(slot)] \(key) is already bound to cache \(bound.cacheID)")
+            }
+            if table.isReserved(key) {
+                throw .paramInvalid("allocateCache keys[\(slot)] \(key) is being pulled by a peer")
+            }
         }
     }
 
@@ -326,12 +331,16 @@ public final class CacheManager: Sendable {
         let spans = try allocateTensors(desc, tensorSize: tensorSize, from: pool)
         let slots = Int(desc.shape[0])
         let (id, addresses) = (table.takeCacheID(), spans.addresses)
-        table.insert(
-            CacheEntry(
-                id: id, desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans, addresses: addresses,
-                tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
-                remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true,
-                keyBySlot: keyBySlot))
+        let entry = CacheEntry(
+            id: id, desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans, addresses: addresses,
+            tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
+            remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true,
+            keyBySlot: keyBySlot)
+        if keyBySlot.isEmpty {
+            table.insertUnbound(entry)
+        } else {
+            table.insert(entry)
+        }
         return Cache(cacheID: id, desc: desc, tensorAddresses: addresses, isBlocksCache: isBlocks)
     }
 

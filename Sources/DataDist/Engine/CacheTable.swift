@@ -44,6 +44,14 @@ struct CacheTable: Sendable {
         precondition(previous == nil, "cache id \(id) reused")
     }
 
+    /// `insert` for an owned entry without keys (most allocations): nothing to bind, no dictionary to walk.
+    mutating func insertUnbound(_ entry: consuming CacheEntry) {
+        precondition(entry.isOwned && entry.keyBySlot.isEmpty, "insertUnbound of a registered or keyed cache")
+        let id = entry.id
+        let previous = entries.updateValue(entry, forKey: id)
+        precondition(previous == nil, "cache id \(id) reused")
+    }
+
     /// Drops the id reference of an owned cache; the entry goes now if no key holds it.
     mutating func dropIDReference(_ id: Int64) {
         // One hash lookup when the cache goes now (no key holds it), two when it stays.
@@ -54,7 +62,7 @@ struct CacheTable: Sendable {
         }
         entry.holdsIDReference = false
         if entry.isRemovable {
-            retire(entry)
+            retireMemory(of: entry)  // removable: no key left to unbind
         } else {
             entries[id] = entry
         }
@@ -131,6 +139,11 @@ struct CacheTable: Sendable {
     /// copies still use it.
     private mutating func retire(_ entry: CacheEntry) {
         for key in entry.keyBySlot.values where keys[key]?.cacheID == entry.id { keys[key] = nil }
+        retireMemory(of: entry)
+    }
+
+    /// The part of `retire` after the keys: keeps the memory reachable while local copies still use it.
+    private mutating func retireMemory(of entry: CacheEntry) {
         if !entry.isOwned { registeredAddresses -= entry.addresses.count }
         if let spans = entry.spans, spans.retire() { draining[entry.id] = spans }
     }
