@@ -72,8 +72,10 @@ public final class BlockPool: Sendable {
         precondition(bytes > 0 && count > 0, "allocate at least one span of one byte")
         let pages = pages(forBytes: bytes)
         let (total, overflow) = pages.multipliedReportingOverflow(by: count)
-        if !overflow, let start = state.withLock({ $0.allocate(pages: total) }) {
-            return PoolSpans(pool: self, placement: .adjacent(firstPage: start), count: count, pagesPerSpan: pages, byteCount: bytes)
+        if !overflow, let run = state.withLock({ $0.allocateRun(pages: total) }) {
+            return PoolSpans(
+                pool: self, firstPage: run.start, count: count, pagesPerSpan: pages, byteCount: bytes,
+                addresses: run.addresses)
         }
         return try allocateScattered(count: count, bytes: bytes, pages: pages, total: overflow ? nil : total)
     }
@@ -98,7 +100,11 @@ public final class BlockPool: Sendable {
             let (free, largest) = state.withLock { ($0.pagesFree, $0.largestFreeSpan) }
             throw .exhausted(requestedBytes: bytes, requestedPages: pages, freePages: free, largestFreePages: largest)
         }
-        return PoolSpans(pool: self, placement: placement, count: count, pagesPerSpan: pages, byteCount: bytes)
+        return switch placement {
+        case .adjacent(let start):
+            PoolSpans(pool: self, firstPage: start, count: count, pagesPerSpan: pages, byteCount: bytes, addresses: [])
+        case .scattered(let firstPages): PoolSpans(pool: self, firstPages: firstPages, pagesPerSpan: pages, byteCount: bytes)
+        }
     }
 
     /// Like `allocate(bytes:)`, but waits up to `timeout` for other holders to release pages.
@@ -138,10 +144,10 @@ public final class BlockPool: Sendable {
         state.withLock { $0.release(start: firstPage, pages: pages) }
     }
 
-    func release(_ placement: PoolSpans.Placement, pagesPerSpan: Int, count: Int) {
+    func release(_ placement: PoolSpans.Placement, pagesPerSpan: Int, count: Int, addresses: [UInt]) {
         state.withLock { state in
             switch placement {
-            case .adjacent(let firstPage): state.release(start: firstPage, pages: pagesPerSpan * count)
+            case .adjacent(let firstPage): state.release(start: firstPage, pages: pagesPerSpan * count, addresses: addresses)
             case .scattered(let firstPages): for page in firstPages { state.release(start: page, pages: pagesPerSpan) }
             }
         }

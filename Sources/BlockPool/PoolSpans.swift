@@ -17,6 +17,8 @@ public struct PoolSpans: ~Copyable, Sendable {
     /// Number of spans.
     public let count: Int
     private let placement: Placement
+    /// Addresses of every span, in order.
+    public let addresses: [UInt]
     /// Transient holders, plus `retiredBit` once retired.
     private let state = Atomic<Int>(0)
     private static var retiredBit: Int { 1 << 62 }
@@ -27,15 +29,31 @@ public struct PoolSpans: ~Copyable, Sendable {
         case scattered(firstPages: [Int])
     }
 
-    init(pool: BlockPool, placement: Placement, count: Int, pagesPerSpan: Int, byteCount: Int) {
+    /// Spans placed on their own.
+    init(pool: BlockPool, firstPages: [Int], pagesPerSpan: Int, byteCount: Int) {
+        let placement = Placement.scattered(firstPages: firstPages)
+        self.pool = pool
+        self.placement = placement
+        self.count = firstPages.count
+        self.pagesPerSpan = pagesPerSpan
+        self.byteCount = byteCount
+        addresses = Self.addresses(of: placement, count: firstPages.count, pagesPerSpan: pagesPerSpan, pool: pool)
+    }
+
+    /// Adjacent spans; `addresses` those of a run of the same split released earlier, or empty.
+    init(pool: BlockPool, firstPage: Int, count: Int, pagesPerSpan: Int, byteCount: Int, addresses: [UInt]) {
+        let placement = Placement.adjacent(firstPage: firstPage)
         self.pool = pool
         self.placement = placement
         self.count = count
         self.pagesPerSpan = pagesPerSpan
         self.byteCount = byteCount
+        self.addresses =
+            addresses.count == count
+            ? addresses : Self.addresses(of: placement, count: count, pagesPerSpan: pagesPerSpan, pool: pool)
     }
 
-    deinit { pool.release(placement, pagesPerSpan: pagesPerSpan, count: count) }
+    deinit { pool.release(placement, pagesPerSpan: pagesPerSpan, count: count, addresses: addresses) }
 
     /// Pages of all spans together.
     public var pages: Int { pagesPerSpan * count }
@@ -48,6 +66,11 @@ public struct PoolSpans: ~Copyable, Sendable {
 
     @inline(__always)
     private func firstPageUnchecked(_ index: Int) -> Int {
+        Self.firstPage(index, of: placement, pagesPerSpan: pagesPerSpan)
+    }
+
+    @inline(__always)
+    private static func firstPage(_ index: Int, of placement: Placement, pagesPerSpan: Int) -> Int {
         switch placement {
         case .adjacent(let firstPage): firstPage + index * pagesPerSpan
         case .scattered(let firstPages): firstPages[index]
@@ -57,11 +80,12 @@ public struct PoolSpans: ~Copyable, Sendable {
     /// Address of span `index`.
     public func address(_ index: Int) -> UInt { pool.address(ofPage: firstPage(index)) }
 
-    /// Addresses of every span, in order.
-    public var addresses: [UInt] {
+    private static func addresses(of placement: Placement, count: Int, pagesPerSpan: Int, pool: BlockPool) -> [UInt] {
         let base = pool.region.address
         let shift = pool.pageShift
-        @inline(__always) func address(_ index: Int) -> UInt { base + UInt(firstPageUnchecked(index) << shift) }
+        @inline(__always) func address(_ index: Int) -> UInt {
+            base + UInt(firstPage(index, of: placement, pagesPerSpan: pagesPerSpan) << shift)
+        }
         // Up to four spans, an array literal: its storage type is resolved once per call site, while the generic
         // initialisers look `_ContiguousArrayStorage<UInt>` up in the runtime's metadata cache on every call
         // (callgrind: ~400 of the ~4 k instructions of an allocate+deallocate).

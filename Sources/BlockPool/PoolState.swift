@@ -3,7 +3,9 @@
 /// A released run goes to `recent` first, still tagged in use inside the allocator; a request for exactly its
 /// size takes the newest such run back without touching the allocator's free lists (for a cache allocated and
 /// released in a loop, the common pattern, that is a few compares instead of four free-list updates and a
-/// merge). The runs' pages count as free in every figure this type reports, and they go back to the allocator
+/// merge). A run may carry the addresses of its spans, which are the same values whoever takes it next in the
+/// same split, so a cache's address array is built once and shared (arrays are values: nobody sees a change).
+/// The runs' pages count as free in every figure this type reports, and they go back to the allocator
 /// (merging with their neighbours) when `recent` is full, and before any request the allocator alone cannot
 /// serve, so no request fails or reports less room because of them. A value type, used under the pool's lock.
 struct PoolState: Sendable {
@@ -14,16 +16,22 @@ struct PoolState: Sendable {
 
     /// Takes `pages` contiguous pages; returns the first page, or nil when no free run is large enough.
     mutating func allocate(pages: Int) -> Int? {
-        if let start = recent.take(pages: pages) { return start }
-        if let start = allocator.allocate(pages: pages) { return start }
-        guard !recent.isEmpty else { return nil }
-        flushRecent()
-        return allocator.allocate(pages: pages)
+        allocateRun(pages: pages)?.start
     }
 
-    /// Returns the run of `pages` pages starting at `start` (a run this state handed out).
-    mutating func release(start: Int, pages: Int) {
-        if let evicted = recent.put(start: start, pages: pages) { allocator.release(start: evicted) }
+    /// `allocate(pages:)`, with the addresses the run was released with (empty if none).
+    mutating func allocateRun(pages: Int) -> (start: Int, addresses: [UInt])? {
+        if let run = recent.take(pages: pages) { return run }
+        if let start = allocator.allocate(pages: pages) { return (start, []) }
+        guard !recent.isEmpty else { return nil }
+        flushRecent()
+        return allocator.allocate(pages: pages).map { ($0, []) }
+    }
+
+    /// Returns the run of `pages` pages starting at `start` (a run this state handed out), with the addresses of
+    /// its spans for the next request of the same size (empty: none).
+    mutating func release(start: Int, pages: Int, addresses: [UInt] = []) {
+        if let evicted = recent.put(start: start, pages: pages, addresses: addresses) { allocator.release(start: evicted) }
     }
 
     /// Hands every recent run back to the allocator.
@@ -39,28 +47,31 @@ struct PoolState: Sendable {
     var largestFreeSpan: Int { allocator.largestFreeSpan }
 }
 
-/// Up to `capacity` released runs (first page and length), newest last.
+/// Up to `capacity` released runs (first page, length, addresses of their spans or empty), newest last.
 struct RecentRuns: Sendable {
     static let capacity = 4
     private var starts = InlineArray<4, Int>(repeating: 0)
     private var lengths = InlineArray<4, Int>(repeating: 0)
+    private var addresses = InlineArray<4, [UInt]>(repeating: [])
     private(set) var count = 0
     /// Pages of all runs together.
     private(set) var pages = 0
 
     var isEmpty: Bool { count == 0 }
 
-    /// The first page of the newest run of exactly `pages` pages, removed; nil when there is none.
-    mutating func take(pages wanted: Int) -> Int? {
+    /// The newest run of exactly `pages` pages, removed; nil when there is none.
+    mutating func take(pages wanted: Int) -> (start: Int, addresses: [UInt])? {
         var index = count - 1
         while index >= 0 {
             if lengths[index] == wanted {
-                let start = starts[index]
+                let run = (starts[index], addresses[index])
                 count -= 1
                 starts[index] = starts[count]
                 lengths[index] = lengths[count]
+                addresses.swapAt(index, count)
+                addresses[count] = []
                 pages -= wanted
-                return start
+                return run
             }
             index -= 1
         }
@@ -68,7 +79,7 @@ struct RecentRuns: Sendable {
     }
 
     /// Adds a run; when full, removes the oldest and returns its first page for the caller to release.
-    mutating func put(start: Int, pages added: Int) -> Int? {
+    mutating func put(start: Int, pages added: Int, addresses spanAddresses: [UInt]) -> Int? {
         for index in 0..<count where starts[index] == start {
             preconditionFailure("release of page \(start), which is already released")
         }
@@ -79,11 +90,14 @@ struct RecentRuns: Sendable {
             for index in 1..<count {
                 starts[index - 1] = starts[index]
                 lengths[index - 1] = lengths[index]
+                addresses.swapAt(index - 1, index)
             }
             count -= 1
+            addresses[count] = []
         }
         starts[count] = start
         lengths[count] = added
+        addresses[count] = spanAddresses
         count += 1
         pages += added
         return evicted
@@ -94,6 +108,7 @@ struct RecentRuns: Sendable {
         guard count > 0 else { return nil }
         count -= 1
         pages -= lengths[count]
+        addresses[count] = []
         return starts[count]
     }
 }
