@@ -30,7 +30,7 @@ struct PoolState: Sendable {
 
     /// Returns the run of `pages` pages starting at `start` (a run this state handed out), with the addresses of
     /// its spans for the next request of the same size (empty: none).
-    mutating func release(start: Int, pages: Int, addresses: [UInt] = []) {
+    mutating func release(start: Int, pages: Int, addresses: consuming [UInt] = []) {
         if let evicted = recent.put(start: start, pages: pages, addresses: addresses) { allocator.release(start: evicted) }
     }
 
@@ -64,14 +64,15 @@ struct RecentRuns: Sendable {
         var index = count - 1
         while index >= 0 {
             if lengths[index] == wanted {
-                let run = (starts[index], addresses[index])
+                let start = starts[index]
+                var taken: [UInt] = []
+                swap(&taken, &addresses[index])  // moved out, not copied
                 count -= 1
                 starts[index] = starts[count]
                 lengths[index] = lengths[count]
                 addresses.swapAt(index, count)
-                addresses[count] = []
                 pages -= wanted
-                return run
+                return (start, taken)
             }
             index -= 1
         }
@@ -79,7 +80,7 @@ struct RecentRuns: Sendable {
     }
 
     /// Adds a run; when full, removes the oldest and returns its first page for the caller to release.
-    mutating func put(start: Int, pages added: Int, addresses spanAddresses: [UInt]) -> Int? {
+    mutating func put(start: Int, pages added: Int, addresses spanAddresses: consuming [UInt]) -> Int? {
         for index in 0..<count where starts[index] == start {
             preconditionFailure("release of page \(start), which is already released")
         }

@@ -332,11 +332,11 @@ public final class CacheManager: Sendable {
         let slots = Int(desc.shape[0])
         let (id, addresses) = (table.takeCacheID(), spans.addresses)
         let entry = CacheEntry(
-            id: id, desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans, addresses: addresses,
+            id: id, desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans, addresses: [],
             tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
             remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true,
             keyBySlot: keyBySlot)
-        if keyBySlot.isEmpty {
+        if entry.keyBySlot.isEmpty {
             table.insertUnbound(entry)
         } else {
             table.insert(entry)

@@ -61,6 +61,7 @@ struct CacheEntry: Sendable {
     /// Transfers in flight that may give a consumed key back (if they fail): the entry must outlive them.
     var reservations = 0
 
+    /// `addresses`: those of a registered cache; empty with `spans` (they hold the addresses).
     init(
         id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, spans: consuming PoolSpans?, addresses: [UInt],
         tensorSize: Int, slots: Int, stride: Int, remoteAccessible: Bool, holdsIDReference: Bool,
@@ -74,7 +75,7 @@ struct CacheEntry: Sendable {
     }
 
     var id: Int64 { record.id }
-    var desc: CacheDesc { record.desc }
+    var desc: EntryDesc { record.desc }
     var isBlocks: Bool { record.isBlocks }
     /// Allocated from a pool (true) or registered caller memory (false).
     var isOwned: Bool { record.isOwned }
@@ -92,14 +93,21 @@ struct CacheEntry: Sendable {
     var pages: Int { record.pages }
 }
 
+/// The parts of a cache's `CacheDesc` the engine reads after creating it (no shape array: nothing to retain).
+struct EntryDesc: Sendable {
+    let numTensors: Int
+    let placement: Placement
+}
+
 /// The fixed part of a cache and its pool memory, in one object: whoever holds it (the table's entry, a peer's
 /// pin, the table's draining list) keeps the memory, which returns to the pool when the last holder lets go.
 final class CacheRecord: Sendable {
     let id: Int64
-    let desc: CacheDesc
+    let desc: EntryDesc
     let isBlocks: Bool
     let isOwned: Bool
-    let addresses: [UInt]
+    /// The addresses of a registered cache (owned caches: empty, their spans hold them).
+    private let registeredAddresses: [UInt]
     let tensorSize: Int
     let slots: Int
     let stride: Int
@@ -112,11 +120,11 @@ final class CacheRecord: Sendable {
         tensorSize: Int, slots: Int, stride: Int, remoteAccessible: Bool
     ) {
         self.id = id
-        self.desc = desc
+        self.desc = EntryDesc(numTensors: desc.numTensors, placement: desc.placement)
         self.isBlocks = isBlocks
         self.isOwned = isOwned
+        self.registeredAddresses = addresses
         self.memory = memory
-        self.addresses = addresses
         self.tensorSize = tensorSize
         self.slots = slots
         self.stride = stride
@@ -124,6 +132,14 @@ final class CacheRecord: Sendable {
     }
 
     var hasMemory: Bool { memory != nil }
+
+    /// One address per tensor.
+    var addresses: [UInt] {
+        switch memory {
+        case .some(let memory): memory.addresses
+        case .none: registeredAddresses
+        }
+    }
     /// Pool pages held (0 without memory).
     var pages: Int {
         switch memory {

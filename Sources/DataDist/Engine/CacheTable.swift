@@ -145,7 +145,8 @@ struct CacheTable: Sendable {
     /// The part of `retire` after the keys: keeps the memory reachable while local copies still use it.
     private mutating func retireMemory(of entry: CacheEntry) {
         if !entry.isOwned { registeredAddresses -= entry.addresses.count }
-        if let spans = entry.spans, spans.retire() { draining[entry.id] = spans }
+        let record = entry.record
+        if record.hasMemory, record.retire() { draining[entry.id] = record }
     }
 
     /// Called after `CacheRecord.unpin()` returned true: the last local copy of an erased

@@ -43,6 +43,7 @@ final class EngineContext: Sendable {
 
     var pools: [BlockPool] { [devicePool, hostPool].compactMap { $0 } }
 
+    @inline(__always)
     func pool(for placement: Placement) -> BlockPool? { placement == .device ? devicePool : hostPool }
 
     /// Refuses an operation the detected product does not support, or logs it once when
