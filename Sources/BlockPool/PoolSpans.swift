@@ -102,7 +102,7 @@ public struct PoolSpans: ~Copyable, Sendable {
         }
     }
 
-    /// Counts one more transient holder.
+    /// Counts one more transient holder (only while the owner still wants the spans: before `retire()`).
     public func pin() { state.wrappingAdd(1, ordering: .sequentiallyConsistent) }
 
     /// Drops a transient holder. True when it was the last one and `retire()` had already been called: the
@@ -113,9 +113,14 @@ public struct PoolSpans: ~Copyable, Sendable {
     }
 
     /// Marks the spans as no longer wanted by their owner. True when transient holders remain: the owner must
-    /// keep the spans until an `unpin()` returns true. Exactly one of the two sees the last holder go.
+    /// keep the spans until an `unpin()` returns true. Exactly one of the two sees the last holder go. No `pin()`
+    /// may start after this call.
     public func retire() -> Bool {
-        state.bitwiseOr(Self.retiredBit, ordering: .sequentiallyConsistent).oldValue & ~Self.retiredBit > 0
+        // No holder now, and none can start: nobody will unpin, so there is nothing to mark (a load, not a
+        // read-modify-write; its ordering still makes every earlier holder's accesses happen before the caller's
+        // release of the pages).
+        if state.load(ordering: .sequentiallyConsistent) == 0 { return false }
+        return state.bitwiseOr(Self.retiredBit, ordering: .sequentiallyConsistent).oldValue & ~Self.retiredBit > 0
     }
 
     /// Transient holders right now.

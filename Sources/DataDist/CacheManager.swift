@@ -23,7 +23,7 @@ public final class CacheManager: Sendable {
     /// slot `i` (placeholders keep their slot empty).
     public func allocateCache(_ desc: CacheDesc, keys: [CacheKey] = []) throws(LLMError) -> Cache {
         try context.gate(.allocateCache)
-        let pool = try poolForAllocation(desc, operation: "allocateCache")
+        try requirePool(for: desc, operation: "allocateCache")
         let tensorSize = try validatedTensorSize(desc, operation: "allocateCache")
         let slots = Int(desc.shape[0])
         guard keys.count <= slots else {
@@ -44,7 +44,7 @@ public final class CacheManager: Sendable {
         return try table.withLock { table throws(LLMError) in
             try ensureOpen(table)
             if !keyBySlot.isEmpty { try checkFree(keyBySlot, in: table) }
-            return try insertOwned(desc, tensorSize: tensorSize, isBlocks: false, keyBySlot: keyBySlot, from: pool, into: &table)
+            return try insertOwned(desc, tensorSize: tensorSize, isBlocks: false, keyBySlot: keyBySlot, into: &table)
         }
     }
 
@@ -95,7 +95,7 @@ public final class CacheManager: Sendable {
     /// (one blocks key per model id).
     public func allocateBlocksCache(_ desc: CacheDesc, key: BlocksCacheKey? = nil) throws(LLMError) -> Cache {
         try context.gate(.allocateBlocksCache)
-        let pool = try poolForAllocation(desc, operation: "allocateBlocksCache")
+        try requirePool(for: desc, operation: "allocateBlocksCache")
         let tensorSize = try validatedTensorSize(desc, operation: "allocateBlocksCache")
         return try table.withLock { table throws(LLMError) in
             try ensureOpen(table)
@@ -108,7 +108,7 @@ public final class CacheManager: Sendable {
                 }
                 keyBySlot[0] = indexKey
             }
-            return try insertOwned(desc, tensorSize: tensorSize, isBlocks: true, keyBySlot: keyBySlot, from: pool, into: &table)
+            return try insertOwned(desc, tensorSize: tensorSize, isBlocks: true, keyBySlot: keyBySlot, into: &table)
         }
     }
 
@@ -283,10 +283,11 @@ public final class CacheManager: Sendable {
         LLMError(.featureNotEnabled, "\(operation) needs a memory pool; set LLMConfig.memoryPool or hostMemoryPool")
     }
 
+    /// Refuses a desc whose placement has no pool. (Callers look the pool up again where they use it rather than
+    /// keep it: a reference held across calls costs a retain and a release.)
     @inline(__always)
-    private func poolForAllocation(_ desc: CacheDesc, operation: @autoclosure () -> String) throws(LLMError) -> BlockPool {
-        if let pool = context.pool(for: desc.placement) { return pool }
-        throw noPoolForAllocation(desc, operation: operation())
+    private func requirePool(for desc: CacheDesc, operation: @autoclosure () -> String) throws(LLMError) {
+        if context.pool(for: desc.placement) == nil { throw noPoolForAllocation(desc, operation: operation()) }
     }
 
     private func noPoolForAllocation(_ desc: CacheDesc, operation: String) -> LLMError {
@@ -323,12 +324,11 @@ public final class CacheManager: Sendable {
         }
     }
 
-    /// Allocates the tensors of `desc` from `pool` and adds the cache, holding its id reference and `keyBySlot`.
+    /// Allocates the tensors of `desc` from its pool and adds the cache, holding its id reference and `keyBySlot`.
     private func insertOwned(
-        _ desc: CacheDesc, tensorSize: Int, isBlocks: Bool, keyBySlot: [Int: IndexKey], from pool: BlockPool,
-        into table: inout CacheTable
+        _ desc: CacheDesc, tensorSize: Int, isBlocks: Bool, keyBySlot: [Int: IndexKey], into table: inout CacheTable
     ) throws(LLMError) -> Cache {
-        let spans = try allocateTensors(desc, tensorSize: tensorSize, from: pool)
+        let spans = try allocateTensors(desc, tensorSize: tensorSize, isBlocks: isBlocks)
         let slots = Int(desc.shape[0])
         let (id, addresses) = (table.takeCacheID(), spans.addresses)
         let entry = CacheEntry(
@@ -345,7 +345,10 @@ public final class CacheManager: Sendable {
     }
 
     /// One span per tensor, taken together; on failure nothing is taken and nothing changes.
-    private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, from pool: BlockPool) throws(LLMError) -> PoolSpans {
+    private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, isBlocks: Bool) throws(LLMError) -> PoolSpans {
+        guard let pool = context.pool(for: desc.placement) else {
+            throw noPoolForAllocation(desc, operation: isBlocks ? "allocateBlocksCache" : "allocateCache")
+        }
         guard desc.numTensors <= pool.pageCount else {
             throw LLMError(
                 .outOfMemory,
