@@ -50,9 +50,14 @@ struct PoolState: Sendable {
 /// Up to `capacity` released runs (first page, length, addresses of their spans or empty), newest last.
 struct RecentRuns: Sendable {
     static let capacity = 4
-    private var starts = InlineArray<4, Int>(repeating: 0)
-    private var lengths = InlineArray<4, Int>(repeating: 0)
-    private var addresses = InlineArray<4, [UInt]>(repeating: [])
+
+    private struct Run: Sendable {
+        var start = 0
+        var length = 0
+        var addresses: [UInt] = []
+    }
+
+    private var runs = InlineArray<4, Run>(repeating: Run())
     private(set) var count = 0
     /// Pages of all runs together.
     private(set) var pages = 0
@@ -63,16 +68,13 @@ struct RecentRuns: Sendable {
     mutating func take(pages wanted: Int) -> (start: Int, addresses: [UInt])? {
         var index = count - 1
         while index >= 0 {
-            if lengths[index] == wanted {
-                let start = starts[index]
-                var taken: [UInt] = []
-                swap(&taken, &addresses[index])  // moved out, not copied
+            if runs[index].length == wanted {
                 count -= 1
-                starts[index] = starts[count]
-                lengths[index] = lengths[count]
-                addresses.swapAt(index, count)
+                runs.swapAt(index, count)
+                var run = Run()
+                swap(&run, &runs[count])  // moved out, not copied
                 pages -= wanted
-                return (start, taken)
+                return (run.start, run.addresses)
             }
             index -= 1
         }
@@ -80,25 +82,18 @@ struct RecentRuns: Sendable {
     }
 
     /// Adds a run; when full, removes the oldest and returns its first page for the caller to release.
-    mutating func put(start: Int, pages added: Int, addresses spanAddresses: consuming [UInt]) -> Int? {
-        for index in 0..<count where starts[index] == start {
+    mutating func put(start: Int, pages added: Int, addresses: consuming [UInt]) -> Int? {
+        for index in 0..<count where runs[index].start == start {
             preconditionFailure("release of page \(start), which is already released")
         }
         var evicted: Int?
         if count == Self.capacity {
-            evicted = starts[0]
-            pages -= lengths[0]
-            for index in 1..<count {
-                starts[index - 1] = starts[index]
-                lengths[index - 1] = lengths[index]
-                addresses.swapAt(index - 1, index)
-            }
+            evicted = runs[0].start
+            pages -= runs[0].length
+            for index in 1..<count { runs.swapAt(index - 1, index) }
             count -= 1
-            addresses[count] = []
         }
-        starts[count] = start
-        lengths[count] = added
-        addresses[count] = spanAddresses
+        runs[count] = Run(start: start, length: added, addresses: addresses)
         count += 1
         pages += added
         return evicted
@@ -108,8 +103,9 @@ struct RecentRuns: Sendable {
     mutating func removeLast() -> Int? {
         guard count > 0 else { return nil }
         count -= 1
-        pages -= lengths[count]
-        addresses[count] = []
-        return starts[count]
+        var run = Run()
+        swap(&run, &runs[count])
+        pages -= run.length
+        return run.start
     }
 }

@@ -25,21 +25,24 @@ public final class CacheManager: Sendable {
         try context.gate(.allocateCache)
         try requirePool(for: desc, operation: "allocateCache")
         let tensorSize = try validatedTensorSize(desc, operation: "allocateCache")
+        guard !keys.isEmpty else {  // the common case, kept short
+            return try table.withLock { table throws(LLMError) in
+                try ensureOpen(table)
+                return try insertOwned(desc, tensorSize: tensorSize, isBlocks: false, keyBySlot: [Int: IndexKey](), into: &table)
+            }
+        }
         let slots = Int(desc.shape[0])
         guard keys.count <= slots else {
             throw .paramInvalid("allocateCache got \(keys.count) keys for batch size shape[0] = \(slots)")
         }
-        // `Dictionary()`, not `[:]`: the literal calls `init(dictionaryLiteral:)` with an empty array.
-        var keyBySlot = [Int: IndexKey]()
-        if !keys.isEmpty {
-            var seen = [IndexKey: Int]()
-            for (slot, key) in keys.enumerated() where !key.isPlaceholder {
-                let indexKey = IndexKey(key)
-                if let earlier = seen.updateValue(slot, forKey: indexKey) {
-                    throw .paramInvalid("allocateCache keys[\(earlier)] and keys[\(slot)] are the same key \(key)")
-                }
-                keyBySlot[slot] = indexKey
+        var keyBySlot: [Int: IndexKey] = [:]
+        var seen: [IndexKey: Int] = [:]
+        for (slot, key) in keys.enumerated() where !key.isPlaceholder {
+            let indexKey = IndexKey(key)
+            if let earlier = seen.updateValue(slot, forKey: indexKey) {
+                throw .paramInvalid("allocateCache keys[\(earlier)] and keys[\(slot)] are the same key \(key)")
             }
+            keyBySlot[slot] = indexKey
         }
         return try table.withLock { table throws(LLMError) in
             try ensureOpen(table)
@@ -270,8 +273,13 @@ public final class CacheManager: Sendable {
         if pin.unpin() { table.withLock { $0.endRetiredPin(cacheID: pin.view.id) } }
     }
 
+    @inline(__always)
     func ensureOpen(_ table: CacheTable) throws(LLMError) {
-        if table.isClosed { throw LLMError(.failed, "the LLMDataDist of cluster \(context.clusterID) was finalized") }
+        if table.isClosed { throw finalized() }
+    }
+
+    private func finalized() -> LLMError {
+        LLMError(.failed, "the LLMDataDist of cluster \(context.clusterID) was finalized")
     }
 
     @inline(__always)
@@ -296,6 +304,7 @@ public final class CacheManager: Sendable {
         return .paramInvalid("\(operation) desc.placement .\(desc.placement) needs LLMConfig.\(field)")
     }
 
+    @inline(__always)
     func validatedTensorSize(_ desc: CacheDesc, operation: String) throws(LLMError) -> Int {
         guard desc.numTensors > 0 else {
             throw .paramInvalid("\(operation) desc.numTensors is \(desc.numTensors); it must be > 0")
