@@ -5,9 +5,8 @@ import Synchronization
 /// owner holds them, and every span returns to the pool when that owner lets them go. An owner that must share
 /// the memory stores them in an object of its own (a cache manager keeps them inline in its cache record, so one
 /// allocation holds both).
-///
-/// It also counts transient holders (`pin()` / `unpin()`), for callers that must know whether a copy is still
-/// using the memory after the owner no longer wants it.
+/// (An owner that lends the memory to copies without handing out references counts them with a `PinCount`
+/// beside the spans.)
 public struct PoolSpans: ~Copyable, Sendable {
     public let pool: BlockPool
     /// Pages of each span.
@@ -19,9 +18,6 @@ public struct PoolSpans: ~Copyable, Sendable {
     private let placement: Placement
     /// Addresses of every span, in order.
     public let addresses: [UInt]
-    /// Transient holders, plus `retiredBit` once retired.
-    private let state = Atomic<Int>(0)
-    private static var retiredBit: Int { 1 << 62 }
 
     /// Where the spans lie: one run of `count * pagesPerSpan` pages (the common case: no array), or one run each.
     enum Placement: Sendable {
@@ -101,28 +97,39 @@ public struct PoolSpans: ~Copyable, Sendable {
             initialized = count
         }
     }
+}
 
-    /// Counts one more transient holder (only while the owner still wants the spans: before `retire()`).
+/// Transient holders of memory its owner keeps (copies in flight), for an owner that must know whether one is
+/// still using it after the owner no longer wants it. Keep it outside any `Optional` (holders update it without a
+/// lock, and an optional's tag check may read the same word).
+public struct PinCount: ~Copyable, Sendable {
+    /// Holders, plus `retiredBit` once retired.
+    private let state = Atomic<Int>(0)
+    private static var retiredBit: Int { 1 << 62 }
+
+    public init() {}
+
+    /// Counts one more holder (only while the owner still wants the memory: before `retire()`).
     public func pin() { state.wrappingAdd(1, ordering: .sequentiallyConsistent) }
 
-    /// Drops a transient holder. True when it was the last one and `retire()` had already been called: the
-    /// caller must then let the owner drop the spans. Reads and writes the count in one atomic operation, so
-    /// a caller that does not own the spans must not touch them after a false result.
+    /// Drops a holder. True when it was the last one and `retire()` had already been called: the caller must
+    /// then let the owner drop the memory. Reads and writes the count in one atomic operation, so a caller that
+    /// does not own the memory must not touch it after a false result.
     public func unpin() -> Bool {
         state.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == Self.retiredBit
     }
 
-    /// Marks the spans as no longer wanted by their owner. True when transient holders remain: the owner must
-    /// keep the spans until an `unpin()` returns true. Exactly one of the two sees the last holder go. No `pin()`
-    /// may start after this call.
+    /// Marks the memory as no longer wanted by its owner. True when holders remain: the owner must keep the
+    /// memory until an `unpin()` returns true. Exactly one of the two sees the last holder go. No `pin()` may
+    /// start after this call.
     public func retire() -> Bool {
         // No holder now, and none can start: nobody will unpin, so there is nothing to mark (a load, not a
         // read-modify-write; its ordering still makes every earlier holder's accesses happen before the caller's
-        // release of the pages).
+        // release of the memory).
         if state.load(ordering: .sequentiallyConsistent) == 0 { return false }
         return state.bitwiseOr(Self.retiredBit, ordering: .sequentiallyConsistent).oldValue & ~Self.retiredBit > 0
     }
 
-    /// Transient holders right now.
-    public var pinCount: Int { state.load(ordering: .sequentiallyConsistent) & ~Self.retiredBit }
+    /// Holders right now.
+    public var count: Int { state.load(ordering: .sequentiallyConsistent) & ~Self.retiredBit }
 }

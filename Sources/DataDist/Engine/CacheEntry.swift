@@ -114,6 +114,10 @@ final class CacheRecord: Sendable {
     let remoteAccessible: Bool
     /// Pool memory of the tensors, one span each (nil for registered caches).
     private let memory: PoolSpans?
+    /// `memory != nil`, fixed at creation (lock-free pin paths never look into the optional).
+    private let ownsMemory: Bool
+    /// Local copies using the memory (lock-free; see `LocalPin`).
+    private let pins = PinCount()
 
     init(
         id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, memory: consuming PoolSpans?, addresses: [UInt],
@@ -124,6 +128,7 @@ final class CacheRecord: Sendable {
         self.isBlocks = isBlocks
         self.isOwned = isOwned
         self.registeredAddresses = addresses
+        self.ownsMemory = memory != nil
         self.memory = memory
         self.tensorSize = tensorSize
         self.slots = slots
@@ -131,7 +136,7 @@ final class CacheRecord: Sendable {
         self.remoteAccessible = remoteAccessible
     }
 
-    var hasMemory: Bool { memory != nil }
+    var hasMemory: Bool { ownsMemory }
 
     /// One address per tensor.
     var addresses: [UInt] {
@@ -140,6 +145,7 @@ final class CacheRecord: Sendable {
         case .none: registeredAddresses
         }
     }
+
     /// Pool pages held (0 without memory).
     var pages: Int {
         switch memory {
@@ -147,19 +153,15 @@ final class CacheRecord: Sendable {
         case .none: 0
         }
     }
-    /// `PoolSpans.pin()` of the memory.
-    func pin() { memory?.pin() }
-    /// `PoolSpans.unpin()` of the memory.
-    func unpin() -> Bool { memory?.unpin() ?? false }
-    /// `PoolSpans.retire()` of the memory.
-    func retire() -> Bool { memory?.retire() ?? false }
-    /// `PoolSpans.pinCount` of the memory.
-    var pinCount: Int {
-        switch memory {
-        case .some(let memory): memory.pinCount
-        case .none: 0
-        }
-    }
+
+    /// `PinCount.pin()` of the memory (no-op without memory).
+    func pin() { if ownsMemory { pins.pin() } }
+    /// `PinCount.unpin()` of the memory.
+    func unpin() -> Bool { ownsMemory ? pins.unpin() : false }
+    /// `PinCount.retire()` of the memory.
+    func retire() -> Bool { ownsMemory ? pins.retire() : false }
+    /// `PinCount.count` of the memory.
+    var pinCount: Int { pins.count }
 }
 
 /// Memory held for a peer's transfer in flight, so the bytes outlive a concurrent deallocate.
