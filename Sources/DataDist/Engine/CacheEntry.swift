@@ -102,6 +102,8 @@ struct EntryDesc: Sendable {
 /// The fixed part of a cache and its pool memory, in one object: whoever holds it (the table's entry, a peer's
 /// pin, the table's draining list) keeps the memory, which returns to the pool when the last holder lets go.
 final class CacheRecord: Sendable {
+    /// Local copies using the memory (lock-free; see `LocalPin`).
+    private let pins = PinCount()
     let id: Int64
     let desc: EntryDesc
     let isBlocks: Bool
@@ -116,8 +118,6 @@ final class CacheRecord: Sendable {
     private let memory: PoolSpans?
     /// `memory != nil`, fixed at creation (lock-free pin paths never look into the optional).
     private let ownsMemory: Bool
-    /// Local copies using the memory (lock-free; see `LocalPin`).
-    private let pins = PinCount()
 
     init(
         id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, memory: consuming PoolSpans?, addresses: [UInt],
