@@ -13,7 +13,7 @@ public final class BlockPool: Sendable {
     public let pageShift: Int
     public let pageCount: Int
     private let runtime: any DeviceRuntime
-    private let allocator: Mutex<SpanAllocator>
+    private let state: Mutex<PoolState>
 
     public var pageSize: Int { 1 << pageShift }
     public var placement: MemoryPlacement { region.placement }
@@ -40,7 +40,7 @@ public final class BlockPool: Sendable {
         self.region = memory
         self.pageShift = pageShift
         self.pageCount = size >> pageShift
-        self.allocator = Mutex(SpanAllocator(pageCount: size >> pageShift))
+        self.state = Mutex(PoolState(pageCount: size >> pageShift))
     }
 
     deinit {
@@ -48,46 +48,63 @@ public final class BlockPool: Sendable {
     }
 
     /// Pages needed for `bytes` (at least one).
-    public func pages(forBytes bytes: Int) -> Int { max(1, (bytes + pageSize - 1) >> pageShift) }
+    @inline(__always)
+    public func pages(forBytes bytes: Int) -> Int { max(1, (bytes + (1 << pageShift) - 1) >> pageShift) }
 
     /// A span of at least `bytes` bytes, rounded up to whole pages.
     public func allocate(bytes: Int) throws(PoolError) -> PoolSpan {
         precondition(bytes > 0, "allocate at least one byte")
         let pages = pages(forBytes: bytes)
-        let result: Result<Int, PoolError> = allocator.withLock { allocator in
-            if let start = allocator.allocate(pages: pages) { return .success(start) }
+        let result: Result<Int, PoolError> = state.withLock { state in
+            if let start = state.allocate(pages: pages) { return .success(start) }
             return .failure(
                 .exhausted(
-                    requestedBytes: bytes, requestedPages: pages, freePages: allocator.pagesFree,
-                    largestFreePages: allocator.largestFreeSpan))
+                    requestedBytes: bytes, requestedPages: pages, freePages: state.pagesFree,
+                    largestFreePages: state.largestFreeSpan))
         }
         let start = try result.get()
         return PoolSpan(pool: self, firstPage: start, pages: pages, byteCount: bytes)
     }
 
-    /// `count` spans of at least `bytes` bytes each, taken under one lock: all of them or none. When one free
-    /// run can hold them all they are adjacent (one span in the allocator); otherwise each is placed on its own.
+    /// `count` spans of at least `bytes` bytes each: all of them or none. When one free run can hold them all
+    /// they are adjacent (one span in the allocator); otherwise each is placed on its own.
     public func allocate(count: Int, bytes: Int) throws(PoolError) -> PoolSpans {
         precondition(bytes > 0 && count > 0, "allocate at least one span of one byte")
         let pages = pages(forBytes: bytes)
         let (total, overflow) = pages.multipliedReportingOverflow(by: count)
-        let placement: PoolSpans.Placement? = allocator.withLock { allocator in
-            if !overflow, let start = allocator.allocate(pages: total) { return .adjacent(firstPage: start) }
+        if !overflow, let run = state.withLock({ $0.allocateRun(pages: total) }) {
+            return PoolSpans(
+                pool: self, firstPage: run.start, count: count, pagesPerSpan: pages, byteCount: bytes,
+                addresses: run.addresses)
+        }
+        return try allocateScattered(count: count, bytes: bytes, pages: pages, total: overflow ? nil : total)
+    }
+
+    /// `allocate(count:bytes:)` when no free run held all the spans: under one lock, one run (if pages were
+    /// released meanwhile) or one run each, all or none.
+    private func allocateScattered(count: Int, bytes: Int, pages: Int, total: Int?) throws(PoolError) -> PoolSpans {
+        let placement: PoolSpans.Placement? = state.withLock { state in
+            if let total, let start = state.allocate(pages: total) { return .adjacent(firstPage: start) }
             guard count > 1 else { return nil }
             var firstPages: [Int] = []
             firstPages.reserveCapacity(count)
-            while firstPages.count < count, let start = allocator.allocate(pages: pages) { firstPages.append(start) }
+            while firstPages.count < count, let start = state.allocate(pages: pages) { firstPages.append(start) }
             guard firstPages.count == count else {
-                for page in firstPages { allocator.release(start: page) }
+                for page in firstPages { state.release(start: page, pages: pages) }
+                state.flushRecent()
                 return nil
             }
             return .scattered(firstPages: firstPages)
         }
         guard let placement else {
-            let (free, largest) = allocator.withLock { ($0.pagesFree, $0.largestFreeSpan) }
+            let (free, largest) = state.withLock { ($0.pagesFree, $0.largestFreeSpan) }
             throw .exhausted(requestedBytes: bytes, requestedPages: pages, freePages: free, largestFreePages: largest)
         }
-        return PoolSpans(pool: self, placement: placement, count: count, pagesPerSpan: pages, byteCount: bytes)
+        return switch placement {
+        case .adjacent(let start):
+            PoolSpans(pool: self, firstPage: start, count: count, pagesPerSpan: pages, byteCount: bytes, addresses: [])
+        case .scattered(let firstPages): PoolSpans(pool: self, firstPages: firstPages, pagesPerSpan: pages, byteCount: bytes)
+        }
     }
 
     /// Like `allocate(bytes:)`, but waits up to `timeout` for other holders to release pages.
@@ -106,26 +123,32 @@ public final class BlockPool: Sendable {
 
     /// Pages in use and free right now.
     public var usage: PoolUsage {
-        allocator.withLock {
+        state.withLock {
             PoolUsage(pagesInUse: $0.pagesInUse, pagesFree: $0.pagesFree, spansInUse: $0.spansInUse)
         }
     }
 
-    /// Checks the allocator's invariants; nil when they hold.
-    public func verify() -> String? { allocator.withLock { $0.verify() } }
+    /// Checks the allocator's invariants; nil when they hold. (Hands recently released runs back to the allocator
+    /// first, which changes no figure `usage` reports.)
+    public func verify() -> String? {
+        state.withLock { state in
+            state.flushRecent()
+            return state.allocator.verify()
+        }
+    }
 
     /// Address of a page.
     func address(ofPage page: Int) -> UInt { region.address + UInt(page << pageShift) }
 
-    fileprivate func release(firstPage: Int) {
-        allocator.withLock { $0.release(start: firstPage) }
+    fileprivate func release(firstPage: Int, pages: Int) {
+        state.withLock { $0.release(start: firstPage, pages: pages) }
     }
 
-    func release(_ placement: PoolSpans.Placement) {
-        allocator.withLock { allocator in
+    func release(_ placement: PoolSpans.Placement, pagesPerSpan: Int, count: Int, addresses: [UInt]) {
+        state.withLock { state in
             switch placement {
-            case .adjacent(let firstPage): allocator.release(start: firstPage)
-            case .scattered(let firstPages): for page in firstPages { allocator.release(start: page) }
+            case .adjacent(let firstPage): state.release(start: firstPage, pages: pagesPerSpan * count, addresses: addresses)
+            case .scattered(let firstPages): for page in firstPages { state.release(start: page, pages: pagesPerSpan) }
             }
         }
     }
@@ -156,5 +179,5 @@ public final class PoolSpan: Sendable {
 
     public var address: UInt { pool.address(ofPage: firstPage) }
 
-    deinit { pool.release(firstPage: firstPage) }
+    deinit { pool.release(firstPage: firstPage, pages: pages) }
 }

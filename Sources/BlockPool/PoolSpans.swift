@@ -1,11 +1,13 @@
+import DeviceRuntime
 import Synchronization
 
-/// Several equal-sized spans taken from one pool together (one per tensor of a cache), in one object. Every
-/// span returns to the pool when the last reference goes away, as with `PoolSpan`.
-///
-/// It also counts transient holders (`pin()` / `unpin()`), for callers that must know whether a copy is still
-/// using the memory after they have dropped their own reference to it.
-public final class PoolSpans: Sendable {
+/// Several equal-sized spans taken from one pool together (one per tensor of a cache). Not copyable: exactly one
+/// owner holds them, and every span returns to the pool when that owner lets them go. An owner that must share
+/// the memory stores them in an object of its own (a cache manager keeps them inline in its cache record, so one
+/// allocation holds both).
+/// (An owner that lends the memory to copies without handing out references counts them with a `PinCount`
+/// beside the spans.)
+public struct PoolSpans: ~Copyable, Sendable {
     public let pool: BlockPool
     /// Pages of each span.
     public let pagesPerSpan: Int
@@ -14,9 +16,8 @@ public final class PoolSpans: Sendable {
     /// Number of spans.
     public let count: Int
     private let placement: Placement
-    /// Transient holders, plus `retiredBit` once retired.
-    private let state = Atomic<Int>(0)
-    private static let retiredBit = 1 << 62
+    /// Addresses of every span, in order.
+    public let addresses: [UInt]
 
     /// Where the spans lie: one run of `count * pagesPerSpan` pages (the common case: no array), or one run each.
     enum Placement: Sendable {
@@ -24,15 +25,31 @@ public final class PoolSpans: Sendable {
         case scattered(firstPages: [Int])
     }
 
-    init(pool: BlockPool, placement: Placement, count: Int, pagesPerSpan: Int, byteCount: Int) {
+    /// Spans placed on their own.
+    init(pool: BlockPool, firstPages: [Int], pagesPerSpan: Int, byteCount: Int) {
+        let placement = Placement.scattered(firstPages: firstPages)
+        self.pool = pool
+        self.placement = placement
+        self.count = firstPages.count
+        self.pagesPerSpan = pagesPerSpan
+        self.byteCount = byteCount
+        addresses = Self.addresses(of: placement, count: firstPages.count, pagesPerSpan: pagesPerSpan, pool: pool)
+    }
+
+    /// Adjacent spans; `addresses` those of a run of the same split released earlier, or empty.
+    init(pool: BlockPool, firstPage: Int, count: Int, pagesPerSpan: Int, byteCount: Int, addresses: [UInt]) {
+        let placement = Placement.adjacent(firstPage: firstPage)
         self.pool = pool
         self.placement = placement
         self.count = count
         self.pagesPerSpan = pagesPerSpan
         self.byteCount = byteCount
+        self.addresses =
+            addresses.count == count
+            ? addresses : Self.addresses(of: placement, count: count, pagesPerSpan: pagesPerSpan, pool: pool)
     }
 
-    deinit { pool.release(placement) }
+    deinit { pool.release(placement, pagesPerSpan: pagesPerSpan, count: count, addresses: addresses) }
 
     /// Pages of all spans together.
     public var pages: Int { pagesPerSpan * count }
@@ -40,7 +57,17 @@ public final class PoolSpans: Sendable {
     /// First page of span `index`.
     public func firstPage(_ index: Int) -> Int {
         precondition((0..<count).contains(index), "span \(index) of \(count)")
-        return switch placement {
+        return firstPageUnchecked(index)
+    }
+
+    @inline(__always)
+    private func firstPageUnchecked(_ index: Int) -> Int {
+        Self.firstPage(index, of: placement, pagesPerSpan: pagesPerSpan)
+    }
+
+    @inline(__always)
+    private static func firstPage(_ index: Int, of placement: Placement, pagesPerSpan: Int) -> Int {
+        switch placement {
         case .adjacent(let firstPage): firstPage + index * pagesPerSpan
         case .scattered(let firstPages): firstPages[index]
         }
@@ -49,8 +76,12 @@ public final class PoolSpans: Sendable {
     /// Address of span `index`.
     public func address(_ index: Int) -> UInt { pool.address(ofPage: firstPage(index)) }
 
-    /// Addresses of every span, in order.
-    public var addresses: [UInt] {
+    private static func addresses(of placement: Placement, count: Int, pagesPerSpan: Int, pool: BlockPool) -> [UInt] {
+        let base = pool.region.address
+        let shift = pool.pageShift
+        @inline(__always) func address(_ index: Int) -> UInt {
+            base + UInt(firstPage(index, of: placement, pagesPerSpan: pagesPerSpan) << shift)
+        }
         // Up to four spans, an array literal: its storage type is resolved once per call site, while the generic
         // initialisers look `_ContiguousArrayStorage<UInt>` up in the runtime's metadata cache on every call
         // (callgrind: ~400 of the ~4 k instructions of an allocate+deallocate).
@@ -66,23 +97,39 @@ public final class PoolSpans: Sendable {
             initialized = count
         }
     }
+}
 
-    /// Counts one more transient holder.
+/// Transient holders of memory its owner keeps (copies in flight), for an owner that must know whether one is
+/// still using it after the owner no longer wants it. Keep it outside any `Optional` (holders update it without a
+/// lock, and an optional's tag check may read the same word).
+public struct PinCount: ~Copyable, Sendable {
+    /// Holders, plus `retiredBit` once retired.
+    private let state = Atomic<Int>(0)
+    private static var retiredBit: Int { 1 << 62 }
+
+    public init() {}
+
+    /// Counts one more holder (only while the owner still wants the memory: before `retire()`).
     public func pin() { state.wrappingAdd(1, ordering: .sequentiallyConsistent) }
 
-    /// Drops a transient holder. True when it was the last one and `retire()` had already been called: the
-    /// caller must then let the owner drop the object. Reads and writes the count in one atomic operation, so
-    /// a caller that does not own a reference must not touch the object after a false result.
+    /// Drops a holder. True when it was the last one and `retire()` had already been called: the caller must
+    /// then let the owner drop the memory. Reads and writes the count in one atomic operation, so a caller that
+    /// does not own the memory must not touch it after a false result.
     public func unpin() -> Bool {
         state.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == Self.retiredBit
     }
 
-    /// Marks the spans as no longer wanted by their owner. True when transient holders remain: the owner must
-    /// keep the object alive until an `unpin()` returns true. Exactly one of the two sees the last holder go.
+    /// Marks the memory as no longer wanted by its owner. True when holders remain: the owner must keep the
+    /// memory until an `unpin()` returns true. Exactly one of the two sees the last holder go. No `pin()` may
+    /// start after this call.
     public func retire() -> Bool {
-        state.bitwiseOr(Self.retiredBit, ordering: .sequentiallyConsistent).oldValue & ~Self.retiredBit > 0
+        // No holder now, and none can start: nobody will unpin, so there is nothing to mark (a load, not a
+        // read-modify-write; its ordering still makes every earlier holder's accesses happen before the caller's
+        // release of the memory).
+        if state.load(ordering: .sequentiallyConsistent) == 0 { return false }
+        return state.bitwiseOr(Self.retiredBit, ordering: .sequentiallyConsistent).oldValue & ~Self.retiredBit > 0
     }
 
-    /// Transient holders right now.
-    public var pinCount: Int { state.load(ordering: .sequentiallyConsistent) & ~Self.retiredBit }
+    /// Holders right now.
+    public var count: Int { state.load(ordering: .sequentiallyConsistent) & ~Self.retiredBit }
 }

@@ -16,7 +16,7 @@ extension CacheManager {
             var found: [(tensors: Int, reservable: Bool, key: IndexKey)] = []
             found.reserveCapacity(request.items.count)
             var labelByKey: [IndexKey: UInt32] = [:]
-            var spans: [PoolSpans] = []
+            var spans: [CacheRecord] = []
             var pinnedEntries = Set<Int64>()
             var (placement, stride) = (Placement.device, 0)
             for item in request.items {

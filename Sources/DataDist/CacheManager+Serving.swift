@@ -91,7 +91,7 @@ extension CacheManager {
     /// copy the entry's slot map (copy-on-write), a cost proportional to the cache's slots on every pull.
     private func grant(
         for request: ResolveMessage, in table: CacheTable, remoteAccessible: Bool, pools: [(UInt32, BlockPool)]
-    ) throws(LLMError) -> (GrantMessage, [PoolSpans], consumedKey: IndexKey?) {
+    ) throws(LLMError) -> (GrantMessage, [CacheRecord], consumedKey: IndexKey?) {
         let (entry, slot, boundKey) = try target(of: request, in: table)
         try check(request, against: entry, remoteAccessible: remoteAccessible)
         var extents: [GrantMessage.Extent] = []

@@ -23,8 +23,14 @@ public final class CacheManager: Sendable {
     /// slot `i` (placeholders keep their slot empty).
     public func allocateCache(_ desc: CacheDesc, keys: [CacheKey] = []) throws(LLMError) -> Cache {
         try context.gate(.allocateCache)
-        let pool = try poolForAllocation(desc, operation: "allocateCache")
+        try requirePool(for: desc, operation: "allocateCache")
         let tensorSize = try validatedTensorSize(desc, operation: "allocateCache")
+        guard !keys.isEmpty else {  // the common case, kept short
+            return try table.withLock { table throws(LLMError) in
+                try ensureOpen(table)
+                return try insertOwned(desc, tensorSize: tensorSize, isBlocks: false, keyBySlot: [Int: IndexKey](), into: &table)
+            }
+        }
         let slots = Int(desc.shape[0])
         guard keys.count <= slots else {
             throw .paramInvalid("allocateCache got \(keys.count) keys for batch size shape[0] = \(slots)")
@@ -40,15 +46,20 @@ public final class CacheManager: Sendable {
         }
         return try table.withLock { table throws(LLMError) in
             try ensureOpen(table)
-            for (slot, key) in keyBySlot {
-                if let bound = table.binding(key) {
-                    throw .paramInvalid("allocateCache keys[\(slot)] \(key) is already bound to cache \(bound.cacheID)")
-                }
-                if table.isReserved(key) {
-                    throw .paramInvalid("allocateCache keys[\(slot)] \(key) is being pulled by a peer")
-                }
+            if !keyBySlot.isEmpty { try checkFree(keyBySlot, in: table) }
+            return try insertOwned(desc, tensorSize: tensorSize, isBlocks: false, keyBySlot: keyBySlot, into: &table)
+        }
+    }
+
+    /// Refuses keys already bound or being pulled (allocateCache).
+    private func checkFree(_ keyBySlot: [Int: IndexKey], in table: CacheTable) throws(LLMError) {
+        for (slot, key) in keyBySlot {
+            if let bound = table.binding(key) {
+                throw .paramInvalid("allocateCache keys[\(slot)] \(key) is already bound to cache \(bound.cacheID)")
             }
-            return try insertOwned(desc, tensorSize: tensorSize, isBlocks: false, keyBySlot: keyBySlot, from: pool, into: &table)
+            if table.isReserved(key) {
+                throw .paramInvalid("allocateCache keys[\(slot)] \(key) is being pulled by a peer")
+            }
         }
     }
 
@@ -87,7 +98,7 @@ public final class CacheManager: Sendable {
     /// (one blocks key per model id).
     public func allocateBlocksCache(_ desc: CacheDesc, key: BlocksCacheKey? = nil) throws(LLMError) -> Cache {
         try context.gate(.allocateBlocksCache)
-        let pool = try poolForAllocation(desc, operation: "allocateBlocksCache")
+        try requirePool(for: desc, operation: "allocateBlocksCache")
         let tensorSize = try validatedTensorSize(desc, operation: "allocateBlocksCache")
         return try table.withLock { table throws(LLMError) in
             try ensureOpen(table)
@@ -100,7 +111,7 @@ public final class CacheManager: Sendable {
                 }
                 keyBySlot[0] = indexKey
             }
-            return try insertOwned(desc, tensorSize: tensorSize, isBlocks: true, keyBySlot: keyBySlot, from: pool, into: &table)
+            return try insertOwned(desc, tensorSize: tensorSize, isBlocks: true, keyBySlot: keyBySlot, into: &table)
         }
     }
 
@@ -262,25 +273,38 @@ public final class CacheManager: Sendable {
         if pin.unpin() { table.withLock { $0.endRetiredPin(cacheID: pin.view.id) } }
     }
 
+    @inline(__always)
     func ensureOpen(_ table: CacheTable) throws(LLMError) {
-        if table.isClosed { throw LLMError(.failed, "the LLMDataDist of cluster \(context.clusterID) was finalized") }
+        if table.isClosed { throw finalized() }
     }
 
-    private func requireAnyPool(_ operation: String) throws(LLMError) {
-        guard context.devicePool != nil || context.hostPool != nil else {
-            throw LLMError(.featureNotEnabled, "\(operation) needs a memory pool; set LLMConfig.memoryPool or hostMemoryPool")
-        }
+    private func finalized() -> LLMError {
+        LLMError(.failed, "the LLMDataDist of cluster \(context.clusterID) was finalized")
     }
 
-    private func poolForAllocation(_ desc: CacheDesc, operation: String) throws(LLMError) -> BlockPool {
-        try requireAnyPool(operation)
-        guard let pool = context.pool(for: desc.placement) else {
-            let field = desc.placement == .device ? "memoryPool" : "hostMemoryPool"
-            throw .paramInvalid("\(operation) desc.placement .\(desc.placement) needs LLMConfig.\(field)")
-        }
-        return pool
+    @inline(__always)
+    private func requireAnyPool(_ operation: @autoclosure () -> String) throws(LLMError) {
+        if !context.hasAnyPool { throw noPool(operation()) }
     }
 
+    private func noPool(_ operation: String) -> LLMError {
+        LLMError(.featureNotEnabled, "\(operation) needs a memory pool; set LLMConfig.memoryPool or hostMemoryPool")
+    }
+
+    /// Refuses a desc whose placement has no pool. (Callers look the pool up again where they use it rather than
+    /// keep it: a reference held across calls costs a retain and a release.)
+    @inline(__always)
+    private func requirePool(for desc: CacheDesc, operation: @autoclosure () -> String) throws(LLMError) {
+        if context.pool(for: desc.placement) == nil { throw noPoolForAllocation(desc, operation: operation()) }
+    }
+
+    private func noPoolForAllocation(_ desc: CacheDesc, operation: String) -> LLMError {
+        guard context.hasAnyPool else { return noPool(operation) }
+        let field = desc.placement == .device ? "memoryPool" : "hostMemoryPool"
+        return .paramInvalid("\(operation) desc.placement .\(desc.placement) needs LLMConfig.\(field)")
+    }
+
+    @inline(__always)
     func validatedTensorSize(_ desc: CacheDesc, operation: String) throws(LLMError) -> Int {
         guard desc.numTensors > 0 else {
             throw .paramInvalid("\(operation) desc.numTensors is \(desc.numTensors); it must be > 0")
@@ -309,25 +333,31 @@ public final class CacheManager: Sendable {
         }
     }
 
-    /// Allocates the tensors of `desc` from `pool` and adds the cache, holding its id reference and `keyBySlot`.
+    /// Allocates the tensors of `desc` from its pool and adds the cache, holding its id reference and `keyBySlot`.
     private func insertOwned(
-        _ desc: CacheDesc, tensorSize: Int, isBlocks: Bool, keyBySlot: [Int: IndexKey], from pool: BlockPool,
-        into table: inout CacheTable
+        _ desc: CacheDesc, tensorSize: Int, isBlocks: Bool, keyBySlot: [Int: IndexKey], into table: inout CacheTable
     ) throws(LLMError) -> Cache {
-        let spans = try allocateTensors(desc, tensorSize: tensorSize, from: pool)
+        let spans = try allocateTensors(desc, tensorSize: tensorSize, isBlocks: isBlocks)
         let slots = Int(desc.shape[0])
         let (id, addresses) = (table.takeCacheID(), spans.addresses)
-        table.insert(
-            CacheEntry(
-                id: id, desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans, addresses: addresses,
-                tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
-                remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true,
-                keyBySlot: keyBySlot))
+        let entry = CacheEntry(
+            id: id, desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans, addresses: [],
+            tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
+            remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true,
+            keyBySlot: keyBySlot)
+        if entry.keyBySlot.isEmpty {
+            table.insertUnbound(entry)
+        } else {
+            table.insert(entry)
+        }
         return Cache(cacheID: id, desc: desc, tensorAddresses: addresses, isBlocksCache: isBlocks)
     }
 
     /// One span per tensor, taken together; on failure nothing is taken and nothing changes.
-    private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, from pool: BlockPool) throws(LLMError) -> PoolSpans {
+    private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, isBlocks: Bool) throws(LLMError) -> PoolSpans {
+        guard let pool = context.pool(for: desc.placement) else {
+            throw noPoolForAllocation(desc, operation: isBlocks ? "allocateBlocksCache" : "allocateCache")
+        }
         guard desc.numTensors <= pool.pageCount else {
             throw LLMError(
                 .outOfMemory,

@@ -51,38 +51,123 @@ struct KeyBinding: Sendable {
     var pulledTensors: Set<Int> = []
 }
 
-/// One cache: its geometry, its memory and who holds it.
+/// One cache: its geometry and memory (in `record`, fixed for its life) and who holds it (the mutable rest).
 struct CacheEntry: Sendable {
-    let id: Int64
-    let desc: CacheDesc
-    let isBlocks: Bool
-    /// Allocated from a pool (true) or registered caller memory (false).
-    let isOwned: Bool
-    /// Pool memory of the tensors, one span each (nil for registered caches). Released when the entry goes and
-    /// no copy in flight holds it.
-    let spans: PoolSpans?
-    let addresses: [UInt]
-    let tensorSize: Int
-    /// Batch slots (contiguous caches) or blocks (blocks caches): `shape[0]`.
-    let slots: Int
-    /// Bytes of one batch slot or one block.
-    let stride: Int
-    let remoteAccessible: Bool
+    /// Everything fixed at creation, the pool memory included: one object per cache.
+    let record: CacheRecord
     /// The reference taken by allocate and dropped by deallocate.
     var holdsIDReference: Bool
-    var keyBySlot: [Int: IndexKey] = [:]
+    var keyBySlot: [Int: IndexKey]
     /// Transfers in flight that may give a consumed key back (if they fail): the entry must outlive them.
     var reservations = 0
 
-    var placement: Placement { desc.placement }
+    /// `addresses`: those of a registered cache; empty with `spans` (they hold the addresses).
+    init(
+        id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, spans: consuming PoolSpans?, addresses: [UInt],
+        tensorSize: Int, slots: Int, stride: Int, remoteAccessible: Bool, holdsIDReference: Bool,
+        keyBySlot: [Int: IndexKey] = [:]
+    ) {
+        record = CacheRecord(
+            id: id, desc: desc, isBlocks: isBlocks, isOwned: isOwned, memory: spans, addresses: addresses,
+            tensorSize: tensorSize, slots: slots, stride: stride, remoteAccessible: remoteAccessible)
+        self.holdsIDReference = holdsIDReference
+        self.keyBySlot = keyBySlot
+    }
+
+    var id: Int64 { record.id }
+    var desc: EntryDesc { record.desc }
+    var isBlocks: Bool { record.isBlocks }
+    /// Allocated from a pool (true) or registered caller memory (false).
+    var isOwned: Bool { record.isOwned }
+    /// The record, when it holds pool memory (owned caches; nil for registered ones). Holding it keeps the memory.
+    var spans: CacheRecord? { record.hasMemory ? record : nil }
+    var addresses: [UInt] { record.addresses }
+    var tensorSize: Int { record.tensorSize }
+    /// Batch slots (contiguous caches) or blocks (blocks caches): `shape[0]`.
+    var slots: Int { record.slots }
+    /// Bytes of one batch slot or one block.
+    var stride: Int { record.stride }
+    var remoteAccessible: Bool { record.remoteAccessible }
+    var placement: Placement { record.desc.placement }
     var isRemovable: Bool { !holdsIDReference && keyBySlot.isEmpty && reservations == 0 }
-    var pages: Int { spans?.pages ?? 0 }
+    var pages: Int { record.pages }
+}
+
+/// The parts of a cache's `CacheDesc` the engine reads after creating it (no shape array: nothing to retain).
+struct EntryDesc: Sendable {
+    let numTensors: Int
+    let placement: Placement
+}
+
+/// The fixed part of a cache and its pool memory, in one object: whoever holds it (the table's entry, a peer's
+/// pin, the table's draining list) keeps the memory, which returns to the pool when the last holder lets go.
+final class CacheRecord: Sendable {
+    /// Local copies using the memory (lock-free; see `LocalPin`).
+    private let pins = PinCount()
+    let id: Int64
+    let desc: EntryDesc
+    let isBlocks: Bool
+    let isOwned: Bool
+    /// The addresses of a registered cache (owned caches: empty, their spans hold them).
+    private let registeredAddresses: [UInt]
+    let tensorSize: Int
+    let slots: Int
+    let stride: Int
+    let remoteAccessible: Bool
+    /// Pool memory of the tensors, one span each (nil for registered caches).
+    private let memory: PoolSpans?
+    /// `memory != nil`, fixed at creation (lock-free pin paths never look into the optional).
+    private let ownsMemory: Bool
+
+    init(
+        id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, memory: consuming PoolSpans?, addresses: [UInt],
+        tensorSize: Int, slots: Int, stride: Int, remoteAccessible: Bool
+    ) {
+        self.id = id
+        self.desc = EntryDesc(numTensors: desc.numTensors, placement: desc.placement)
+        self.isBlocks = isBlocks
+        self.isOwned = isOwned
+        self.registeredAddresses = addresses
+        self.ownsMemory = memory != nil
+        self.memory = memory
+        self.tensorSize = tensorSize
+        self.slots = slots
+        self.stride = stride
+        self.remoteAccessible = remoteAccessible
+    }
+
+    var hasMemory: Bool { ownsMemory }
+
+    /// One address per tensor.
+    var addresses: [UInt] {
+        switch memory {
+        case .some(let memory): memory.addresses
+        case .none: registeredAddresses
+        }
+    }
+
+    /// Pool pages held (0 without memory).
+    var pages: Int {
+        switch memory {
+        case .some(let memory): memory.pages
+        case .none: 0
+        }
+    }
+
+    /// `PinCount.pin()` of the memory (no-op without memory).
+    func pin() { if ownsMemory { pins.pin() } }
+    /// `PinCount.unpin()` of the memory.
+    func unpin() -> Bool { ownsMemory ? pins.unpin() : false }
+    /// `PinCount.retire()` of the memory.
+    func retire() -> Bool { ownsMemory ? pins.retire() : false }
+    /// `PinCount.count` of the memory.
+    var pinCount: Int { pins.count }
 }
 
 /// Memory held for a peer's transfer in flight, so the bytes outlive a concurrent deallocate.
 struct Pin: Sendable {
     /// The memory of every cache the transfer touches (a batched pull may name several).
-    let spans: [PoolSpans]
+    let spans: [CacheRecord]
     /// The link (serial) the pin was taken for.
     let peer: UInt64
     /// What the transfer took from request keys (one per key; a batched pull takes several), to give back if
@@ -107,9 +192,9 @@ struct Reservation: Sendable {
 /// it, under its lock, so pages never leave the pool unseen by `audit`.
 struct LocalPin: @unchecked Sendable {
     let view: CacheView
-    private let spans: Unmanaged<PoolSpans>?
+    private let spans: Unmanaged<CacheRecord>?
 
-    init(view: CacheView, spans: PoolSpans?) {
+    init(view: CacheView, spans: CacheRecord?) {
         self.view = view
         self.spans = spans.map { Unmanaged.passUnretained($0) }
     }

@@ -6,11 +6,11 @@ struct CacheTable: Sendable {
     private(set) var entries = EntryMap()
     private(set) var keys: [IndexKey: KeyBinding] = [:]
     private(set) var pins: [UInt64: Pin] = [:]
-    /// Memory of erased caches that local copies still use (their `PoolSpans` pin count is not 0), by cache id,
+    /// Memory of erased caches that local copies still use (their pin count is not 0), by cache id,
     /// until the last of those copies unpins it (`endRetiredPin`): it stays reachable, so `audit` counts it. The
     /// table is the only owner of pinned memory (copies hold it unretained), so pages go back to the pool only
     /// under the table's lock and `audit` is exact at every moment.
-    private var draining: [Int64: PoolSpans] = [:]
+    private var draining: [Int64: CacheRecord] = [:]
     /// Keys unbound by transfers in flight, with their binding, until those transfers settle.
     private var reservedKeys: [IndexKey: KeyBinding] = [:]
     private var nextCacheID: Int64 = 1
@@ -44,6 +44,14 @@ struct CacheTable: Sendable {
         precondition(previous == nil, "cache id \(id) reused")
     }
 
+    /// `insert` for an owned entry without keys (most allocations): nothing to bind, no dictionary to walk.
+    mutating func insertUnbound(_ entry: consuming CacheEntry) {
+        precondition(entry.isOwned && entry.keyBySlot.isEmpty, "insertUnbound of a registered or keyed cache")
+        let id = entry.id
+        let previous = entries.updateValue(entry, forKey: id)
+        precondition(previous == nil, "cache id \(id) reused")
+    }
+
     /// Drops the id reference of an owned cache; the entry goes now if no key holds it.
     mutating func dropIDReference(_ id: Int64) {
         // One hash lookup when the cache goes now (no key holds it), two when it stays.
@@ -54,7 +62,7 @@ struct CacheTable: Sendable {
         }
         entry.holdsIDReference = false
         if entry.isRemovable {
-            retire(entry)
+            retireMemory(of: entry)  // removable: no key left to unbind
         } else {
             entries[id] = entry
         }
@@ -131,11 +139,17 @@ struct CacheTable: Sendable {
     /// copies still use it.
     private mutating func retire(_ entry: CacheEntry) {
         for key in entry.keyBySlot.values where keys[key]?.cacheID == entry.id { keys[key] = nil }
-        if !entry.isOwned { registeredAddresses -= entry.addresses.count }
-        if let spans = entry.spans, spans.retire() { draining[entry.id] = spans }
+        retireMemory(of: entry)
     }
 
-    /// Called after `PoolSpans.unpin()` returned true: the last local copy of an erased
+    /// The part of `retire` after the keys: keeps the memory reachable while local copies still use it.
+    private mutating func retireMemory(of entry: CacheEntry) {
+        if !entry.isOwned { registeredAddresses -= entry.addresses.count }
+        let record = entry.record
+        if record.hasMemory, record.retire() { draining[entry.id] = record }
+    }
+
+    /// Called after `CacheRecord.unpin()` returned true: the last local copy of an erased
     /// cache finished, so its memory may go.
     mutating func endRetiredPin(cacheID: Int64) {
         if let spans = draining[cacheID], spans.pinCount == 0 { draining[cacheID] = nil }
@@ -155,7 +169,7 @@ struct CacheTable: Sendable {
         entries[id]?.keyBySlot[slot] = key
     }
 
-    mutating func pin(_ spans: [PoolSpans], peer: UInt64, reservations: [Reservation] = []) -> UInt64 {
+    mutating func pin(_ spans: [CacheRecord], peer: UInt64, reservations: [Reservation] = []) -> UInt64 {
         defer { nextPinID += 1 }
         pins[nextPinID] = Pin(spans: spans, peer: peer, reservations: reservations)
         return nextPinID

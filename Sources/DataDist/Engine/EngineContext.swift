@@ -19,6 +19,8 @@ final class EngineContext: Sendable {
     private let warnedOperations = Mutex<Set<Operation>>([])
     /// Whether the detected product supports every operation (the usual case): `gate` then checks nothing.
     private let supportsEverything: Bool
+    /// Whether either pool is configured (checked by every pool operation).
+    let hasAnyPool: Bool
 
     init(
         clusterID: UInt64, config: LLMConfig, runtime: any DeviceRuntime, devicePool: BlockPool?,
@@ -31,6 +33,7 @@ final class EngineContext: Sendable {
         self.supportsEverything = Operation.allCases.allSatisfy(runtime.capabilities.supports)
         self.devicePool = devicePool
         self.hostPool = hostPool
+        self.hasAnyPool = devicePool != nil || hostPool != nil
         self.logger = logger
         self.copyEngine = CopyEngine(threads: config.copyThreads ?? Self.availableCores)
     }
@@ -40,12 +43,18 @@ final class EngineContext: Sendable {
 
     var pools: [BlockPool] { [devicePool, hostPool].compactMap { $0 } }
 
+    @inline(__always)
     func pool(for placement: Placement) -> BlockPool? { placement == .device ? devicePool : hostPool }
 
     /// Refuses an operation the detected product does not support, or logs it once when
     /// `enforceProductSupport` is off.
+    @inline(__always)
     func gate(_ operation: Operation) throws(LLMError) {
         if supportsEverything { return }
+        try gateChecked(operation)
+    }
+
+    private func gateChecked(_ operation: Operation) throws(LLMError) {
         do {
             try caps.check(operation)
         } catch {
