@@ -34,7 +34,7 @@ demo: build
 	@echo "== datadist demo: a prompt and a decoder process transfer KV caches over loopback"
 	@$(BIN) demo
 
-# `datadist bench` on a release build: every row beside the memcpy ceilings of the same run (about a minute).
+# `datadist bench` on a release build: every row beside the copy ceilings of the same run (a few minutes).
 # BENCH_ARGS passes options through, e.g. `make bench BENCH_ARGS="--json --sizes 1MiB,4MiB"`.
 bench: deps
 	$(SWIFT) build -c release --product datadist
