@@ -16,7 +16,7 @@ extension CacheManager {
             var found: [(tensors: Int, reservable: Bool, key: IndexKey)] = []
             found.reserveCapacity(request.items.count)
             var labelByKey: [IndexKey: UInt32] = [:]
-            var spans: [CacheRecord] = []
+            var memory: [CacheRecord] = []
             var pinnedEntries = Set<Int64>()
             var (placement, stride) = (Placement.device, 0)
             for item in request.items {
@@ -37,7 +37,7 @@ extension CacheManager {
                     }
                     try appendExtents(of: entry, tensors: single.tensors, slot: slot, pools: pools, to: &extents)
                     let reservable = key.namespace == .request && entry.isOwned && !remoteAccessible
-                    if let memory = entry.spans, pinnedEntries.insert(entry.id).inserted { spans.append(memory) }
+                    if let held = entry.memory, pinnedEntries.insert(entry.id).inserted { memory.append(held) }
                     if found.isEmpty { (placement, stride) = (entry.placement, entry.stride) }
                     found.append((entry.desc.numTensors, reservable, key))
                 } catch {
@@ -50,7 +50,7 @@ extension CacheManager {
             for item in found where item.reservable {
                 if let reservation = table.reserve(item.key, tensors: 0..<item.tensors) { reservations.append(reservation) }
             }
-            let pinID = table.pin(spans, peer: serial, reservations: reservations)
+            let pinID = table.pin(memory, peer: serial, reservations: reservations)
             return GrantMessage(
                 pinID: pinID, placement: placement, isBlocks: false, stride: UInt64(stride),
                 slots: UInt32(found.count), tensorCount: UInt32(extents.count), extents: extents)

@@ -56,8 +56,8 @@ extension CacheManager {
         }
     }
 
-    /// Grants of at least this many bytes keep the peer copying longer than `PeerConnection.serveSpin` (about
-    /// 100 µs at DRAM speed), so the reader thread does not poll for its next request meanwhile.
+    /// Grants of at least this many bytes keep the peer copying about as long as `PeerConnection.serveSpin` or
+    /// longer (1 MiB: 70–110 µs at DRAM speed), so the reader thread does not poll for its next request meanwhile.
     static let longCopyBytes: UInt64 = 1 << 20
 
     /// Finds what `request` names, checks the transfer it describes, and pins it for link `serial`.
@@ -65,11 +65,11 @@ extension CacheManager {
         let remoteAccessible = context.config.enableRemoteCacheAccessible
         let pools = sharedPools
         return grantUnderLock { table throws(LLMError) in
-            let (unpinned, spans, consumedKey) = try grant(for: request, in: table, remoteAccessible: remoteAccessible, pools: pools)
+            let (unpinned, memory, consumedKey) = try grant(for: request, in: table, remoteAccessible: remoteAccessible, pools: pools)
             // A pull through a request key of an owned cache takes those tensors now; the release settles it.
             let reservations = consumedKey.flatMap { table.reserve($0, tensors: request.tensors) }.map { [$0] } ?? []
             var grant = unpinned
-            grant.pinID = table.pin(spans, peer: serial, reservations: reservations)
+            grant.pinID = table.pin(memory, peer: serial, reservations: reservations)
             return grant
         }
     }
@@ -86,7 +86,7 @@ extension CacheManager {
         }
     }
 
-    /// The grant for `request` (without its pin), the spans to pin and the request key the pull consumes.
+    /// The grant for `request` (without its pin), the memory to pin and the request key the pull consumes.
     /// Returns no entry: a copy of it still alive when the reservation updates the table would make that update
     /// copy the entry's slot map (copy-on-write), a cost proportional to the cache's slots on every pull.
     private func grant(
@@ -101,7 +101,7 @@ extension CacheManager {
         let grant = GrantMessage(
             pinID: 0, placement: entry.placement, isBlocks: entry.isBlocks, stride: UInt64(entry.stride),
             slots: UInt32(entry.slots), tensorCount: UInt32(entry.desc.numTensors), extents: extents)
-        return (grant, entry.spans.map { [$0] } ?? [], consumes ? boundKey : nil)
+        return (grant, entry.memory.map { [$0] } ?? [], consumes ? boundKey : nil)
     }
 
     /// Appends where `tensors` of `entry` lie in the shared pools: slot `slot` of each, or (nil) the whole tensor.

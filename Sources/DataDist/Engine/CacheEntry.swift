@@ -80,7 +80,7 @@ struct CacheEntry: Sendable {
     /// Allocated from a pool (true) or registered caller memory (false).
     var isOwned: Bool { record.isOwned }
     /// The record, when it holds pool memory (owned caches; nil for registered ones). Holding it keeps the memory.
-    var spans: CacheRecord? { record.hasMemory ? record : nil }
+    var memory: CacheRecord? { record.hasMemory ? record : nil }
     var addresses: [UInt] { record.addresses }
     var tensorSize: Int { record.tensorSize }
     /// Batch slots (contiguous caches) or blocks (blocks caches): `shape[0]`.
@@ -167,7 +167,7 @@ final class CacheRecord: Sendable {
 /// Memory held for a peer's transfer in flight, so the bytes outlive a concurrent deallocate.
 struct Pin: Sendable {
     /// The memory of every cache the transfer touches (a batched pull may name several).
-    let spans: [CacheRecord]
+    let memory: [CacheRecord]
     /// The link (serial) the pin was taken for.
     let peer: UInt64
     /// What the transfer took from request keys (one per key; a batched pull takes several), to give back if
@@ -192,18 +192,18 @@ struct Reservation: Sendable {
 /// it, under its lock, so pages never leave the pool unseen by `audit`.
 struct LocalPin: @unchecked Sendable {
     let view: CacheView
-    private let spans: Unmanaged<CacheRecord>?
+    private let memory: Unmanaged<CacheRecord>?
 
-    init(view: CacheView, spans: CacheRecord?) {
+    init(view: CacheView, memory: CacheRecord?) {
         self.view = view
-        self.spans = spans.map { Unmanaged.passUnretained($0) }
+        self.memory = memory.map { Unmanaged.passUnretained($0) }
     }
 
     /// Call under the table lock, while the cache is in the table.
-    func pin() { spans?._withUnsafeGuaranteedRef { $0.pin() } }
+    func pin() { memory?._withUnsafeGuaranteedRef { $0.pin() } }
 
     /// True when the table must now drop the memory (`CacheTable.endRetiredPin`). The memory is not touched after.
-    func unpin() -> Bool { spans?._withUnsafeGuaranteedRef { $0.unpin() } ?? false }
+    func unpin() -> Bool { memory?._withUnsafeGuaranteedRef { $0.unpin() } ?? false }
 }
 
 /// What a copy needs to know about a cache, without holding its memory (pins do that).

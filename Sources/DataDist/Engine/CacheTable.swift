@@ -27,7 +27,7 @@ struct CacheTable: Sendable {
     /// The view and memory of a cache, for a local copy.
     func pinnedView(_ id: Int64) -> LocalPin? {
         guard let entry = entries[id] else { return nil }
-        return LocalPin(view: entry.view, spans: entry.spans)
+        return LocalPin(view: entry.view, memory: entry.memory)
     }
 
     mutating func takeCacheID() -> Int64 {
@@ -152,7 +152,7 @@ struct CacheTable: Sendable {
     /// Called after `CacheRecord.unpin()` returned true: the last local copy of an erased
     /// cache finished, so its memory may go.
     mutating func endRetiredPin(cacheID: Int64) {
-        if let spans = draining[cacheID], spans.pinCount == 0 { draining[cacheID] = nil }
+        if let memory = draining[cacheID], memory.pinCount == 0 { draining[cacheID] = nil }
     }
 
     private mutating func eraseIfRemovable(_ id: Int64) {
@@ -169,9 +169,9 @@ struct CacheTable: Sendable {
         entries[id]?.keyBySlot[slot] = key
     }
 
-    mutating func pin(_ spans: [CacheRecord], peer: UInt64, reservations: [Reservation] = []) -> UInt64 {
+    mutating func pin(_ memory: [CacheRecord], peer: UInt64, reservations: [Reservation] = []) -> UInt64 {
         defer { nextPinID += 1 }
-        pins[nextPinID] = Pin(spans: spans, peer: peer, reservations: reservations)
+        pins[nextPinID] = Pin(memory: memory, peer: peer, reservations: reservations)
         return nextPinID
     }
 
@@ -193,7 +193,7 @@ struct CacheTable: Sendable {
     /// Drops everything (finalize).
     mutating func removeAll() {
         // Memory that local copies still use stays (in `draining`) until they unpin it: they hold it unretained.
-        for entry in entries.values { if let spans = entry.spans, spans.retire() { draining[entry.id] = spans } }
+        for entry in entries.values { if let memory = entry.memory, memory.retire() { draining[entry.id] = memory } }
         entries.removeAll()
         keys.removeAll()
         pins.removeAll()
@@ -206,9 +206,9 @@ struct CacheTable: Sendable {
     func reachability() -> (pages: Int, danglingKeys: Int) {
         var seen = Set<ObjectIdentifier>()
         var pages = 0
-        let held = entries.values.lazy.compactMap(\.spans) + pins.values.lazy.flatMap(\.spans) + draining.values
-        for spans in held where seen.insert(ObjectIdentifier(spans)).inserted {
-            pages += spans.pages
+        let held = entries.values.lazy.compactMap(\.memory) + pins.values.lazy.flatMap(\.memory) + draining.values
+        for memory in held where seen.insert(ObjectIdentifier(memory)).inserted {
+            pages += memory.pages
         }
         let dangling = keys.lazy.filter { key, binding in
             self.entries[binding.cacheID]?.keyBySlot[binding.slot] != key
