@@ -13,7 +13,9 @@ struct BenchCommand: ParsableCommand {
             process is the decoder: it links and pulls over the zero-copy loopback path. Every row is measured \
             beside single-thread memcpy and memcpy split over all cores, for the same bytes and copy pattern, \
             between host buffers larger than the last-level cache (sources and destinations rotate over rings \
-            of max(4 × LLC, 128 MiB)). GB/s = 10^9 bytes/s; ratio = GB/s over the single-thread ceiling.
+            of max(4 × LLC, 128 MiB)). GB/s = 10^9 bytes/s; ratio = GB/s over the single-thread ceiling. A third \
+            reference, a single-thread copy with streaming (non-temporal) stores as the emulator's large copies \
+            use, is shown beside them (stream 1T).
 
             Operations (--operations): pull_cache (one tensor per size, prefix keys; and latency rows at 16 KiB \
             and 1 MiB with request keys, p50/p99 of the whole call), pull_caches (per size up to 16 MiB: \
