@@ -26,9 +26,16 @@ enum CeilingKind: CaseIterable {
 
 /// GB/s of each ceiling for one pattern.
 struct Ceilings {
-    var single = 0.0
-    var allCores = 0.0
-    var streaming = 0.0
+    var single: Double
+    var allCores: Double
+    var streaming: Double
+
+    /// Every ceiling, each from `gbps(kind)`.
+    init(_ gbps: (CeilingKind) -> Double) {
+        single = gbps(.single)
+        allCores = gbps(.allCores)
+        streaming = gbps(.streaming)
+    }
 }
 
 /// The copy ceilings (`CeilingKind`), between two rings of `ringBytes` each of shared memory (like the emulator's
@@ -60,10 +67,7 @@ final class CeilingRig {
 
     /// GB/s of every ceiling for `pattern`, each measured now for `duration` seconds.
     func ceilings(_ pattern: CopyPattern, duration: Double) -> Ceilings {
-        Ceilings(
-            single: slice(pattern, duration: duration, kind: .single).gbps,
-            allCores: slice(pattern, duration: duration, kind: .allCores).gbps,
-            streaming: slice(pattern, duration: duration, kind: .streaming).gbps)
+        Ceilings { slice(pattern, duration: duration, kind: $0).gbps }
     }
 
     /// Copies `pattern` for `duration` seconds (at least 2 iterations) the `kind` way; positions keep rotating from

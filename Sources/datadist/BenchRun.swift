@@ -153,29 +153,32 @@ final class BenchRun {
     /// A first id for keys no earlier row used.
     func uniqueKeyBase() -> UInt64 { UInt64(nextName + 1) << 32 }
 
-    /// Times `op(i)` (i = 0, 1, …) and both memcpy ceilings of `copy` in `rounds` interleaved slices of
-    /// `duration / rounds` each (ceiling, all-cores ceiling, operation), so machine noise hits all three alike.
+    /// Times `op(i)` (i = 0, 1, …) and every ceiling of `copy` in `rounds` interleaved slices of
+    /// `duration / rounds` each (each ceiling, then the operation), so machine noise hits them all alike.
     /// At least `minIterations` of `op` run in total.
     func measure(
         _ copy: CopyPattern, rounds: Int = 3, minIterations: Int = 2, _ op: (Int) throws -> Void
     ) rethrows -> Measured {
-        var measured = Measured(timing: BenchTiming.Result(iterations: 0, seconds: 0), ceilings: Ceilings())
-        var totals = CeilingKind.allCases.map { _ in (iterations: 0, seconds: 0.0) }
+        var timing = BenchTiming.Result(iterations: 0, seconds: 0)
+        var totals: [CeilingKind: (iterations: Int, seconds: Double)] = [:]
         let slice = duration / Double(rounds)
         for round in 0..<rounds {
-            for (index, kind) in CeilingKind.allCases.enumerated() {
+            for kind in CeilingKind.allCases {
                 let result = ceilings.slice(copy, duration: slice, kind: kind)
-                totals[index] = (totals[index].iterations + result.iterations, totals[index].seconds + result.seconds)
+                let total = totals[kind] ?? (0, 0)
+                totals[kind] = (total.iterations + result.iterations, total.seconds + result.seconds)
             }
-            let done = measured.timing.iterations
+            let done = timing.iterations
             let needed = round == rounds - 1 ? max(1, minIterations - done) : 1
-            let timing = try BenchTiming.loop(duration: slice, minIterations: needed) { try op(done + $0) }
-            measured.timing.iterations += timing.iterations
-            measured.timing.seconds += timing.seconds
+            let part = try BenchTiming.loop(duration: slice, minIterations: needed) { try op(done + $0) }
+            timing.iterations += part.iterations
+            timing.seconds += part.seconds
         }
-        let gbps = totals.map { Double(copy.bytes) * Double($0.iterations) / $0.seconds / 1e9 }
-        measured.ceilings = Ceilings(single: gbps[0], allCores: gbps[1], streaming: gbps[2])
-        return measured
+        let ceilings = Ceilings { kind in
+            let total = totals[kind]!
+            return Double(copy.bytes) * Double(total.iterations) / total.seconds / 1e9
+        }
+        return Measured(timing: timing, ceilings: ceilings)
     }
 
     struct Measured {
