@@ -4,9 +4,8 @@ import Synchronization
 /// Several equal-sized spans taken from one pool together (one per tensor of a cache). Not copyable: exactly one
 /// owner holds them, and every span returns to the pool when that owner lets them go. An owner that must share
 /// the memory stores them in an object of its own (a cache manager keeps them inline in its cache record, so one
-/// allocation holds both).
-/// (An owner that lends the memory to copies without handing out references counts them with a `PinCount`
-/// beside the spans.)
+/// allocation holds both); one that lends the memory to copies without handing out references counts those
+/// with a `PinCount` beside the spans.
 public struct PoolSpans: ~Copyable, Sendable {
     public let pool: BlockPool
     /// Pages of each span.
@@ -57,12 +56,7 @@ public struct PoolSpans: ~Copyable, Sendable {
     /// First page of span `index`.
     public func firstPage(_ index: Int) -> Int {
         precondition((0..<count).contains(index), "span \(index) of \(count)")
-        return firstPageUnchecked(index)
-    }
-
-    @inline(__always)
-    private func firstPageUnchecked(_ index: Int) -> Int {
-        Self.firstPage(index, of: placement, pagesPerSpan: pagesPerSpan)
+        return Self.firstPage(index, of: placement, pagesPerSpan: pagesPerSpan)
     }
 
     @inline(__always)

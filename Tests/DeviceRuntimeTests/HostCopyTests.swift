@@ -2,8 +2,8 @@ import Testing
 
 @testable import DeviceRuntime
 
-/// `HostCopy` moves exactly the bytes asked for, whatever the size, alignment and overlap; large copies between
-/// separate buffers take the streaming path.
+/// `HostCopy` moves exactly the bytes asked for, whatever the size, alignment and overlap, on either side of the
+/// streaming threshold.
 @Suite("Host copies")
 struct HostCopyTests {
     static let threshold = HostCopy.streamingThreshold

@@ -117,7 +117,7 @@ final class CacheRecord: Sendable {
     /// Pool memory of the tensors, one span each (nil for registered caches).
     private let memory: PoolSpans?
     /// `memory != nil`, fixed at creation (lock-free pin paths never look into the optional).
-    private let ownsMemory: Bool
+    let hasMemory: Bool
 
     init(
         id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, memory: consuming PoolSpans?, addresses: [UInt],
@@ -128,15 +128,13 @@ final class CacheRecord: Sendable {
         self.isBlocks = isBlocks
         self.isOwned = isOwned
         self.registeredAddresses = addresses
-        self.ownsMemory = memory != nil
+        self.hasMemory = memory != nil
         self.memory = memory
         self.tensorSize = tensorSize
         self.slots = slots
         self.stride = stride
         self.remoteAccessible = remoteAccessible
     }
-
-    var hasMemory: Bool { ownsMemory }
 
     /// One address per tensor.
     var addresses: [UInt] {
@@ -155,11 +153,11 @@ final class CacheRecord: Sendable {
     }
 
     /// `PinCount.pin()` of the memory (no-op without memory).
-    func pin() { if ownsMemory { pins.pin() } }
+    func pin() { if hasMemory { pins.pin() } }
     /// `PinCount.unpin()` of the memory.
-    func unpin() -> Bool { ownsMemory ? pins.unpin() : false }
+    func unpin() -> Bool { hasMemory ? pins.unpin() : false }
     /// `PinCount.retire()` of the memory.
-    func retire() -> Bool { ownsMemory ? pins.retire() : false }
+    func retire() -> Bool { hasMemory ? pins.retire() : false }
     /// `PinCount.count` of the memory.
     var pinCount: Int { pins.count }
 }

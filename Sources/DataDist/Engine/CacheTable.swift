@@ -146,7 +146,7 @@ struct CacheTable: Sendable {
     private mutating func retireMemory(of entry: CacheEntry) {
         if !entry.isOwned { registeredAddresses -= entry.addresses.count }
         let record = entry.record
-        if record.hasMemory, record.retire() { draining[entry.id] = record }
+        if record.retire() { draining[entry.id] = record }
     }
 
     /// Called after `CacheRecord.unpin()` returned true: the last local copy of an erased
