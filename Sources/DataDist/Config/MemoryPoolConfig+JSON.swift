@@ -1,3 +1,5 @@
+internal import FoundationEssentials
+
 extension MemoryPoolConfig {
     /// The pool JSON keys.
     static let sizeKey = "memory_size"
@@ -8,28 +10,39 @@ extension MemoryPoolConfig {
     /// Reads `{"memory_size": N, "page_shift": K}` (`page_shift` optional, default 16), the format of
     /// `llm.MemPoolConfig` and `llm.HostMemPoolConfig`.
     ///
-    /// Strict: a flat object of unsigned integers only; unknown or duplicate keys, a missing `memory_size`,
-    /// values that do not fit `Int`, and trailing text throw `.paramInvalid`. Ranges are not checked here:
-    /// call `validate()`.
+    /// Strict: one JSON object of unsigned integers written as plain digits; unknown or duplicate keys, a
+    /// missing `memory_size`, values that do not fit `Int`, and text that is not JSON throw `.paramInvalid`.
+    /// Ranges are not checked here: call `validate()`.
     public init(json: String) throws(LLMError) {
-        let object: FlatJSONObject
+        let fields: PoolJSONFields
+        let keys: [String]
         do {
-            object = try FlatJSONObject(parsing: json)
-        } catch {
+            fields = try JSONDecoder().decode(PoolJSONFields.self, from: Data(json.utf8))
+            keys = try PoolJSONLiterals.keys(in: json)
+        } catch let error as PoolJSONError {
             throw Self.invalidJSON(json, error.message)
+        } catch {
+            throw Self.invalidJSON(json, "not valid JSON (expected one object such as \(Self.example))")
         }
         let known = [Self.sizeKey, Self.pageShiftKey]
-        if let unknown = object.members.first(where: { !known.contains($0.key) }) {
-            throw Self.invalidJSON(
-                json, "unknown key \"\(unknown.key)\" (known keys: \(known.joined(separator: ", ")))")
+        if let unknown = keys.first(where: { !known.contains($0) }) {
+            throw Self.invalidJSON(json, "unknown key \"\(unknown)\" (known keys: \(known.joined(separator: ", ")))")
         }
-        guard let size = object[Self.sizeKey] else { throw Self.invalidJSON(json, "\"memory_size\" is required") }
-        let pageShift = object[Self.pageShiftKey] ?? 16
-        for (key, value) in [(Self.sizeKey, size), (Self.pageShiftKey, pageShift)] where value > UInt64(Int.max) {
-            throw Self.invalidJSON(json, "\"\(key)\" is \(value), above Int.max \(Int.max)")
+        func value(_ key: String) throws(LLMError) -> Int? {
+            guard keys.contains(key) else { return nil }
+            guard let value = fields.values[key] else {
+                throw Self.invalidJSON(json, "\"\(key)\" is not an unsigned integer")
+            }
+            guard let int = Int(exactly: value) else {
+                throw Self.invalidJSON(json, "\"\(key)\" is \(value), above Int.max \(Int.max)")
+            }
+            return int
         }
-        self.init(size: Int(size), pageShift: Int(pageShift))
+        guard let size = try value(Self.sizeKey) else { throw Self.invalidJSON(json, "\"memory_size\" is required") }
+        self.init(size: size, pageShift: try value(Self.pageShiftKey) ?? 16)
     }
+
+    private static let example = MemoryPoolConfig(size: 1_048_576).json
 
     /// The canonical JSON, `{"memory_size": N, "page_shift": K}`; `init(json:)` reads it back.
     public var json: String { "{\"\(Self.sizeKey)\": \(size), \"\(Self.pageShiftKey)\": \(pageShift)}" }
