@@ -36,7 +36,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON array of rows instead of the table.")
     var json = false
 
-    @Option(help: "Sizes for the per-size rows (suffix KiB, MiB, GiB or none for bytes; multiples of 8 up to 256 MiB).")
+    @Option(help: "Comma-separated sizes for the per-size rows, each \(ByteSize.grammar); multiples of 8 up to 256 MiB.")
     var sizes = BenchCommand.defaultSizes
 
     @Option(help: "Seconds each measurement runs (the operation, and each ceiling the first time it is needed).")
@@ -61,7 +61,7 @@ struct BenchCommand: ParsableCommand {
         var result: [Int] = []
         for part in sizes.split(separator: ",", omittingEmptySubsequences: false) {
             let text = part.trimmingCharacters(in: .whitespaces)
-            guard let bytes = BenchSize.parse(text), bytes % 8 == 0, bytes <= 256 << 20 else {
+            guard let bytes = ByteSize(text)?.bytes, bytes > 0, bytes % 8 == 0, bytes <= 256 << 20 else {
                 throw ValidationError("--sizes \(sizes): '\(text)' is not a size (a multiple of 8 bytes up to 256MiB, e.g. 16KiB)")
             }
             if !result.contains(bytes) { result.append(bytes) }

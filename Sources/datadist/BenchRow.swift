@@ -1,3 +1,4 @@
+import DataDist
 import Foundation
 
 /// One row of `datadist bench`: an operation at one size, beside the memcpy ceilings of the same bytes and copy
@@ -37,27 +38,6 @@ struct BenchRow: Codable {
     var notes: String?
 }
 
-/// Byte counts as `--sizes` takes and the table prints them.
-enum BenchSize {
-    /// "16KiB", "1MiB", "1GiB", "4096" or "4096B"; nil for anything else.
-    static func parse(_ text: String) -> Int? {
-        let units: [(String, Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("B", 1)]
-        for (suffix, multiplier) in units where text.hasSuffix(suffix) {
-            guard let value = Int(text.dropLast(suffix.count)), value > 0 else { return nil }
-            let (bytes, overflow) = value.multipliedReportingOverflow(by: multiplier)
-            return overflow ? nil : bytes
-        }
-        return Int(text).flatMap { $0 > 0 ? $0 : nil }
-    }
-
-    static func label(_ bytes: Int) -> String {
-        for (suffix, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] where bytes >= 1 << shift && bytes % (1 << shift) == 0 {
-            return "\(bytes >> shift) \(suffix)"
-        }
-        return "\(bytes) B"
-    }
-}
-
 /// The human-readable table.
 enum BenchTable {
     static func render(_ rows: [BenchRow], header: String) -> String {
@@ -69,7 +49,7 @@ enum BenchTable {
         for row in rows {
             let name = row.copyThreads.map { "\(row.operation) (\($0)T)" } ?? row.operation
             lines.append([
-                name, BenchSize.label(row.bytes), f(row.gbps, 2), f(row.ceilingGBps, 2), f(row.ratio, 2) + "×",
+                name, ByteSize(bytes: row.bytes).description, f(row.gbps, 2), f(row.ceilingGBps, 2), f(row.ratio, 2) + "×",
                 row.allCoresCeilingGBps.map { f($0, 2) } ?? "-", row.allCoresRatio.map { f($0, 2) + "×" } ?? "-",
                 row.streamingCeilingGBps.map { f($0, 2) } ?? "-", row.streamingRatio.map { f($0, 2) + "×" } ?? "-",
                 row.p50us.map { f($0, 1) } ?? "-", row.p99us.map { f($0, 1) } ?? "-", "\(row.iterations)",

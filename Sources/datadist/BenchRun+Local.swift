@@ -110,7 +110,7 @@ extension BenchRun {
             p50us: BenchTiming.quantileMicroseconds(ours.samples, 0.5), p99us: BenchTiming.quantileMicroseconds(ours.samples, 0.99),
             ceilingP50us: BenchTiming.quantileMicroseconds(glibc.samples, 0.5),
             ceilingP99us: BenchTiming.quantileMicroseconds(glibc.samples, 0.99), iterations: ours.iterations,
-            seconds: ours.seconds, keys: "local", pattern: "allocate+deallocate 4 × \(BenchSize.label(tensorBytes)); ceiling = glibc malloc+free",
+            seconds: ours.seconds, keys: "local", pattern: "allocate+deallocate 4 × \(ByteSize(bytes: tensorBytes)); ceiling = glibc malloc+free",
             verified: audit.liveCaches == 0, notes: audit.liveCaches == 0 ? nil : "caches left after the loop: \(audit.liveCaches)")
     }
 }

@@ -104,9 +104,9 @@ extension BenchRun {
             speedups.append((size, pair[1] / pair[0]))
         }
         let pays = speedups.indices.first { start in speedups[start...].allSatisfy { $0.1 >= 1.05 } }
-        let table = speedups.map { "\(BenchSize.label($0.0)) \(BenchTable.f($0.1, 2))×" }.joined(separator: ", ")
-        let verdict = pays.map { "splitting pays from \(BenchSize.label(speedups[$0].0))" } ?? "splitting did not pay at these sizes"
-        let note = "copy engine (\(cores) threads vs 1; library threshold \(BenchSize.label(LLMConfig.parallelCopyThreshold))): \(table); \(verdict)"
+        let table = speedups.map { "\(ByteSize(bytes: $0.0)) \(BenchTable.f($0.1, 2))×" }.joined(separator: ", ")
+        let verdict = pays.map { "splitting pays from \(ByteSize(bytes: speedups[$0].0))" } ?? "splitting did not pay at these sizes"
+        let note = "copy engine (\(cores) threads vs 1; library threshold \(ByteSize(bytes: LLMConfig.parallelCopyThreshold))): \(table); \(verdict)"
         notes.append(note)
         for index in rows.indices where rows[index].operation == "copy_engine" { rows[index].notes = rows[index].notes ?? note }
     }

@@ -15,7 +15,7 @@ extension BenchRun {
         let batch = Self.pullBatch
         guard size <= Self.pullBatchLargestSize else {
             notes.append(
-                "pull_caches skipped at \(BenchSize.label(size)): a batch of \(batch) would take \(BenchSize.label(batch * size)) on each side")
+                "pull_caches skipped at \(ByteSize(bytes: size)): a batch of \(batch) would take \(ByteSize(bytes: batch * size)) on each side")
             return nil
         }
         let roundDown = { (slots: Int) in max(batch, slots / batch * batch) }
@@ -55,7 +55,7 @@ extension BenchRun {
         let ceilings = self.ceilings.ceilings(pattern, duration: duration / 2)
         var row = row(
             "pull_caches", bytes: batch * size, measured: Measured(timing: timing, ceilings: ceilings),
-            keys: "request", pattern: "batch of \(batch) × 1 tensor of \(BenchSize.label(size))", mismatch: mismatch)
+            keys: "request", pattern: "batch of \(batch) × 1 tensor of \(ByteSize(bytes: size))", mismatch: mismatch)
         row.batch = batch
         return row
     }

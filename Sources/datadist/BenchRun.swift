@@ -39,8 +39,8 @@ final class BenchRun {
     func execute() -> Outcome {
         var header = """
             datadist bench: prompt process ↔ decoder (this process) on 127.0.0.1; \(cores) cores, LLC \
-            \(BenchSize.label(BenchMemory.lastLevelCacheBytes)); sources and destinations rotate over \
-            \(BenchSize.label(ringBytes)) rings; \(duration) s per measurement; GB/s = 10^9 B/s; \
+            \(ByteSize(bytes: BenchMemory.lastLevelCacheBytes)); sources and destinations rotate over \
+            \(ByteSize(bytes: ringBytes)) rings; \(duration) s per measurement; GB/s = 10^9 B/s; \
             ratio = GB/s ÷ single-thread memcpy of the same bytes and pattern, timed in slices interleaved with the operation
             """
         guard let rig = CeilingRig(ringBytes: ringBytes, threads: cores) else {
@@ -128,9 +128,9 @@ final class BenchRun {
     func record(_ make: () throws -> BenchRow) throws {
         let row = try make()
         rows.append(row)
-        if !row.verified { problems.append("\(row.operation) \(BenchSize.label(row.bytes)): \(row.notes ?? "verification failed")") }
+        if !row.verified { problems.append("\(row.operation) \(ByteSize(bytes: row.bytes)): \(row.notes ?? "verification failed")") }
         var line = "bench: \(row.operation)\(row.copyThreads.map { " (copyThreads \($0))" } ?? "") "
-            + "\(BenchSize.label(row.bytes)) [\(row.pattern)]: \(BenchTable.f(row.gbps, 2)) GB/s = "
+            + "\(ByteSize(bytes: row.bytes)) [\(row.pattern)]: \(BenchTable.f(row.gbps, 2)) GB/s = "
             + "\(BenchTable.f(row.ratio, 2))× memcpy (\(BenchTable.f(row.ceilingGBps, 2)) GB/s)"
         if let all = row.allCoresCeilingGBps { line += ", all cores \(BenchTable.f(all, 2)) GB/s" }
         if let streaming = row.streamingCeilingGBps { line += ", streaming copy \(BenchTable.f(streaming, 2)) GB/s" }

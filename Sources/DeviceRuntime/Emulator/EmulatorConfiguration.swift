@@ -34,12 +34,11 @@ struct EmulatorConfiguration: Sendable, Hashable {
 
     static func capacity(_ text: String?) throws(DeviceError) -> Int {
         guard let text else { return defaultCapacity }
-        guard let bytes = parseByteSize(text), bytes > 0 else {
+        guard let count = ByteCount(text), count.bytes > 0 else {
             throw DeviceError(
-                .unavailable,
-                "\(memoryVariable)=\"\(text)\" is not a positive byte size (bytes, or a number with KiB/MiB/GiB/TiB or K/M/G/T)")
+                .unavailable, "\(memoryVariable)=\"\(text)\" is not a positive byte size (\(ByteCount.grammar))")
         }
-        return bytes
+        return count.bytes
     }
 
     /// `DATADIST_PRODUCT` wins over `DATADIST_EMULATE_PRODUCT`; both take an `AtlasProduct` raw value.
@@ -53,21 +52,6 @@ struct EmulatorConfiguration: Sendable, Hashable {
             return product
         }
         return defaultProduct
-    }
-
-    /// Parses `"1024"`, `"64MiB"`, `"64 GiB"`, `"2G"`: a decimal count with an optional binary unit
-    /// (KiB/MiB/GiB/TiB or K/M/G/T, all powers of 1024). Nil when malformed or out of `Int` range.
-    static func parseByteSize(_ text: String) -> Int? {
-        let trimmed = text.trimmingSpaces
-        let digits = trimmed.prefix(while: { $0.isASCII && $0.isNumber })
-        let unit = trimmed.dropFirst(digits.count).trimmingSpaces
-        guard !digits.isEmpty, let count = Int(digits) else { return nil }
-        let shifts: [String: Int] = [
-            "": 0, "B": 0, "K": 10, "KiB": 10, "M": 20, "MiB": 20, "G": 30, "GiB": 30, "T": 40, "TiB": 40,
-        ]
-        guard let shift = shifts[unit] else { return nil }
-        let (bytes, overflow) = count.multipliedReportingOverflow(by: 1 << shift)
-        return overflow ? nil : bytes
     }
 }
 
