@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Synchronization
+import SystemPackage
 
 /// Another `datadist` process: its stdout read line by line on a thread, its stdin optionally a pipe we close.
 /// stderr is inherited.
@@ -78,8 +79,7 @@ final class LineStream: Sendable {
         Thread.detachNewThread { [self] in
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
             while true {
-                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
+                let count = (try? buffer.withUnsafeMutableBytes { try FileDescriptor(rawValue: fd).read(into: $0) }) ?? 0
                 guard count > 0 else { break }
                 let complete = state.withLock { state -> Int in
                     var complete = 0

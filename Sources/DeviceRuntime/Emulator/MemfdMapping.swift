@@ -1,5 +1,6 @@
 internal import CAscendCL
 internal import CNuma
+internal import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -24,15 +25,18 @@ struct MemfdMapping: Sendable, Hashable {
         guard fd >= 0 else {
             throw DeviceError(.system(errno), "memfd_create(\"\(name)\") failed")
         }
-        guard ftruncate(fd, off_t(length)) == 0 else {
-            let code = errno
-            close(fd)
+        let file = FileDescriptor(rawValue: fd)
+        do {
+            try file.resize(to: Int64(length))
+        } catch {
+            try? file.close()
+            let code = (error as? Errno)?.rawValue ?? EINVAL  // `resize` throws only `Errno`
             throw allocationError(code, "ftruncate of memfd \"\(name)\" to \(length) bytes failed")
         }
         let base = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
         guard let base, base != MAP_FAILED else {
             let code = errno
-            close(fd)
+            try? file.close()
             throw allocationError(code, "mmap of memfd \"\(name)\" (\(length) bytes) failed")
         }
         return MemfdMapping(fd: fd, address: UInt(bitPattern: base), length: length)
@@ -62,6 +66,6 @@ struct MemfdMapping: Sendable, Hashable {
     /// Unmaps the memory and closes the descriptor.
     func release() {
         munmap(UnsafeMutableRawPointer(bitPattern: address), length)
-        close(fd)
+        try? FileDescriptor(rawValue: fd).close()
     }
 }

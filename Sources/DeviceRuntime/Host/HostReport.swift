@@ -1,4 +1,5 @@
 internal import CNuma
+internal import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -82,15 +83,13 @@ struct Meminfo: Sendable, Hashable {
 
 /// The contents of a small text file (procfs), or nil when it cannot be read.
 private func readSmallFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
+    guard let file = try? FileDescriptor.open(FilePath(path), .readOnly, options: .closeOnExec) else { return nil }
+    defer { try? file.close() }
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 4096)
     while true {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count < 0 && errno == EINTR { continue }
-        guard count > 0 else { return count == 0 ? String(decoding: bytes, as: UTF8.self) : nil }
+        guard let count = try? chunk.withUnsafeMutableBytes({ try file.read(into: $0) }) else { return nil }
+        guard count > 0 else { return String(decoding: bytes, as: UTF8.self) }
         bytes.append(contentsOf: chunk[..<count])
     }
 }
