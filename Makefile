@@ -4,7 +4,7 @@ APT_PACKAGES := libnuma-dev libhwloc-dev pkg-config
 BIN := .build/debug/datadist
 FAKE_ACL := $(CURDIR)/.build/debug/libFakeAscendCL.so
 
-.PHONY: deps build test tsan demo bench clean
+.PHONY: deps build test tsan demo bench docs clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -39,6 +39,10 @@ demo: build
 bench: deps
 	$(SWIFT) build -c release --product datadist
 	.build/release/datadist bench $(BENCH_ARGS)
+
+# The DocC catalog of DataDist (Sources/DataDist/DataDist.docc) as an archive; an unresolved link is an error.
+docs: deps
+	$(SWIFT) package generate-documentation --target DataDist --warnings-as-errors
 
 clean:
 	rm -rf .build
