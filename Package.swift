@@ -61,20 +61,25 @@ let package = Package(
             ],
             swiftSettings: strict),
 
-        // Tests: one target per module
-        .testTarget(name: "DeviceCapsTests", dependencies: ["DeviceCaps"], swiftSettings: strict),
+        // Tests: helpers shared by the test targets (not a product), then one target per module
+        .target(name: "DataDistTestSupport", path: "Tests/DataDistTestSupport", swiftSettings: strict),
         .testTarget(
-            name: "DeviceRuntimeTests", dependencies: ["DeviceRuntime", "DeviceCaps", "CFakeAscendCL"],
+            name: "DeviceCapsTests", dependencies: ["DeviceCaps", "DataDistTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "DeviceRuntimeTests",
+            dependencies: ["DeviceRuntime", "DeviceCaps", "CFakeAscendCL", "DataDistTestSupport"],
             swiftSettings: strict),
-        .testTarget(name: "BlockPoolTests", dependencies: ["BlockPool", "DeviceRuntime"], swiftSettings: strict),
+        .testTarget(
+            name: "BlockPoolTests", dependencies: ["BlockPool", "DeviceRuntime", "DataDistTestSupport"],
+            swiftSettings: strict),
         .testTarget(
             name: "DataDistTests",
             dependencies: [
-                "DataDist", "DeviceCaps", "BlockPool", "DeviceRuntime",
+                "DataDist", "DeviceCaps", "BlockPool", "DeviceRuntime", "DataDistTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],
             swiftSettings: strict),
-        .testTarget(name: "datadistTests", dependencies: ["datadist"], swiftSettings: strict),
+        .testTarget(name: "datadistTests", dependencies: ["datadist", "DataDistTestSupport"], swiftSettings: strict),
     ]
 )

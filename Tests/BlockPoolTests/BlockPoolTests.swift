@@ -1,4 +1,5 @@
 import BlockPool
+import DataDistTestSupport
 import DeviceRuntime
 import Synchronization
 import Testing

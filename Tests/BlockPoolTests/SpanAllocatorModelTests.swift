@@ -1,4 +1,5 @@
 import BlockPool
+import DataDistTestSupport
 import Testing
 
 /// The flat-array allocator against a page-by-page reference model: every page is free or owned by one live

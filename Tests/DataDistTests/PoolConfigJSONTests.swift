@@ -1,4 +1,5 @@
 import DataDist
+import DataDistTestSupport
 import Testing
 
 @Suite("MemoryPoolConfig JSON")

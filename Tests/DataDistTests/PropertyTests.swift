@@ -1,4 +1,5 @@
 import DataDist
+import DataDistTestSupport
 import Testing
 
 /// Thousands of random allocate / bind / remove / deallocate / copy steps against a simple model; after each

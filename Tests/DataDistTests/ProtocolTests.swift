@@ -1,4 +1,5 @@
 @testable import DataDist
+import DataDistTestSupport
 import Testing
 
 /// The control protocol's codecs: round trips, and no input of any shape traps or is accepted when malformed.

@@ -1,4 +1,5 @@
 import DataDist
+import DataDistTestSupport
 import Testing
 
 #if canImport(Glibc)

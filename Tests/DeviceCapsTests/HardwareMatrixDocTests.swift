@@ -1,11 +1,10 @@
+import DataDistTestSupport
 import DeviceCaps
 import Foundation
 import Testing
 
-/// `hardware-matrix.md` at the package root, located from this file.
-let hardwareMatrixURL = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("hardware-matrix.md")
+/// `hardware-matrix.md` at the package root.
+let hardwareMatrixURL = TestPaths.packageRoot.appendingPathComponent("hardware-matrix.md")
 
 @Suite("hardware-matrix.md")
 struct HardwareMatrixDocTests {

@@ -126,7 +126,7 @@ struct ACLFakeLibraryTests {
         let hosts = [fake.acl.mallocHost(256).1, fake.acl.mallocHost(256).1]
         let src = source == .device ? devices[0] : hosts[0]
         let dst = destination == .device ? devices[1] : hosts[1]
-        let bytes = pattern(256, seed: UInt8(truncatingIfNeeded: kind))
+        let bytes = bytePattern(256, seed: UInt8(truncatingIfNeeded: kind))
         // Seed the source through an H2H or H2D copy of the pattern, then copy with the kind under test.
         let seeded = bytes.withUnsafeBytes {
             fake.acl.memcpy(src, 256, UInt(bitPattern: $0.baseAddress), 256, source == .device ? 1 : 0)

@@ -1,4 +1,5 @@
 import CFakeAscendCL
+import DataDistTestSupport
 import DeviceRuntime
 import Foundation
 import Logging
@@ -10,13 +11,12 @@ import Synchronization
 /// dlopen treats a copy at another path as another library: every test takes its own copy, so tests never
 /// see each other's state or need the process environment.
 enum FakeACL {
-    /// The directory of the running test bundle, where SwiftPM also puts the dynamic library products.
-    static let buildDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        .deletingLastPathComponent()
-
-    static var libraryPath: String { buildDirectory.appendingPathComponent("libFakeAscendCL.so").path }
+    /// The fake, built next to the test bundle.
+    static var libraryPath: String { TestPaths.builtProducts.appendingPathComponent("libFakeAscendCL.so").path }
     /// The fake built without aclrtMemset.
-    static var noMemsetPath: String { buildDirectory.appendingPathComponent("libFakeAscendCLNoMemset.so").path }
+    static var noMemsetPath: String {
+        TestPaths.builtProducts.appendingPathComponent("libFakeAscendCLNoMemset.so").path
+    }
 
     static let logger = Logger(label: "test.acl", factory: { _ in SwiftLogNoOpLogHandler() })
 
@@ -193,11 +193,6 @@ func onNewThread<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
     thread.start()
     done.wait()
     return result.withLock { $0! }
-}
-
-/// Bytes of a pattern that differs per call site, so a copy that did not happen cannot match by accident.
-func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
-    (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
 }
 
 /// The ACL code `body` fails with: nil when it succeeds, -1 for an error without an ACL code.

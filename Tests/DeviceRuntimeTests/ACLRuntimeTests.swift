@@ -62,7 +62,7 @@ struct ACLRuntimeTests {
         let pinned = try runtime.allocateHost(count)
         #expect(pinned.placement == .host)
         #expect(pinned.address % 64 == 0)
-        let bytes = pattern(count, seed: 7)
+        let bytes = bytePattern(count, seed: 7)
         try bytes.withUnsafeBytes {
             try runtime.copy(
                 to: first.address, capacity: count, from: UInt(bitPattern: $0.baseAddress), count: count,
@@ -174,7 +174,7 @@ struct ACLRuntimeTests {
         let memory = try runtime.allocateDevice(64, on: 3)
         let setBefore = fake.count("aclrtSetDevice")
         let results = onNewThread { () -> [Int32?] in
-            let bytes = pattern(64, seed: 3)
+            let bytes = bytePattern(64, seed: 3)
             var other: DeviceMemory?
             return [
                 code {

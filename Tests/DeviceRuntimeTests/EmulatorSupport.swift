@@ -36,7 +36,7 @@ func writeBytes(_ values: [UInt8], at address: UInt) {
     values.withUnsafeBytes { pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
 }
 
-/// A deterministic byte pattern.
+/// A deterministic byte pattern that differs per seed, so a copy that did not happen cannot match by accident.
 func bytePattern(_ count: Int, seed: UInt8) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
 }

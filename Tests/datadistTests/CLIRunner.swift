@@ -1,3 +1,4 @@
+import DataDistTestSupport
 import Foundation
 import Testing
 
@@ -14,24 +15,14 @@ enum CLI {
         var description: String
     }
 
-    /// The folder holding the test bundle, where SwiftPM also puts the `datadist` binary and the libraries.
-    static var buildDirectory: URL {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-    }
-
-    static var binary: URL { buildDirectory.appendingPathComponent("datadist") }
+    /// The built `datadist` binary, next to the test bundle.
+    static var binary: URL { TestPaths.builtProducts.appendingPathComponent("datadist") }
 
     /// `libFakeAscendCL.so`, next to the test bundle (or next to the `datadist` binary).
     static var fakeLibrary: String? {
         let name = "libFakeAscendCL.so"
-        let folders = [buildDirectory, binary.resolvingSymlinksInPath().deletingLastPathComponent()]
+        let folders = [TestPaths.builtProducts, binary.resolvingSymlinksInPath().deletingLastPathComponent()]
         return folders.map { $0.appendingPathComponent(name).path }.first(where: FileManager.default.fileExists)
-    }
-
-    /// The repository root, found from this file's path.
-    static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
     }
 
     /// Runs `datadist arguments` with `PATH` (and `LD_LIBRARY_PATH`, if set) of this process plus `variables`,

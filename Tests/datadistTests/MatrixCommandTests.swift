@@ -1,10 +1,11 @@
+import DataDistTestSupport
 import DeviceCaps
 import Foundation
 import Testing
 
 @Suite("datadist matrix")
 struct MatrixCommandTests {
-    static var documentURL: URL { CLI.repositoryRoot.appendingPathComponent("hardware-matrix.md") }
+    static var documentURL: URL { TestPaths.packageRoot.appendingPathComponent("hardware-matrix.md") }
 
     /// The text between the generated-table markers of `document`.
     static func embeddedTable(_ document: String) throws -> String {
