@@ -62,7 +62,10 @@ public struct LLMConfig: Sendable, Hashable {
     /// Threads that copy one large transfer (the calling thread included); nil uses every available core.
     /// Transfers under `parallelCopyThreshold` bytes always stay on the calling thread.
     public var copyThreads: Int?
-    /// Transfers of at least this many bytes are split over `copyThreads` (measured: README, Performance).
+    /// The size, in bytes, from which one pull or push is split over `copyThreads` threads; smaller transfers
+    /// are copied on the calling thread. Default and current value: 2 MiB (2,097,152 bytes), the split point
+    /// measured by `datadist bench`'s `copy_engine` rows (README, Performance). Read-only: tune the split with
+    /// `copyThreads` (1 keeps every transfer on the calling thread).
     public static let parallelCopyThreshold = CopyEngine.defaultParallelThreshold
 
     static let copyThreadsRange: ClosedRange<UInt64> = 1...256
