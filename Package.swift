@@ -45,9 +45,13 @@ let package = Package(
             dependencies: ["DeviceRuntime"],
             swiftSettings: strict),
         .target(
+            name: "LinkLayer",
+            dependencies: ["DeviceRuntime", "CAscendCL", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        .target(
             name: "DataDist",
             dependencies: [
-                "BlockPool", "DeviceRuntime", "DeviceCaps", "CAscendCL",
+                "BlockPool", "LinkLayer", "DeviceRuntime", "DeviceCaps", "CAscendCL",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -73,9 +77,11 @@ let package = Package(
             name: "BlockPoolTests", dependencies: ["BlockPool", "DeviceRuntime", "DataDistTestSupport"],
             swiftSettings: strict),
         .testTarget(
+            name: "LinkLayerTests", dependencies: ["LinkLayer", "DataDistTestSupport"], swiftSettings: strict),
+        .testTarget(
             name: "DataDistTests",
             dependencies: [
-                "DataDist", "DeviceCaps", "BlockPool", "DeviceRuntime", "DataDistTestSupport",
+                "DataDist", "LinkLayer", "DeviceCaps", "BlockPool", "DeviceRuntime", "DataDistTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],

@@ -9,7 +9,7 @@ extension CacheManager {
     public func copyCache(
         dst: Cache, src: Cache, dstBatchIndex: Int = 0, srcBatchIndex: Int = 0, offset: Int = 0, size: Int = -1
     ) throws(LLMError) {
-        try context.gate(.copyCache)
+        try resources.gate(.copyCache)
         guard !dst.isBlocksCache, !src.isBlocksCache else {
             let which = dst.isBlocksCache ? "dst \(dst.cacheID)" : "src \(src.cacheID)"
             throw .paramInvalid("copyCache \(which) is a blocks cache; use copyBlocks")
@@ -18,7 +18,7 @@ extension CacheManager {
         guard dstBatchIndex >= 0 else { throw .paramInvalid("copyCache dstBatchIndex is \(dstBatchIndex)") }
         guard srcBatchIndex >= 0 else { throw .paramInvalid("copyCache srcBatchIndex is \(srcBatchIndex)") }
         guard offset >= 0 else { throw .paramInvalid("copyCache offset is \(offset); it must be >= 0") }
-        try withPinned(dst.cacheID, src.cacheID, operation: "copyCache") { to, from throws(LLMError) in
+        try store.withPinned(dst.cacheID, src.cacheID, operation: "copyCache") { to, from throws(LLMError) in
             guard to.numTensors == from.numTensors else {
                 throw .paramInvalid(
                     "copyCache dst has \(to.numTensors) tensors, src has \(from.numTensors); they must be equal")
@@ -38,7 +38,7 @@ extension CacheManager {
                 throw .paramInvalid(
                     "copyCache copies \(length) bytes from offset \(offset): src slots are \(from.stride) bytes, dst slots \(to.stride)")
             }
-            try context.copy(count: to.numTensors, bytesEach: length, to: to.placement, from: from.placement) { tensor in
+            try resources.copy(count: to.numTensors, bytesEach: length, to: to.placement, from: from.placement) { tensor in
                 CopySegment(
                     destination: to.address(tensor: tensor, slot: dstBatchIndex, offset: offset),
                     source: from.address(tensor: tensor, slot: srcBatchIndex, offset: offset), count: length)
@@ -48,11 +48,11 @@ extension CacheManager {
 
     /// Copies blocks inside one blocks cache: `copies[src]` lists the destination blocks of block `src`.
     public func copyBlocks(_ cache: Cache, _ copies: [Int: [Int]]) throws(LLMError) {
-        try context.gate(.copyBlocks)
+        try resources.gate(.copyBlocks)
         guard cache.isBlocksCache else {
             throw .paramInvalid("copyBlocks cache \(cache.cacheID) is not a blocks cache")
         }
-        try withPinned([cache.cacheID], operation: "copyBlocks") { views throws(LLMError) in
+        try store.withPinned([cache.cacheID], operation: "copyBlocks") { views throws(LLMError) in
             let view = views[0]
             let pairs = copies.sorted { $0.key < $1.key }.flatMap { source, destinations in
                 destinations.map { (source, $0) }
@@ -69,14 +69,14 @@ extension CacheManager {
                         source: view.address(tensor: tensor, slot: source), count: view.stride)
                 }
             }
-            try context.copy(segments, to: view.placement, from: view.placement)
+            try resources.copy(segments, to: view.placement, from: view.placement)
         }
     }
 
     /// Moves blocks between a host and a device blocks cache (swap-in or swap-out): `srcToDst[s] = d` copies block
     /// `s` of `src` into block `d` of `dst`. Runs of consecutive blocks are copied at once.
     public func swapBlocks(src: Cache, dst: Cache, _ srcToDst: [Int: Int]) throws(LLMError) {
-        try context.gate(.swapBlocks)
+        try resources.gate(.swapBlocks)
         guard src.isBlocksCache, dst.isBlocksCache else {
             let which = src.isBlocksCache ? "dst \(dst.cacheID)" : "src \(src.cacheID)"
             throw .paramInvalid("swapBlocks \(which) is not a blocks cache")
@@ -86,7 +86,7 @@ extension CacheManager {
                 "swapBlocks moves between host and device; src and dst are both .\(src.desc.placement)")
         }
         let tracked = [src, dst].filter { $0.cacheID != -1 }.map(\.cacheID)
-        try withPinned(tracked, operation: "swapBlocks") { views throws(LLMError) in
+        try store.withPinned(tracked, operation: "swapBlocks") { views throws(LLMError) in
             let from = try swapView(of: src, tracked: views)
             let to = try swapView(of: dst, tracked: views)
             guard from.numTensors == to.numTensors else {
@@ -103,7 +103,7 @@ extension CacheManager {
                     throw .paramInvalid("swapBlocks destination block \(destination) is outside 0..<\(to.slots)")
                 }
             }
-            let runs = Self.consecutiveRuns(srcToDst.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+            let runs = consecutiveRuns(srcToDst.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
             let segments = runs.flatMap { run in
                 (0..<from.numTensors).map { tensor in
                     CopySegment(
@@ -111,21 +111,8 @@ extension CacheManager {
                         source: from.address(tensor: tensor, slot: run.source), count: run.count * from.stride)
                 }
             }
-            try context.copy(segments, to: to.placement, from: from.placement)
+            try resources.copy(segments, to: to.placement, from: from.placement)
         }
-    }
-
-    /// Block pairs, in order, merged into runs where both sides advance by one.
-    static func consecutiveRuns(_ pairs: [(Int, Int)]) -> [(source: Int, destination: Int, count: Int)] {
-        var runs: [(source: Int, destination: Int, count: Int)] = []
-        for (source, destination) in pairs {
-            if let last = runs.last, last.source + last.count == source, last.destination + last.count == destination {
-                runs[runs.count - 1].count += 1
-            } else {
-                runs.append((source, destination, 1))
-            }
-        }
-        return runs
     }
 
     private func swapView(of cache: Cache, tracked views: [CacheView]) throws(LLMError) -> CacheView {

@@ -7,27 +7,32 @@ import Synchronization
 /// Allocates caches in the instance's memory pools, binds them to request keys, copies and swaps them, and
 /// serves them to peers. Obtain it from `LLMDataDist.cacheManager`. Thread-safe.
 public final class CacheManager: Sendable {
-    let context: EngineContext
-    let table = Mutex(CacheTable())
-    let links = Mutex(LinkRegistry())
-    /// Clusters whose link died without an unlink (peer crashed or dropped the connection), with the reason: their
-    /// transfers fail with `.linkFailed` until they are unlinked or linked again. Locked after `links`, never before.
+    /// The cache table and the instance's resources.
+    let store: CacheStore
+    /// The links to other clusters; their peers' requests are answered by its `OwnerPolicy`.
+    let links: LinkTable
+    /// Pulls and pushes over those links.
+    let requester: Requester
 
-    init(context: EngineContext) {
-        self.context = context
+    init(resources: InstanceResources) {
+        store = CacheStore(resources: resources)
+        links = LinkTable(store: store)
+        requester = Requester(store: store, links: links)
     }
+
+    var resources: InstanceResources { store.resources }
 
     // MARK: contiguous caches
 
     /// Allocates `desc.numTensors` tensors from the pool matching `desc.placement` and binds `keys[i]` to batch
     /// slot `i` (placeholders keep their slot empty).
     public func allocateCache(_ desc: CacheDesc, keys: [CacheKey] = []) throws(LLMError) -> Cache {
-        try context.gate(.allocateCache)
+        try resources.gate(.allocateCache)
         try requirePool(for: desc, operation: "allocateCache")
         let tensorSize = try validatedTensorSize(desc, operation: "allocateCache")
         guard !keys.isEmpty else {  // the common case, kept short
-            return try table.withLock { table throws(LLMError) in
-                try ensureOpen(table)
+            return try store.table.withLock { table throws(LLMError) in
+                try store.ensureOpen(table)
                 return try insertOwned(desc, tensorSize: tensorSize, isBlocks: false, keyBySlot: [Int: IndexKey](), into: &table)
             }
         }
@@ -44,8 +49,8 @@ public final class CacheManager: Sendable {
             }
             keyBySlot[slot] = indexKey
         }
-        return try table.withLock { table throws(LLMError) in
-            try ensureOpen(table)
+        return try store.table.withLock { table throws(LLMError) in
+            try store.ensureOpen(table)
             if !keyBySlot.isEmpty { try checkFree(keyBySlot, in: table) }
             return try insertOwned(desc, tensorSize: tensorSize, isBlocks: false, keyBySlot: keyBySlot, into: &table)
         }
@@ -66,13 +71,13 @@ public final class CacheManager: Sendable {
     /// Drops the cache's id reference. Its memory is released now if no key is bound to it, else when the
     /// last key is pulled or removed. Unknown or registered caches: no-op.
     public func deallocateCache(_ cache: Cache) throws(LLMError) {
-        try context.gate(.deallocateCache)
+        try resources.gate(.deallocateCache)
         guard !cache.isBlocksCache else {
             throw .paramInvalid("deallocateCache got blocks cache \(cache.cacheID); use deallocateBlocksCache")
         }
         try requireAnyPool("deallocateCache")
-        try table.withLock { table throws(LLMError) in
-            try ensureOpen(table)
+        try store.table.withLock { table throws(LLMError) in
+            try store.ensureOpen(table)
             table.dropIDReference(cache.cacheID)
         }
     }
@@ -80,10 +85,10 @@ public final class CacheManager: Sendable {
     /// Unbinds `key`: the cache can no longer be pulled by it. No-op if the key is absent, already consumed,
     /// or bound to a registered cache (only `unregisterCache` drops those).
     public func removeCacheKey(_ key: CacheKey) throws(LLMError) {
-        try context.gate(.removeCacheKey)
+        try resources.gate(.removeCacheKey)
         try requireAnyPool("removeCacheKey")
-        try table.withLock { table throws(LLMError) in
-            try ensureOpen(table)
+        try store.table.withLock { table throws(LLMError) in
+            try store.ensureOpen(table)
             let indexKey = IndexKey(key)
             if table.cancelReservation(of: indexKey) { return }  // in flight: it stays consumed whatever happens
             guard let binding = table.binding(indexKey), let entry = table.entry(binding.cacheID), entry.isOwned
@@ -97,11 +102,11 @@ public final class CacheManager: Sendable {
     /// Allocates a blocks (PagedAttention) cache of `shape[0]` blocks per tensor, optionally bound to a key
     /// (one blocks key per model id).
     public func allocateBlocksCache(_ desc: CacheDesc, key: BlocksCacheKey? = nil) throws(LLMError) -> Cache {
-        try context.gate(.allocateBlocksCache)
+        try resources.gate(.allocateBlocksCache)
         try requirePool(for: desc, operation: "allocateBlocksCache")
         let tensorSize = try validatedTensorSize(desc, operation: "allocateBlocksCache")
-        return try table.withLock { table throws(LLMError) in
-            try ensureOpen(table)
+        return try store.table.withLock { table throws(LLMError) in
+            try store.ensureOpen(table)
             var keyBySlot: [Int: IndexKey] = [:]
             if let key {
                 let indexKey = IndexKey(blocksModelID: key.modelID)
@@ -117,13 +122,13 @@ public final class CacheManager: Sendable {
 
     /// Releases a blocks cache and its key now (blocks keys hold no reference). Unknown or registered: no-op.
     public func deallocateBlocksCache(_ cache: Cache) throws(LLMError) {
-        try context.gate(.deallocateBlocksCache)
+        try resources.gate(.deallocateBlocksCache)
         guard cache.isBlocksCache else {
             throw .paramInvalid("deallocateBlocksCache got contiguous cache \(cache.cacheID); use deallocateCache")
         }
         try requireAnyPool("deallocateBlocksCache")
-        try table.withLock { table throws(LLMError) in
-            try ensureOpen(table)
+        try store.table.withLock { table throws(LLMError) in
+            try store.ensureOpen(table)
             guard let entry = table.entry(cache.cacheID), entry.isOwned else { return }
             table.erase(cache.cacheID)
         }
@@ -136,7 +141,7 @@ public final class CacheManager: Sendable {
     public func registerCache(
         _ desc: CacheDesc, addresses: [UInt], keys: [CacheKey] = [], remoteAccessible: Bool? = nil
     ) throws(LLMError) -> Cache {
-        try context.gate(.registerCache)
+        try resources.gate(.registerCache)
         let tensorSize = try validateRegistration(desc, addresses: addresses, operation: "registerCache")
         let slots = Int(desc.shape[0])
         guard keys.count <= slots else {
@@ -149,8 +154,8 @@ public final class CacheManager: Sendable {
             if let earlier = slotOfKey.updateValue(slot, forKey: indexKey) { keyBySlot[earlier] = nil }
             keyBySlot[slot] = indexKey
         }
-        return try table.withLock { table throws(LLMError) in
-            try ensureOpen(table)
+        return try store.table.withLock { table throws(LLMError) in
+            try store.ensureOpen(table)
             try checkRegistrationRoom(table, adding: addresses.count, operation: "registerCache")
             for (slot, key) in keyBySlot {
                 if let bound = table.binding(key) {
@@ -174,11 +179,11 @@ public final class CacheManager: Sendable {
     public func registerBlocksCache(
         _ desc: CacheDesc, addresses: [UInt], key: BlocksCacheKey? = nil, remoteAccessible: Bool? = nil
     ) throws(LLMError) -> Cache {
-        try context.gate(.registerBlocksCache)
+        try resources.gate(.registerBlocksCache)
         let tensorSize = try validateRegistration(desc, addresses: addresses, operation: "registerBlocksCache")
         let blocks = Int(desc.shape[0])
-        return try table.withLock { table throws(LLMError) in
-            try ensureOpen(table)
+        return try store.table.withLock { table throws(LLMError) in
+            try store.ensureOpen(table)
             try checkRegistrationRoom(table, adding: addresses.count, operation: "registerBlocksCache")
             let entry = CacheEntry(
                 id: table.takeCacheID(), desc: desc, isBlocks: true, isOwned: false, spans: nil,
@@ -192,9 +197,9 @@ public final class CacheManager: Sendable {
 
     /// Drops a cache and every key bound to it (registered or allocated). Unknown ids: no-op.
     public func unregisterCache(_ cacheID: Int64) throws(LLMError) {
-        try context.gate(.unregisterCache)
-        try table.withLock { table throws(LLMError) in
-            try ensureOpen(table)
+        try resources.gate(.unregisterCache)
+        try store.table.withLock { table throws(LLMError) in
+            try store.ensureOpen(table)
             table.erase(cacheID)
         }
     }
@@ -204,8 +209,8 @@ public final class CacheManager: Sendable {
     /// A consistent snapshot of caches, keys and pool pages. `orphans` counts pages held by nothing the
     /// table knows and keys pointing nowhere: it must always be 0.
     public func audit() -> CacheAudit {
-        table.withLock { table in
-            let usages = context.pools.map(\.usage)
+        store.table.withLock { table in
+            let usages = resources.pools.map(\.usage)
             let pagesInUse = usages.reduce(0) { $0 + $1.pagesInUse }
             let (reachablePages, danglingKeys) = table.reachability()
             return CacheAudit(
@@ -219,72 +224,15 @@ public final class CacheManager: Sendable {
     /// Unlinks every peer, stops listening and releases every cache, key and pin (finalize). Later calls
     /// throw `.failed`.
     func close() {
-        closeLinks()
-        table.withLock { $0.removeAll() }
+        links.closeAll()
+        store.table.withLock { $0.removeAll() }
     }
 
     // MARK: shared validation
 
-    /// Runs `body` with views of the caches `ids`, their memory pinned so a concurrent deallocate cannot free it.
-    /// The lock is not held while `body` copies.
-    func withPinned<R>(
-        _ ids: [Int64], operation: String, _ body: ([CacheView]) throws(LLMError) -> R
-    ) throws(LLMError) -> R {
-        let pinned = try table.withLock { table throws(LLMError) in
-            try ensureOpen(table)
-            var pinned: [LocalPin] = []
-            pinned.reserveCapacity(ids.count)
-            for id in ids {
-                guard let view = table.pinnedView(id) else {
-                    throw LLMError(.kvCacheNotExist, "\(operation): cache \(id) does not exist")
-                }
-                pinned.append(view)
-            }
-            for pin in pinned { pin.pin() }
-            return pinned
-        }
-        defer { for pin in pinned { unpin(pin) } }
-        return try body(pinned.map(\.view))
-    }
-
-    /// `withPinned` for two caches, without arrays: one lock round trip, no heap allocation.
-    func withPinned<R>(
-        _ first: Int64, _ second: Int64, operation: String, _ body: (CacheView, CacheView) throws(LLMError) -> R
-    ) throws(LLMError) -> R {
-        let (a, b) = try table.withLock { table throws(LLMError) in
-            try ensureOpen(table)
-            guard let a = table.pinnedView(first), let b = table.pinnedView(second) else {
-                let missing = table.entry(first) == nil ? first : second
-                throw LLMError(.kvCacheNotExist, "\(operation): cache \(missing) does not exist")
-            }
-            a.pin()
-            b.pin()
-            return (a, b)
-        }
-        defer {
-            unpin(a)
-            unpin(b)
-        }
-        return try body(a.view, b.view)
-    }
-
-    /// Ends a local pin; the last one on an erased cache's memory lets the table drop it (taking the lock only then).
-    private func unpin(_ pin: LocalPin) {
-        if pin.unpin() { table.withLock { $0.endRetiredPin(cacheID: pin.view.id) } }
-    }
-
-    @inline(__always)
-    func ensureOpen(_ table: CacheTable) throws(LLMError) {
-        if table.isClosed { throw finalized() }
-    }
-
-    private func finalized() -> LLMError {
-        LLMError(.failed, "the LLMDataDist of cluster \(context.clusterID) was finalized")
-    }
-
     @inline(__always)
     private func requireAnyPool(_ operation: @autoclosure () -> String) throws(LLMError) {
-        if !context.hasAnyPool { throw noPool(operation()) }
+        if !resources.hasAnyPool { throw noPool(operation()) }
     }
 
     private func noPool(_ operation: String) -> LLMError {
@@ -295,11 +243,11 @@ public final class CacheManager: Sendable {
     /// keep it: a reference held across calls costs a retain and a release.)
     @inline(__always)
     private func requirePool(for desc: CacheDesc, operation: @autoclosure () -> String) throws(LLMError) {
-        if context.pool(for: desc.placement) == nil { throw noPoolForAllocation(desc, operation: operation()) }
+        if resources.pool(for: desc.placement) == nil { throw noPoolForAllocation(desc, operation: operation()) }
     }
 
     private func noPoolForAllocation(_ desc: CacheDesc, operation: String) -> LLMError {
-        guard context.hasAnyPool else { return noPool(operation) }
+        guard resources.hasAnyPool else { return noPool(operation) }
         let field = desc.placement == .device ? "memoryPool" : "hostMemoryPool"
         return .paramInvalid("\(operation) desc.placement .\(desc.placement) needs LLMConfig.\(field)")
     }
@@ -343,7 +291,7 @@ public final class CacheManager: Sendable {
         let entry = CacheEntry(
             id: id, desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans, addresses: [],
             tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
-            remoteAccessible: context.config.enableRemoteCacheAccessible, holdsIDReference: true,
+            remoteAccessible: resources.config.enableRemoteCacheAccessible, holdsIDReference: true,
             keyBySlot: keyBySlot)
         if entry.keyBySlot.isEmpty {
             table.insertUnbound(entry)
@@ -355,7 +303,7 @@ public final class CacheManager: Sendable {
 
     /// One span per tensor, taken together; on failure nothing is taken and nothing changes.
     private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, isBlocks: Bool) throws(LLMError) -> PoolSpans {
-        guard let pool = context.pool(for: desc.placement) else {
+        guard let pool = resources.pool(for: desc.placement) else {
             throw noPoolForAllocation(desc, operation: isBlocks ? "allocateBlocksCache" : "allocateCache")
         }
         guard desc.numTensors <= pool.pageCount else {

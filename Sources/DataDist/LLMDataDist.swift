@@ -68,18 +68,18 @@ public final class LLMDataDist: Sendable {
 
     /// The detected product, its identity and its operation gates; `.failed` before `initialize`.
     public var caps: DeviceCapabilities {
-        get throws(LLMError) { try manager().context.caps }
+        get throws(LLMError) { try manager().resources.caps }
     }
 
     /// The endpoint this instance serves links on (with the port actually bound), nil when it is not listening.
-    public var listenEndpoint: IPEndpoint? { state.withLock { $0.manager }?.listenEndpoint }
+    public var listenEndpoint: IPEndpoint? { state.withLock { $0.manager }?.links.listenEndpoint }
 
     /// Links this instance to each cluster over its one `remoteIPInfos` endpoint (in parallel). The first element
     /// is `.success` only if every cluster linked, else the code of the last failing cluster; the second has one
     /// code per cluster, in order. An already linked cluster gives `.alreadyLink`, an unreachable one `.linkFailed`.
     public func linkClusters(_ clusters: [LLMClusterInfo], timeout: Duration = .seconds(3)) -> (LLMStatusCode, [LLMStatusCode]) {
         switch manager(for: .linkClusters) {
-        case .success(let manager): manager.link(clusters, timeout: timeout)
+        case .success(let manager): manager.links.link(clusters, timeout: timeout)
         case .failure(let error): (error.status, [])
         }
     }
@@ -90,7 +90,7 @@ public final class LLMDataDist: Sendable {
         _ clusters: [LLMClusterInfo], timeout: Duration = .seconds(3), force: Bool = false
     ) -> (LLMStatusCode, [LLMStatusCode]) {
         switch manager(for: .unlinkClusters) {
-        case .success(let manager): manager.unlink(clusters, timeout: timeout, force: force)
+        case .success(let manager): manager.links.unlink(clusters, timeout: timeout, force: force)
         case .failure(let error): (error.status, [])
         }
     }
@@ -99,17 +99,17 @@ public final class LLMDataDist: Sendable {
     /// stops it. Refused with `.existLink` while any link exists.
     public func switchRole(_ role: LLMRole, listenAddress: IPEndpoint? = nil) throws(LLMError) {
         let manager = try manager()
-        try manager.context.gate(.switchRole)
-        let links = manager.linkCount
+        try manager.resources.gate(.switchRole)
+        let links = manager.links.linkCount
         guard links == 0 else {
             throw LLMError(.existLink, "switchRole on cluster \(clusterID) with \(links) live links; unlink them first")
         }
         if let listenAddress {
-            if manager.listenEndpoint.map({ $0.host != listenAddress.host || $0.port != listenAddress.port }) ?? true {
-                try manager.startListening(on: listenAddress)
+            if manager.links.listenEndpoint.map({ $0.host != listenAddress.host || $0.port != listenAddress.port }) ?? true {
+                try manager.links.startListening(on: listenAddress)
             }
         } else {
-            manager.stopListening()
+            manager.links.stopListening()
         }
         state.withLock { $0.role = role }
     }
@@ -119,7 +119,7 @@ public final class LLMDataDist: Sendable {
     private func manager(for operation: Operation) -> Result<CacheManager, LLMError> {
         do {
             let manager = try manager()
-            try manager.context.gate(operation)
+            try manager.resources.gate(operation)
             return .success(manager)
         } catch {
             logger.warning("\(operation.rawValue): \(error)")
@@ -147,12 +147,12 @@ public final class LLMDataDist: Sendable {
         logger.debug(
             "initialized", metadata: ["backend": "\(runtime.backend.rawValue)", "reason": "\(choice.reason)",
                                       "product": "\(runtime.capabilities.product.rawValue)"])
-        let context = EngineContext(
+        let resources = InstanceResources(
             clusterID: clusterID, config: config, runtime: runtime, devicePool: devicePool, hostPool: hostPool,
             logger: logger)
-        let manager = CacheManager(context: context)
+        let manager = CacheManager(resources: resources)
         if let endpoint = config.listenAddress {
-            try manager.startListening(on: endpoint)
+            try manager.links.startListening(on: endpoint)
         }
         return manager
     }

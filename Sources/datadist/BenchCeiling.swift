@@ -115,7 +115,7 @@ final class CopyTeam: Sendable {
 
     init(threads: Int) {
         self.threads = max(1, threads)
-        workers = (1..<max(1, threads)).map { _ in JobThread() }
+        workers = (1..<max(1, threads)).compactMap { _ in try? JobThread() }
     }
 
     deinit {

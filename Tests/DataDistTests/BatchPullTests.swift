@@ -124,7 +124,7 @@ import Testing
         let pair = try LinkedPair()
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
-        let count = 1100  // more than ResolveBatchMessage.maxItems (1024): two round trips
+        let count = 1100  // more than BatchResolveRequest.maxItems (1024): two round trips
         let desc = CacheDesc(numTensors: 1, shape: [Int64(count), 4], dataType: .int32)
         let source = try prompt.allocateCache(desc, keys: (0..<count).map { key(UInt64(1000 + $0)) })
         writeInt32s((0..<4 * count).map(Int32.init), at: source.tensorAddresses[0])

@@ -1,4 +1,5 @@
 @testable import DataDist
+import LinkLayer
 import Dispatch
 import Foundation
 import Synchronization
@@ -21,7 +22,7 @@ import Glibc
         private let sent = Mutex(0)
 
         init(delay: @escaping @Sendable (UInt64) -> Duration) throws {
-            let (listener, port) = try Socket.listenTCP(IPEndpoint(host: "127.0.0.1", port: 0))
+            let (listener, port) = try Socket.listenTCP(SocketEndpoint(host: "127.0.0.1", port: 0))
             self.listener = listener
             endpoint = IPEndpoint(host: "127.0.0.1", port: port)
             Thread.detachNewThread { [self] in
@@ -37,26 +38,26 @@ import Glibc
             // Reads until the peer closes, which ends `serve` by throwing.
             var inbox = FrameInbox()
             let helloFrame = try inbox.receiveFrame(from: tcp, until: nil)
-            let hello = try HelloMessage(payload: helloFrame.payload)
+            let hello = try Hello(payload: helloFrame.payload)
             let unix = try Socket.connectUnix(abstractName: hello.unixSocket)
             defer { unix.close() }
             try unix.send([0, 0, 0, 0], passing: -1)  // no pools
             let deadline = ContinuousClock.now.advanced(by: .seconds(3))
             let (header, _) = try unix.receive(count: 4, until: deadline)
             for _ in 0..<Int(header[0]) {
-                let (_, fd) = try unix.receive(count: PoolDescriptor.encodedSize, until: deadline)
+                let (_, fd) = try unix.receive(count: RegionDescriptor.encodedSize, until: deadline)
                 if fd >= 0 { Socket(fd: fd).close() }
             }
             inbox = FrameInbox()
-            try send(Frame(kind: .welcome, requestID: 1, payload: IdentifierMessage(1).encoded()), on: unix)
+            try send(Frame(kind: .welcome, requestID: 1, payload: ClusterIdentifier(1).encoded()), on: unix)
             while true {
                 let frame = try inbox.receiveFrame(from: unix, until: nil)
                 switch frame.kind {
                 case .resolve:
                     let reqID: UInt64? =
-                        if case .key(let reqID, _, _)? = (try? ResolveMessage(payload: frame.payload))?.target { reqID } else { nil }
+                        if case .key(let reqID, _, _)? = (try? ResolveRequest(payload: frame.payload))?.target { reqID } else { nil }
                     let refusal = LLMError(.kvCacheNotExist, "slow owner: no cache for req \(reqID.map(String.init) ?? "?")")
-                    let reply = Frame(kind: .failure, requestID: frame.requestID, payload: FailureMessage(refusal).encoded())
+                    let reply = Frame(kind: .refusal, requestID: frame.requestID, payload: Refusal(refusal).encoded())
                     let wait = delay(reqID ?? 0)
                     let microseconds = UInt32(wait.components.attoseconds / 1_000_000_000_000)
                     Thread.detachNewThread { [self] in

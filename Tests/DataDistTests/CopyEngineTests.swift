@@ -1,4 +1,5 @@
 @testable import DataDist
+import DeviceRuntime
 import Synchronization
 import Testing
 

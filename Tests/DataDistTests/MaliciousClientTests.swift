@@ -1,5 +1,6 @@
 import BlockPool
 @testable import DataDist
+import LinkLayer
 import DeviceRuntime
 import Testing
 
@@ -28,9 +29,9 @@ import Glibc
             let name = "datadist.test.\(UInt64.random(in: 0...UInt64.max))"
             let unixListener = try Socket.listenUnix(abstractName: name)
             defer { unixListener.close() }
-            let tcp = try Socket.connectTCP(endpoint, until: deadline)
+            let tcp = try Socket.connectTCP(SocketEndpoint(endpoint), until: deadline)
             defer { tcp.close() }
-            let hello = HelloMessage(
+            let hello = Hello(
                 clusterID: clusterID, expectedClusterID: owner, remoteCacheAccessible: false,
                 bootID: HostIdentity.bootID, unixSocket: name)
             try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
@@ -40,7 +41,7 @@ import Glibc
             let (header, _) = try unix.receive(count: 4, until: deadline)
             poolCount = Int(header[0])
             for _ in 0..<poolCount {
-                let (_, fd) = try unix.receive(count: PoolDescriptor.encodedSize, until: deadline)
+                let (_, fd) = try unix.receive(count: RegionDescriptor.encodedSize, until: deadline)
                 #expect(fd >= 0)
                 Socket(fd: fd).close()  // this client never maps anything
             }
@@ -71,17 +72,17 @@ import Glibc
         }
 
         /// The status of a refused request (nil if it was granted).
-        mutating func refusal(of request: ResolveMessage) throws -> LLMStatusCode? {
+        mutating func refusal(of request: ResolveRequest) throws -> LLMStatusCode? {
             let reply = try self.request(.resolve, request.encoded())
-            guard reply.kind == .failure else { return nil }
-            return try FailureMessage(payload: reply.payload).status
+            guard reply.kind == .refusal else { return nil }
+            return LLMStatusCode(rawValue: try Refusal(payload: reply.payload).status)
         }
     }
 
     static func resolve(_ target: ResolveTarget, tensors: Range<Int> = 0..<2, bytes: UInt64 = 64, write: Bool = false,
-                        blocks: [UInt32] = []) -> ResolveMessage {
-        ResolveMessage(
-            target: target, write: write, tensors: tensors, bytesPerSlot: bytes, requesterPlacement: .device,
+                        blocks: [UInt32] = []) -> ResolveRequest {
+        ResolveRequest(
+            target: target, write: write, tensors: tensors, bytesPerSlot: bytes, requesterKind: .device,
             requesterIsBlocks: !blocks.isEmpty, blocks: blocks)
     }
 
@@ -96,7 +97,7 @@ import Glibc
         var peer = try RawPeer(endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 66, expecting: 1)
         #expect(peer.poolCount == 1)
 
-        let refused: [(ResolveMessage, LLMStatusCode)] = [
+        let refused: [(ResolveRequest, LLMStatusCode)] = [
             (Self.resolve(.key(reqID: 2, prefixID: .max, modelID: 0)), .kvCacheNotExist),  // unbound key
             (Self.resolve(.key(reqID: 1, prefixID: .max, modelID: 9)), .kvCacheNotExist),  // other model
             (Self.resolve(.key(reqID: 1, prefixID: 3, modelID: 0)), .paramInvalid),  // two ids
@@ -115,15 +116,15 @@ import Glibc
         #expect(prompt.audit().pinnedByPeers == 0)
 
         // Malformed requests are refused and the link stays usable.
-        #expect(try peer.request(.resolve, [1, 2, 3]).kind == .failure)
-        try peer.post(.release, ReleaseMessage(pinID: 12345, succeeded: true).encoded())
+        #expect(try peer.request(.resolve, [1, 2, 3]).kind == .refusal)
+        try peer.post(.release, ReleaseNotice(pinID: 12345, succeeded: true).encoded())
         try peer.post(.release, [9, 9])
         #expect(try peer.request(.ping, []).kind == .ack)
 
         // A grant covers exactly the named slot of each tensor, inside the shared pool.
-        let pool = try #require(prompt.context.devicePool)
+        let pool = try #require(prompt.resources.devicePool)
         let grantFrame = try peer.request(.resolve, Self.resolve(.slot(cacheID: keyed.cacheID, batchIndex: 0)).encoded())
-        let grant = try GrantMessage(payload: grantFrame.payload)
+        let grant = try Grant(payload: grantFrame.payload)
         #expect(grant.extents.count == 2)
         for (tensor, extent) in grant.extents.enumerated() {
             #expect(extent.offset == UInt64(keyed.tensorAddresses[tensor] - pool.region.address))
@@ -131,7 +132,7 @@ import Glibc
         }
         #expect(prompt.audit().pinnedByPeers == 1)
         #expect(prompt.audit().boundKeys == 1, "the grant took the key")
-        try peer.post(.release, ReleaseMessage(pinID: grant.pinID, succeeded: false).encoded())
+        try peer.post(.release, ReleaseNotice(pinID: grant.pinID, succeeded: false).encoded())
         #expect(try peer.request(.ping, []).kind == .ack, "releases are handled in order, before this ping")
         #expect(prompt.audit().pinnedByPeers == 0)
         #expect(prompt.audit().boundKeys == 2, "a failed transfer gives the key back")
@@ -156,8 +157,8 @@ import Glibc
         try pair.finish()
     }
 
-    static func batchItem(_ reqID: UInt64, tensors: UInt32 = 2, bytes: UInt64 = 64, label: UInt32) -> ResolveBatchMessage.Item {
-        .init(reqID: reqID, prefixID: .max, modelID: 0, tensorCount: tensors, bytesPerSlot: bytes, requesterPlacement: .device, label: label)
+    static func batchItem(_ reqID: UInt64, tensors: UInt32 = 2, bytes: UInt64 = 64, label: UInt32) -> BatchResolveRequest.Item {
+        .init(reqID: reqID, prefixID: .max, modelID: 0, tensorCount: tensors, bytesPerSlot: bytes, requesterKind: .device, label: label)
     }
 
     /// Batch resolves: a bad item refuses the whole batch and takes nothing; a grant covers exactly the named
@@ -168,11 +169,11 @@ import Glibc
         let keys = (1...4).map { CacheKey(promptClusterID: 1, reqID: UInt64($0)) }
         let cache = try prompt.allocateCache(CacheDesc(numTensors: 2, shape: [4, 16], dataType: .int32), keys: keys)
         var peer = try RawPeer(endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 66, expecting: 1)
-        func refusal(_ items: [ResolveBatchMessage.Item]) throws -> FailureMessage? {
-            let reply = try peer.request(.resolve, ResolveBatchMessage(items: items).encoded())
-            return reply.kind == .failure ? try FailureMessage(payload: reply.payload) : nil
+        func refusal(_ items: [BatchResolveRequest.Item]) throws -> Refusal? {
+            let reply = try peer.request(.batchResolve, BatchResolveRequest(items: items).encoded())
+            return reply.kind == .refusal ? try Refusal(payload: reply.payload) : nil
         }
-        let refused: [([ResolveBatchMessage.Item], LLMStatusCode, String)] = [
+        let refused: [([BatchResolveRequest.Item], LLMStatusCode, String)] = [
             ([Self.batchItem(1, label: 0), Self.batchItem(9, label: 1)], .kvCacheNotExist, "pulls[1]"),  // unbound key
             ([Self.batchItem(1, label: 0), Self.batchItem(1, label: 7)], .paramInvalid, "pulls[7]"),  // same key twice
             ([Self.batchItem(2, tensors: 1, label: 3), Self.batchItem(1, label: 4)], .paramInvalid, "pulls[3]"),  // 1 of 2 tensors
@@ -180,16 +181,16 @@ import Glibc
         ]
         for (items, status, mention) in refused {
             let failure = try #require(try refusal(items), "\(mention) was granted")
-            #expect(failure.status == status && failure.message.contains(mention), "\(failure.message)")
+            #expect(failure.status == status.rawValue && failure.message.contains(mention), "\(failure.message)")
             #expect(prompt.audit().pinnedByPeers == 0 && prompt.audit().boundKeys == 4, "a refused batch took something")
         }
-        #expect(try peer.request(.resolve, [ResolveBatchMessage.tag, 1, 0, 0, 0]).kind == .failure, "truncated batch")
+        #expect(try peer.request(.batchResolve, [1, 0, 0, 0]).kind == .refusal, "truncated batch")
 
-        let pool = try #require(prompt.context.devicePool)
+        let pool = try #require(prompt.resources.devicePool)
         let slots = [3, 1]
         let reply = try peer.request(
-            .resolve, ResolveBatchMessage(items: slots.map { Self.batchItem(UInt64($0 + 1), label: UInt32($0)) }).encoded())
-        let grant = try GrantMessage(payload: reply.payload)
+            .batchResolve, BatchResolveRequest(items: slots.map { Self.batchItem(UInt64($0 + 1), label: UInt32($0)) }).encoded())
+        let grant = try Grant(payload: reply.payload)
         #expect(grant.slots == 2 && grant.extents.count == 4)
         for (item, slot) in slots.enumerated() {
             for tensor in 0..<2 {
@@ -212,15 +213,15 @@ import Glibc
 
     @Test func aPeerFromAnotherHostIsToldCrossHostIsNotAvailable() throws {
         let pair = try LinkedPair(link: false)
-        let tcp = try Socket.connectTCP(pair.promptInfo.remoteIPInfos[0], until: ContinuousClock.now.advanced(by: .seconds(2)))
+        let tcp = try Socket.connectTCP(SocketEndpoint(pair.promptInfo.remoteIPInfos[0]), until: ContinuousClock.now.advanced(by: .seconds(2)))
         defer { tcp.close() }
-        let hello = HelloMessage(
+        let hello = Hello(
             clusterID: 9, expectedClusterID: 1, remoteCacheAccessible: false, bootID: "another-host", unixSocket: "none")
         try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
         var inbox = FrameInbox()
         let reply = try inbox.receiveFrame(from: tcp, until: ContinuousClock.now.advanced(by: .seconds(2)))
-        let failure = try FailureMessage(payload: reply.payload)
-        #expect(failure.status == .featureNotEnabled)
+        let failure = try Refusal(payload: reply.payload)
+        #expect(failure.status == LLMStatusCode.featureNotEnabled.rawValue)
         #expect(failure.message.contains("cross-host transport not available yet"))
         try pair.finish()
     }

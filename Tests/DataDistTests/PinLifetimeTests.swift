@@ -20,9 +20,9 @@ import Testing
                 #expect(throws: LLMError.self) { try manager.copyCache(dst: kept, src: doomed) }
             }
             if twoCacheForm {
-                try manager.withPinned(kept.cacheID, doomed.cacheID, operation: "test") { _, _ throws(LLMError) in try body() }
+                try manager.store.withPinned(kept.cacheID, doomed.cacheID, operation: "test") { _, _ throws(LLMError) in try body() }
             } else {
-                try manager.withPinned([doomed.cacheID, kept.cacheID], operation: "test") { _ throws(LLMError) in try body() }
+                try manager.store.withPinned([doomed.cacheID, kept.cacheID], operation: "test") { _ throws(LLMError) in try body() }
             }
             #expect(during?.liveCaches == 1)
             #expect(during?.pagesInUse == pagesOfBoth, "the pinned memory is still in use")

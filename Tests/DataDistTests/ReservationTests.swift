@@ -1,4 +1,5 @@
 @testable import DataDist
+import LinkLayer
 import Testing
 
 #if canImport(Glibc)
@@ -58,14 +59,14 @@ import Glibc
         let key = CacheKey(promptClusterID: 1, reqID: 7)
         let source = try prompt.allocateCache(CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32), keys: [key])
         var peer = try RawPeer(endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 5, expecting: 1)
-        let grant = try GrantMessage(payload: try peer.request(
+        let grant = try Grant(payload: try peer.request(
             .resolve, MaliciousClientTests.resolve(.key(reqID: 7, prefixID: .max, modelID: 0), tensors: 0..<1).encoded()).payload)
         #expect(prompt.audit().boundKeys == 0)
         expectRefusal(.paramInvalid, mentioning: ["being pulled"], in: prompt) {
             _ = try prompt.allocateCache(CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32), keys: [key])
         }
         try prompt.removeCacheKey(key)
-        try peer.post(.release, ReleaseMessage(pinID: grant.pinID, succeeded: false).encoded())
+        try peer.post(.release, ReleaseNotice(pinID: grant.pinID, succeeded: false).encoded())
         #expect(try peer.request(.ping, []).kind == .ack)
         #expect(prompt.audit().boundKeys == 0, "removed while in flight: not given back")
         peer.channel.close()

@@ -166,8 +166,8 @@ final class CacheRecord: Sendable {
 struct Pin: Sendable {
     /// The memory of every cache the transfer touches (a batched pull may name several).
     let memory: [CacheRecord]
-    /// The link (serial) the pin was taken for.
-    let peer: UInt64
+    /// The serial of the link the pin was taken for.
+    let link: UInt64
     /// What the transfer took from request keys (one per key; a batched pull takes several), to give back if
     /// it fails.
     var reservations: [Reservation] = []

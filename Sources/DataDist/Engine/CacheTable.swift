@@ -54,28 +54,22 @@ struct CacheTable: Sendable {
 
     /// Drops the id reference of an owned cache; the entry goes now if no key holds it.
     mutating func dropIDReference(_ id: Int64) {
-        // One hash lookup when the cache goes now (no key holds it), two when it stays.
-        guard var entry = entries.removeValue(forKey: id) else { return }
-        guard entry.isOwned else {
-            entries[id] = entry
-            return
+        let removable = entries.modify(id) { entry in
+            guard entry.isOwned else { return false }
+            entry.holdsIDReference = false
+            return entry.isRemovable
         }
-        entry.holdsIDReference = false
-        if entry.isRemovable {
+        if removable == true, let entry = entries.removeValue(forKey: id) {
             retireMemory(of: entry)  // removable: no key left to unbind
-        } else {
-            entries[id] = entry
         }
     }
 
     /// Unbinds `key` from its cache; the cache goes if nothing else holds it.
     mutating func unbind(_ key: IndexKey) {
         guard let binding = keys.removeValue(forKey: key) else { return }
-        // Take the entry out to change it: with a copy left in the table, the write would copy its whole
-        // keyBySlot (one key per slot). (In-place `entries[id]?.…` costs three coroutine-frame mallocs.)
-        guard var entry = entries.removeValue(forKey: binding.cacheID) else { return }
-        if entry.keyBySlot[binding.slot] == key { entry.keyBySlot[binding.slot] = nil }
-        entries[binding.cacheID] = entry
+        entries.modify(binding.cacheID) { entry in
+            if entry.keyBySlot[binding.slot] == key { entry.keyBySlot[binding.slot] = nil }
+        }
         eraseIfRemovable(binding.cacheID)
     }
 
@@ -83,19 +77,23 @@ struct CacheTable: Sendable {
     /// pulled the key is unbound, so no other transfer can take it. Returns what to give back if the transfer
     /// fails.
     mutating func reserve(_ key: IndexKey, tensors: Range<Int>) -> Reservation? {
-        guard var binding = keys[key], var entry = entries.removeValue(forKey: binding.cacheID) else { return nil }
+        guard var binding = keys[key] else { return nil }
         let taken = Set(tensors).subtracting(binding.pulledTensors)
         binding.pulledTensors.formUnion(taken)
-        let complete = binding.pulledTensors.count >= entry.desc.numTensors
+        let slot = binding.slot
+        let found = entries.modify(binding.cacheID) { entry -> Bool in
+            let complete = binding.pulledTensors.count >= entry.desc.numTensors
+            if complete, entry.keyBySlot[slot] == key { entry.keyBySlot[slot] = nil }
+            entry.reservations += 1
+            return complete
+        }
+        guard let complete = found else { return nil }
         if complete {
             keys[key] = nil
             reservedKeys[key] = binding
-            if entry.keyBySlot[binding.slot] == key { entry.keyBySlot[binding.slot] = nil }
         } else {
             keys[key] = binding
         }
-        entry.reservations += 1
-        entries[binding.cacheID] = entry
         return Reservation(key: key, cacheID: binding.cacheID, slot: binding.slot, tensors: taken, unboundKey: complete)
     }
 
@@ -110,15 +108,13 @@ struct CacheTable: Sendable {
             {
                 binding.pulledTensors.subtract(reservation.tensors)
                 keys[key] = binding
-                entries[reservation.cacheID]?.keyBySlot[reservation.slot] = key
+                entries.modify(reservation.cacheID) { $0.keyBySlot[reservation.slot] = key }
             } else if !reservation.unboundKey, var binding = keys[key], binding.cacheID == reservation.cacheID {
                 binding.pulledTensors.subtract(reservation.tensors)
                 keys[key] = binding
             }
         }
-        guard var entry = entries.removeValue(forKey: reservation.cacheID) else { return }
-        entry.reservations -= 1
-        entries[reservation.cacheID] = entry
+        guard entries.modify(reservation.cacheID, { $0.reservations -= 1 }) != nil else { return }
         eraseIfRemovable(reservation.cacheID)
     }
 
@@ -161,33 +157,31 @@ struct CacheTable: Sendable {
 
     /// Rebinds a blocks key to `id` (registerBlocksCache: the last registration wins).
     mutating func rebind(_ key: IndexKey, to id: Int64, slot: Int) {
-        if let previous = keys[key], var old = entries[previous.cacheID] {
-            old.keyBySlot[previous.slot] = nil
-            entries[previous.cacheID] = old
-        }
+        if let previous = keys[key] { entries.modify(previous.cacheID) { $0.keyBySlot[previous.slot] = nil } }
         keys[key] = KeyBinding(cacheID: id, slot: slot)
-        entries[id]?.keyBySlot[slot] = key
+        entries.modify(id) { $0.keyBySlot[slot] = key }
     }
 
-    mutating func pin(_ memory: [CacheRecord], peer: UInt64, reservations: [Reservation] = []) -> UInt64 {
+    /// Pins `memory` for a transfer of link `link` (its serial), with what the transfer reserved.
+    mutating func pin(_ memory: [CacheRecord], link: UInt64, reservations: [Reservation] = []) -> UInt64 {
         defer { nextPinID += 1 }
-        pins[nextPinID] = Pin(memory: memory, peer: peer, reservations: reservations)
+        pins[nextPinID] = Pin(memory: memory, link: link, reservations: reservations)
         return nextPinID
     }
 
     mutating func unpin(_ id: UInt64) { pins[id] = nil }
 
-    /// Ends a peer's transfer, settling its reservation. False when `peer` holds no such pin.
-    mutating func release(pin id: UInt64, peer: UInt64, succeeded: Bool) -> Bool {
-        guard let pin = pins[id], pin.peer == peer else { return false }
+    /// Ends a peer's transfer, settling its reservation. False when link `link` holds no such pin.
+    mutating func release(pin id: UInt64, link: UInt64, succeeded: Bool) -> Bool {
+        guard let pin = pins[id], pin.link == link else { return false }
         for reservation in pin.reservations { settle(reservation, succeeded: succeeded) }
         pins[id] = nil
         return true
     }
 
     /// Drops every pin a link held (the peer unlinked or died): their transfers count as failed.
-    mutating func releasePins(of peer: UInt64) {
-        for id in pins.filter({ $0.value.peer == peer }).map(\.key) { _ = release(pin: id, peer: peer, succeeded: false) }
+    mutating func releasePins(of link: UInt64) {
+        for id in pins.filter({ $0.value.link == link }).map(\.key) { _ = release(pin: id, link: link, succeeded: false) }
     }
 
     /// Drops everything (finalize).

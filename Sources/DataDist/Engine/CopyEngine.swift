@@ -1,12 +1,6 @@
+import DeviceRuntime
 internal import Glibc
 import Synchronization
-
-/// One contiguous copy of a transfer.
-struct CopySegment: Sendable {
-    var destination: UInt
-    var source: UInt
-    var count: Int
-}
 
 /// Runs the copies of one transfer. Below `parallelThreshold` bytes, or with one thread, or while another
 /// transfer is using the workers, the calling thread copies everything itself (no hand-off latency). Above it,
@@ -29,9 +23,10 @@ final class CopyEngine: Sendable {
     static let chunkBytes = 256 << 10
 
     init(threads: Int, parallelThreshold: Int = CopyEngine.defaultParallelThreshold) {
-        self.threads = max(1, threads)
+        // Threads the process cannot start are left out: the engine then splits over fewer.
+        self.workers = (1..<max(1, threads)).compactMap { _ in try? JobThread() }
+        self.threads = workers.count + 1
         self.parallelThreshold = parallelThreshold
-        self.workers = (1..<max(1, threads)).map { _ in JobThread() }
     }
 
     deinit {

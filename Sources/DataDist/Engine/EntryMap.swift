@@ -33,4 +33,15 @@ struct EntryMap: Sendable {
     }
 
     mutating func removeAll() { storage.removeAll() }
+
+    /// Changes entry `id` in place; nil (and `body` does not run) when there is none. The entry is taken out
+    /// while `body` runs: with a copy left in the map, a write would copy its whole `keyBySlot` (one key per
+    /// slot), and in-place `self[id]?.…` costs three coroutine-frame mallocs.
+    @discardableResult
+    mutating func modify<R>(_ id: Int64, _ body: (inout CacheEntry) -> R) -> R? {
+        guard var entry = storage.removeValue(forKey: CacheID(raw: id)) else { return nil }
+        let result = body(&entry)
+        storage[CacheID(raw: id)] = entry
+        return result
+    }
 }

@@ -1,3 +1,4 @@
+import DeviceRuntime
 import Dispatch
 import Synchronization
 
@@ -8,8 +9,9 @@ package final class JobThread: Sendable {
     private let job = Mutex<(@Sendable () -> Void)?>(nil)
     private let stopping = Atomic<Bool>(false)
 
-    package init() {
-        WorkerThread.detach { [self] in
+    /// Starts the thread; throws when the process cannot start one.
+    package init() throws(JoinableThread.StartFailure) {
+        try JoinableThread.detach { [self] in
             while true {
                 wake.wait()
                 if stopping.load(ordering: .acquiring) { return }

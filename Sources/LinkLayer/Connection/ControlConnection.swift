@@ -4,6 +4,32 @@ import DeviceRuntime
 import Logging
 import Synchronization
 
+/// What a connection does with the frames that are not replies it is waiting for. The link layer's
+/// `ServiceDispatcher` is the one implementation: it decodes requests for the owner's `LinkService`.
+package protocol ControlHandler: Sendable {
+    /// Serves one request frame (anything but a reply kind).
+    func serve(_ frame: Frame) -> ControlReply
+    /// A reply whose request no longer waits for it (it timed out): the handler undoes what it granted.
+    func unclaimedReply(_ frame: Frame, on connection: ControlConnection)
+    /// The connection closed, for `reason`; called once.
+    func closed(_ reason: CloseReason)
+}
+
+/// What a handler wants done after serving a request.
+package struct ControlReply: Sendable {
+    package var frame: Frame?
+    /// Close the connection once the reply is sent (unlink).
+    package var closeAfterwards = false
+    /// Whether the peer's next request is expected soon, so the reader thread keeps polling for it.
+    package var expectsMore = true
+
+    package init(frame: Frame?, closeAfterwards: Bool = false, expectsMore: Bool = true) {
+        self.frame = frame
+        self.closeAfterwards = closeAfterwards
+        self.expectsMore = expectsMore
+    }
+}
+
 /// One control connection to a linked peer. Whoever reads decodes frames: replies complete the request waiting
 /// for them, requests go to the handler and its reply is sent back. Any thread may send requests concurrently;
 /// no lock is held while waiting for the peer.
@@ -12,26 +38,14 @@ import Synchronization
 /// costs no thread wake-up; otherwise the reader thread reads. Whoever holds `readToken` owns the inbox. After
 /// serving requests the reader thread keeps polling for `serveSpin` before it sleeps, so a peer issuing
 /// requests back to back does not pay a wake-up per request either.
-final class PeerConnection: Sendable {
-    /// What the handler wants done with an incoming request.
-    struct Reply: Sendable {
-        var frame: Frame?
-        /// Close the connection once the reply is sent (unlink).
-        var closeAfterwards = false
-        /// Whether the peer's next request is expected soon, so the reader thread keeps polling for it. False
-        /// after a grant that keeps the peer copying for longer than the polling window: polling through the
-        /// copy would take a core its copy threads need.
-        var expectsMore = true
-    }
-
-    let socket: Socket
-    let peerClusterID: UInt64
+package final class ControlConnection: Sendable {
+    package let socket: Socket
+    package let peerClusterID: UInt64
     private let logger: Logger
     /// Guards the descriptor: true once it is closed, so no send can hit a reused descriptor.
     private let sendLock = Mutex(false)
     private let state = Mutex(State())
-    private let handler: @Sendable (Frame) -> Reply
-    private let onClose: @Sendable (String) -> Void
+    private let handler: any ControlHandler
     /// Signalled when the reader thread has finished and closed the descriptor.
     private let readerFinished = DispatchSemaphore(value: 0)
     /// Held (true) by whoever is reading the socket and decoding the inbox.
@@ -55,18 +69,18 @@ final class PeerConnection: Sendable {
     private struct State {
         var nextRequestID: UInt64 = 1
         var waiters: [UInt64: Waiter] = [:]
-        var closedReason: String?
+        var closedReason: CloseReason?
         var readerID: UInt?
     }
 
     /// A request waiting for its reply.
     private final class Waiter: Sendable {
         let semaphore = DispatchSemaphore(value: 0)
-        let result = Mutex<Result<Frame, LLMError>?>(nil)
+        let result = Mutex<Result<Frame, LinkError>?>(nil)
         /// Set (after `result`) when the reply is in, for a requester that spins before sleeping.
         let ready = Atomic<Bool>(false)
 
-        func complete(_ outcome: Result<Frame, LLMError>) {
+        func complete(_ outcome: Result<Frame, LinkError>) {
             result.withLock { $0 = outcome }
             ready.store(true, ordering: .releasing)
             semaphore.signal()
@@ -76,43 +90,52 @@ final class PeerConnection: Sendable {
     /// How long a requester polls for its reply before it sleeps. Waking a sleeping thread costs tens of
     /// microseconds on virtual machines, more than a whole small transfer (a C ping-pong over a Unix socket on
     /// the 2-core VM: 45 µs round trip when both sides sleep, 3.3 µs when both poll).
-    static let replySpin: Duration = .microseconds(200)
+    package static let replySpin: Duration = .microseconds(200)
     /// How long the reader thread keeps polling after it served a request, for the peer's next one. Replies
     /// alone do not start it: a requester reads those itself.
-    static let serveSpin: Duration = .microseconds(100)
+    package static let serveSpin: Duration = .microseconds(100)
     /// How long the reader thread parks at most while requesters poll; it then looks again, so frames that
     /// arrive after the last requester stopped wait at most this long.
     private static let parkWhileRequestersPoll = DispatchTimeInterval.microseconds(200)
 
-    init(
-        socket: Socket, peerClusterID: UInt64, logger: Logger, handler: @escaping @Sendable (Frame) -> Reply,
-        inbox: FrameInbox = FrameInbox(), onClose: @escaping @Sendable (String) -> Void
+    package init(
+        socket: Socket, peerClusterID: UInt64, logger: Logger, handler: any ControlHandler,
+        inbox: FrameInbox = FrameInbox()
     ) {
         self.socket = socket
         self.peerClusterID = peerClusterID
         self.logger = logger
         self.handler = handler
-        self.onClose = onClose
         self.inbox = InboxBox(inbox)
     }
 
-    /// Starts the reader thread.
-    func start() {
-        WorkerThread.detach { [self] in
-            state.withLock { $0.readerID = WorkerThread.currentID }
-            readLoop()
+    /// Starts the reader thread; if no thread can start, the connection closes and this throws.
+    package func start() throws(LinkError) {
+        do {
+            try JoinableThread.detach { [self] in
+                state.withLock { $0.readerID = JoinableThread.currentID }
+                readLoop()
+                readerFinished.signal()
+            }
+        } catch {
+            close(.failed("\(error)"))
+            sendLock.withLock { closed in
+                closed = true
+                socket.close()
+            }
             readerFinished.signal()
+            throw LinkError(.io, "the link to cluster \(peerClusterID): \(error)")
         }
     }
 
-    var isOpen: Bool { state.withLock { $0.closedReason == nil } }
+    package var isOpen: Bool { state.withLock { $0.closedReason == nil } }
 
-    /// Sends a request and waits up to `timeout` for its reply. A `failure` reply is thrown as its error.
-    func request(_ kind: MessageKind, _ payload: [UInt8], timeout: Duration, what: String) throws(LLMError) -> Frame {
+    /// Sends a request and waits up to `timeout` for its reply. A `refusal` reply is thrown as `.refused`.
+    package func request(_ kind: MessageKind, _ payload: [UInt8], timeout: Duration, what: String) throws(LinkError) -> Frame {
         let waiter = Waiter()
-        let id: UInt64 = try state.withLock { state throws(LLMError) in
+        let id: UInt64 = try state.withLock { state throws(LinkError) in
             if let reason = state.closedReason {
-                throw LLMError(.linkFailed, "\(what): the link to cluster \(peerClusterID) is closed (\(reason))")
+                throw LinkError(.closed, "\(what): the link to cluster \(peerClusterID) is closed (\(reason))")
             }
             defer { state.nextRequestID += 1 }
             state.waiters[state.nextRequestID] = waiter
@@ -122,7 +145,7 @@ final class PeerConnection: Sendable {
             try send(Frame(kind: kind, requestID: id, payload: payload))
         } catch {
             _ = state.withLock { $0.waiters.removeValue(forKey: id) }
-            throw LLMError(.linkFailed, "\(what): sending to cluster \(peerClusterID) failed: \(error)")
+            throw LinkError(.closed, "\(what): sending to cluster \(peerClusterID) failed: \(error)")
         }
         let (seconds, attoseconds) = timeout.components
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
@@ -133,19 +156,19 @@ final class PeerConnection: Sendable {
         {
             let stillWaiting = state.withLock { $0.waiters.removeValue(forKey: id) } != nil
             if stillWaiting {
-                throw LLMError(.timeout, "\(what): cluster \(peerClusterID) did not answer within \(timeout)")
+                throw LinkError(.timedOut, "\(what): cluster \(peerClusterID) did not answer within \(timeout)")
             }
             waiter.semaphore.wait()  // the reply (or the close) arrived just now
         }
         let frame = try waiter.result.withLock { $0! }.get()
-        if frame.kind == .failure {
-            do {
-                throw try FailureMessage(payload: frame.payload).error
-            } catch let error as LLMError {
-                throw error
+        if frame.kind == .refusal {
+            let refusal: Refusal
+            do throws(ProtocolError) {
+                refusal = try Refusal(payload: frame.payload)
             } catch {
-                throw LLMError(.linkFailed, "\(what): cluster \(peerClusterID) sent a malformed failure: \(error)")
+                throw LinkError(.protocolViolation, "\(what): cluster \(peerClusterID) sent a malformed refusal: \(error)")
             }
+            throw LinkError(refusal)
         }
         return frame
     }
@@ -167,12 +190,12 @@ final class PeerConnection: Sendable {
     }
 
     /// Sends a message that gets no reply (a release); a failure to send only means the link is going away.
-    func post(_ kind: MessageKind, _ payload: [UInt8]) {
+    package func post(_ kind: MessageKind, _ payload: [UInt8]) {
         try? send(Frame(kind: kind, requestID: 0, payload: payload))
     }
 
     /// Sends one frame (requests from any thread, replies from the reader).
-    func send(_ frame: Frame) throws(Socket.Failure) {
+    package func send(_ frame: Frame) throws(Socket.Failure) {
         let bytes = frame.encoded()
         try sendLock.withLock { closed throws(Socket.Failure) in
             guard !closed else { throw Socket.Failure(operation: "send", errno: EBADF) }
@@ -180,8 +203,8 @@ final class PeerConnection: Sendable {
         }
     }
 
-    /// Closes the connection: pending requests fail with `.linkFailed`, the reader stops, `onClose` runs once.
-    func close(_ reason: String) {
+    /// Closes the connection: pending requests fail with `.closed`, the reader stops, the handler hears of it once.
+    package func close(_ reason: CloseReason) {
         let (waiters, first) = state.withLock { state in
             guard state.closedReason == nil else { return ([Waiter](), false) }
             state.closedReason = reason
@@ -191,14 +214,14 @@ final class PeerConnection: Sendable {
         guard first else { return }
         closed.store(true, ordering: .relaxed)
         socket.shutdown()
-        let error = LLMError(.linkFailed, "the link to cluster \(peerClusterID) closed: \(reason)")
+        let error = LinkError(.closed, "the link to cluster \(peerClusterID) closed: \(reason)")
         for waiter in waiters { waiter.complete(.failure(error)) }
-        onClose(reason)
+        handler.closed(reason)
     }
 
     /// Waits until the reader thread has finished (it closes the descriptor); a no-op on the reader itself.
-    func join() {
-        guard state.withLock({ $0.readerID }) != WorkerThread.currentID else { return }
+    package func join() {
+        guard state.withLock({ $0.readerID }) != JoinableThread.currentID else { return }
         readerFinished.wait()
         readerFinished.signal()  // let any other joiner through too
     }
@@ -210,7 +233,7 @@ final class PeerConnection: Sendable {
         /// At least one request was served and the peer is expected back soon.
         case served
         /// The connection must close, for this reason.
-        case finished(String)
+        case finished(CloseReason)
     }
 
     /// Reads and handles what has arrived, unless someone else is reading right now (nil then). Closes the
@@ -241,16 +264,16 @@ final class PeerConnection: Sendable {
                 break
             case .invalid(let problem):
                 logger.warning("dropping the link to cluster \(peerClusterID): \(problem)")
-                return .finished("protocol violation: \(problem)")
+                return .finished(.protocolViolation(problem))
             }
             do {
                 switch try inbox.inbox.fill(from: socket) {
                 case nil: return served ? .served : .quiet
-                case 0: return .finished("peer closed the connection")
+                case 0: return .finished(.peerClosed)
                 default: continue
                 }
             } catch {
-                return .finished("\(error)")
+                return .finished(.failed("\(error)"))
             }
         }
     }
@@ -284,7 +307,7 @@ final class PeerConnection: Sendable {
                 do {
                     _ = try socket.waitReadable(until: nil)
                 } catch {
-                    close("\(error)")
+                    close(.failed("\(error)"))
                 }
             }
         }
@@ -294,24 +317,23 @@ final class PeerConnection: Sendable {
         }
     }
 
-    /// Handles one frame: completes the request waiting for a reply, or serves a request.
+    /// Handles one frame: completes the request waiting for a reply, or has the handler serve a request.
     private func dispatch(_ frame: Frame) -> ReadOutcome {
         switch frame.kind {
-        case .welcome, .grant, .ack, .failure:
+        case .welcome, .grant, .ack, .refusal:
             let waiter = state.withLock { $0.waiters.removeValue(forKey: frame.requestID) }
             if let waiter {
                 waiter.complete(.success(frame))
-            } else if frame.kind == .grant, let grant = try? GrantMessage(payload: frame.payload) {
-                // A grant for a request that timed out: give the pin back at once.
-                post(.release, ReleaseMessage(pinID: grant.pinID, succeeded: false).encoded())
+            } else {
+                handler.unclaimedReply(frame, on: self)
             }
             return .quiet
-        case .hello, .resolve, .release, .unlink, .ping:
-            let reply = handler(frame)
+        case .hello, .resolve, .batchResolve, .release, .unlink, .ping:
+            let reply = handler.serve(frame)
             if let response = reply.frame {
-                do { try send(response) } catch { return .finished("sending a reply failed: \(error)") }
+                do { try send(response) } catch { return .finished(.failed("sending a reply failed: \(error)")) }
             }
-            if reply.closeAfterwards { return .finished(DeliberateClose.unlinked) }
+            if reply.closeAfterwards { return .finished(.unlinked) }
             return reply.expectsMore ? .served : .quiet
         }
     }

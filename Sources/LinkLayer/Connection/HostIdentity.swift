@@ -1,9 +1,9 @@
 internal import Glibc
 
 /// Facts about this host that a link handshake compares.
-enum HostIdentity {
+package enum HostIdentity {
     /// The kernel's boot id: equal on both ends only when they run on the same booted host.
-    static let bootID: String = {
+    package static let bootID: String = {
         let fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return "unknown" }
         defer { close(fd) }
@@ -13,11 +13,11 @@ enum HostIdentity {
         return String(decoding: buffer.prefix(count), as: UTF8.self).trimmingWhitespace
     }()
 
-    static var processID: Int32 { getpid() }
+    package static var processID: Int32 { getpid() }
 }
 
 extension String {
-    var trimmingWhitespace: String {
+    package var trimmingWhitespace: String {
         String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }

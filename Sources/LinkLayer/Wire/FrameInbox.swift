@@ -4,20 +4,20 @@ internal import Glibc
 
 /// Bytes received on a connection and not yet decoded, in one reusable buffer: reading allocates nothing
 /// until a frame larger than the buffer arrives. Not thread-safe; see `PeerConnection` for who may touch it.
-struct FrameInbox {
+package struct FrameInbox {
     private var bytes: [UInt8]
     private var start = 0
     private var end: Int
 
-    static let initialCapacity = 64 << 10
+    package static let initialCapacity = 64 << 10
 
-    init() {
+    package init() {
         bytes = [UInt8](repeating: 0, count: Self.initialCapacity)
         end = 0
     }
 
     /// Decodes the next frame from the bytes in hand, consuming it.
-    mutating func next() -> Frame.Decoded {
+    package mutating func next() -> Frame.Decoded {
         guard start < end else { return .incomplete }
         let decoded = Frame.decode(bytes[start..<end])
         if case .frame(_, let consumed) = decoded { start += consumed }
@@ -25,7 +25,7 @@ struct FrameInbox {
     }
 
     /// Reads what `socket` has now: nil when nothing is waiting, 0 when the peer closed, else the byte count.
-    mutating func fill(from socket: Socket) throws(Socket.Failure) -> Int? {
+    package mutating func fill(from socket: Socket) throws(Socket.Failure) -> Int? {
         makeRoom()
         let count = try socket.receiveAvailable(into: &bytes, at: end)
         if let count { end += count }
@@ -35,7 +35,7 @@ struct FrameInbox {
     /// Waits until `deadline` (nil: no limit) for the next whole frame from `socket`, for readers that have the
     /// socket to themselves (the handshake). Bytes past the frame stay here. Throws on a timeout, a closed
     /// connection or bytes that are no frame.
-    mutating func receiveFrame(from socket: Socket, until deadline: ContinuousClock.Instant?) throws(Socket.Failure) -> Frame {
+    package mutating func receiveFrame(from socket: Socket, until deadline: ContinuousClock.Instant?) throws(Socket.Failure) -> Frame {
         while true {
             switch next() {
             case .frame(let frame, _): return frame

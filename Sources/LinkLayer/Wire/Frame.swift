@@ -2,17 +2,23 @@
 ///
 /// Header (little-endian, 20 bytes): magic `DDL1` (u32), version (u8), kind (u8), reserved (u16, zero),
 /// request id (u64), payload length (u32). Requests carry a fresh id; replies carry the id of their request.
-struct Frame: Sendable, Hashable {
-    static let magic: UInt32 = 0x314C_4444  // "DDL1"
-    static let version: UInt8 = 1
-    static let headerSize = 20
-    static let maxPayload = 1 << 20
+package struct Frame: Sendable, Hashable {
+    package static let magic: UInt32 = 0x314C_4444  // "DDL1"
+    package static let version: UInt8 = 2
+    package static let headerSize = 20
+    package static let maxPayload = 1 << 20
 
-    var kind: MessageKind
-    var requestID: UInt64
-    var payload: [UInt8]
+    package var kind: MessageKind
+    package var requestID: UInt64
+    package var payload: [UInt8]
 
-    func encoded() -> [UInt8] {
+    package init(kind: MessageKind, requestID: UInt64, payload: [UInt8]) {
+        self.kind = kind
+        self.requestID = requestID
+        self.payload = payload
+    }
+
+    package func encoded() -> [UInt8] {
         var writer = WireWriter()
         writer.u32(Self.magic)
         writer.u8(Self.version)
@@ -23,7 +29,7 @@ struct Frame: Sendable, Hashable {
         return writer.bytes + payload
     }
 
-    enum Decoded: Sendable, Hashable {
+    package enum Decoded: Sendable, Hashable {
         /// A whole frame and how many bytes it took.
         case frame(Frame, consumed: Int)
         /// More bytes are needed; nothing is wrong yet.
@@ -33,7 +39,7 @@ struct Frame: Sendable, Hashable {
     }
 
     /// Decodes the frame at the start of `bytes`. Pure; never traps on any input.
-    static func decode(_ bytes: ArraySlice<UInt8>) -> Decoded {
+    package static func decode(_ bytes: ArraySlice<UInt8>) -> Decoded {
         var reader = WireReader(bytes)
         guard reader.remaining >= headerSize else {
             // Reject a wrong magic as soon as its bytes are in.
@@ -62,7 +68,7 @@ struct Frame: Sendable, Hashable {
 }
 
 /// What a frame carries.
-enum MessageKind: UInt8, Sendable, CaseIterable {
+package enum MessageKind: UInt8, Sendable, CaseIterable {
     case hello = 1
     case welcome = 2
     case resolve = 3
@@ -71,6 +77,8 @@ enum MessageKind: UInt8, Sendable, CaseIterable {
     case unlink = 6
     case ping = 7
     case ack = 8
-    case failure = 9
-
+    /// A refused request (`Refusal`).
+    case refusal = 9
+    /// A batch of resolves answered by one grant (`BatchResolveRequest`).
+    case batchResolve = 10
 }

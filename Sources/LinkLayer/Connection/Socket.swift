@@ -5,32 +5,40 @@ internal import Glibc
 #endif
 
 /// A socket descriptor with the few operations the control channel needs. All blocking waits take a deadline.
-/// This file and `PeerMapping.swift` are the only places in the link layer that touch raw pointers.
-struct Socket: Sendable, Hashable {
-    let fd: Int32
+/// Raw pointers in the link layer stay in this file, `PeerMapping.swift` and `SharedMemoryDataPlane.swift`.
+package struct Socket: Sendable, Hashable {
+    package let fd: Int32
+
+    package init(fd: Int32) { self.fd = fd }
 
     /// Why a socket operation failed.
-    struct Failure: Error, Sendable, CustomStringConvertible {
-        let operation: String
-        let errno: Int32
-        var timedOut: Bool { errno == ETIMEDOUT }
-        var description: String {
+    package struct Failure: Error, Sendable, CustomStringConvertible {
+        package let operation: String
+        package let errno: Int32
+
+        package init(operation: String, errno: Int32) {
+            self.operation = operation
+            self.errno = errno
+        }
+
+        package var timedOut: Bool { errno == ETIMEDOUT }
+        package var description: String {
             timedOut ? "\(operation) timed out" : "\(operation): \(String(cString: strerror(errno)))"
         }
     }
 
-    func close() { _ = Glibc.close(fd) }
+    package func close() { _ = Glibc.close(fd) }
 
     /// Wakes any thread blocked reading or accepting on this socket.
-    func shutdown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+    package func shutdown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
 
     /// Waits until the socket is readable; false when the deadline passed first.
-    func waitReadable(until deadline: ContinuousClock.Instant?) throws(Failure) -> Bool {
+    package func waitReadable(until deadline: ContinuousClock.Instant?) throws(Failure) -> Bool {
         try Self.poll([self], events: Int16(POLLIN), until: deadline) != nil
     }
 
     /// Index of the first of `sockets` ready for `events`, or nil when the deadline passed.
-    static func poll(_ sockets: [Socket], events: Int16, until deadline: ContinuousClock.Instant?) throws(Failure) -> Int? {
+    package static func poll(_ sockets: [Socket], events: Int16, until deadline: ContinuousClock.Instant?) throws(Failure) -> Int? {
         var fds = sockets.map { pollfd(fd: $0.fd, events: events, revents: 0) }
         while true {
             var timeout: Int32 = -1
@@ -51,7 +59,7 @@ struct Socket: Sendable, Hashable {
     }
 
     /// Sends every byte (blocking).
-    func sendAll(_ bytes: [UInt8]) throws(Failure) {
+    package func sendAll(_ bytes: [UInt8]) throws(Failure) {
         var sent = 0
         while sent < bytes.count {
             let result = bytes.withUnsafeBytes { buffer in
@@ -67,7 +75,7 @@ struct Socket: Sendable, Hashable {
 
     /// Reads what is available now, without waiting, into `buffer[offset...]`: nil when nothing is (EAGAIN),
     /// 0 when the peer closed, otherwise the byte count.
-    func receiveAvailable(into buffer: inout [UInt8], at offset: Int) throws(Failure) -> Int? {
+    package func receiveAvailable(into buffer: inout [UInt8], at offset: Int) throws(Failure) -> Int? {
         precondition(offset < buffer.count, "no room to receive into")
         while true {
             let count = buffer.withUnsafeMutableBytes {
@@ -85,7 +93,7 @@ struct Socket: Sendable, Hashable {
     // MARK: TCP
 
     /// A listening TCP socket bound to exactly `endpoint` (port 0 picks a free port).
-    static func listenTCP(_ endpoint: IPEndpoint) throws(Failure) -> (Socket, port: UInt16) {
+    package static func listenTCP(_ endpoint: SocketEndpoint) throws(Failure) -> (Socket, port: UInt16) {
         var address = try SocketAddress(endpoint)
         let fd = Glibc.socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(operation: "socket", errno: errno) }
@@ -111,7 +119,7 @@ struct Socket: Sendable, Hashable {
     }
 
     /// Connects to `endpoint` within the deadline; the socket has TCP_NODELAY set.
-    static func connectTCP(_ endpoint: IPEndpoint, until deadline: ContinuousClock.Instant) throws(Failure) -> Socket {
+    package static func connectTCP(_ endpoint: SocketEndpoint, until deadline: ContinuousClock.Instant) throws(Failure) -> Socket {
         var address = try SocketAddress(endpoint)
         let fd = Glibc.socket(
             address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
@@ -140,7 +148,7 @@ struct Socket: Sendable, Hashable {
     }
 
     /// Accepts one connection (blocking); nil once the listener was shut down.
-    func accept() -> Socket? {
+    package func accept() -> Socket? {
         while true {
             let fd = Glibc.accept(self.fd, nil, nil)
             if fd >= 0 {
@@ -157,7 +165,7 @@ struct Socket: Sendable, Hashable {
     // MARK: Unix sockets with descriptor passing
 
     /// A listening Unix socket in the abstract namespace (no file on disk).
-    static func listenUnix(abstractName: String) throws(Failure) -> Socket {
+    package static func listenUnix(abstractName: String) throws(Failure) -> Socket {
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(operation: "socket", errno: errno) }
         let socket = Socket(fd: fd)
@@ -170,7 +178,7 @@ struct Socket: Sendable, Hashable {
         return socket
     }
 
-    static func connectUnix(abstractName: String) throws(Failure) -> Socket {
+    package static func connectUnix(abstractName: String) throws(Failure) -> Socket {
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(operation: "socket", errno: errno) }
         let socket = Socket(fd: fd)
@@ -197,13 +205,13 @@ struct Socket: Sendable, Hashable {
     }
 
     /// Sends `bytes` with one descriptor attached.
-    func send(_ bytes: [UInt8], passing descriptor: Int32) throws(Failure) {
+    package func send(_ bytes: [UInt8], passing descriptor: Int32) throws(Failure) {
         let result = bytes.withUnsafeBytes { datadist_send_fd(fd, descriptor, $0.baseAddress, $0.count) }
         guard result == bytes.count else { throw Failure(operation: "sendmsg", errno: result < 0 ? errno : EMSGSIZE) }
     }
 
     /// Receives exactly `count` bytes and the descriptor that came with them (-1 if none).
-    func receive(count: Int, until deadline: ContinuousClock.Instant) throws(Failure) -> ([UInt8], descriptor: Int32) {
+    package func receive(count: Int, until deadline: ContinuousClock.Instant) throws(Failure) -> ([UInt8], descriptor: Int32) {
         guard try waitReadable(until: deadline) else { throw Failure(operation: "recvmsg", errno: ETIMEDOUT) }
         var buffer = [UInt8](repeating: 0, count: count)
         var descriptor: Int32 = -1
@@ -218,11 +226,11 @@ struct Socket: Sendable, Hashable {
 
 /// An IPv4 or IPv6 socket address built from an endpoint.
 private struct SocketAddress {
-    var storage = sockaddr_storage()
-    let family: Int32
-    var port: UInt16 = 0
+    package var storage = sockaddr_storage()
+    package let family: Int32
+    package var port: UInt16 = 0
 
-    init(_ endpoint: IPEndpoint) throws(Socket.Failure) {
+    package init(_ endpoint: SocketEndpoint) throws(Socket.Failure) {
         port = endpoint.port
         let parsed: Bool
         if endpoint.host.contains(":") {
@@ -250,17 +258,17 @@ private struct SocketAddress {
         }
     }
 
-    var length: socklen_t {
+    package var length: socklen_t {
         socklen_t(family == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
     }
 
-    mutating func withPointer(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+    package mutating func withPointer(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
         let length = self.length
         return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
     }
 
     /// Reads the bound port back (for port 0).
-    mutating func readBack(from fd: Int32) -> Bool {
+    package mutating func readBack(from fd: Int32) -> Bool {
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let result = withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }

@@ -1,26 +1,26 @@
 internal import Glibc
 
-/// A peer's pool mapped into this process: the bytes a pull reads (or a push writes) without any staging copy.
+/// A region (pool) a peer published, mapped into this process: the bytes a pull reads (or a push writes) without any staging copy.
 /// Unmapped when the last holder (the link, an in-flight transfer) lets go.
-final class PeerMapping: Sendable {
-    let descriptor: PoolDescriptor
-    let base: UInt
-    let size: Int
+package final class PeerMapping: Sendable {
+    package let descriptor: RegionDescriptor
+    package let base: UInt
+    package let size: Int
 
     /// Maps `fd` (a pool's memfd received from the peer) and closes it.
-    init(fd: Int32, descriptor: PoolDescriptor, writable: Bool) throws(Socket.Failure) {
+    package init(fd: Int32, descriptor: RegionDescriptor, writable: Bool) throws(Socket.Failure) {
         defer { _ = Glibc.close(fd) }
         guard descriptor.size > 0, descriptor.size <= UInt64(Int.max) else {
-            throw Socket.Failure(operation: "map pool \(descriptor.poolID) of \(descriptor.size) bytes", errno: EINVAL)
+            throw Socket.Failure(operation: "map pool \(descriptor.regionID) of \(descriptor.size) bytes", errno: EINVAL)
         }
         var status = stat()
         guard fstat(fd, &status) == 0, status.st_size >= Int(descriptor.size) else {
-            throw Socket.Failure(operation: "map pool \(descriptor.poolID): descriptor smaller than announced", errno: EINVAL)
+            throw Socket.Failure(operation: "map pool \(descriptor.regionID): descriptor smaller than announced", errno: EINVAL)
         }
         let protection = writable ? PROT_READ | PROT_WRITE : PROT_READ
         let address = mmap(nil, Int(descriptor.size), protection, MAP_SHARED, fd, 0)
         guard let address, address != MAP_FAILED else {
-            throw Socket.Failure(operation: "mmap pool \(descriptor.poolID)", errno: errno)
+            throw Socket.Failure(operation: "mmap pool \(descriptor.regionID)", errno: errno)
         }
         self.descriptor = descriptor
         self.base = UInt(bitPattern: address)
@@ -32,7 +32,7 @@ final class PeerMapping: Sendable {
     }
 
     /// The address of `length` bytes at `offset`, or nil when they are not all inside the mapping.
-    func address(offset: UInt64, length: Int) -> UInt? {
+    package func address(offset: UInt64, length: Int) -> UInt? {
         guard length >= 0, offset <= UInt64(size), UInt64(length) <= UInt64(size) - offset else { return nil }
         return base + UInt(offset)
     }

@@ -7,7 +7,7 @@ import Synchronization
 internal import CAscendCL
 
 /// What an initialised instance works with: its runtime, product gates, configuration and pools.
-final class EngineContext: Sendable {
+final class InstanceResources: Sendable {
     let clusterID: UInt64
     let config: LLMConfig
     let runtime: any DeviceRuntime

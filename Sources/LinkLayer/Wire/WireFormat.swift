@@ -1,17 +1,17 @@
 /// Little-endian encoding of the control protocol's fields.
-struct WireWriter {
+package struct WireWriter {
     private(set) var bytes: [UInt8] = []
 
-    mutating func u8(_ value: UInt8) { bytes.append(value) }
-    mutating func u16(_ value: UInt16) { append(value) }
-    mutating func u32(_ value: UInt32) { append(value) }
-    mutating func u64(_ value: UInt64) { append(value) }
-    mutating func i32(_ value: Int32) { append(UInt32(bitPattern: value)) }
-    mutating func i64(_ value: Int64) { append(UInt64(bitPattern: value)) }
-    mutating func bool(_ value: Bool) { bytes.append(value ? 1 : 0) }
+    package mutating func u8(_ value: UInt8) { bytes.append(value) }
+    package mutating func u16(_ value: UInt16) { append(value) }
+    package mutating func u32(_ value: UInt32) { append(value) }
+    package mutating func u64(_ value: UInt64) { append(value) }
+    package mutating func i32(_ value: Int32) { append(UInt32(bitPattern: value)) }
+    package mutating func i64(_ value: Int64) { append(UInt64(bitPattern: value)) }
+    package mutating func bool(_ value: Bool) { bytes.append(value ? 1 : 0) }
 
     /// A length-prefixed (u16) UTF-8 string, truncated to `WireReader.maxStringLength` bytes.
-    mutating func string(_ value: String) {
+    package mutating func string(_ value: String) {
         let utf8 = Array(value.utf8.prefix(WireReader.maxStringLength))
         u16(UInt16(utf8.count))
         bytes.append(contentsOf: utf8)
@@ -23,26 +23,26 @@ struct WireWriter {
 }
 
 /// Bounds-checked decoding: every read checks what is left and throws instead of trapping.
-struct WireReader {
-    static let maxStringLength = 4096
+package struct WireReader {
+    package static let maxStringLength = 4096
     private let bytes: ArraySlice<UInt8>
     private var position: Int
 
-    init(_ bytes: ArraySlice<UInt8>) {
+    package init(_ bytes: ArraySlice<UInt8>) {
         self.bytes = bytes
         self.position = bytes.startIndex
     }
 
-    var remaining: Int { bytes.endIndex - position }
+    package var remaining: Int { bytes.endIndex - position }
 
-    mutating func u8() throws(ProtocolError) -> UInt8 { try integer() }
-    mutating func u16() throws(ProtocolError) -> UInt16 { try integer() }
-    mutating func u32() throws(ProtocolError) -> UInt32 { try integer() }
-    mutating func u64() throws(ProtocolError) -> UInt64 { try integer() }
-    mutating func i32() throws(ProtocolError) -> Int32 { Int32(bitPattern: try integer()) }
-    mutating func i64() throws(ProtocolError) -> Int64 { Int64(bitPattern: try integer()) }
+    package mutating func u8() throws(ProtocolError) -> UInt8 { try integer() }
+    package mutating func u16() throws(ProtocolError) -> UInt16 { try integer() }
+    package mutating func u32() throws(ProtocolError) -> UInt32 { try integer() }
+    package mutating func u64() throws(ProtocolError) -> UInt64 { try integer() }
+    package mutating func i32() throws(ProtocolError) -> Int32 { Int32(bitPattern: try integer()) }
+    package mutating func i64() throws(ProtocolError) -> Int64 { Int64(bitPattern: try integer()) }
 
-    mutating func bool() throws(ProtocolError) -> Bool {
+    package mutating func bool() throws(ProtocolError) -> Bool {
         switch try u8() {
         case 0: return false
         case 1: return true
@@ -50,7 +50,7 @@ struct WireReader {
         }
     }
 
-    mutating func string() throws(ProtocolError) -> String {
+    package mutating func string() throws(ProtocolError) -> String {
         let count = Int(try u16())
         guard count <= Self.maxStringLength else { throw .malformed("string of \(count) bytes") }
         guard count <= remaining else { throw .malformed("string of \(count) bytes, \(remaining) left") }
@@ -61,14 +61,14 @@ struct WireReader {
     }
 
     /// A u32 element count, checked against what the remaining bytes can hold and against `limit`.
-    mutating func count(elementSize: Int, limit: Int) throws(ProtocolError) -> Int {
+    package mutating func count(elementSize: Int, limit: Int) throws(ProtocolError) -> Int {
         let count = Int(try u32())
         guard count <= limit else { throw .malformed("count \(count) exceeds \(limit)") }
         guard count * elementSize <= remaining else { throw .malformed("count \(count) but \(remaining) bytes left") }
         return count
     }
 
-    func expectEnd() throws(ProtocolError) {
+    package func expectEnd() throws(ProtocolError) {
         guard remaining == 0 else { throw .malformed("\(remaining) trailing bytes") }
     }
 
@@ -83,10 +83,10 @@ struct WireReader {
 }
 
 /// A frame or message that does not follow the protocol.
-enum ProtocolError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum ProtocolError: Error, Sendable, Hashable, CustomStringConvertible {
     case malformed(String)
 
-    var description: String {
+    package var description: String {
         switch self {
         case .malformed(let reason): "malformed control message: \(reason)"
         }

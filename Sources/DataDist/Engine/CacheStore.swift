@@ -1,0 +1,78 @@
+import DeviceRuntime
+import BlockPool
+import Synchronization
+
+/// The instance's resources and its cache table, with the steps every operation on the table shares: refusing
+/// once finalized, and pinning caches while their bytes are copied without holding the lock.
+final class CacheStore: Sendable {
+    let resources: InstanceResources
+    let table = Mutex(CacheTable())
+
+    init(resources: InstanceResources) {
+        self.resources = resources
+    }
+
+    /// Runs `body` with views of the caches `ids`, their memory pinned so a concurrent deallocate cannot free it.
+    /// The lock is not held while `body` copies.
+    func withPinned<R>(
+        _ ids: [Int64], operation: String, _ body: ([CacheView]) throws(LLMError) -> R
+    ) throws(LLMError) -> R {
+        let pinned = try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            var pinned: [LocalPin] = []
+            pinned.reserveCapacity(ids.count)
+            for id in ids {
+                guard let view = table.pinnedView(id) else {
+                    throw LLMError(.kvCacheNotExist, "\(operation): cache \(id) does not exist")
+                }
+                pinned.append(view)
+            }
+            for pin in pinned { pin.pin() }
+            return pinned
+        }
+        defer { for pin in pinned { unpin(pin) } }
+        return try body(pinned.map(\.view))
+    }
+
+    /// `withPinned` for two caches, without arrays: one lock round trip, no heap allocation.
+    func withPinned<R>(
+        _ first: Int64, _ second: Int64, operation: String, _ body: (CacheView, CacheView) throws(LLMError) -> R
+    ) throws(LLMError) -> R {
+        let (a, b) = try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            guard let a = table.pinnedView(first), let b = table.pinnedView(second) else {
+                let missing = table.entry(first) == nil ? first : second
+                throw LLMError(.kvCacheNotExist, "\(operation): cache \(missing) does not exist")
+            }
+            a.pin()
+            b.pin()
+            return (a, b)
+        }
+        defer {
+            unpin(a)
+            unpin(b)
+        }
+        return try body(a.view, b.view)
+    }
+
+    /// Ends a local pin; the last one on an erased cache's memory lets the table drop it (taking the lock only then).
+    private func unpin(_ pin: LocalPin) {
+        if pin.unpin() { table.withLock { $0.endRetiredPin(cacheID: pin.view.id) } }
+    }
+
+    @inline(__always)
+    func ensureOpen(_ table: CacheTable) throws(LLMError) {
+        if table.isClosed { throw finalized() }
+    }
+
+    private func finalized() -> LLMError {
+        LLMError(.failed, "the LLMDataDist of cluster \(resources.clusterID) was finalized")
+    }
+
+    /// Pools a peer may reach, by the region id the link handshake gave them.
+    var sharedPools: [(UInt32, BlockPool)] {
+        [(UInt32(0), resources.devicePool), (UInt32(1), resources.hostPool)].compactMap { id, pool in
+            pool.flatMap { $0.region.shared == nil ? nil : (id, $0) }
+        }
+    }
+}

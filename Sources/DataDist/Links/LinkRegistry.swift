@@ -1,0 +1,26 @@
+import LinkLayer
+
+/// An established link to another cluster, as this instance records it.
+struct PeerLink: Sendable {
+    /// Unique per link in this process; pins taken for the peer carry it.
+    let serial: UInt64
+    let channel: PeerChannel
+
+    var remoteClusterID: UInt64 { channel.remoteClusterID }
+}
+
+/// The links of one instance and its listener.
+struct LinkRegistry: Sendable {
+    var links: [UInt64: PeerLink] = [:]
+    /// Clusters whose link broke (the peer died or misbehaved) rather than being unlinked, and why: a transfer
+    /// to them fails with `.linkFailed` instead of `.notYetLink` until they are linked or unlinked again.
+    var lost: [UInt64: CloseReason] = [:]
+    var listener: Listener?
+    var nextSerial: UInt64 = 1
+    var isClosed = false
+
+    mutating func takeSerial() -> UInt64 {
+        defer { nextSerial += 1 }
+        return nextSerial
+    }
+}

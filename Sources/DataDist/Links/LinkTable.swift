@@ -1,0 +1,255 @@
+import BlockPool
+import Logging
+import DeviceRuntime
+import LinkLayer
+import Synchronization
+
+/// The links of one instance: listening, linking and unlinking clusters, and finding the link a transfer
+/// uses. A link's requests are answered by an `OwnerService` over this instance's `OwnerPolicy`.
+final class LinkTable: Sendable {
+    let store: CacheStore
+    let policy: OwnerPolicy
+    let registry = Mutex(LinkRegistry())
+
+    /// Longer link and unlink timeouts are treated as this (a day is "wait as long as it takes").
+    static let longestTimeout: Duration = .seconds(86_400)
+
+    init(store: CacheStore) {
+        self.store = store
+        self.policy = OwnerPolicy(store: store)
+    }
+
+    private var resources: InstanceResources { store.resources }
+
+    /// The endpoint this instance listens on, with the port actually bound.
+    var listenEndpoint: IPEndpoint? { registry.withLock { $0.listener.map { IPEndpoint($0.endpoint) } } }
+
+    var linkCount: Int { registry.withLock { $0.links.count } }
+
+    /// Starts serving link requests on exactly `endpoint` (port 0 picks a free port).
+    func startListening(on endpoint: IPEndpoint) throws(LLMError) {
+        let listener: Listener
+        do {
+            listener = try Listener(on: SocketEndpoint(endpoint)) { [weak self] connection in
+                guard let self else { return connection.close() }
+                do {
+                    try JoinableThread.detach { self.accept(connection) }
+                } catch {
+                    self.resources.logger.warning("refused a connection: \(error)")
+                    connection.close()
+                }
+            }
+        } catch {
+            throw LLMError(.failed, error.message)
+        }
+        let previous = registry.withLock { registry in
+            defer { registry.listener = listener }
+            return registry.listener
+        }
+        previous?.stop()
+        resources.logger.debug("listening", metadata: ["endpoint": "\(listener.endpoint)"])
+    }
+
+    func stopListening() {
+        registry.withLock { registry in
+            defer { registry.listener = nil }
+            return registry.listener
+        }?.stop()
+    }
+
+    /// Links to each cluster (in parallel). Overall success only if every cluster linked; otherwise the code of
+    /// the last failing cluster.
+    func link(_ clusters: [LLMClusterInfo], timeout: Duration) -> (LLMStatusCode, [LLMStatusCode]) {
+        guard !clusters.isEmpty else {
+            resources.logger.warning("linkClusters got an empty cluster list")
+            return (.paramInvalid, [])
+        }
+        guard timeout > .zero else {
+            resources.logger.warning("linkClusters timeout \(timeout) must be > 0")
+            return (.paramInvalid, [])
+        }
+        let timeout = min(timeout, Self.longestTimeout)
+        let results = forEachInParallel(clusters) { (cluster: LLMClusterInfo) -> LLMStatusCode in
+            do throws(LLMError) {
+                try self.link(cluster, timeout: timeout)
+                return .success
+            } catch {
+                self.resources.logger.warning(
+                    "link to cluster \(cluster.remoteClusterID) failed: \(error)",
+                    metadata: ["status": "\(error.status.name)"])
+                return error.status
+            }
+        }
+        return (results.last { $0 != .success } ?? .success, results)
+    }
+
+    /// Unlinks each cluster. Unlinking a cluster that is not linked succeeds. `force` tears down only this side.
+    func unlink(_ clusters: [LLMClusterInfo], timeout: Duration, force: Bool) -> (LLMStatusCode, [LLMStatusCode]) {
+        guard !clusters.isEmpty else { return (.paramInvalid, []) }
+        guard timeout > .zero else { return (.paramInvalid, []) }
+        let timeout = min(timeout, Self.longestTimeout)
+        let results = forEachInParallel(clusters) { cluster -> LLMStatusCode in
+            let link = self.registry.withLock { registry in
+                defer { registry.lost[cluster.remoteClusterID] = nil }
+                return registry.links[cluster.remoteClusterID]
+            }
+            guard let link else { return .success }
+            if !force {
+                do throws(LinkError) {
+                    try link.channel.requestUnlink(from: self.resources.clusterID, timeout: timeout, what: "unlink")
+                } catch {
+                    self.resources.logger.warning("unlink from cluster \(cluster.remoteClusterID) failed: \(error)")
+                    return .unlinkFailed
+                }
+            }
+            link.channel.close(force ? .forcedLocally : .unlinked)
+            return .success
+        }
+        return (results.last { $0 != .success } ?? .success, results)
+    }
+
+    /// Unlinks everything (telling peers, briefly) and stops listening: finalize.
+    func closeAll() {
+        stopListening()
+        let all = registry.withLock { registry in
+            registry.isClosed = true
+            return Array(registry.links.values)
+        }
+        for link in all {
+            try? link.channel.requestUnlink(from: resources.clusterID, timeout: .milliseconds(200), what: "finalize")
+            link.channel.close(.finalized)
+        }
+    }
+
+    /// The live link to `clusterID`, for a transfer named `operation`.
+    func link(to clusterID: UInt64, for operation: String) throws(LLMError) -> PeerLink {
+        let (link, lostReason) = registry.withLock { ($0.links[clusterID], $0.lost[clusterID]) }
+        guard let link, link.channel.isOpen else {
+            if let reason = lostReason {
+                throw LLMError(
+                    .linkFailed, "\(operation): the link to cluster \(clusterID) failed (\(reason)); unlink and link again")
+            }
+            throw LLMError(.notYetLink, "\(operation): cluster \(clusterID) is not linked; call linkClusters first")
+        }
+        return link
+    }
+
+    // MARK: setting links up
+
+    /// The client side of a link to `cluster`.
+    private func link(_ cluster: LLMClusterInfo, timeout: Duration) throws(LLMError) {
+        let remoteID = cluster.remoteClusterID
+        guard cluster.remoteIPInfos.count == 1, let endpoint = cluster.remoteIPInfos.first else {
+            throw .paramInvalid(
+                "cluster \(remoteID) has \(cluster.remoteIPInfos.count) remoteIPInfos; exactly one is needed")
+        }
+        guard remoteID != resources.clusterID else {
+            throw .paramInvalid("cannot link cluster \(remoteID) to itself; cluster ids must be unique")
+        }
+        if registry.withLock({ $0.links[remoteID] }) != nil {
+            throw LLMError(.alreadyLink, "cluster \(remoteID) is already linked")
+        }
+        do throws(LinkError) {
+            _ = try LinkHandshake.connect(
+                to: SocketEndpoint(endpoint), expecting: remoteID, offer: offer, timeout: timeout,
+                admission: Admission(table: self))
+        } catch {
+            throw LLMError(error)
+        }
+    }
+
+    /// The server side of a handshake on an accepted connection (on its own thread).
+    private func accept(_ socket: Socket) {
+        if case .failure(let refusal)? = LinkHandshake.accept(on: socket, offer: offer, admission: Admission(table: self)) {
+            resources.logger.notice("refused a link request: \(refusal.message)")
+        }
+    }
+
+    /// What this instance brings to a link: the pools the runtime can hand to another process.
+    private var offer: LinkOffer {
+        let regions = store.sharedPools.compactMap { id, pool -> PublishedRegion? in
+            guard let shared = pool.region.shared, shared.offset == 0 else { return nil }
+            let kind: MemoryKind = pool.placement == .host ? .host : .device
+            return PublishedRegion(
+                descriptor: RegionDescriptor(regionID: id, kind: kind, size: UInt64(pool.region.size)), fd: shared.fd)
+        }
+        return LinkOffer(
+            clusterID: resources.clusterID, remoteCacheAccessible: resources.config.enableRemoteCacheAccessible,
+            regions: regions)
+    }
+
+    /// Adds an established link. A live link to the same cluster is refused; a dead one is replaced.
+    fileprivate func register(_ established: EstablishedLink) throws(LLMError) -> PeerChannel {
+        let remoteID = established.remoteClusterID
+        return try registry.withLock { registry throws(LLMError) in
+            guard !registry.isClosed else { throw LLMError(.failed, "cluster \(resources.clusterID) was finalized") }
+            if let existing = registry.links[remoteID] {
+                guard !existing.channel.isOpen else {
+                    throw LLMError(.alreadyLink, "cluster \(remoteID) is already linked to cluster \(resources.clusterID)")
+                }
+                registry.links[remoteID] = nil
+            }
+            let serial = registry.takeSerial()
+            let service = OwnerService(
+                policy: policy, linkSerial: serial, peerClusterID: remoteID, logger: resources.logger,
+                onClose: { [weak self] reason in self?.forget(serial: serial, peer: remoteID, reason: reason) })
+            let channel = PeerChannel(
+                remoteClusterID: remoteID, socket: established.socket, inbox: established.inbox,
+                dataPlane: established.dataPlane, service: service, logger: resources.logger)
+            registry.links[remoteID] = PeerLink(serial: serial, channel: channel)
+            registry.lost[remoteID] = nil
+            return channel
+        }
+    }
+
+    /// Link `serial` closed (its service already voided the grants it held): forget it, remembering a broken link.
+    private func forget(serial: UInt64, peer: UInt64, reason: CloseReason) {
+        registry.withLock { registry in
+            guard registry.links[peer]?.serial == serial else { return }
+            registry.links[peer] = nil
+            if !reason.isDeliberate { registry.lost[peer] = reason }
+        }
+        resources.logger.debug("link closed", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+    }
+
+    /// Why this instance will not link with the sender of `hello`, or nil.
+    fileprivate func refusal(for hello: Hello) -> LLMError? {
+        let clusterID = resources.clusterID
+        let remoteAccessible = resources.config.enableRemoteCacheAccessible
+        if hello.bootID != HostIdentity.bootID {
+            return LLMError(
+                .featureNotEnabled,
+                "cross-host transport not available yet: cluster \(hello.clusterID) runs on another host (boot id \(hello.bootID), this host \(HostIdentity.bootID))")
+        }
+        if hello.expectedClusterID != clusterID {
+            return LLMError(
+                .linkFailed,
+                "cluster \(hello.clusterID) asked for cluster \(hello.expectedClusterID), but this is cluster \(clusterID)")
+        }
+        if hello.clusterID == clusterID {
+            return .paramInvalid("cluster \(hello.clusterID) tried to link to itself; cluster ids must be unique")
+        }
+        if hello.remoteCacheAccessible != remoteAccessible {
+            return .paramInvalid(
+                "enableRemoteCacheAccessible differs: cluster \(hello.clusterID) has \(hello.remoteCacheAccessible), cluster \(clusterID) has \(remoteAccessible)")
+        }
+        return nil
+    }
+}
+
+/// The link table's say in the handshake.
+private struct Admission: LinkAdmission {
+    let table: LinkTable
+
+    func screen(_ hello: Hello) -> Refusal? { table.refusal(for: hello).map(Refusal.init) }
+
+    func register(_ link: EstablishedLink) -> Result<PeerChannel, Refusal> {
+        do throws(LLMError) {
+            return .success(try table.register(link))
+        } catch {
+            return .failure(Refusal(error))
+        }
+    }
+
+    func refusal(forFailedSetup problem: String) -> Refusal { Refusal(LLMError(.linkFailed, problem)) }
+}

@@ -1,0 +1,228 @@
+import BlockPool
+import LinkLayer
+import DeviceRuntime
+import Synchronization
+
+/// The owner's rules for its peers: what a resolve may reach, the checks a transfer must pass, the grant (the
+/// extents of exactly the bytes named) and the pin that keeps them alive, the request key a pull consumes, and
+/// the release that settles it. Works on the cache table alone: no socket, no peer.
+struct OwnerPolicy: Sendable {
+    let store: CacheStore
+
+    /// Finds what `request` names, checks the transfer it describes, and pins it for link `serial`.
+    func resolve(_ request: ResolveRequest, link serial: UInt64) -> Result<Grant, LLMError> {
+        let remoteAccessible = store.resources.config.enableRemoteCacheAccessible
+        let pools = store.sharedPools
+        return grantUnderLock { table throws(LLMError) in
+            let (unpinned, memory, consumedKey) = try grant(
+                for: request, in: table, remoteAccessible: remoteAccessible, pools: pools)
+            // A pull through a request key of an owned cache takes those tensors now; the release settles it.
+            let reservations = consumedKey.flatMap { table.reserve($0, tensors: request.tensors) }.map { [$0] } ?? []
+            var grant = unpinned
+            grant.pinID = table.pin(memory, link: serial, reservations: reservations)
+            return grant
+        }
+    }
+
+    /// Checks every item of `request` under one lock; grants all of them under one pin, or refuses with the
+    /// first bad item and takes nothing.
+    func resolveBatch(_ request: BatchResolveRequest, link serial: UInt64) -> Result<Grant, LLMError> {
+        let remoteAccessible = store.resources.config.enableRemoteCacheAccessible
+        let pools = store.sharedPools
+        return grantUnderLock { table throws(LLMError) in
+            var extents: [Grant.Extent] = []
+            extents.reserveCapacity(request.extentCount)
+            // Only what the grant needs, not the entries: a copy of an entry still alive when `reserve` edits the
+            // table's entry would make that edit copy the entry's whole key map (one key per slot).
+            var found: [(tensors: Int, reservable: Bool, key: IndexKey)] = []
+            found.reserveCapacity(request.items.count)
+            var labelByKey: [IndexKey: UInt32] = [:]
+            var memory: [CacheRecord] = []
+            var pinnedEntries = Set<Int64>()
+            var (kind, stride) = (MemoryKind.device, 0)
+            for item in request.items {
+                do throws(LLMError) {
+                    let single = ResolveRequest(
+                        target: .key(reqID: item.reqID, prefixID: item.prefixID, modelID: item.modelID), write: false,
+                        tensors: 0..<Int(item.tensorCount), bytesPerSlot: item.bytesPerSlot,
+                        requesterKind: item.requesterKind, requesterIsBlocks: false, blocks: [])
+                    let (entry, slot, boundKey) = try target(of: single, in: table)
+                    guard let key = boundKey else { throw LLMError(.kvCacheNotExist, "the key is bound to nothing") }
+                    if let earlier = labelByKey.updateValue(item.label, forKey: key) {
+                        throw .paramInvalid("\(key) is also pulls[\(earlier)] of this batch")
+                    }
+                    try check(single, against: entry, remoteAccessible: remoteAccessible)
+                    guard entry.desc.numTensors == Int(item.tensorCount) else {
+                        throw .paramInvalid(
+                            "the remote cache \(entry.id) has \(entry.desc.numTensors) tensors, the local cache \(item.tensorCount)")
+                    }
+                    try appendExtents(of: entry, tensors: single.tensors, slot: slot, pools: pools, to: &extents)
+                    let reservable = key.namespace == .request && entry.isOwned && !remoteAccessible
+                    if let held = entry.memory, pinnedEntries.insert(entry.id).inserted { memory.append(held) }
+                    if found.isEmpty { (kind, stride) = (MemoryKind(entry.placement), entry.stride) }
+                    found.append((entry.desc.numTensors, reservable, key))
+                } catch {
+                    throw LLMError(error.status, "pullCaches pulls[\(item.label)]: \(error.message)")
+                }
+            }
+            // Every item is good: take the request keys now; the release settles them.
+            var reservations: [Reservation] = []
+            reservations.reserveCapacity(found.count)
+            for item in found where item.reservable {
+                if let reservation = table.reserve(item.key, tensors: 0..<item.tensors) { reservations.append(reservation) }
+            }
+            let pinID = table.pin(memory, link: serial, reservations: reservations)
+            return Grant(
+                pinID: pinID, kind: kind, isBlocks: false, stride: UInt64(stride), slots: UInt32(found.count),
+                tensorCount: UInt32(extents.count), extents: extents)
+        }
+    }
+
+    /// Ends link `serial`'s transfer under `notice`: unpins, and settles what the resolve reserved (a failed
+    /// transfer gives a consumed key back). False when the link holds no such pin.
+    func release(_ notice: ReleaseNotice, link serial: UInt64) -> Bool {
+        store.table.withLock { $0.release(pin: notice.pinID, link: serial, succeeded: notice.succeeded) }
+    }
+
+    /// Voids every grant of link `serial` (it closed): its transfers count as failed.
+    func releaseAll(of serial: UInt64) {
+        store.table.withLock { $0.releasePins(of: serial) }
+    }
+
+    /// Grants of at least this many bytes keep the peer copying about as long as `ControlConnection.serveSpin` or
+    /// longer (1 MiB: 70–110 µs at DRAM speed), so the connection does not poll for its next request meanwhile.
+    static let longCopyBytes: UInt64 = 1 << 20
+
+    /// Whether the peer is expected back soon after `grant` (`LinkService.expectsPromptRequest`).
+    static func expectsPromptRequest(after grant: Grant) -> Bool { grant.grantedBytes < longCopyBytes }
+
+    // MARK: checks
+
+    /// Runs `body` under the table lock, unless this instance is finalizing; a thrown error is the refusal.
+    private func grantUnderLock(_ body: (inout CacheTable) throws(LLMError) -> Grant) -> Result<Grant, LLMError> {
+        store.table.withLock { table in
+            do throws(LLMError) {
+                guard !table.isClosed else {
+                    throw LLMError(.failed, "cluster \(store.resources.clusterID) is finalizing")
+                }
+                return .success(try body(&table))
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    /// The grant for `request` (without its pin), the memory to pin and the request key the pull consumes.
+    /// Returns no entry: a copy of it still alive when the reservation updates the table would make that update
+    /// copy the entry's slot map (copy-on-write), a cost proportional to the cache's slots on every pull.
+    private func grant(
+        for request: ResolveRequest, in table: CacheTable, remoteAccessible: Bool, pools: [(UInt32, BlockPool)]
+    ) throws(LLMError) -> (Grant, [CacheRecord], consumedKey: IndexKey?) {
+        let (entry, slot, boundKey) = try target(of: request, in: table)
+        try check(request, against: entry, remoteAccessible: remoteAccessible)
+        var extents: [Grant.Extent] = []
+        try appendExtents(
+            of: entry, tensors: request.tensors, slot: request.blocks.isEmpty ? slot : nil, pools: pools, to: &extents)
+        let consumes =
+            boundKey?.namespace == .request && entry.isOwned && !entry.isBlocks && !request.write && !remoteAccessible
+        let grant = Grant(
+            pinID: 0, kind: MemoryKind(entry.placement), isBlocks: entry.isBlocks, stride: UInt64(entry.stride),
+            slots: UInt32(entry.slots), tensorCount: UInt32(entry.desc.numTensors), extents: extents)
+        return (grant, entry.memory.map { [$0] } ?? [], consumes ? boundKey : nil)
+    }
+
+    /// Appends where `tensors` of `entry` lie in the shared pools: slot `slot` of each, or (nil) the whole tensor.
+    private func appendExtents(
+        of entry: CacheEntry, tensors: Range<Int>, slot: Int?, pools: [(UInt32, BlockPool)],
+        to extents: inout [Grant.Extent]
+    ) throws(LLMError) {
+        for tensor in tensors {
+            let base = entry.addresses[tensor]
+            guard let (regionID, pool) = pools.first(where: { $0.1.region.contains(base, entry.tensorSize) }) else {
+                throw LLMError(
+                    .featureNotEnabled,
+                    "cache \(entry.id) is not in a pool this host can share (registered memory is served only inside this process)")
+            }
+            let offset = UInt64(base - pool.region.address)
+            extents.append(
+                slot.map {
+                    .init(regionID: regionID, offset: offset + UInt64($0 * entry.stride), length: UInt64(entry.stride))
+                } ?? .init(regionID: regionID, offset: offset, length: UInt64(entry.tensorSize)))
+        }
+    }
+
+    /// The entry, slot and bound key a request names.
+    private func target(of request: ResolveRequest, in table: CacheTable) throws(LLMError) -> (CacheEntry, Int, IndexKey?) {
+        let clusterID = store.resources.clusterID
+        switch request.target {
+        case .key(let reqID, let prefixID, let modelID):
+            guard (reqID != .max) != (prefixID != .max) else {
+                throw .paramInvalid("a key needs exactly one of reqID and prefixID; got req \(reqID), prefix \(prefixID)")
+            }
+            let key = IndexKey(CacheKey(promptClusterID: 0, reqID: reqID, modelID: modelID, prefixID: prefixID))
+            guard let binding = table.binding(key), let entry = table.entry(binding.cacheID) else {
+                throw LLMError(.kvCacheNotExist, "no cache of cluster \(clusterID) is bound to \(key)")
+            }
+            return (entry, binding.slot, key)
+        case .slot(let cacheID, let batchIndex):
+            guard let entry = table.entry(cacheID), Int(batchIndex) < entry.slots else {
+                throw LLMError(.kvCacheNotExist, "cluster \(clusterID) has no slot \(batchIndex) of a cache \(cacheID)")
+            }
+            let key = entry.keyBySlot[Int(batchIndex)]
+            guard key != nil || entry.remoteAccessible else {
+                throw LLMError(
+                    .kvCacheNotExist,
+                    "slot \(batchIndex) of cache \(cacheID) is bound to no key and the cache is not remote-accessible")
+            }
+            return (entry, Int(batchIndex), key)
+        case .blocks(let modelID):
+            let key = IndexKey(blocksModelID: modelID)
+            guard let binding = table.binding(key), let entry = table.entry(binding.cacheID) else {
+                throw LLMError(.kvCacheNotExist, "no blocks cache of cluster \(clusterID) is bound to model \(modelID)")
+            }
+            return (entry, 0, nil)
+        }
+    }
+
+    /// The owner's checks: tensor range, slot size, block indices, the transfer support matrix, write access.
+    private func check(_ request: ResolveRequest, against entry: CacheEntry, remoteAccessible: Bool) throws(LLMError) {
+        let tensors = entry.desc.numTensors
+        guard request.tensors.upperBound <= tensors else {
+            throw .paramInvalid("tensors \(request.tensors) exceed the \(tensors) tensors of cache \(entry.id)")
+        }
+        if request.blocks.isEmpty {
+            guard !entry.isBlocks else {
+                throw .paramInvalid("cache \(entry.id) is a blocks cache; blocks → contiguous transfers are not supported")
+            }
+            guard request.bytesPerSlot <= UInt64(entry.stride) else {
+                throw .paramInvalid(
+                    "transfer of \(request.bytesPerSlot) bytes per slot exceeds the \(entry.stride)-byte slots of cache \(entry.id)")
+            }
+        } else {
+            guard entry.isBlocks else { throw .paramInvalid("cache \(entry.id) is not a blocks cache") }
+            if let bad = request.blocks.first(where: { Int($0) >= entry.slots }) {
+                throw .paramInvalid("block \(bad) is outside the \(entry.slots) blocks of cache \(entry.id)")
+            }
+        }
+        switch (entry.placement, request.requesterKind) {
+        case (.host, .host):
+            throw LLMError(.featureNotEnabled, "host → host transfers are not supported (cache \(entry.id) is on the host)")
+        case (.host, .device) where !entry.isBlocks && request.requesterIsBlocks:
+            throw .paramInvalid("host contiguous → device blocks transfers are not supported (cache \(entry.id))")
+        default: break
+        }
+        if request.write {
+            guard remoteAccessible, entry.remoteAccessible else {
+                throw .paramInvalid("cache \(entry.id) does not accept pushes: it is not remote-accessible")
+            }
+        }
+    }
+}
+
+extension DeviceMemory {
+    /// Whether `count` bytes at `address` lie inside this memory.
+    func contains(_ address: UInt, _ count: Int) -> Bool {
+        address >= self.address && count >= 0 && address - self.address <= UInt(size)
+            && UInt(count) <= UInt(size) - (address - self.address)
+    }
+}

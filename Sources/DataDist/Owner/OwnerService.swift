@@ -1,0 +1,37 @@
+import LinkLayer
+import Logging
+
+/// The owner's side of one link, as the link layer calls it: the policy's answers for this link's peer, as
+/// grants and refusals.
+struct OwnerService: LinkService {
+    let policy: OwnerPolicy
+    /// The link's serial: the pins its peer takes carry it.
+    let linkSerial: UInt64
+    let peerClusterID: UInt64
+    let logger: Logger
+    /// Forgets the link once it closed (the link table's bookkeeping).
+    let onClose: @Sendable (CloseReason) -> Void
+
+    func resolve(_ request: ResolveRequest) -> Result<Grant, Refusal> {
+        policy.resolve(request, link: linkSerial).mapError(Refusal.init)
+    }
+
+    func resolveBatch(_ request: BatchResolveRequest) -> Result<Grant, Refusal> {
+        policy.resolveBatch(request, link: linkSerial).mapError(Refusal.init)
+    }
+
+    func release(_ notice: ReleaseNotice) {
+        if !policy.release(notice, link: linkSerial) {
+            logger.info("cluster \(peerClusterID) released pin \(notice.pinID), which its link does not hold")
+        }
+    }
+
+    func expectsPromptRequest(after grant: Grant) -> Bool { OwnerPolicy.expectsPromptRequest(after: grant) }
+
+    func refusal(forMalformed problem: String) -> Refusal { Refusal(.paramInvalid(problem)) }
+
+    func linkClosed(_ reason: CloseReason) {
+        policy.releaseAll(of: linkSerial)
+        onClose(reason)
+    }
+}

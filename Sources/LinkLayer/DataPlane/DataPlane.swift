@@ -1,0 +1,53 @@
+import DeviceRuntime
+
+/// Which way a transfer moves bytes.
+package enum TransferDirection: Sendable, Hashable {
+    /// From the peer's regions into local memory (a pull).
+    case read
+    /// From local memory into the peer's regions (a push).
+    case write
+}
+
+/// One contiguous move of a transfer: `count` bytes between local memory at `local` and `remote`, a granted
+/// extent of a region the peer published (the move must lie inside it).
+package struct ExtentMove: Sendable, Hashable {
+    package var local: UInt
+    package var remote: Grant.Extent
+    package var count: Int
+
+    package init(local: UInt, remote: Grant.Extent, count: Int) {
+        self.local = local
+        self.remote = remote
+        self.count = count
+    }
+}
+
+/// Why a transfer failed: the link (the peer's regions cannot be reached, or a grant points outside them), or
+/// the caller's local copy.
+package enum TransferFailure<CopyFailure: Error>: Error {
+    case link(LinkError)
+    case copy(CopyFailure)
+}
+
+/// What a transport must do to move KV bytes between linked peers. The control connection negotiates what may
+/// be moved (grants); the data plane moves it.
+///
+/// - Publishing: each side offers its local memory regions (pools) when the link is set up; the peer's regions
+///   are in `remoteRegions`.
+/// - Moving: `transfer` carries out a batch of moves in one direction. A transport that can address the peer's
+///   memory directly (shared memory) resolves every move to a pair of addresses and hands them to `copy`, so
+///   the caller's own copy engine (and runtime) moves the bytes; a network transport moves them itself.
+/// - Closing: `close` is called when the link's connection closes (unlinked, or the peer failed); later
+///   transfers fail with `.closed` instead of touching the peer's memory. A transport that detects a peer's
+///   failure itself reports it the same way, as a `.closed` link error from `transfer`.
+package protocol DataPlane: Sendable {
+    /// The regions the peer published.
+    var remoteRegions: [RegionDescriptor] { get }
+    /// Carries out `moves` in `direction`.
+    func transfer<CopyFailure: Error>(
+        _ moves: [ExtentMove], _ direction: TransferDirection,
+        copy: ([CopySegment]) throws(CopyFailure) -> Void
+    ) throws(TransferFailure<CopyFailure>)
+    /// The link closed, for `reason`: the peer's regions are no longer to be touched.
+    func close(_ reason: CloseReason)
+}

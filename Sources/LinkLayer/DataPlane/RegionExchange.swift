@@ -1,0 +1,52 @@
+internal import Glibc
+
+/// A local region offered to peers: its descriptor and the memfd that lets a peer map it.
+package struct PublishedRegion: Sendable, Hashable {
+    package var descriptor: RegionDescriptor
+    package var fd: Int32
+
+    package init(descriptor: RegionDescriptor, fd: Int32) {
+        self.descriptor = descriptor
+        self.fd = fd
+    }
+}
+
+/// The region exchange of the shared-memory data plane, over the link's Unix socket: a count, then one message
+/// per region with its memfd attached.
+enum RegionExchange {
+    static let maxRegions = 16
+
+    static func send(_ regions: [PublishedRegion], to unix: Socket) throws(Socket.Failure) {
+        var header = WireWriter()
+        header.u32(UInt32(regions.count))
+        try unix.send(header.bytes, passing: -1)
+        for region in regions {
+            var writer = WireWriter()
+            region.descriptor.encode(into: &writer)
+            try unix.send(writer.bytes, passing: region.fd)
+        }
+    }
+
+    /// Receives the peer's regions and maps them (writable when pushes are allowed).
+    static func receive(
+        from unix: Socket, writable: Bool, until deadline: ContinuousClock.Instant
+    ) throws(Socket.Failure) -> [PeerMapping] {
+        let (header, stray) = try unix.receive(count: 4, until: deadline)
+        if stray >= 0 { _ = Glibc.close(stray) }
+        var reader = WireReader(header[...])
+        guard let count = try? reader.u32(), count <= maxRegions else {
+            throw Socket.Failure(operation: "region count", errno: EPROTO)
+        }
+        var mappings: [PeerMapping] = []
+        for _ in 0..<count {
+            let (bytes, fd) = try unix.receive(count: RegionDescriptor.encodedSize, until: deadline)
+            var reader = WireReader(bytes[...])
+            guard fd >= 0, let descriptor = try? RegionDescriptor(from: &reader) else {
+                if fd >= 0 { _ = Glibc.close(fd) }
+                throw Socket.Failure(operation: "region descriptor", errno: EPROTO)
+            }
+            mappings.append(try PeerMapping(fd: fd, descriptor: descriptor, writable: writable))
+        }
+        return mappings
+    }
+}

@@ -1,0 +1,160 @@
+internal import Glibc
+
+/// Sets links up. The client says hello over TCP; the server refuses there at once, or connects to the Unix
+/// socket the hello names, where both exchange their regions (memfds) and the server welcomes the client. From
+/// then on the Unix socket is the link's control connection; the TCP one only found the peer.
+package enum LinkHandshake {
+    /// How long the server side of a handshake may take.
+    package static let serverTimeout: Duration = .seconds(10)
+
+    /// The client side: links to the cluster `remoteID` expected at `endpoint`; `admission` registers the
+    /// established link. The channel is started before it is returned.
+    package static func connect(
+        to endpoint: SocketEndpoint, expecting remoteID: UInt64, offer: LinkOffer, timeout: Duration,
+        admission: some LinkAdmission
+    ) throws(LinkError) -> PeerChannel {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        func io<T>(_ body: () throws(Socket.Failure) -> T) throws(LinkError) -> T {
+            do {
+                return try body()
+            } catch {
+                let what = error.timedOut ? "timed out after \(timeout)" : "\(error)"
+                throw LinkError(.io, "link to cluster \(remoteID) at \(endpoint): \(what)")
+            }
+        }
+        let unixName = "datadist.\(HostIdentity.processID).\(offer.clusterID).\(UInt64.random(in: 0...UInt64.max))"
+        let unixListener = try io { () throws(Socket.Failure) in try Socket.listenUnix(abstractName: unixName) }
+        defer { unixListener.close() }
+        let tcp = try io { () throws(Socket.Failure) in try Socket.connectTCP(endpoint, until: deadline) }
+        defer { tcp.close() }
+        let hello = Hello(
+            clusterID: offer.clusterID, expectedClusterID: remoteID,
+            remoteCacheAccessible: offer.remoteCacheAccessible, bootID: HostIdentity.bootID, unixSocket: unixName)
+        try io { () throws(Socket.Failure) in
+            try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
+        }
+        // The server either refuses at once (a refusal frame) or connects to our Unix socket to exchange regions.
+        let ready = try io { () throws(Socket.Failure) in
+            try Socket.poll([tcp, unixListener], events: Int16(POLLIN), until: deadline)
+        }
+        guard let ready else {
+            throw LinkError(.io, "link to cluster \(remoteID) at \(endpoint): timed out after \(timeout)")
+        }
+        guard ready == 1 else {
+            var inbox = FrameInbox()
+            let reply = try io { () throws(Socket.Failure) in try inbox.receiveFrame(from: tcp, until: deadline) }
+            try checkWelcome(reply, remoteID: remoteID, endpoint: endpoint)
+            throw LinkError(.protocolViolation, "link to cluster \(remoteID) at \(endpoint): welcomed before the region exchange")
+        }
+        let unix = try io { () throws(Socket.Failure) in
+            guard let unix = unixListener.accept() else { throw Socket.Failure(operation: "accept", errno: errno) }
+            return unix
+        }
+        var handedOver = false
+        defer { if !handedOver { unix.close() } }
+        let peerRegions = try io { () throws(Socket.Failure) in
+            try RegionExchange.receive(from: unix, writable: offer.remoteCacheAccessible, until: deadline)
+        }
+        try io { () throws(Socket.Failure) in try RegionExchange.send(offer.regions, to: unix) }
+        var inbox = FrameInbox()
+        let welcome = try io { () throws(Socket.Failure) in try inbox.receiveFrame(from: unix, until: deadline) }
+        try checkWelcome(welcome, remoteID: remoteID, endpoint: endpoint)
+        // Whatever the peer sent right after the welcome is already in `inbox`; the connection reads on from there.
+        let established = EstablishedLink(
+            remoteClusterID: remoteID, socket: unix, inbox: inbox,
+            dataPlane: SharedMemoryDataPlane(peerClusterID: remoteID, mappings: peerRegions))
+        let channel = try admission.register(established).mapError { LinkError($0) }.get()
+        handedOver = true
+        try channel.start()
+        return channel
+    }
+
+    private static func checkWelcome(_ frame: Frame, remoteID: UInt64, endpoint: SocketEndpoint) throws(LinkError) {
+        switch frame.kind {
+        case .refusal:
+            guard let refusal = try? Refusal(payload: frame.payload) else { break }
+            throw LinkError(refusal)
+        case .welcome:
+            guard let welcome = try? ClusterIdentifier(payload: frame.payload) else { break }
+            guard welcome.value == remoteID else {
+                throw LinkError(
+                    .protocolViolation,
+                    "the peer at \(endpoint) is cluster \(welcome.value), but cluster \(remoteID) was asked for")
+            }
+            return
+        default: break
+        }
+        throw LinkError(
+            .protocolViolation, "the peer at \(endpoint) answered the link request with a malformed \(frame.kind) frame")
+    }
+
+    /// The server side, on an accepted TCP connection (run it on its own thread; it closes `socket`).
+    /// `admission` may refuse the hello and registers the established link. Refusals go back to the client;
+    /// the outcome is returned for logging (nil: the connection was no link request).
+    package static func accept(
+        on socket: Socket, offer: LinkOffer, admission: some LinkAdmission
+    ) -> Result<PeerChannel, Refusal>? {
+        let deadline = ContinuousClock.now.advanced(by: serverTimeout)
+        defer { socket.close() }
+        func refuse(_ refusal: Refusal, on channel: Socket) -> Result<PeerChannel, Refusal> {
+            try? channel.sendAll(Frame(kind: .refusal, requestID: 1, payload: refusal.encoded()).encoded())
+            return .failure(refusal)
+        }
+        var inbox = FrameInbox()
+        guard let frame = try? inbox.receiveFrame(from: socket, until: deadline), frame.kind == .hello,
+            let hello = try? Hello(payload: frame.payload)
+        else { return nil }
+        if let refusal = admission.screen(hello) { return refuse(refusal, on: socket) }
+        let unix: Socket
+        let peerRegions: [PeerMapping]
+        do throws(Socket.Failure) {
+            unix = try Socket.connectUnix(abstractName: hello.unixSocket)
+            do throws(Socket.Failure) {
+                try RegionExchange.send(offer.regions, to: unix)
+                peerRegions = try RegionExchange.receive(
+                    from: unix, writable: offer.remoteCacheAccessible, until: deadline)
+            } catch {
+                unix.close()
+                throw error
+            }
+        } catch {
+            return refuse(
+                admission.refusal(forFailedSetup: "region exchange with cluster \(hello.clusterID) failed: \(error)"),
+                on: socket)
+        }
+        let established = EstablishedLink(
+            remoteClusterID: hello.clusterID, socket: unix, inbox: FrameInbox(),
+            dataPlane: SharedMemoryDataPlane(peerClusterID: hello.clusterID, mappings: peerRegions))
+        let channel: PeerChannel
+        switch admission.register(established) {
+        case .success(let registered): channel = registered
+        case .failure(let refusal):
+            defer { unix.close() }
+            return refuse(refusal, on: unix)
+        }
+        // The reader may start first: the client sends nothing before it has the welcome.
+        do throws(LinkError) {
+            try channel.start()
+        } catch {
+            return .failure(admission.refusal(forFailedSetup: error.message))
+        }
+        do throws(Socket.Failure) {
+            try channel.connection.send(
+                Frame(kind: .welcome, requestID: 1, payload: ClusterIdentifier(offer.clusterID).encoded()))
+        } catch {
+            channel.connection.close(.failed("sending the welcome failed: \(error)"))
+        }
+        return .success(channel)
+    }
+}
+
+/// The application's say in setting up links: `DataDist` implements it.
+package protocol LinkAdmission {
+    /// A refusal for a hello this side will not link with, or nil.
+    func screen(_ hello: Hello) -> Refusal?
+    /// Makes the established link a channel (answering requests with the application's `LinkService`) and
+    /// records it, or refuses it (e.g. the cluster is linked already).
+    func register(_ link: EstablishedLink) -> Result<PeerChannel, Refusal>
+    /// The refusal sent when setting the link up failed on this side, for `problem`.
+    func refusal(forFailedSetup problem: String) -> Refusal
+}

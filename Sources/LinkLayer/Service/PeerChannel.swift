@@ -1,0 +1,60 @@
+import Logging
+
+/// An established link as the requester uses it: typed requests over the control connection, and the data
+/// plane that moves the bytes a grant allows.
+package final class PeerChannel: Sendable {
+    package let remoteClusterID: UInt64
+    package let connection: ControlConnection
+    package let dataPlane: any DataPlane
+
+    /// A channel over `socket` whose incoming requests `service` answers. Call `start()` to begin reading.
+    package init(
+        remoteClusterID: UInt64, socket: Socket, inbox: FrameInbox, dataPlane: any DataPlane,
+        service: any LinkService, logger: Logger
+    ) {
+        self.remoteClusterID = remoteClusterID
+        self.dataPlane = dataPlane
+        let dispatcher = ServiceDispatcher(
+            service: service, dataPlane: dataPlane, peerClusterID: remoteClusterID, logger: logger)
+        connection = ControlConnection(
+            socket: socket, peerClusterID: remoteClusterID, logger: logger, handler: dispatcher, inbox: inbox)
+    }
+
+    package func start() throws(LinkError) { try connection.start() }
+
+    package var isOpen: Bool { connection.isOpen }
+
+    /// Asks the owner to resolve and pin `request`.
+    package func resolve(_ request: ResolveRequest, timeout: Duration, what: String) throws(LinkError) -> Grant {
+        try grant(of: connection.request(.resolve, request.encoded(), timeout: timeout, what: what), what: what)
+    }
+
+    /// Asks the owner to resolve every item of `request` under one pin.
+    package func resolveBatch(_ request: BatchResolveRequest, timeout: Duration, what: String) throws(LinkError) -> Grant {
+        try grant(of: connection.request(.batchResolve, request.encoded(), timeout: timeout, what: what), what: what)
+    }
+
+    /// Tells the owner a grant's transfer is over (not awaited).
+    package func release(pinID: UInt64, succeeded: Bool) {
+        connection.post(.release, ReleaseNotice(pinID: pinID, succeeded: succeeded).encoded())
+    }
+
+    /// Asks the peer to close the link, as this cluster.
+    package func requestUnlink(from clusterID: UInt64, timeout: Duration, what: String) throws(LinkError) {
+        _ = try connection.request(.unlink, ClusterIdentifier(clusterID).encoded(), timeout: timeout, what: what)
+    }
+
+    /// Closes the link (the owner side's grants are void), and waits for its reader to finish.
+    package func close(_ reason: CloseReason) {
+        connection.close(reason)
+        connection.join()
+    }
+
+    private func grant(of reply: Frame, what: String) throws(LinkError) -> Grant {
+        do throws(ProtocolError) {
+            return try Grant(payload: reply.payload)
+        } catch {
+            throw LinkError(.protocolViolation, "\(what): cluster \(remoteClusterID) sent a malformed grant: \(error)")
+        }
+    }
+}
