@@ -1,7 +1,11 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-let strict: [SwiftSetting] = [.enableUpcomingFeature("MemberImportVisibility")]
+/// Every target's settings. CI (`DATADIST_WARNINGS_AS_ERRORS=1`, set by `.ci/run`) makes warnings errors in this
+/// package's own targets, not in its dependencies.
+let strict: [SwiftSetting] =
+    [.enableUpcomingFeature("MemberImportVisibility")]
+    + (Context.environment["DATADIST_WARNINGS_AS_ERRORS"] == "1" ? [.treatAllWarnings(as: .error)] : [])
 
 let package = Package(
     name: "DataDist",
@@ -77,7 +81,7 @@ let package = Package(
             name: "BlockPoolTests", dependencies: ["BlockPool", "DeviceRuntime", "DataDistTestSupport"],
             swiftSettings: strict),
         .testTarget(
-            name: "LinkLayerTests", dependencies: ["LinkLayer", "DataDistTestSupport"], swiftSettings: strict),
+            name: "LinkLayerTests", dependencies: ["LinkLayer", "DeviceRuntime", "DataDistTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "DataDistTests",
             dependencies: [

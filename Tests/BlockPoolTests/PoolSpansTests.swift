@@ -36,7 +36,7 @@ import Testing
     @Test func exhaustionTakesNothing() throws {
         let pool = try BlockPool(runtime: runtime, placement: .host, size: 8 * 1024, pageShift: 10)
         let held = try pool.allocate(bytes: 3 * 1024)
-        #expect(throws: PoolError.self) { try pool.allocate(count: 3, bytes: 2 * 1024) }
+        #expect(throws: PoolError.self) { _ = try pool.allocate(count: 3, bytes: 2 * 1024) }
         #expect(pool.usage.pagesInUse == 3 && pool.verify() == nil)
         _ = held
     }

@@ -30,19 +30,19 @@ import Testing
             let onHost = readInt32s(at: host.tensorAddresses[tensor] + 512, count: 128)
             #expect(onHost == slotInts(tensor: tensor, slot: 2), "prefix → host slot 1")
         }
-        #expect(try prompt.audit().boundKeys == 2, "keys 1 and 3 were consumed, the prefix key stays")
+        #expect(prompt.audit().boundKeys == 2, "keys 1 and 3 were consumed, the prefix key stays")
         expectRefusal(.kvCacheNotExist, mentioning: ["pulls[1]", "req 3"], in: decoder) {
             try decoder.pullCaches([CachePull(key(2), into: device), CachePull(key(3), into: device, batchIndex: 1)])
         }
-        #expect(try prompt.audit().boundKeys == 2, "the refused batch took nothing: key 2 is still bound")
+        #expect(prompt.audit().boundKeys == 2, "the refused batch took nothing: key 2 is still bound")
         try decoder.pullCaches([CachePull(key(2), into: device, batchIndex: 1), CachePull(prefix, into: host)])
         #expect(readInt32s(at: device.tensorAddresses[5] + 512, count: 128) == slotInts(tensor: 5, slot: 1))
-        #expect(try prompt.audit().boundKeys == 1)
+        #expect(prompt.audit().boundKeys == 1)
         try prompt.removeCacheKey(prefix)
         try prompt.deallocateCache(source)
         try decoder.deallocateCache(device)
         try decoder.deallocateCache(host)
-        #expect(try eventually { prompt.audit().isClean })
+        #expect(eventually { prompt.audit().isClean })
         #expect(decoder.audit().isClean)
         try pair.finish()
     }
@@ -67,7 +67,7 @@ import Testing
                 #expect(Array(ints[slot * 128..<(slot + 1) * 128]) == slotInts(seed: 7, tensor: tensor, slot: 3 - slot))
             }
         }
-        #expect(try eventually { prompt.audit().isClean }, "the deallocated source went with its last key")
+        #expect(eventually { prompt.audit().isClean }, "the deallocated source went with its last key")
         try decoder.deallocateCache(destination)
         try pair.finish()
     }
@@ -115,7 +115,7 @@ import Testing
         try prompt.deallocateCache(tenTensors)
         for cache in [local, wide] { try decoder.deallocateCache(cache) }
         try decoder.deallocateBlocksCache(blocks)
-        #expect(try eventually { prompt.audit().isClean })
+        #expect(eventually { prompt.audit().isClean })
         #expect(decoder.audit().isClean)
         try pair.finish()
     }
@@ -134,7 +134,7 @@ import Testing
         pulls[1050].key = key(5)
         expectRefusal(.kvCacheNotExist, mentioning: ["pulls[1050]", "req 5"], in: decoder) { try decoder.pullCaches(pulls) }
         #expect(
-            try eventually { prompt.audit().boundKeys == count && prompt.audit().pinnedByPeers == 0 },
+            eventually { prompt.audit().boundKeys == count && prompt.audit().pinnedByPeers == 0 },
             "the first round trip's keys were given back: \(prompt.audit())")
         pulls[1050].key = key(2050)
         try decoder.pullCaches(pulls)
@@ -143,7 +143,7 @@ import Testing
             let from = count - 1 - slot
             #expect(Array(ints[slot * 4..<slot * 4 + 4]) == ascending(from: from * 4, count: 4), "slot \(slot)")
         }
-        #expect(try eventually { prompt.audit().isClean }, "every key consumed, the source freed")
+        #expect(eventually { prompt.audit().isClean }, "every key consumed, the source freed")
         try decoder.deallocateCache(destination)
         try pair.finish()
     }
@@ -183,9 +183,9 @@ import Testing
         #expect(first.count + second.count == Set(first + second).count)
         // What neither delivered is still bound: pulling it now works, and then every key is gone.
         let rest = Set(0..<count).subtracting(first + second).sorted()
-        #expect(try prompt.audit().boundKeys == rest.count)
+        #expect(prompt.audit().boundKeys == rest.count)
         for request in rest { try decoder.pullCache(key(UInt64(request)), into: destinations[0]) }
-        #expect(try eventually { prompt.audit().isClean })
+        #expect(eventually { prompt.audit().isClean })
         for destination in destinations { try decoder.deallocateCache(destination) }
         try pair.finish()
     }

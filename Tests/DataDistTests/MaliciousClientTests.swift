@@ -203,7 +203,7 @@ import Glibc
         #expect(prompt.audit().boundKeys == 2, "the grant took keys 4 and 2")
         peer.channel.close()
         #expect(
-            try eventually { prompt.audit().pinnedByPeers == 0 && prompt.audit().boundKeys == 4 },
+            eventually { prompt.audit().pinnedByPeers == 0 && prompt.audit().boundKeys == 4 },
             "the dead peer's batch was given back: \(prompt.audit())")
         for key in keys { try prompt.removeCacheKey(key) }
         try prompt.deallocateCache(cache)

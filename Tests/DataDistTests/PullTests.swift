@@ -21,7 +21,7 @@ import Testing
             #expect(Array(ints[0..<128]) == ascending(from: tensor * 10_000 + 256, count: 128), "slot 2 → batch 0")
             #expect(Array(ints[128..<256]) == ascending(from: tensor * 10_000 + 128, count: 128), "slot 1 → batch 1")
         }
-        #expect(try prompt.audit().boundKeys == 2)
+        #expect(prompt.audit().boundKeys == 2)
         for consumed in [key(1001), key(1002)] {
             expectRefusal(.kvCacheNotExist, mentioning: ["req \(consumed.reqID)"], in: decoder) {
                 try decoder.pullCache(consumed, into: destination)
@@ -31,7 +31,7 @@ import Testing
         try prompt.removeCacheKey(key(1003))
         try prompt.deallocateCache(source)
         try decoder.deallocateCache(destination)
-        #expect(try eventually { prompt.audit().isClean })
+        #expect(eventually { prompt.audit().isClean })
         try pair.finish()
     }
 
@@ -60,9 +60,9 @@ import Testing
         expectRefusal(.paramInvalid, mentioning: ["batchIndex 2"], in: decoder) {
             try decoder.pullCache(key(1), into: destination, batchIndex: 2, size: 256)
         }
-        #expect(try prompt.audit().boundKeys == 4, "refused pulls consume nothing")
+        #expect(prompt.audit().boundKeys == 4, "refused pulls consume nothing")
         try decoder.pullCache(key(1), into: destination, size: 256)
-        #expect(try prompt.audit().boundKeys == 3)
+        #expect(prompt.audit().boundKeys == 3)
         for request in 2...4 { try prompt.removeCacheKey(key(UInt64(request))) }
         try prompt.deallocateCache(source)
         try decoder.deallocateCache(destination)
@@ -99,7 +99,7 @@ import Testing
             }
         }
         try decoder.pullBlocks(blocksKey, into: destination, srcBlocks: [5], dstBlocks: [5])
-        #expect(try prompt.audit().boundKeys == 1, "blocks pulls consume nothing")
+        #expect(prompt.audit().boundKeys == 1, "blocks pulls consume nothing")
         try prompt.deallocateBlocksCache(source)
         try decoder.deallocateBlocksCache(destination)
         try pair.finish()
@@ -156,14 +156,14 @@ import Testing
         try prompt.deallocateCache(source)
         let destination = try decoder.allocateCache(CacheDesc(numTensors: 4, shape: [1, 32], dataType: .int32))
         try decoder.pullCache(key(1), into: destination, layers: LayerRange(source: 1..<2, destination: 1..<2))
-        #expect(try prompt.audit().boundKeys == 2)
+        #expect(prompt.audit().boundKeys == 2)
         // A whole pull of the other key does not use up key 1's remaining layer (the reference's per-cache quirk).
         try decoder.pullCache(key(2), into: destination)
-        #expect(try prompt.audit().boundKeys == 1)
+        #expect(prompt.audit().boundKeys == 1)
         try decoder.pullCache(key(1), into: destination, layers: LayerRange(source: 0..<1, destination: 0..<1))
         #expect(readInt32s(at: destination.tensorAddresses[0], count: 32) == ascending(from: 3, count: 32), "key 1, layer 0")
         #expect(readInt32s(at: destination.tensorAddresses[3], count: 32) == ascending(from: 3 + 30_032, count: 32), "key 2")
-        #expect(try eventually { prompt.audit().isClean }, "the deallocated cache went with its last key")
+        #expect(eventually { prompt.audit().isClean }, "the deallocated cache went with its last key")
         try decoder.deallocateCache(destination)
         try pair.finish()
     }
@@ -177,8 +177,8 @@ import Testing
         try prompt.deallocateCache(source)
         let destination = try decoder.allocateCache(CacheDesc(numTensors: 8, shape: [1, 128], dataType: .int32))
         try decoder.pullCache(key(9), into: destination, size: 512)
-        #expect(try prompt.audit().boundKeys == 0, "the key was taken by the grant")
-        #expect(try eventually { prompt.audit().isClean }, "the memory goes once the release is in")
+        #expect(prompt.audit().boundKeys == 0, "the key was taken by the grant")
+        #expect(eventually { prompt.audit().isClean }, "the memory goes once the release is in")
         try decoder.deallocateCache(destination)
         try pair.finish()
     }
@@ -192,7 +192,7 @@ import Testing
         let destination = try decoder.allocateCache(CacheDesc(numTensors: 8, shape: [1, 128], dataType: .int32))
         try decoder.pullCache(prefix, into: destination, size: 512)
         try decoder.pullCache(prefix, into: destination, size: 512)
-        #expect(try prompt.audit().boundKeys == 1)
+        #expect(prompt.audit().boundKeys == 1)
         try prompt.removeCacheKey(prefix)
         try prompt.deallocateCache(source)
         try decoder.deallocateCache(destination)
@@ -219,7 +219,7 @@ import Testing
         }
         try decoder.pullCache(slot0, into: destination)
         #expect(readInt32s(at: destination.tensorAddresses[1], count: 16) == ascending(from: 5 + 10_000, count: 16))
-        #expect(try prompt.audit().boundKeys == 0)
+        #expect(prompt.audit().boundKeys == 0)
         expectRefusal(.kvCacheNotExist, in: decoder) { try decoder.pullCache(key(1), into: destination) }
         try prompt.deallocateCache(source)
         try decoder.deallocateCache(destination)

@@ -48,7 +48,7 @@ import Glibc
         let pulled = outcomes.filter { $0.hasPrefix("pulled") }
         #expect(pulled.count == 64, "each key exactly once")
         #expect(Set(pulled).count == 64)
-        #expect(try eventually { prompt.audit().isClean })
+        #expect(eventually { prompt.audit().isClean })
         _ = second.unlinkClusters([pair.promptInfo])
         try pair.finish()
     }
@@ -71,7 +71,7 @@ import Glibc
         #expect(prompt.audit().boundKeys == 0, "removed while in flight: not given back")
         peer.channel.close()
         try prompt.deallocateCache(source)
-        #expect(try eventually { prompt.audit().isClean })
+        #expect(eventually { prompt.audit().isClean })
         try pair.finish()
     }
 
@@ -86,7 +86,7 @@ import Glibc
             .resolve, MaliciousClientTests.resolve(.key(reqID: 8, prefixID: .max, modelID: 0), tensors: 0..<1).encoded())
         #expect(prompt.audit().boundKeys == 0)
         peer.channel.close()
-        #expect(try eventually { prompt.audit().boundKeys == 1 && prompt.audit().pinnedByPeers == 0 })
+        #expect(eventually { prompt.audit().boundKeys == 1 && prompt.audit().pinnedByPeers == 0 })
         let decoder = try pair.decoder.cacheManager
         let destination = try decoder.allocateCache(CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32))
         try decoder.pullCache(key, into: destination)

@@ -192,7 +192,7 @@ final class LinkTable: Sendable {
             let serial = registry.takeSerial()
             let service = OwnerService(
                 policy: policy, linkSerial: serial, peerClusterID: remoteID, logger: resources.logger,
-                onClose: { [weak self] reason in self?.forget(serial: serial, peer: remoteID, reason: reason) })
+                onClose: { [weak self] reason in self?.forget(serial: serial, cluster: remoteID, reason: reason) })
             let channel = PeerChannel(
                 remoteClusterID: remoteID, socket: established.socket, inbox: established.inbox,
                 dataPlane: established.dataPlane, service: service, logger: resources.logger)
@@ -203,13 +203,13 @@ final class LinkTable: Sendable {
     }
 
     /// Link `serial` closed (its service already voided the grants it held): forget it, remembering a broken link.
-    private func forget(serial: UInt64, peer: UInt64, reason: CloseReason) {
+    private func forget(serial: UInt64, cluster: UInt64, reason: CloseReason) {
         registry.withLock { registry in
-            guard registry.links[peer]?.serial == serial else { return }
-            registry.links[peer] = nil
-            if !reason.isDeliberate { registry.lost[peer] = reason }
+            guard registry.links[cluster]?.serial == serial else { return }
+            registry.links[cluster] = nil
+            if !reason.isDeliberate { registry.lost[cluster] = reason }
         }
-        resources.logger.debug("link closed", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+        resources.logger.debug("link closed", metadata: ["cluster": "\(cluster)", "reason": "\(reason)"])
     }
 
     /// Why this instance will not link with the sender of `hello`, or nil.

@@ -3,7 +3,7 @@ internal import Glibc
 #endif
 
 /// Bytes received on a connection and not yet decoded, in one reusable buffer: reading allocates nothing
-/// until a frame larger than the buffer arrives. Not thread-safe; see `PeerConnection` for who may touch it.
+/// until a frame larger than the buffer arrives. Not thread-safe; see `ControlConnection` for who may touch it.
 package struct FrameInbox {
     private var bytes: [UInt8]
     private var start = 0
