@@ -23,7 +23,7 @@ test: deps
 	$(MAKE) tsan
 
 # The whole suite again under ThreadSanitizer. `Synchronization.Mutex` is invisible to TSan on Linux, so this build
-# swaps it for a pthread lock of the same shape (DATADIST_TSAN; see Sources/DeviceRuntime/Support/TSanVisibleMutex.swift).
+# swaps it for a pthread lock of the same shape (DATADIST_TSAN; see Sources/ThreadSanitizerSupport/Mutex.swift).
 tsan: deps
 	$(SWIFT) test --sanitize=thread -Xswiftc -DDATADIST_TSAN --scratch-path .build-tsan
 

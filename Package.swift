@@ -34,35 +34,38 @@ let package = Package(
         .target(name: "CFakeAscendCL", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "CFakeAscendCLNoMemset", cSettings: [.define("_GNU_SOURCE")]),
 
-        // Swift layers, bottom up
+        // Swift layers, bottom up. ThreadSanitizerSupport is empty except in `make tsan`'s build (see its one file).
+        .target(name: "ThreadSanitizerSupport", swiftSettings: strict),
         .target(name: "DeviceCaps", swiftSettings: strict),
         .target(
             name: "DeviceRuntime",
             dependencies: [
-                "CAscendCL", "CNuma", "CHwloc", "DeviceCaps",
+                "CAscendCL", "CNuma", "CHwloc", "DeviceCaps", "ThreadSanitizerSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict),
         .target(
             name: "BlockPool",
-            dependencies: ["DeviceRuntime"],
+            dependencies: ["DeviceRuntime", "ThreadSanitizerSupport"],
             swiftSettings: strict),
         .target(
             name: "LinkLayer",
-            dependencies: ["DeviceRuntime", "CAscendCL", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "DeviceRuntime", "CAscendCL", "ThreadSanitizerSupport", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .target(
             name: "DataDist",
             dependencies: [
-                "BlockPool", "LinkLayer", "DeviceRuntime", "DeviceCaps", "CAscendCL",
+                "BlockPool", "LinkLayer", "DeviceRuntime", "DeviceCaps", "CAscendCL", "ThreadSanitizerSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .executableTarget(
             name: "datadist",
             dependencies: [
-                "DataDist", "DeviceCaps", "DeviceRuntime",
+                "DataDist", "DeviceCaps", "DeviceRuntime", "ThreadSanitizerSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -75,10 +78,14 @@ let package = Package(
             name: "DeviceCapsTests", dependencies: ["DeviceCaps", "DataDistTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "DeviceRuntimeTests",
-            dependencies: ["DeviceRuntime", "DeviceCaps", "CFakeAscendCL", "DataDistTestSupport"],
+            dependencies: [
+                "DeviceRuntime", "DeviceCaps", "CFakeAscendCL", "DataDistTestSupport", "ThreadSanitizerSupport",
+            ],
             swiftSettings: strict),
         .testTarget(
-            name: "BlockPoolTests", dependencies: ["BlockPool", "DeviceRuntime", "DataDistTestSupport"],
+            name: "BlockPoolTests", dependencies: [
+                "BlockPool", "DeviceRuntime", "DataDistTestSupport", "ThreadSanitizerSupport",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "LinkLayerTests", dependencies: ["LinkLayer", "DeviceRuntime", "DataDistTestSupport"], swiftSettings: strict),
@@ -86,6 +93,7 @@ let package = Package(
             name: "DataDistTests",
             dependencies: [
                 "DataDist", "LinkLayer", "DeviceCaps", "BlockPool", "DeviceRuntime", "DataDistTestSupport",
+                "ThreadSanitizerSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],

@@ -1,8 +1,9 @@
 public import DeviceRuntime
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import Synchronization
+import ThreadSanitizerSupport
 #endif
 
 /// A memory pool: one region taken once from the runtime, handed out in whole pages of `1 << pageShift`
@@ -13,7 +14,7 @@ public final class BlockPool: Sendable {
     public let pageShift: Int
     public let pageCount: Int
     private let runtime: any DeviceRuntime
-    private let state: Mutex<PoolState>
+    private let state: Lock<PoolState>
 
     public var pageSize: Int { 1 << pageShift }
     public var placement: MemoryPlacement { region.placement }
@@ -40,7 +41,7 @@ public final class BlockPool: Sendable {
         self.region = memory
         self.pageShift = pageShift
         self.pageCount = size >> pageShift
-        self.state = Mutex(PoolState(pageCount: size >> pageShift))
+        self.state = Lock(PoolState(pageCount: size >> pageShift))
     }
 
     deinit {

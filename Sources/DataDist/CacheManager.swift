@@ -3,6 +3,7 @@ import DeviceCaps
 import DeviceRuntime
 import Logging
 import Synchronization
+import ThreadSanitizerSupport
 
 /// Allocates caches in the instance's memory pools, binds them to request keys, copies and swaps them, and
 /// serves them to peers. Obtain it from `LLMDataDist.cacheManager`. Thread-safe.

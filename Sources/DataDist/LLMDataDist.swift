@@ -3,12 +3,13 @@ public import DeviceCaps
 import DeviceRuntime
 public import Logging
 import Synchronization
+import ThreadSanitizerSupport
 
 /// One DataDist instance (a prompt or decoder cluster): owns its runtime, pools and cache manager. Several
 /// instances may live in one process, each with its own pools. Thread-safe.
 public final class LLMDataDist: Sendable {
     public let clusterID: UInt64
-    let state: Mutex<InstanceState>
+    let state: Lock<InstanceState>
     let logger: Logger
 
     struct InstanceState: Sendable {
@@ -24,7 +25,7 @@ public final class LLMDataDist: Sendable {
     /// An instance that logs to `logger` (warnings about unsupported operations, backend selection).
     public init(role: LLMRole, clusterID: UInt64, logger: Logger) {
         self.clusterID = clusterID
-        self.state = Mutex(InstanceState(role: role))
+        self.state = Lock(InstanceState(role: role))
         self.logger = logger
     }
 

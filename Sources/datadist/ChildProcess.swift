@@ -1,7 +1,8 @@
 import Dispatch
 import Foundation
-import Synchronization
 import SystemPackage
+import Synchronization
+import ThreadSanitizerSupport
 
 /// Another `datadist` process: its stdout read line by line on a thread, its stdin optionally a pipe we close.
 /// stderr is inherited.
@@ -72,7 +73,7 @@ final class LineStream: Sendable {
         var ended = false
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
     private let arrived = DispatchSemaphore(value: 0)
 
     init(fd: Int32) {

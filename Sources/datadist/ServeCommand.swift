@@ -3,6 +3,7 @@ import DataDist
 import Dispatch
 import Foundation
 import Synchronization
+import ThreadSanitizerSupport
 
 /// `datadist serve`: a prompt cluster holding keyed KV caches filled with `KVPattern`, serving pulls until told
 /// to stop.
@@ -190,7 +191,7 @@ func parseRequestList(_ values: [String], option: String) throws -> [UInt64] {
 
 /// The first of: a watched signal, stdin closing, a deadline.
 final class StopSignal: Sendable {
-    private let reason = Mutex<String?>(nil)
+    private let reason = Lock<String?>(nil)
     private let semaphore = DispatchSemaphore(value: 0)
 
     func stop(_ why: String) {

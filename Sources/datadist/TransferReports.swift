@@ -1,6 +1,7 @@
 import DataDist
 import Foundation
 import Synchronization
+import ThreadSanitizerSupport
 
 /// A `CacheAudit` as JSON.
 struct AuditReport: Codable, Equatable {
@@ -108,7 +109,7 @@ struct PullReport: Codable {
 /// Writes whole lines to stdout at once, unbuffered, from any thread.
 enum Output {
     /// Standard output, behind a lock (a lock over a real value: TSan builds misreport locks over `()`).
-    private static let standardOutput = Mutex(FileHandle.standardOutput)
+    private static let standardOutput = Lock(FileHandle.standardOutput)
 
     static func line(_ text: String) {
         standardOutput.withLock { $0.write(Data((text + "\n").utf8)) }

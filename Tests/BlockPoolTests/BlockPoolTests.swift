@@ -6,6 +6,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import ThreadSanitizerSupport
 #endif
 
 @Suite struct BlockPoolTests {
@@ -78,7 +79,7 @@ import Glibc
 
     @Test func aWaitingAllocationSucceedsOnceAnotherThreadReleases() throws {
         let pool = try BlockPool(runtime: runtime, placement: .device(0), size: 10 * 65_536, pageShift: 16)
-        let held = Mutex<[PoolSpan]>(try (0..<10).map { _ in try pool.allocate(bytes: 32_768) })
+        let held = Lock<[PoolSpan]>(try (0..<10).map { _ in try pool.allocate(bytes: 32_768) })
         let releaser = Thread {
             usleep(100_000)
             held.withLock { $0.removeAll() }

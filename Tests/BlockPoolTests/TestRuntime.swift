@@ -1,9 +1,10 @@
 import DeviceCaps
 import DeviceRuntime
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import Synchronization
+import ThreadSanitizerSupport
 #endif
 
 /// A minimal host-memory runtime for pool tests: posix_memalign'd blocks, counted.
@@ -12,7 +13,7 @@ final class TestRuntime: DeviceRuntime {
     let libraryPath: String? = nil
     let capabilities = DeviceCapabilities(product: .atlas800IA2)
     let deviceCount = 1
-    let live = Mutex<Set<UInt>>([])
+    let live = Lock<Set<UInt>>([])
     let refuseAllocations: Bool
 
     init(refuseAllocations: Bool = false) { self.refuseAllocations = refuseAllocations }

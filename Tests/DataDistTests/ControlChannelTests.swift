@@ -2,11 +2,12 @@
 import LinkLayer
 import Dispatch
 import Foundation
-import Synchronization
 import Testing
 
 #if canImport(Glibc)
 import Glibc
+import Synchronization
+import ThreadSanitizerSupport
 #endif
 
 /// The shared reading of a control connection: a requester reads its own reply while it polls, hands reading
@@ -19,7 +20,7 @@ import Glibc
         let endpoint: IPEndpoint
         private let listener: Socket
         /// Frames sent; the lock keeps the delayed replies, sent from their own threads, whole on the socket.
-        private let sent = Mutex(0)
+        private let sent = Lock(0)
 
         init(delay: @escaping @Sendable (UInt64) -> Duration) throws {
             let (listener, port) = try Socket.listenTCP(SocketEndpoint(host: "127.0.0.1", port: 0))
@@ -128,7 +129,7 @@ import Glibc
         #expect(decoder.linkClusters([info], timeout: .seconds(3)) == (.success, [.success]))
         let desc = CacheDesc(numTensors: 1, shape: [1, 64], dataType: .int32)
         let caches = try (0..<4).map { _ in try decoder.cacheManager.allocateCache(desc) }
-        let misrouted = Mutex<[String]>([])
+        let misrouted = Lock<[String]>([])
         DispatchQueue.concurrentPerform(iterations: caches.count) { thread in
             for round in 0..<30 {
                 let reqID = UInt64(thread * 1000 + round)

@@ -1,6 +1,7 @@
 @testable import DataDist
-import Synchronization
 import Testing
+import Synchronization
+import ThreadSanitizerSupport
 
 /// A cache deallocated while a local copy uses it keeps its memory until the copy ends, and the audit counts
 /// that memory the whole time (no orphans, no leak afterwards).
@@ -38,7 +39,7 @@ import Testing
         try withCacheManager(devicePool: 8 << 20, pageShift: 12) { manager in
             let desc = CacheDesc(numTensors: 2, shape: [1, 64 << 10], dataType: .int8)
             let source = try manager.allocateCache(desc)
-            let victims = Mutex<[Cache]>([])
+            let victims = Lock<[Cache]>([])
             let copier = TestThread {
                 var failures: [String] = []
                 for _ in 0..<3000 {

@@ -4,6 +4,7 @@ import DeviceRuntime
 import Foundation
 import Logging
 import Synchronization
+import ThreadSanitizerSupport
 
 /// Test access to the fake ACL library (libFakeAscendCL.so, built next to the test bundle).
 ///
@@ -183,7 +184,7 @@ struct FakeEntryPoints: Sendable {
 /// Runs `body` on a newly created thread and returns its result: ACL's current device is per thread, so a
 /// new thread starts with none.
 func onNewThread<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
-    let result = Mutex<T?>(nil)
+    let result = Lock<T?>(nil)
     let done = DispatchSemaphore(value: 0)
     let thread = Thread {
         let value = body()

@@ -1,12 +1,13 @@
 import DeviceRuntime
 import BlockPool
 import Synchronization
+import ThreadSanitizerSupport
 
 /// The instance's resources and its cache table, with the steps every operation on the table shares: refusing
 /// once finalized, and pinning caches while their bytes are copied without holding the lock.
 final class CacheStore: Sendable {
     let resources: InstanceResources
-    let table = Mutex(CacheTable())
+    let table = Lock(CacheTable())
 
     init(resources: InstanceResources) {
         self.resources = resources

@@ -1,6 +1,7 @@
 import DeviceRuntime
 internal import Glibc
 import Synchronization
+import ThreadSanitizerSupport
 
 /// Runs the copies of one transfer. Below `parallelThreshold` bytes, or with one thread, or while another
 /// transfer is using the workers, the calling thread copies everything itself (no hand-off latency). Above it,
@@ -81,7 +82,7 @@ final class CopyEngine: Sendable {
 /// last chunk was claimed finds nothing to do.
 private final class ChunkedCopy: Sendable {
     let chunks: [[CopySegment]]
-    let failure = Mutex<LLMError?>(nil)
+    let failure = Lock<LLMError?>(nil)
     private let copy: @Sendable (CopySegment) throws(LLMError) -> Void
     private let nextChunk = Atomic<Int>(0)
     private let finishedChunks = Atomic<Int>(0)

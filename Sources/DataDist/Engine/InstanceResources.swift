@@ -2,9 +2,10 @@ import BlockPool
 import DeviceCaps
 import DeviceRuntime
 import Logging
-import Synchronization
 
 internal import CAscendCL
+import Synchronization
+import ThreadSanitizerSupport
 
 /// What an initialised instance works with: its runtime, product gates, configuration and pools.
 final class InstanceResources: Sendable {
@@ -16,7 +17,7 @@ final class InstanceResources: Sendable {
     let hostPool: BlockPool?
     let logger: Logger
     let copyEngine: CopyEngine
-    private let warnedOperations = Mutex<Set<Operation>>([])
+    private let warnedOperations = Lock<Set<Operation>>([])
     /// Whether the detected product supports every operation (the usual case): `gate` then checks nothing.
     private let supportsEverything: Bool
     /// Whether either pool is configured (checked by every pool operation).

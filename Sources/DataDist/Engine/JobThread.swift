@@ -1,12 +1,13 @@
 import DeviceRuntime
 import Dispatch
 import Synchronization
+import ThreadSanitizerSupport
 
 /// A persistent thread that runs one submitted job at a time: the copy engine's workers, and (package access) the
 /// bench's memcpy ceiling, which must not depend on the engine's policy but needs the same kind of thread.
 package final class JobThread: Sendable {
     private let wake = DispatchSemaphore(value: 0)
-    private let job = Mutex<(@Sendable () -> Void)?>(nil)
+    private let job = Lock<(@Sendable () -> Void)?>(nil)
     private let stopping = Atomic<Bool>(false)
 
     /// Starts the thread; throws when the process cannot start one.

@@ -3,13 +3,14 @@ import Logging
 import DeviceRuntime
 import LinkLayer
 import Synchronization
+import ThreadSanitizerSupport
 
 /// The links of one instance: listening, linking and unlinking clusters, and finding the link a transfer
 /// uses. A link's requests are answered by an `OwnerService` over this instance's `OwnerPolicy`.
 final class LinkTable: Sendable {
     let store: CacheStore
     let policy: OwnerPolicy
-    let registry = Mutex(LinkRegistry())
+    let registry = Lock(LinkRegistry())
 
     /// Longer link and unlink timeouts are treated as this (a day is "wait as long as it takes").
     static let longestTimeout: Duration = .seconds(86_400)

@@ -1,5 +1,6 @@
 import DeviceRuntime
 import Synchronization
+import ThreadSanitizerSupport
 
 /// Runs `body` for each element on its own thread (up to 16 at once) and returns the results in order. An
 /// element whose thread cannot start runs on the calling thread.
@@ -25,8 +26,8 @@ func forEachInParallel<Element: Sendable>(
 
 /// Results written by worker threads, read after they are joined.
 private final class ResultSlots: Sendable {
-    private let slots: Mutex<[LLMStatusCode]>
-    init(count: Int) { slots = Mutex(Array(repeating: .failed, count: count)) }
+    private let slots: Lock<[LLMStatusCode]>
+    init(count: Int) { slots = Lock(Array(repeating: .failed, count: count)) }
     func set(_ index: Int, _ value: LLMStatusCode) { slots.withLock { $0[index] = value } }
     var values: [LLMStatusCode] { slots.withLock { $0 } }
 }

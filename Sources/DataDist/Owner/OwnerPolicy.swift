@@ -2,6 +2,7 @@ import BlockPool
 import LinkLayer
 import DeviceRuntime
 import Synchronization
+import ThreadSanitizerSupport
 
 /// The owner's rules for its peers: what a resolve may reach, the checks a transfer must pass, the grant (the
 /// extents of exactly the bytes named) and the pin that keeps them alive, the request key a pull consumes, and

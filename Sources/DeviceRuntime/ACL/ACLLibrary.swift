@@ -1,11 +1,12 @@
 internal import CAscendCL
 import Synchronization
+import ThreadSanitizerSupport
 
 /// One loaded ACL runtime library: its entry points, loaded at most once per path per process and never
 /// unloaded, and initialised (`aclInit`) at most once.
 package final class ACLLibrary: @unchecked Sendable {
     // @unchecked: `handle` is the loader's record, immutable after load and alive for the whole process;
-    // the mutable state is behind a Mutex.
+    // the mutable state is behind a Lock.
 
     /// Why a library could not be loaded.
     enum LoadFailure: Error {
@@ -32,9 +33,9 @@ package final class ACLLibrary: @unchecked Sendable {
     package let path: String
     private let handle: OpaquePointer
     /// aclInit's result once it ran.
-    private let initResult = Mutex<Int32?>(nil)
+    private let initResult = Lock<Int32?>(nil)
 
-    private static let loaded = Mutex<[String: ACLLibrary]>([:])
+    private static let loaded = Lock<[String: ACLLibrary]>([:])
 
     private init(path: String, handle: OpaquePointer) {
         self.path = path

@@ -2,6 +2,7 @@ internal import CAscendCL
 public import DeviceCaps
 public import Logging
 import Synchronization
+import ThreadSanitizerSupport
 
 /// The device runtime backed by the vendor's ACL library, loaded at run time.
 public final class ACLRuntime: DeviceRuntime {
@@ -13,7 +14,7 @@ public final class ACLRuntime: DeviceRuntime {
     let library: ACLLibrary
     private let logger: Logger
     /// Memory handed out and not yet freed, by address; `free` accepts only these.
-    private let live = Mutex<[UInt: DeviceMemory]>([:])
+    private let live = Lock<[UInt: DeviceMemory]>([:])
 
     /// Loads the ACL library at `libraryPath` (a path, or a bare name for the loader's search), initialises
     /// ACL, and reads the device count and product identity. `environment["DATADIST_PRODUCT"]` overrides the

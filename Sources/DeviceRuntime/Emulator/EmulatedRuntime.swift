@@ -2,6 +2,7 @@ public import DeviceCaps
 public import Logging
 internal import CNuma
 import Synchronization
+import ThreadSanitizerSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -37,7 +38,7 @@ public final class EmulatedRuntime: DeviceRuntime {
     /// Home nodes that do not exist on this machine (or all of them, without libnuma).
     private let emulatedNodes: [Int]
     private let logger: Logger
-    private let state: Mutex<State>
+    private let state: Lock<State>
 
     private struct State {
         var table = EmulatorAllocationTable()
@@ -63,7 +64,7 @@ public final class EmulatedRuntime: DeviceRuntime {
         deviceCapacity = configuration.capacity
         capabilities = DeviceCapabilities(product: configuration.product, socName: nil, boardID: nil)
         self.logger = logger
-        state = Mutex(State(used: Array(repeating: 0, count: configuration.deviceCount)))
+        state = Lock(State(used: Array(repeating: 0, count: configuration.deviceCount)))
 
         let maxPhysicalNode = numa_available() >= 0 ? Int(numa_max_node()) : -1
         emulatedNodes = Array(Set(homeNodes.filter { $0 > maxPhysicalNode })).sorted()

@@ -3,6 +3,7 @@ internal import Glibc
 import DeviceRuntime
 import Logging
 import Synchronization
+import ThreadSanitizerSupport
 
 /// What a connection does with the frames that are not replies it is waiting for. The link layer's
 /// `ServiceDispatcher` is the one implementation: it decodes requests for the owner's `LinkService`.
@@ -43,8 +44,8 @@ package final class ControlConnection: Sendable {
     package let peerClusterID: UInt64
     private let logger: Logger
     /// Guards the descriptor: true once it is closed, so no send can hit a reused descriptor.
-    private let sendLock = Mutex(false)
-    private let state = Mutex(State())
+    private let sendLock = Lock(false)
+    private let state = Lock(State())
     private let handler: any ControlHandler
     /// Signalled when the reader thread has finished and closed the descriptor.
     private let readerFinished = DispatchSemaphore(value: 0)
@@ -76,7 +77,7 @@ package final class ControlConnection: Sendable {
     /// A request waiting for its reply.
     private final class Waiter: Sendable {
         let semaphore = DispatchSemaphore(value: 0)
-        let result = Mutex<Result<Frame, LinkError>?>(nil)
+        let result = Lock<Result<Frame, LinkError>?>(nil)
         /// Set (after `result`) when the reply is in, for a requester that spins before sleeping.
         let ready = Atomic<Bool>(false)
 

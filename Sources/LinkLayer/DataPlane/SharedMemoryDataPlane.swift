@@ -1,5 +1,6 @@
 import DeviceRuntime
 import Synchronization
+import ThreadSanitizerSupport
 
 /// The data plane between two processes on one host: each side's pools are memfds, passed to the peer over the
 /// Unix socket at link time and mapped there, so a transfer is a plain copy between local memory and the
@@ -7,7 +8,7 @@ import Synchronization
 package final class SharedMemoryDataPlane: DataPlane {
     package let peerClusterID: UInt64
     private let mappings: [UInt32: PeerMapping]
-    private let failure = Mutex<CloseReason?>(nil)
+    private let failure = Lock<CloseReason?>(nil)
 
     package init(peerClusterID: UInt64, mappings: [PeerMapping]) {
         self.peerClusterID = peerClusterID

@@ -1,6 +1,0 @@
-#if DATADIST_TSAN
-import DeviceRuntime
-
-/// TSan builds swap `Mutex` for a lock TSan can see (see `TSanVisibleMutex`).
-typealias Mutex = TSanVisibleMutex
-#endif
