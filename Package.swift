@@ -30,7 +30,9 @@ let package = Package(
             name: "CNuma", path: "modulemaps/CNuma", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(
             name: "CHwloc", path: "modulemaps/CHwloc", pkgConfig: "hwloc", providers: [.apt(["libhwloc-dev"])]),
+        // The ACL function table and its dlopen loader; Linux system calls the runtime and the link layer need.
         .target(name: "CAscendCL", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "CLinuxSupport", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "CFakeAscendCL", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "CFakeAscendCLNoMemset", cSettings: [.define("_GNU_SOURCE")]),
 
@@ -40,7 +42,7 @@ let package = Package(
         .target(
             name: "DeviceRuntime",
             dependencies: [
-                "CAscendCL", "CNuma", "CHwloc", "DeviceCaps", "ThreadSanitizerSupport",
+                "CAscendCL", "CLinuxSupport", "CNuma", "CHwloc", "DeviceCaps", "ThreadSanitizerSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -52,13 +54,13 @@ let package = Package(
         .target(
             name: "LinkLayer",
             dependencies: [
-                "DeviceRuntime", "CAscendCL", "ThreadSanitizerSupport", .product(name: "Logging", package: "swift-log"),
+                "DeviceRuntime", "CLinuxSupport", "ThreadSanitizerSupport", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .target(
             name: "DataDist",
             dependencies: [
-                "BlockPool", "LinkLayer", "DeviceRuntime", "DeviceCaps", "CAscendCL", "ThreadSanitizerSupport",
+                "BlockPool", "LinkLayer", "DeviceRuntime", "DeviceCaps", "ThreadSanitizerSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -188,4 +188,18 @@ struct EmulatorAllocationTests {
         try runtime.free(other)
         try runtime.free(memory)
     }
+
+    @Test("a pool's memfd size is sealed: nobody holding its descriptor can shrink or grow it", arguments: [false, true])
+    func memfdSizeSealed(host: Bool) throws {
+        let runtime = try makeEmulator(devices: "1")
+        let memory = host ? try runtime.allocateHost(10_000) : try runtime.allocateDevice(10_000, on: 0)
+        let shared = try #require(memory.shared)
+        #expect(ftruncate(shared.fd, 0) == -1)
+        #expect(errno == EPERM)
+        #expect(ftruncate(shared.fd, off_t(shared.length * 2)) == -1)
+        #expect(errno == EPERM)
+        writeBytes([1, 2, 3], at: memory.address)  // the mapping itself still works
+        #expect(readBytes(at: memory.address, count: 3) == [1, 2, 3])
+        try runtime.free(memory)
+    }
 }

@@ -1,5 +1,5 @@
-// The ACL subset DataDist needs, a function-pointer table filled by dlopen/dlsym, and a few Linux shims
-// that Swift's Glibc module does not expose. Values follow CANN's acl_base_rt.h / acl_rt.h.
+// The ACL subset DataDist needs and the function-pointer table that dlopen/dlsym fill (loader.c). Values follow
+// CANN's acl_base_rt.h / acl_rt.h. Linux system calls live in CLinuxSupport.
 #ifndef DATADIST_CASCENDCL_H
 #define DATADIST_CASCENDCL_H
 
@@ -114,26 +114,6 @@ void *ascend_library_lookup(const ascend_library *library, const char *symbol);
 /// Makes `device` current on the calling thread (aclrtSetDevice) unless it already is; ACL keeps the
 /// current device per thread.
 aclError ascend_bind_device(const ascend_library *library, int32_t device);
-
-// Linux shims (glibc declares these only under _GNU_SOURCE, which Swift's Glibc module does not set)
-
-/// memfd_create(2) with MFD_CLOEXEC; -1 and errno on failure.
-int datadist_memfd_create(const char *name);
-
-/// Sends `len` bytes and one file descriptor over a Unix socket (SCM_RIGHTS). Returns bytes sent or -1.
-long datadist_send_fd(int socket_fd, int fd_to_send, const void *bytes, size_t len);
-
-/// Receives up to `len` bytes and at most one descriptor (stored in *received_fd, -1 if none).
-long datadist_recv_fd(int socket_fd, int *received_fd, void *bytes, size_t len);
-
-/// Cores this process may run on (its CPU affinity mask), at least 1.
-int datadist_available_cores(void);
-
-/// Copies `count` bytes between non-overlapping buffers with non-temporal stores (x86-64; elsewhere memcpy).
-void datadist_copy_streaming(void *destination, const void *source, size_t count);
-
-/// 1 when datadist_copy_streaming really streams on this architecture.
-int datadist_copy_streaming_available(void);
 
 #ifdef __cplusplus
 }

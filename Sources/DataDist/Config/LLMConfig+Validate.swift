@@ -1,3 +1,5 @@
+import LinkLayer
+
 extension LLMConfig {
     /// Checks every field: `deviceID >= 0`; `syncKVTimeout` a whole number of milliseconds in 1...Int32.max;
     /// both pools (`MemoryPoolConfig.validate()`); `listenAddress` a numeric IPv4/IPv6 address; every
@@ -23,7 +25,7 @@ extension LLMConfig {
                 throw .paramInvalid("\(name) (\(key)) \(pool.json): \(error.message)")
             }
         }
-        if let listenAddress, !OptionValue.isNumericIPAddress(listenAddress.host) {
+        if let listenAddress, !SocketEndpoint.isNumericAddress(listenAddress.host) {
             throw .paramInvalid(
                 "listenAddress (\(LLMOptionKey.listenIPInfo)) \(listenAddress): \"\(listenAddress.host)\" is not "
                     + "a numeric IPv4 or IPv6 address")

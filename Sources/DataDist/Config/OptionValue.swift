@@ -1,4 +1,4 @@
-internal import Glibc
+import LinkLayer
 
 /// Parsers and checks for single option values; every failure names the key and the value.
 enum OptionValue {
@@ -56,20 +56,10 @@ enum OptionValue {
             throw invalid(
                 key, value, "must be \"ip:port\" or \"[ipv6]:port\" (IPv6 in brackets) with a port in 0...65535")
         }
-        guard isNumericIPAddress(endpoint.host) else {
+        guard SocketEndpoint.isNumericAddress(endpoint.host) else {
             throw invalid(key, value, "\"\(endpoint.host)\" is not a numeric IPv4 or IPv6 address")
         }
         return endpoint
-    }
-
-    /// True for a dotted-quad IPv4 or a textual IPv6 address (as `inet_pton` reads them).
-    static func isNumericIPAddress(_ host: String) -> Bool {
-        guard !host.isEmpty, !host.utf8.contains(0) else { return false }
-        var storage = in6_addr()  // large enough for either family
-        let family = host.contains(":") ? AF_INET6 : AF_INET
-        return withUnsafeMutableBytes(of: &storage) { buffer in
-            host.withCString { inet_pton(family, $0, buffer.baseAddress) == 1 }
-        }
     }
 
     /// Checks a value kept in `additionalOptions` against its key's rule.

@@ -1,5 +1,4 @@
 import DeviceRuntime
-internal import Glibc
 import Synchronization
 import ThreadSanitizerSupport
 
@@ -51,7 +50,7 @@ final class CopyEngine: Sendable {
         for worker in workers.prefix(job.chunks.count - 1) { worker.submit { job.work() } }
         job.work()
         // Only chunks a worker is still copying remain; each is short, so wait on the core.
-        while !job.isFinished { sched_yield() }
+        while !job.isFinished { JoinableThread.yield() }
         if let error = job.failure.withLock({ $0 }) { throw error }
     }
 

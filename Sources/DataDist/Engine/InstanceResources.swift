@@ -3,7 +3,6 @@ import DeviceCaps
 import DeviceRuntime
 import Logging
 
-internal import CAscendCL
 import Synchronization
 import ThreadSanitizerSupport
 
@@ -36,11 +35,8 @@ final class InstanceResources: Sendable {
         self.hostPool = hostPool
         self.hasAnyPool = devicePool != nil || hostPool != nil
         self.logger = logger
-        self.copyEngine = CopyEngine(threads: config.copyThreads ?? Self.availableCores)
+        self.copyEngine = CopyEngine(threads: config.copyThreads ?? ProcessorAffinity.availableCores)
     }
-
-    /// Cores this process may run on.
-    static var availableCores: Int { Int(datadist_available_cores()) }
 
     var pools: [BlockPool] { [devicePool, hostPool].compactMap { $0 } }
 

@@ -1,4 +1,4 @@
-internal import CAscendCL
+internal import CLinuxSupport
 internal import CNuma
 internal import SystemPackage
 
@@ -32,6 +32,12 @@ struct MemfdMapping: Sendable, Hashable {
             try? file.close()
             let code = (error as? Errno)?.rawValue ?? EINVAL  // `resize` throws only `Errno`
             throw allocationError(code, "ftruncate of memfd \"\(name)\" to \(length) bytes failed")
+        }
+        // Peers map this descriptor; once sealed, none of them can truncate the pages away under the owner.
+        guard datadist_memfd_seal_size(fd) == 0 else {
+            let code = errno
+            try? file.close()
+            throw DeviceError(.system(code), "sealing the size of memfd \"\(name)\" failed")
         }
         let base = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
         guard let base, base != MAP_FAILED else {

@@ -1,4 +1,4 @@
-internal import CAscendCL
+internal import CLinuxSupport
 
 #if canImport(Glibc)
 import Glibc

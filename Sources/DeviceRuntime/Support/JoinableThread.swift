@@ -41,6 +41,9 @@ package final class JoinableThread: @unchecked Sendable {
         pthread_detach(thread.handle)
     }
 
+    /// Gives the core to another runnable thread, for a wait that is known to be short.
+    package static func yield() { sched_yield() }
+
     /// An identifier of the calling thread, to tell whether code runs on a given thread.
     package static var currentID: UInt { UInt(pthread_self()) }
 }

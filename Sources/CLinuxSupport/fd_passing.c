@@ -1,11 +1,14 @@
-#include "CAscendCL.h"
+#include "CLinuxSupport.h"
 
+#include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
-int datadist_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+// Room for a few descriptors, so that a peer sending more than one is detected (and its descriptors closed)
+// rather than having the surplus silently truncated away by the kernel.
+enum { MAX_RECEIVED_FDS = 4 };
 
 long datadist_send_fd(int socket_fd, int fd_to_send, const void *bytes, size_t len) {
     struct iovec iov = {.iov_base = (void *)bytes, .iov_len = len};
@@ -30,7 +33,7 @@ long datadist_send_fd(int socket_fd, int fd_to_send, const void *bytes, size_t l
 long datadist_recv_fd(int socket_fd, int *received_fd, void *bytes, size_t len) {
     struct iovec iov = {.iov_base = bytes, .iov_len = len};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(MAX_RECEIVED_FDS * sizeof(int))];
         struct cmsghdr align;
     } control;
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
@@ -38,20 +41,25 @@ long datadist_recv_fd(int socket_fd, int *received_fd, void *bytes, size_t len) 
     *received_fd = -1;
     long n = (long)recvmsg(socket_fd, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0) return n;
+    int count = 0;
     for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-        if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
-            memcpy(received_fd, CMSG_DATA(cmsg), sizeof(int));
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+        size_t fds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < fds; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof fd);
+            if (count++ == 0) {
+                *received_fd = fd;
+            } else {
+                close(fd);
+            }
         }
     }
+    if (count > 1 || (msg.msg_flags & MSG_CTRUNC)) {
+        if (*received_fd >= 0) close(*received_fd);
+        *received_fd = -1;
+        errno = EPROTO;
+        return -1;
+    }
     return n;
-}
-
-#include <sched.h>
-#include <unistd.h>
-
-int datadist_available_cores(void) {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    return online > 0 ? (int)online : 1;
 }

@@ -1,5 +1,6 @@
-#include "CAscendCL.h"
+#include "CLinuxSupport.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__x86_64__)

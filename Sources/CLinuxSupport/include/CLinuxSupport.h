@@ -1,0 +1,42 @@
+// Linux system calls and CPU routines the Swift layers need but Swift's Glibc module does not expose (glibc
+// declares several only under _GNU_SOURCE, which that module does not set): memfd with seals, descriptor passing
+// over Unix sockets, the CPU affinity count, and a copy with non-temporal stores.
+#ifndef DATADIST_CLINUXSUPPORT_H
+#define DATADIST_CLINUXSUPPORT_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// memfd_create(2) with MFD_CLOEXEC | MFD_ALLOW_SEALING; -1 and errno on failure.
+int datadist_memfd_create(const char *name);
+
+/// Fixes the size of a memfd for good (F_SEAL_SHRINK | F_SEAL_GROW, then F_SEAL_SEAL): whoever else maps it, a
+/// process holding a copy of the descriptor cannot truncate the pages away under the owner. 0, or -1 and errno.
+int datadist_memfd_seal_size(int fd);
+
+/// Sends `len` bytes and, when `fd_to_send` >= 0, that descriptor over a Unix socket (SCM_RIGHTS), without SIGPIPE.
+/// Returns the bytes sent, or -1 and errno.
+long datadist_send_fd(int socket_fd, int fd_to_send, const void *bytes, size_t len);
+
+/// Receives up to `len` bytes and at most one descriptor, stored in *received_fd (-1 if none came). A message
+/// that carried more than one descriptor, or whose control data was truncated, is refused: every descriptor it
+/// brought is closed and the call returns -1 with errno EPROTO. Otherwise returns the bytes received, or -1 and
+/// errno.
+long datadist_recv_fd(int socket_fd, int *received_fd, void *bytes, size_t len);
+
+/// Cores this process may run on (its CPU affinity mask), at least 1.
+int datadist_available_cores(void);
+
+/// Copies `count` bytes between non-overlapping buffers with non-temporal stores (x86-64; elsewhere memcpy).
+void datadist_copy_streaming(void *destination, const void *source, size_t count);
+
+/// 1 when datadist_copy_streaming really streams on this architecture.
+int datadist_copy_streaming_available(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
