@@ -2,7 +2,6 @@
 SWIFT ?= swift
 APT_PACKAGES := libnuma-dev libhwloc-dev pkg-config
 BIN := .build/debug/datadist
-FAKE_ACL := $(CURDIR)/.build/debug/libFakeAscendCL.so
 
 .PHONY: deps build test tsan demo bench docs clean
 

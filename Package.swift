@@ -14,9 +14,9 @@ let package = Package(
         .library(name: "DeviceCaps", targets: ["DeviceCaps"]),
         .executable(name: "datadist", targets: ["datadist"]),
         // A real shared object implementing the ACL entry points over host memory; tests dlopen it.
-        .library(name: "FakeAscendCL", type: .dynamic, targets: ["CFakeAscendCL"]),
+        .library(name: "_FakeAscendCL", type: .dynamic, targets: ["CFakeAscendCL"]),
         // The same fake without aclrtMemset: a library lacking one required symbol.
-        .library(name: "FakeAscendCLNoMemset", type: .dynamic, targets: ["CFakeAscendCLNoMemset"]),
+        .library(name: "_FakeAscendCLNoMemset", type: .dynamic, targets: ["CFakeAscendCLNoMemset"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),

@@ -6,17 +6,17 @@ import Logging
 import Synchronization
 import ThreadSanitizerSupport
 
-/// Test access to the fake ACL library (libFakeAscendCL.so, built next to the test bundle).
+/// Test access to the fake ACL library (lib_FakeAscendCL.so, built next to the test bundle).
 ///
 /// The fake's state (initialisation, allocations, configuration, call counters) is per loaded instance, and
 /// dlopen treats a copy at another path as another library: every test takes its own copy, so tests never
 /// see each other's state or need the process environment.
 enum FakeACL {
     /// The fake, built next to the test bundle.
-    static var libraryPath: String { TestPaths.builtProducts.appendingPathComponent("libFakeAscendCL.so").path }
+    static var libraryPath: String { TestPaths.builtProducts.appendingPathComponent("lib_FakeAscendCL.so").path }
     /// The fake built without aclrtMemset.
     static var noMemsetPath: String {
-        TestPaths.builtProducts.appendingPathComponent("libFakeAscendCLNoMemset.so").path
+        TestPaths.builtProducts.appendingPathComponent("lib_FakeAscendCLNoMemset.so").path
     }
 
     static let logger = Logger(label: "test.acl", factory: { _ in SwiftLogNoOpLogHandler() })

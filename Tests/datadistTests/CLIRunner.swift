@@ -18,9 +18,9 @@ enum CLI {
     /// The built `datadist` binary, next to the test bundle.
     static var binary: URL { TestPaths.builtProducts.appendingPathComponent("datadist") }
 
-    /// `libFakeAscendCL.so`, next to the test bundle (or next to the `datadist` binary).
+    /// `lib_FakeAscendCL.so`, next to the test bundle (or next to the `datadist` binary).
     static var fakeLibrary: String? {
-        let name = "libFakeAscendCL.so"
+        let name = "lib_FakeAscendCL.so"
         let folders = [TestPaths.builtProducts, binary.resolvingSymlinksInPath().deletingLastPathComponent()]
         return folders.map { $0.appendingPathComponent(name).path }.first(where: FileManager.default.fileExists)
     }

@@ -99,7 +99,7 @@ struct ProbeCommandTests {
 
     @Test("the fake ACL library is loaded through dlopen and identified as an Atlas 800I A2")
     func fakeACL() throws {
-        let library = try #require(CLI.fakeLibrary, "libFakeAscendCL.so not found in \(TestPaths.builtProducts.path)")
+        let library = try #require(CLI.fakeLibrary, "lib_FakeAscendCL.so not found in \(TestPaths.builtProducts.path)")
         let report = try CLI.probeJSON(environment: ["DATADIST_ACL_LIBRARY": library])
         #expect(report["backend"] as? String == "acl")
         #expect(report["library"] as? String == library)
@@ -114,7 +114,7 @@ struct ProbeCommandTests {
 
     @Test("an unknown A2 board id leaves the product ambiguous and gates on the strictest candidate")
     func fakeACLAmbiguous() throws {
-        let library = try #require(CLI.fakeLibrary, "libFakeAscendCL.so not found in \(TestPaths.builtProducts.path)")
+        let library = try #require(CLI.fakeLibrary, "lib_FakeAscendCL.so not found in \(TestPaths.builtProducts.path)")
         let environment = ["DATADIST_ACL_LIBRARY": library, "FAKE_ACL_BOARD_ID": "0x99"]
         let report = try CLI.probeJSON(environment: environment)
         #expect(report["boardID"] as? Int == 0x99)
@@ -130,7 +130,7 @@ struct ProbeCommandTests {
 
     @Test("a stub ACL library makes auto selection fall back to the emulator")
     func stubFallsBack() throws {
-        let library = try #require(CLI.fakeLibrary, "libFakeAscendCL.so not found in \(TestPaths.builtProducts.path)")
+        let library = try #require(CLI.fakeLibrary, "lib_FakeAscendCL.so not found in \(TestPaths.builtProducts.path)")
         let report = try CLI.probeJSON(environment: ["DATADIST_ACL_LIBRARY": library, "FAKE_ACL_STUB_MODE": "1"])
         #expect(report["backend"] as? String == "emulator")
         #expect((report["backendReason"] as? String)?.lowercased().contains("stub") == true)
