@@ -1,14 +1,12 @@
 public import DeviceRuntime
 
-#if canImport(Glibc)
-import Glibc
 import Synchronization
 import ThreadSanitizerSupport
-#endif
 
 /// A memory pool: one region taken once from the runtime, handed out in whole pages of `1 << pageShift`
-/// bytes as reference-counted spans. Thread-safe. The region returns to the runtime when the pool and
-/// every span taken from it are gone.
+/// bytes, several equal spans at a time (`TensorSpans`, one per tensor of a cache), each group returned when its
+/// one owner drops it. Thread-safe. The region returns to the runtime when the pool and every group taken from it
+/// are gone.
 public final class BlockPool: Sendable {
     public let region: DeviceMemory
     public let pageShift: Int
@@ -52,29 +50,14 @@ public final class BlockPool: Sendable {
     @inline(__always)
     public func pages(forBytes bytes: Int) -> Int { max(1, (bytes + (1 << pageShift) - 1) >> pageShift) }
 
-    /// A span of at least `bytes` bytes, rounded up to whole pages.
-    public func allocate(bytes: Int) throws(PoolError) -> PoolSpan {
-        precondition(bytes > 0, "allocate at least one byte")
-        let pages = pages(forBytes: bytes)
-        let result: Result<Int, PoolError> = state.withLock { state in
-            if let start = state.allocate(pages: pages) { return .success(start) }
-            return .failure(
-                .exhausted(
-                    requestedBytes: bytes, requestedPages: pages, freePages: state.pagesFree,
-                    largestFreePages: state.largestFreeSpan))
-        }
-        let start = try result.get()
-        return PoolSpan(pool: self, firstPage: start, pages: pages, byteCount: bytes)
-    }
-
     /// `count` spans of at least `bytes` bytes each: all of them or none. When one free run can hold them all
     /// they are adjacent (one span in the allocator); otherwise each is placed on its own.
-    public func allocate(count: Int, bytes: Int) throws(PoolError) -> PoolSpans {
+    public func allocate(count: Int, bytes: Int) throws(PoolError) -> TensorSpans {
         precondition(bytes > 0 && count > 0, "allocate at least one span of one byte")
         let pages = pages(forBytes: bytes)
         let (total, overflow) = pages.multipliedReportingOverflow(by: count)
         if !overflow, let run = state.withLock({ $0.allocateRun(pages: total) }) {
-            return PoolSpans(
+            return TensorSpans(
                 pool: self, firstPage: run.start, count: count, pagesPerSpan: pages, byteCount: bytes,
                 addresses: run.addresses)
         }
@@ -83,8 +66,8 @@ public final class BlockPool: Sendable {
 
     /// `allocate(count:bytes:)` when no free run held all the spans: under one lock, one run (if pages were
     /// released meanwhile) or one run each, all or none.
-    private func allocateScattered(count: Int, bytes: Int, pages: Int, total: Int?) throws(PoolError) -> PoolSpans {
-        let placement: PoolSpans.Placement? = state.withLock { state in
+    private func allocateScattered(count: Int, bytes: Int, pages: Int, total: Int?) throws(PoolError) -> TensorSpans {
+        let layout: TensorSpans.Layout? = state.withLock { state in
             if let total, let start = state.allocate(pages: total) { return .adjacent(firstPage: start) }
             guard count > 1 else { return nil }
             var firstPages: [Int] = []
@@ -97,28 +80,14 @@ public final class BlockPool: Sendable {
             }
             return .scattered(firstPages: firstPages)
         }
-        guard let placement else {
+        guard let layout else {
             let (free, largest) = state.withLock { ($0.pagesFree, $0.largestFreeSpan) }
             throw .exhausted(requestedBytes: bytes, requestedPages: pages, freePages: free, largestFreePages: largest)
         }
-        return switch placement {
+        return switch layout {
         case .adjacent(let start):
-            PoolSpans(pool: self, firstPage: start, count: count, pagesPerSpan: pages, byteCount: bytes, addresses: [])
-        case .scattered(let firstPages): PoolSpans(pool: self, firstPages: firstPages, pagesPerSpan: pages, byteCount: bytes)
-        }
-    }
-
-    /// Like `allocate(bytes:)`, but waits up to `timeout` for other holders to release pages.
-    public func allocate(bytes: Int, timeout: Duration) throws(PoolError) -> PoolSpan {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
-        while true {
-            do {
-                return try allocate(bytes: bytes)
-            } catch {
-                guard case .exhausted = error, clock.now < deadline else { throw error }
-                usleep(200)
-            }
+            TensorSpans(pool: self, firstPage: start, count: count, pagesPerSpan: pages, byteCount: bytes, addresses: [])
+        case .scattered(let firstPages): TensorSpans(pool: self, firstPages: firstPages, pagesPerSpan: pages, byteCount: bytes)
         }
     }
 
@@ -141,13 +110,9 @@ public final class BlockPool: Sendable {
     /// Address of a page.
     func address(ofPage page: Int) -> UInt { region.address + UInt(page << pageShift) }
 
-    fileprivate func release(firstPage: Int, pages: Int) {
-        state.withLock { $0.release(start: firstPage, pages: pages) }
-    }
-
-    func release(_ placement: PoolSpans.Placement, pagesPerSpan: Int, count: Int, addresses: [UInt]) {
+    func release(_ layout: TensorSpans.Layout, pagesPerSpan: Int, count: Int, addresses: [UInt]) {
         state.withLock { state in
-            switch placement {
+            switch layout {
             case .adjacent(let firstPage): state.release(start: firstPage, pages: pagesPerSpan * count, addresses: addresses)
             case .scattered(let firstPages): for page in firstPages { state.release(start: page, pages: pagesPerSpan) }
             }
@@ -160,25 +125,4 @@ public struct PoolUsage: Sendable, Hashable {
     public let pagesInUse: Int
     public let pagesFree: Int
     public let spansInUse: Int
-}
-
-/// Pages taken from a pool. The pages return to the pool when the last reference to the span goes away,
-/// so every holder (a cache, a key, an in-flight copy) keeps the memory alive simply by holding the span.
-public final class PoolSpan: Sendable {
-    public let pool: BlockPool
-    public let firstPage: Int
-    public let pages: Int
-    /// Bytes requested (the span covers `pages * pool.pageSize`).
-    public let byteCount: Int
-
-    fileprivate init(pool: BlockPool, firstPage: Int, pages: Int, byteCount: Int) {
-        self.pool = pool
-        self.firstPage = firstPage
-        self.pages = pages
-        self.byteCount = byteCount
-    }
-
-    public var address: UInt { pool.address(ofPage: firstPage) }
-
-    deinit { pool.release(firstPage: firstPage, pages: pages) }
 }

@@ -303,7 +303,7 @@ public final class CacheManager: Sendable {
     }
 
     /// One span per tensor, taken together; on failure nothing is taken and nothing changes.
-    private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, isBlocks: Bool) throws(LLMError) -> PoolSpans {
+    private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, isBlocks: Bool) throws(LLMError) -> TensorSpans {
         guard let pool = resources.pool(for: desc.placement) else {
             throw noPoolForAllocation(desc, operation: isBlocks ? "allocateBlocksCache" : "allocateCache")
         }

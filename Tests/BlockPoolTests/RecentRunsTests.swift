@@ -35,21 +35,21 @@ import Testing
     @Test func aRequestThatNeedsTheRecentRunsMergedStillSucceeds() throws {
         let pool = try BlockPool(runtime: runtime, placement: .device(0), size: 8 * 1024, pageShift: 10)
         // Eight single pages, all released: they sit apart (four kept back, four merged) until needed.
-        var singles: [PoolSpan] = try (0..<8).map { _ in try pool.allocate(bytes: 1024) }
+        var singles: [HeldSpan] = try (0..<8).map { _ in try HeldSpan(pool, bytes: 1024) }
         singles.removeAll()
         #expect(pool.usage.pagesFree == 8)
-        let whole = try pool.allocate(bytes: 8 * 1024)
+        let whole = try HeldSpan(pool, bytes: 8 * 1024)
         #expect(whole.pages == 8 && pool.usage.pagesFree == 0)
         #expect(pool.verify() == nil)
     }
 
     @Test func exhaustionReportsTheRecentRunsAsFreeRoom() throws {
         let pool = try BlockPool(runtime: runtime, placement: .host, size: 8 * 1024, pageShift: 10)
-        let held = try pool.allocate(bytes: 4 * 1024)
-        var released: PoolSpan? = try pool.allocate(bytes: 2 * 1024)
+        let held = try HeldSpan(pool, bytes: 4 * 1024)
+        var released: HeldSpan? = try HeldSpan(pool, bytes: 2 * 1024)
         released = nil
         #expect(throws: PoolError.exhausted(requestedBytes: 5 * 1024, requestedPages: 5, freePages: 4, largestFreePages: 4)) {
-            try pool.allocate(bytes: 5 * 1024)
+            try HeldSpan(pool, bytes: 5 * 1024)
         }
         #expect(pool.usage.pagesInUse == 4 && pool.verify() == nil)
         _ = (held, released)
@@ -58,7 +58,7 @@ import Testing
     @Test(arguments: [1, 4, 5, 9])
     func manyReleasesKeepTheCountsExact(releases: Int) throws {
         let pool = try BlockPool(runtime: runtime, placement: .host, size: 64 * 1024, pageShift: 10)
-        var spans: [PoolSpan] = try (0..<12).map { try pool.allocate(bytes: ($0 % 3 + 1) * 1024) }
+        var spans: [HeldSpan] = try (0..<12).map { try HeldSpan(pool, bytes: ($0 % 3 + 1) * 1024) }
         let releasedPages = spans.prefix(releases).reduce(0) { $0 + $1.pages }
         let before = pool.usage
         spans.removeFirst(releases)

@@ -63,7 +63,7 @@ struct CacheEntry: Sendable {
 
     /// `addresses`: those of a registered cache; empty with `spans` (they hold the addresses).
     init(
-        id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, spans: consuming PoolSpans?, addresses: [UInt],
+        id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, spans: consuming TensorSpans?, addresses: [UInt],
         tensorSize: Int, slots: Int, stride: Int, remoteAccessible: Bool, holdsIDReference: Bool,
         keyBySlot: [Int: IndexKey] = [:]
     ) {
@@ -115,12 +115,12 @@ final class CacheRecord: Sendable {
     let stride: Int
     let remoteAccessible: Bool
     /// Pool memory of the tensors, one span each (nil for registered caches).
-    private let memory: PoolSpans?
+    private let memory: TensorSpans?
     /// `memory != nil`, fixed at creation (lock-free pin paths never look into the optional).
     let hasMemory: Bool
 
     init(
-        id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, memory: consuming PoolSpans?, addresses: [UInt],
+        id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, memory: consuming TensorSpans?, addresses: [UInt],
         tensorSize: Int, slots: Int, stride: Int, remoteAccessible: Bool
     ) {
         self.id = id

@@ -5,7 +5,8 @@ internal import Glibc
 #endif
 
 /// A socket descriptor with the few operations the control channel needs. All blocking waits take a deadline.
-/// Raw pointers in the link layer stay in this file, `PeerMapping.swift` and `SharedMemoryDataPlane.swift`.
+/// Raw pointers in the link layer stay in this file (system calls, socket addresses), `PeerMapping.swift` (a peer's
+/// mapped region) and `HostIdentity.swift` (one `read`).
 package struct Socket: Sendable, Hashable {
     package let fd: Int32
 
@@ -221,6 +222,14 @@ package struct Socket: Sendable, Hashable {
             throw Failure(operation: "recvmsg", errno: result < 0 ? errno : EPROTO)
         }
         return (buffer, descriptor)
+    }
+}
+
+extension SocketEndpoint {
+    /// True for a dotted-quad IPv4 or a textual IPv6 address, as `inet_pton` reads them (no host names).
+    package static func isNumericAddress(_ host: String) -> Bool {
+        guard !host.isEmpty, !host.utf8.contains(0) else { return false }
+        return (try? SocketAddress(SocketEndpoint(host: host, port: 0))) != nil
     }
 }
 

@@ -6,7 +6,7 @@ import Synchronization
 /// the memory stores them in an object of its own (a cache manager keeps them inline in its cache record, so one
 /// allocation holds both); one that lends the memory to copies without handing out references counts those
 /// with a `PinCount` beside the spans.
-public struct PoolSpans: ~Copyable, Sendable {
+public struct TensorSpans: ~Copyable, Sendable {
     public let pool: BlockPool
     /// Pages of each span.
     public let pagesPerSpan: Int
@@ -14,41 +14,41 @@ public struct PoolSpans: ~Copyable, Sendable {
     public let byteCount: Int
     /// Number of spans.
     public let count: Int
-    private let placement: Placement
+    private let layout: Layout
     /// Addresses of every span, in order.
     public let addresses: [UInt]
 
     /// Where the spans lie: one run of `count * pagesPerSpan` pages (the common case: no array), or one run each.
-    enum Placement: Sendable {
+    enum Layout: Sendable {
         case adjacent(firstPage: Int)
         case scattered(firstPages: [Int])
     }
 
     /// Spans placed on their own.
     init(pool: BlockPool, firstPages: [Int], pagesPerSpan: Int, byteCount: Int) {
-        let placement = Placement.scattered(firstPages: firstPages)
+        let layout = Layout.scattered(firstPages: firstPages)
         self.pool = pool
-        self.placement = placement
+        self.layout = layout
         self.count = firstPages.count
         self.pagesPerSpan = pagesPerSpan
         self.byteCount = byteCount
-        addresses = Self.addresses(of: placement, count: firstPages.count, pagesPerSpan: pagesPerSpan, pool: pool)
+        addresses = Self.addresses(of: layout, count: firstPages.count, pagesPerSpan: pagesPerSpan, pool: pool)
     }
 
     /// Adjacent spans; `addresses` those of a run of the same split released earlier, or empty.
     init(pool: BlockPool, firstPage: Int, count: Int, pagesPerSpan: Int, byteCount: Int, addresses: [UInt]) {
-        let placement = Placement.adjacent(firstPage: firstPage)
+        let layout = Layout.adjacent(firstPage: firstPage)
         self.pool = pool
-        self.placement = placement
+        self.layout = layout
         self.count = count
         self.pagesPerSpan = pagesPerSpan
         self.byteCount = byteCount
         self.addresses =
             addresses.count == count
-            ? addresses : Self.addresses(of: placement, count: count, pagesPerSpan: pagesPerSpan, pool: pool)
+            ? addresses : Self.addresses(of: layout, count: count, pagesPerSpan: pagesPerSpan, pool: pool)
     }
 
-    deinit { pool.release(placement, pagesPerSpan: pagesPerSpan, count: count, addresses: addresses) }
+    deinit { pool.release(layout, pagesPerSpan: pagesPerSpan, count: count, addresses: addresses) }
 
     /// Pages of all spans together.
     public var pages: Int { pagesPerSpan * count }
@@ -56,12 +56,12 @@ public struct PoolSpans: ~Copyable, Sendable {
     /// First page of span `index`.
     public func firstPage(_ index: Int) -> Int {
         precondition((0..<count).contains(index), "span \(index) of \(count)")
-        return Self.firstPage(index, of: placement, pagesPerSpan: pagesPerSpan)
+        return Self.firstPage(index, of: layout, pagesPerSpan: pagesPerSpan)
     }
 
     @inline(__always)
-    private static func firstPage(_ index: Int, of placement: Placement, pagesPerSpan: Int) -> Int {
-        switch placement {
+    private static func firstPage(_ index: Int, of layout: Layout, pagesPerSpan: Int) -> Int {
+        switch layout {
         case .adjacent(let firstPage): firstPage + index * pagesPerSpan
         case .scattered(let firstPages): firstPages[index]
         }
@@ -70,11 +70,11 @@ public struct PoolSpans: ~Copyable, Sendable {
     /// Address of span `index`.
     public func address(_ index: Int) -> UInt { pool.address(ofPage: firstPage(index)) }
 
-    private static func addresses(of placement: Placement, count: Int, pagesPerSpan: Int, pool: BlockPool) -> [UInt] {
+    private static func addresses(of layout: Layout, count: Int, pagesPerSpan: Int, pool: BlockPool) -> [UInt] {
         let base = pool.region.address
         let shift = pool.pageShift
         @inline(__always) func address(_ index: Int) -> UInt {
-            base + UInt(firstPage(index, of: placement, pagesPerSpan: pagesPerSpan) << shift)
+            base + UInt(firstPage(index, of: layout, pagesPerSpan: pagesPerSpan) << shift)
         }
         // Up to four spans, an array literal: its storage type is resolved once per call site, while the generic
         // initialisers look `_ContiguousArrayStorage<UInt>` up in the runtime's metadata cache on every call

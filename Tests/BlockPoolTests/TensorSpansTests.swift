@@ -3,7 +3,7 @@ import DeviceRuntime
 import Testing
 
 /// `BlockPool.allocate(count:bytes:)`: several spans in one call, all or nothing, released together.
-@Suite struct PoolSpansTests {
+@Suite struct TensorSpansTests {
     let runtime = TestRuntime()
 
     @Test func spansAreAdjacentWhenOneRunHoldsThemAll() throws {
@@ -18,12 +18,12 @@ import Testing
 
     @Test func aFragmentedPoolPlacesEachSpanOnItsOwn() throws {
         let pool = try BlockPool(runtime: runtime, placement: .device(0), size: 8 * 1024, pageShift: 10)
-        let singles = try (0..<8).map { _ in try pool.allocate(bytes: 1024) }
+        let singles = try (0..<8).map { _ in try HeldSpan(pool, bytes: 1024) }
         // Keep every other page: four free pages, no two adjacent.
         var kept = singles.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
         _ = consume singles
         #expect(pool.usage.pagesFree == 4)
-        var spans: PoolSpans? = try pool.allocate(count: 4, bytes: 1024)
+        var spans: TensorSpans? = try pool.allocate(count: 4, bytes: 1024)
         let pages = Set((0..<4).map { spans!.firstPage($0) })
         #expect(pages.count == 4 && pages.isDisjoint(with: kept.map(\.firstPage)))
         #expect(pool.usage.pagesFree == 0 && pool.verify() == nil)
@@ -35,7 +35,7 @@ import Testing
 
     @Test func exhaustionTakesNothing() throws {
         let pool = try BlockPool(runtime: runtime, placement: .host, size: 8 * 1024, pageShift: 10)
-        let held = try pool.allocate(bytes: 3 * 1024)
+        let held = try HeldSpan(pool, bytes: 3 * 1024)
         #expect(throws: PoolError.self) { _ = try pool.allocate(count: 3, bytes: 2 * 1024) }
         #expect(pool.usage.pagesInUse == 3 && pool.verify() == nil)
         _ = held
