@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libnuma-dev libhwloc-dev pkg-config
 BIN := .build/debug/datadist
 
-.PHONY: deps build test tsan demo bench docs clean
+.PHONY: deps build lint format test tsan demo bench docs clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -15,6 +15,14 @@ deps:
 
 build: deps
 	$(SWIFT) build
+
+# The format check (.swift-format; `make format` rewrites the tree to match) and the layering rule.
+lint:
+	$(SWIFT) format lint --strict --parallel -r Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Sources
+	scripts/check-layers.sh
+
+format:
+	$(SWIFT) format format --in-place --parallel -r Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Sources
 
 test: deps
 	$(SWIFT) build --build-tests
