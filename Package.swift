@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "datadist",
             dependencies: [
-                "DataDist", "DeviceCaps", "DeviceRuntime", "ThreadSanitizerSupport",
+                "DataDist", "DeviceCaps", "ThreadSanitizerSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),

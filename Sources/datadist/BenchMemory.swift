@@ -1,8 +1,7 @@
 import DataDist
-import DeviceRuntime
 import Foundation
 
-/// The bench's raw memory: host buffers it owns, and the memcpy/memset calls on addresses. The only place in the
+/// The bench's raw memory: host buffers it owns, and the memset calls on addresses. The only place in the
 /// bench that turns addresses into pointers.
 enum BenchMemory {
     /// A page-aligned host buffer of `bytes` bytes, written once so its pages exist; nil if the host refuses.
@@ -13,32 +12,8 @@ enum BenchMemory {
         return UInt(bitPattern: pointer)
     }
 
-    /// `bytes` of shared anonymous memory (shmem, the kind the emulator's memfd pools are), written once; nil if
-    /// the host refuses. Release with `unmap`.
-    static func mapShared(_ bytes: Int) -> UInt? {
-        let pointer = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
-        guard let pointer, pointer != MAP_FAILED else { return nil }
-        memset(pointer, 0x5A, bytes)
-        return UInt(bitPattern: pointer)
-    }
-
-    static func unmap(_ address: UInt, bytes: Int) {
-        munmap(UnsafeMutableRawPointer(bitPattern: address), bytes)
-    }
-
     static func free(_ address: UInt) {
         Foundation.free(UnsafeMutableRawPointer(bitPattern: address))
-    }
-
-    @inline(__always)
-    /// memcpy, or (`streaming`) the emulator's non-temporal-store copy.
-    static func copy(to destination: UInt, from source: UInt, count: Int, streaming: Bool = false) {
-        let (to, from) = (UnsafeMutableRawPointer(bitPattern: destination)!, UnsafeRawPointer(bitPattern: source)!)
-        if streaming {
-            HostCopy.copyStreaming(to: to, from: from, count: count)
-        } else {
-            memcpy(to, from, count)
-        }
     }
 
     static func zero(address: UInt, bytes: Int) {

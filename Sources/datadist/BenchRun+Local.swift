@@ -29,7 +29,7 @@ extension BenchRun {
         let back = Array(zip(out.map(\.1), unused.shuffled(using: &generator)))  // host block → device block
         let origin = Dictionary(uniqueKeysWithValues: out.map { ($0.1, $0.0) })  // host block → its device source
         let bytes = tensors * hostBlocks * blockBytes
-        let copy = CopyPattern(segments: tensors * hostBlocks, segmentBytes: blockBytes, scattered: true)
+        let copy = CopyCeilings.Pattern(segments: tensors * hostBlocks, segmentBytes: blockBytes, scattered: true)
         let shape = "61 layers × 2 tensors, \(hostBlocks) scattered 128 KiB blocks"
 
         let outMap = Dictionary(uniqueKeysWithValues: out)
@@ -73,7 +73,7 @@ extension BenchRun {
         try copy(0)
         var mismatch = Self.check(base: to, slot: 0, bytes: size, id: 0, what: "first copy")
         BenchMemory.zero(address: to, bytes: size)
-        let measured = try measure(CopyPattern(segments: 1, segmentBytes: size, scattered: false)) { i in try copy(i) }
+        let measured = try measure(CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false)) { i in try copy(i) }
         let last = (measured.timing.iterations - 1) % slots
         mismatch = mismatch ?? Self.check(base: to, slot: last, bytes: size, id: UInt64(last), what: "last copy")
         return row(

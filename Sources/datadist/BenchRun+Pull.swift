@@ -24,7 +24,7 @@ extension BenchRun {
         var mismatch = Self.check(base: address, slot: 0, bytes: size, id: base, what: "first pull")
         let warmStart = ContinuousClock.now
         for i in 1..<slots where (ContinuousClock.now - warmStart).seconds < 1 { try pull(i) }
-        let measured = try measure(CopyPattern(segments: 1, segmentBytes: size, scattered: false)) { i in try pull(i) }
+        let measured = try measure(CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false)) { i in try pull(i) }
         let last = (measured.timing.iterations - 1) % slots
         mismatch = mismatch ?? Self.check(base: address, slot: last, bytes: size, id: base + UInt64(last), what: "last pull")
         return row(
@@ -61,7 +61,7 @@ extension BenchRun {
         mismatch = mismatch ?? Self.check(
             base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: lastBase + UInt64(slots - 1), what: "last pull")
         let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +), samples: samples)
-        let ceilings = self.ceilings.ceilings(CopyPattern(segments: 1, segmentBytes: size, scattered: false), duration: duration / 2)
+        let ceilings = try self.ceilings.ceilings(CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false), duration: duration / 2)
         return row(
             "pull_cache", bytes: size, measured: Measured(timing: timing, ceilings: ceilings), keys: "request", pattern: "1 tensor, latency", mismatch: mismatch, latency: true)
     }
@@ -136,7 +136,7 @@ extension BenchRun {
         try push(0)
         var mismatch = try verify(0, "first push")
         for i in 1..<slots { try push(i) }
-        let measured = try measure(CopyPattern(segments: 1, segmentBytes: size, scattered: false)) { i in try push(i) }
+        let measured = try measure(CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false)) { i in try push(i) }
         mismatch = try mismatch ?? verify(measured.timing.iterations - 1, "last push")
         return row(
             "push_cache", bytes: size, measured: measured, keys: "slot", pattern: "1 tensor", mismatch: mismatch)
@@ -166,8 +166,8 @@ extension BenchRun {
         for address in cache.tensorAddresses { BenchMemory.zero(address: address, bytes: blocks * blockBytes) }
         let copy =
             scattered
-            ? CopyPattern(segments: tensors * count, segmentBytes: blockBytes, scattered: true)
-            : CopyPattern(segments: tensors, segmentBytes: count * blockBytes, scattered: false)
+            ? CopyCeilings.Pattern(segments: tensors * count, segmentBytes: blockBytes, scattered: true)
+            : CopyCeilings.Pattern(segments: tensors, segmentBytes: count * blockBytes, scattered: false)
         let measured = try measure(copy) { _ in try pull() }
         mismatch = mismatch ?? BenchBlocks.mismatch(cache.tensorAddresses, pairs: pairs, blockBytes: blockBytes).map { "last pull: \($0)" }
         return row(

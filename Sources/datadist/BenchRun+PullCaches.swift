@@ -51,8 +51,8 @@ extension BenchRun {
         }
         mismatch = mismatch ?? Self.check(base: address, slot: lastSlot.slot, bytes: size, id: lastSlot.id, what: "last batch")
         let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +))
-        let pattern = CopyPattern(segments: batch, segmentBytes: size, scattered: false)
-        let ceilings = self.ceilings.ceilings(pattern, duration: duration / 2)
+        let pattern = CopyCeilings.Pattern(segments: batch, segmentBytes: size, scattered: false)
+        let ceilings = try self.ceilings.ceilings(pattern, duration: duration / 2)
         var row = row(
             "pull_caches", bytes: batch * size, measured: Measured(timing: timing, ceilings: ceilings),
             keys: "request", pattern: "batch of \(batch) × 1 tensor of \(ByteSize(bytes: size))", mismatch: mismatch)

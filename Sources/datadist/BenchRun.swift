@@ -20,7 +20,7 @@ final class BenchRun {
     var rows: [BenchRow] = []
     var notes: [String] = []
     var problems: [String] = []
-    var ceilings: CeilingRig!
+    var ceilings: CopyCeilings!
     private var nextName = 0
 
     static let latencySizes = [16 << 10, 1 << 20]
@@ -43,10 +43,11 @@ final class BenchRun {
             \(ByteSize(bytes: ringBytes)) rings; \(duration) s per measurement; GB/s = 10^9 B/s; \
             ratio = GB/s ÷ single-thread memcpy of the same bytes and pattern, timed in slices interleaved with the operation
             """
-        guard let rig = CeilingRig(ringBytes: ringBytes, threads: cores) else {
-            return Outcome(rows: [], header: header, notes: [], problems: ["cannot allocate 2 × \(ringBytes) bytes for the memcpy ceilings"])
+        do {
+            ceilings = try CopyCeilings(ringBytes: ringBytes, threads: cores)
+        } catch {
+            return Outcome(rows: [], header: header, notes: [], problems: ["memcpy ceilings: \(error)"])
         }
-        ceilings = rig
         header += "\nkeys: prefix = prefix keys (never consumed; resolved on every call), request = request keys "
             + "(consumed; fresh keys bound between generations, untimed), slot = CacheKeyByIdAndIndex, local = no peer"
         do {
@@ -157,14 +158,14 @@ final class BenchRun {
     /// `duration / rounds` each (each ceiling, then the operation), so machine noise hits them all alike.
     /// At least `minIterations` of `op` run in total.
     func measure(
-        _ copy: CopyPattern, rounds: Int = 3, minIterations: Int = 2, _ op: (Int) throws -> Void
-    ) rethrows -> Measured {
+        _ copy: CopyCeilings.Pattern, rounds: Int = 3, minIterations: Int = 2, _ op: (Int) throws -> Void
+    ) throws -> Measured {
         var timing = BenchTiming.Result(iterations: 0, seconds: 0)
-        var totals: [CeilingKind: (iterations: Int, seconds: Double)] = [:]
+        var totals: [CopyCeilings.Kind: (iterations: Int, seconds: Double)] = [:]
         let slice = duration / Double(rounds)
         for round in 0..<rounds {
-            for kind in CeilingKind.allCases {
-                let result = ceilings.slice(copy, duration: slice, kind: kind)
+            for kind in CopyCeilings.Kind.allCases {
+                let result = try ceilings.measure(copy, kind: kind, duration: slice)
                 let total = totals[kind] ?? (0, 0)
                 totals[kind] = (total.iterations + result.iterations, total.seconds + result.seconds)
             }
@@ -174,7 +175,7 @@ final class BenchRun {
             timing.iterations += part.iterations
             timing.seconds += part.seconds
         }
-        let ceilings = Ceilings { kind in
+        let ceilings = try Ceilings { kind in
             let total = totals[kind]!
             return Double(copy.bytes) * Double(total.iterations) / total.seconds / 1e9
         }

@@ -3,15 +3,14 @@ import Dispatch
 import Synchronization
 import ThreadSanitizerSupport
 
-/// A persistent thread that runs one submitted job at a time: the copy engine's workers, and (package access) the
-/// bench's memcpy ceiling, which must not depend on the engine's policy but needs the same kind of thread.
-package final class JobThread: Sendable {
+/// A persistent thread that runs one submitted job at a time: the copy engine's workers.
+final class JobThread: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let job = Lock<(@Sendable () -> Void)?>(nil)
     private let stopping = Atomic<Bool>(false)
 
     /// Starts the thread; throws when the process cannot start one.
-    package init() throws(JoinableThread.StartFailure) {
+    init() throws(JoinableThread.StartFailure) {
         try JoinableThread.detach { [self] in
             while true {
                 wake.wait()
@@ -21,12 +20,12 @@ package final class JobThread: Sendable {
         }
     }
 
-    package func submit(_ body: @escaping @Sendable () -> Void) {
+    func submit(_ body: @escaping @Sendable () -> Void) {
         job.withLock { $0 = body }
         wake.signal()
     }
 
-    package func stop() {
+    func stop() {
         stopping.store(true, ordering: .releasing)
         wake.signal()
     }
