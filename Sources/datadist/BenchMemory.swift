@@ -1,8 +1,8 @@
 import DataDist
 import Foundation
 
-/// The bench's raw memory: host buffers it owns, and the memset calls on addresses. The only place in the
-/// bench that turns addresses into pointers.
+/// The bench's raw memory: host buffers it owns, and the memset calls on addresses. (`KVPattern` writes and
+/// checks its pattern through pointers of its own.)
 enum BenchMemory {
     /// A page-aligned host buffer of `bytes` bytes, written once so its pages exist; nil if the host refuses.
     static func allocate(_ bytes: Int) -> UInt? {

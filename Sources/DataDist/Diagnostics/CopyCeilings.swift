@@ -1,5 +1,4 @@
 import DeviceRuntime
-internal import Glibc
 
 /// Reference bandwidths for judging a transfer: how fast plain host copies move the same bytes, in the same
 /// pattern, between two rings of shared memory (the kind the emulator's device pools are) larger than the
@@ -49,12 +48,11 @@ public final class CopyCeilings {
     }
 
     /// Bytes of each ring.
-    public let ringBytes: Int
+    public var ringBytes: Int { rings.bytes }
     /// Threads `.allCores` copies on, the caller included (fewer than asked if the process could not start them).
     public var threads: Int { engine.threads }
 
-    private let source: UnsafeMutableRawPointer
-    private let destination: UnsafeMutableRawPointer
+    private let rings: CopyRings
     private let engine: CopyEngine
     /// The iteration each pattern's next measurement starts at.
     private(set) var nextIteration: [Pattern: Int] = [:]
@@ -65,21 +63,12 @@ public final class CopyCeilings {
     public init(ringBytes: Int, threads: Int) throws(LLMError) {
         guard ringBytes > 0 else { throw .paramInvalid("CopyCeilings ringBytes must be positive, got \(ringBytes)") }
         guard threads >= 1 else { throw .paramInvalid("CopyCeilings threads must be at least 1, got \(threads)") }
-        guard let source = Self.mapRing(ringBytes) else { throw Self.cannotMap(ringBytes, errno) }
-        guard let destination = Self.mapRing(ringBytes) else {
-            let code = errno
-            munmap(source, ringBytes)
-            throw Self.cannotMap(ringBytes, code)
+        do {
+            rings = try CopyRings(bytes: ringBytes)
+        } catch {
+            throw LLMError(.outOfMemory, "CopyCeilings \(ringBytes) bytes (ringBytes): \(error)")
         }
-        self.ringBytes = ringBytes
-        self.source = source
-        self.destination = destination
-        self.engine = CopyEngine(threads: threads, parallelThreshold: 0)
-    }
-
-    deinit {
-        munmap(source, ringBytes)
-        munmap(destination, ringBytes)
+        engine = CopyEngine(threads: threads, parallelThreshold: 0)
     }
 
     /// Copies `pattern` the `kind` way for `duration` seconds (at least 2 iterations) and returns the rate. The
@@ -114,61 +103,56 @@ public final class CopyCeilings {
     /// exactly what copying each segment in turn would give. Writes and reads whole rings: keep them small.
     func copiesExactly(_ pattern: Pattern, kind: Kind, iteration: Int) throws(LLMError) -> Bool {
         try validate(pattern)
-        let sourceBytes = source.bindMemory(to: UInt8.self, capacity: ringBytes)
-        for offset in 0..<ringBytes { sourceBytes[offset] = UInt8(truncatingIfNeeded: offset % 251 + 1) }
-        memset(destination, 0, ringBytes)
+        rings.prepare { UInt8(truncatingIfNeeded: $0 % 251 + 1) }
         try copy(pattern, kind, iteration: iteration)
+        let source = rings.sourceBytes
         var expected = [UInt8](repeating: 0, count: ringBytes)
-        forEachSegment(pattern, iteration: iteration) { to, from, count in
-            let target = UnsafeRawPointer(destination).distance(to: to)
-            let origin = UnsafeRawPointer(source).distance(to: from)
-            for index in 0..<count { expected[target + index] = sourceBytes[origin + index] }
+        for segment in segments(pattern, iteration: iteration) {
+            let (to, from) = (Int(segment.destination - rings.destination), Int(segment.source - rings.source))
+            expected[to..<to + segment.count] = source[from..<from + segment.count]
         }
-        return expected.withUnsafeBytes { memcmp($0.baseAddress!, destination, ringBytes) == 0 }
+        return rings.destinationBytes == expected
     }
 
     // MARK: copying
 
     private func copy(_ pattern: Pattern, _ kind: Kind, iteration: Int) throws(LLMError) {
         switch kind {
-        case .singleThread:
-            forEachSegment(pattern, iteration: iteration) { memcpy($0, $1, $2) }
-        case .streaming:
-            forEachSegment(pattern, iteration: iteration) { HostCopy.copyStreaming(to: $0, from: $1, count: $2) }
-        case .allCores:
-            var segments: [CopySegment] = []
-            segments.reserveCapacity(pattern.segments)
-            forEachSegment(pattern, iteration: iteration) { to, from, count in
-                segments.append(CopySegment(destination: UInt(bitPattern: to), source: UInt(bitPattern: from), count: count))
-            }
-            try engine.run(segments) { segment in
-                memcpy(
-                    UnsafeMutableRawPointer(bitPattern: segment.destination)!, UnsafeRawPointer(bitPattern: segment.source)!,
-                    segment.count)
-            }
+        case .singleThread: forEachSegment(pattern, iteration: iteration) { HostCopy.copyPlain($0) }
+        case .streaming: forEachSegment(pattern, iteration: iteration) { HostCopy.copyStreaming($0) }
+        case .allCores: try engine.run(segments(pattern, iteration: iteration)) { HostCopy.copyPlain($0) }
         }
     }
 
-    /// Calls `body(destination, source, count)` for each segment of iteration `iteration` of `pattern`, in order.
+    /// The segments of iteration `iteration` of `pattern`, in order.
+    private func segments(_ pattern: Pattern, iteration: Int) -> [CopySegment] {
+        var segments: [CopySegment] = []
+        segments.reserveCapacity(pattern.segments)
+        forEachSegment(pattern, iteration: iteration) { segments.append($0) }
+        return segments
+    }
+
+    /// Calls `body` with each segment of iteration `iteration` of `pattern`, in order (no array: the single-thread
+    /// ceilings of small segments would otherwise be partly the cost of allocating one).
     @inline(__always)
-    private func forEachSegment(
-        _ pattern: Pattern, iteration: Int, _ body: (UnsafeMutableRawPointer, UnsafeRawPointer, Int) -> Void
-    ) {
+    private func forEachSegment(_ pattern: Pattern, iteration: Int, _ body: (CopySegment) -> Void) {
         let positions = slots(pattern)
+        let (source, destination) = (rings.source, rings.destination)
         for segment in 0..<pattern.segments {
             let global = iteration &* pattern.segments &+ segment
             let from = pattern.scattered ? (global &* 37) % positions : global % positions
             let to = pattern.scattered ? (global &* 53 &+ 11) % positions : global % positions
             body(
-                destination + to * pattern.segmentBytes, UnsafeRawPointer(source + from * pattern.segmentBytes),
-                pattern.segmentBytes)
+                CopySegment(
+                    destination: destination + UInt(to * pattern.segmentBytes),
+                    source: source + UInt(from * pattern.segmentBytes), count: pattern.segmentBytes))
         }
     }
 
     /// Positions a segment of `pattern` can take in a ring.
     private func slots(_ pattern: Pattern) -> Int { ringBytes / pattern.segmentBytes }
 
-    // MARK: checks and memory
+    // MARK: checks
 
     private func validate(_ pattern: Pattern) throws(LLMError) {
         guard pattern.segments >= 1 else {
@@ -182,20 +166,5 @@ public final class CopyCeilings {
             throw .paramInvalid(
                 "CopyCeilings pattern segments × segmentBytes does not fit in an Int: \(pattern.segments) × \(pattern.segmentBytes)")
         }
-    }
-
-    /// `bytes` of shared anonymous memory, every byte written once so its pages exist; nil if the host refuses.
-    private static func mapRing(_ bytes: Int) -> UnsafeMutableRawPointer? {
-        guard let pointer = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0),
-            pointer != MAP_FAILED
-        else { return nil }
-        memset(pointer, 0x5A, bytes)
-        return pointer
-    }
-
-    private static func cannotMap(_ bytes: Int, _ code: Int32) -> LLMError {
-        LLMError(
-            .outOfMemory,
-            "CopyCeilings cannot map 2 × \(bytes) bytes (ringBytes) of shared memory: \(String(cString: strerror(code)))")
     }
 }

@@ -34,4 +34,18 @@ public enum HostCopy {
     public static func copyStreaming(to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, count: Int) {
         datadist_copy_streaming(destination, source, count)
     }
+
+    /// `memcpy` of one segment between non-overlapping host addresses.
+    package static func copyPlain(_ segment: CopySegment) {
+        memcpy(
+            UnsafeMutableRawPointer(bitPattern: segment.destination)!, UnsafeRawPointer(bitPattern: segment.source)!,
+            segment.count)
+    }
+
+    /// `copyStreaming` of one segment between non-overlapping host addresses.
+    package static func copyStreaming(_ segment: CopySegment) {
+        datadist_copy_streaming(
+            UnsafeMutableRawPointer(bitPattern: segment.destination), UnsafeRawPointer(bitPattern: segment.source),
+            segment.count)
+    }
 }
