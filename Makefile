@@ -24,7 +24,7 @@ lint:
 format:
 	$(SWIFT) format format --in-place --parallel -r Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Sources
 
-test: deps
+test: deps lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(MAKE) tsan

@@ -54,7 +54,8 @@ let package = Package(
         .target(
             name: "LinkLayer",
             dependencies: [
-                "DeviceRuntime", "CLinuxSupport", "ThreadSanitizerSupport", .product(name: "Logging", package: "swift-log"),
+                "DeviceRuntime", "CLinuxSupport", "ThreadSanitizerSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .target(
@@ -85,12 +86,14 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "BlockPoolTests", dependencies: [
+            name: "BlockPoolTests",
+            dependencies: [
                 "BlockPool", "DeviceRuntime", "DataDistTestSupport", "ThreadSanitizerSupport",
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "LinkLayerTests", dependencies: ["LinkLayer", "DeviceRuntime", "DataDistTestSupport"], swiftSettings: strict),
+            name: "LinkLayerTests", dependencies: ["LinkLayer", "DeviceRuntime", "DataDistTestSupport"],
+            swiftSettings: strict),
         .testTarget(
             name: "DataDistTests",
             dependencies: [

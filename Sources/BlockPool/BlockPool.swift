@@ -1,5 +1,4 @@
 public import DeviceRuntime
-
 import Synchronization
 import ThreadSanitizerSupport
 
@@ -24,7 +23,8 @@ public final class BlockPool: Sendable {
         }
         guard size >= 1 << pageShift else {
             throw .invalidConfiguration(
-                field: "memory_size", message: "memory_size \(size) is smaller than one page of \(1 << pageShift) bytes")
+                field: "memory_size", message: "memory_size \(size) is smaller than one page of \(1 << pageShift) bytes"
+            )
         }
         let memory: DeviceMemory
         do {
@@ -86,8 +86,10 @@ public final class BlockPool: Sendable {
         }
         return switch layout {
         case .adjacent(let start):
-            TensorSpans(pool: self, firstPage: start, count: count, pagesPerSpan: pages, byteCount: bytes, addresses: [])
-        case .scattered(let firstPages): TensorSpans(pool: self, firstPages: firstPages, pagesPerSpan: pages, byteCount: bytes)
+            TensorSpans(
+                pool: self, firstPage: start, count: count, pagesPerSpan: pages, byteCount: bytes, addresses: [])
+        case .scattered(let firstPages):
+            TensorSpans(pool: self, firstPages: firstPages, pagesPerSpan: pages, byteCount: bytes)
         }
     }
 
@@ -113,7 +115,8 @@ public final class BlockPool: Sendable {
     func release(_ layout: TensorSpans.Layout, pagesPerSpan: Int, count: Int, addresses: [UInt]) {
         state.withLock { state in
             switch layout {
-            case .adjacent(let firstPage): state.release(start: firstPage, pages: pagesPerSpan * count, addresses: addresses)
+            case .adjacent(let firstPage):
+                state.release(start: firstPage, pages: pagesPerSpan * count, addresses: addresses)
             case .scattered(let firstPages): for page in firstPages { state.release(start: page, pages: pagesPerSpan) }
             }
         }

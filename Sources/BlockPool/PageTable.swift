@@ -45,7 +45,9 @@ final class PageTable: @unchecked Sendable {
     @inline(__always) func setPrevious(_ page: Int, _ value: Int32) { words[3 * pageCount + page] = value }
     @inline(__always) func head(_ sizeClass: Int) -> Int32 { words[4 * pageCount + sizeClass] }
     @inline(__always) func setHead(_ sizeClass: Int, _ value: Int32) { words[4 * pageCount + sizeClass] = value }
-    @inline(__always) func bitmap(_ level: Int) -> UInt16 { UInt16(truncatingIfNeeded: words[4 * pageCount + classCount + level]) }
+    @inline(__always) func bitmap(_ level: Int) -> UInt16 {
+        UInt16(truncatingIfNeeded: words[4 * pageCount + classCount + level])
+    }
     @inline(__always) func setBitmap(_ level: Int, _ value: UInt16) {
         words[4 * pageCount + classCount + level] = Int32(truncatingIfNeeded: value)
     }

@@ -31,7 +31,9 @@ struct PoolState: Sendable {
     /// Returns the run of `pages` pages starting at `start` (a run this state handed out), with the addresses of
     /// its spans for the next request of the same size (empty: none).
     mutating func release(start: Int, pages: Int, addresses: consuming [UInt] = []) {
-        if let evicted = recent.put(start: start, pages: pages, addresses: addresses) { allocator.release(start: evicted) }
+        if let evicted = recent.put(start: start, pages: pages, addresses: addresses) {
+            allocator.release(start: evicted)
+        }
     }
 
     /// Hands every recent run back to the allocator.

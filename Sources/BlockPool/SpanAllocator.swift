@@ -130,8 +130,12 @@ public struct SpanAllocator: Sendable {
                 if listed > freeSpans { return "the free lists hold more entries than the \(freeSpans) free spans" }
                 let length = Int(table.length(member))
                 guard length < 0 else { return "listed page \(member) does not start a free span" }
-                guard Self.classIndex(of: -length) == (first, second) else { return "free span \(member) is in the wrong list" }
-                guard Int(table.previous(member)) == previous else { return "back link of free span \(member) is wrong" }
+                guard Self.classIndex(of: -length) == (first, second) else {
+                    return "free span \(member) is in the wrong list"
+                }
+                guard Int(table.previous(member)) == previous else {
+                    return "back link of free span \(member) is wrong"
+                }
                 previous = member
                 member = Int(table.next(member))
             }

@@ -1,6 +1,6 @@
-import DeviceRuntime
 import BlockPool
 import DeviceCaps
+import DeviceRuntime
 import Synchronization
 
 extension CacheManager {
@@ -31,14 +31,17 @@ extension CacheManager {
             }
             guard offset == 0 || (offset < from.stride && offset < to.stride) else {
                 throw .paramInvalid(
-                    "copyCache offset \(offset) must be < the src slot (\(from.stride) bytes) and dst slot (\(to.stride) bytes)")
+                    "copyCache offset \(offset) must be < the src slot (\(from.stride) bytes) and dst slot (\(to.stride) bytes)"
+                )
             }
             let length = size == -1 ? from.stride - offset : size
             guard length <= from.stride - offset, length <= to.stride - offset else {
                 throw .paramInvalid(
-                    "copyCache copies \(length) bytes from offset \(offset): src slots are \(from.stride) bytes, dst slots \(to.stride)")
+                    "copyCache copies \(length) bytes from offset \(offset): src slots are \(from.stride) bytes, dst slots \(to.stride)"
+                )
             }
-            try resources.copy(count: to.numTensors, bytesEach: length, to: to.placement, from: from.placement) { tensor in
+            try resources.copy(count: to.numTensors, bytesEach: length, to: to.placement, from: from.placement) {
+                tensor in
                 CopySegment(
                     destination: to.address(tensor: tensor, slot: dstBatchIndex, offset: offset),
                     source: from.address(tensor: tensor, slot: srcBatchIndex, offset: offset), count: length)
@@ -58,7 +61,8 @@ extension CacheManager {
                 destinations.map { (source, $0) }
             }
             for (source, destination) in pairs {
-                for (name, block) in [("source", source), ("destination", destination)] where !(0..<view.slots).contains(block) {
+                for (name, block) in [("source", source), ("destination", destination)]
+                where !(0..<view.slots).contains(block) {
                     throw .paramInvalid("copyBlocks \(name) block \(block) is outside 0..<\(view.slots)")
                 }
             }
@@ -90,10 +94,12 @@ extension CacheManager {
             let from = try swapView(of: src, tracked: views)
             let to = try swapView(of: dst, tracked: views)
             guard from.numTensors == to.numTensors else {
-                throw .paramInvalid("swapBlocks src has \(from.numTensors) tensors, dst \(to.numTensors); they must match")
+                throw .paramInvalid(
+                    "swapBlocks src has \(from.numTensors) tensors, dst \(to.numTensors); they must match")
             }
             guard from.stride == to.stride else {
-                throw .paramInvalid("swapBlocks src blocks are \(from.stride) bytes, dst blocks \(to.stride); they must match")
+                throw .paramInvalid(
+                    "swapBlocks src blocks are \(from.stride) bytes, dst blocks \(to.stride); they must match")
             }
             for (source, destination) in srcToDst {
                 guard (0..<from.slots).contains(source) else {
@@ -120,7 +126,8 @@ extension CacheManager {
             let view = views.first { $0.id == cache.cacheID }!
             guard view.isOwned else {
                 throw .paramInvalid(
-                    "swapBlocks cache \(cache.cacheID) is registered memory; swap between a pool blocks cache and Cache.createCPUCache")
+                    "swapBlocks cache \(cache.cacheID) is registered memory; swap between a pool blocks cache and Cache.createCPUCache"
+                )
             }
             return view
         }

@@ -34,7 +34,8 @@ public final class CacheManager: Sendable {
         guard !keys.isEmpty else {  // the common case, kept short
             return try store.table.withLock { table throws(LLMError) in
                 try store.ensureOpen(table)
-                return try insertOwned(desc, tensorSize: tensorSize, isBlocks: false, keyBySlot: [Int: IndexKey](), into: &table)
+                return try insertOwned(
+                    desc, tensorSize: tensorSize, isBlocks: false, keyBySlot: [Int: IndexKey](), into: &table)
             }
         }
         let slots = Int(desc.shape[0])
@@ -278,7 +279,8 @@ public final class CacheManager: Sendable {
         let limit = CacheTable.registeredAddressLimit
         guard table.registeredAddresses + count <= limit else {
             throw .paramInvalid(
-                "\(operation) would register \(table.registeredAddresses + count) addresses in total; the limit is \(limit)")
+                "\(operation) would register \(table.registeredAddresses + count) addresses in total; the limit is \(limit)"
+            )
         }
     }
 
@@ -310,14 +312,16 @@ public final class CacheManager: Sendable {
         guard desc.numTensors <= pool.pageCount else {
             throw LLMError(
                 .outOfMemory,
-                "cannot allocate \(desc.numTensors) tensors from the \(desc.placement) pool of \(pool.pageCount) pages: each takes a page at least")
+                "cannot allocate \(desc.numTensors) tensors from the \(desc.placement) pool of \(pool.pageCount) pages: each takes a page at least"
+            )
         }
         do {
             return try pool.allocate(count: desc.numTensors, bytes: tensorSize)
         } catch {
             throw LLMError(
                 .outOfMemory,
-                "cannot allocate \(desc.numTensors) tensors of \(tensorSize) bytes (shape \(desc.shape)) from the \(desc.placement) pool: \(error)")
+                "cannot allocate \(desc.numTensors) tensors of \(tensorSize) bytes (shape \(desc.shape)) from the \(desc.placement) pool: \(error)"
+            )
         }
     }
 }
@@ -346,7 +350,9 @@ public struct CacheAudit: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Nothing live, nothing pinned, nothing orphaned.
-    public var isClean: Bool { liveCaches == 0 && boundKeys == 0 && pagesInUse == 0 && pinnedByPeers == 0 && orphans == 0 }
+    public var isClean: Bool {
+        liveCaches == 0 && boundKeys == 0 && pagesInUse == 0 && pinnedByPeers == 0 && orphans == 0
+    }
 
     public var description: String {
         "caches \(liveCaches), keys \(boundKeys), pages in use \(pagesInUse), free \(pagesFree), pinned \(pinnedByPeers), orphans \(orphans)"

@@ -78,7 +78,9 @@ public final class LLMDataDist: Sendable {
     /// Links this instance to each cluster over its one `remoteIPInfos` endpoint (in parallel). The first element
     /// is `.success` only if every cluster linked, else the code of the last failing cluster; the second has one
     /// code per cluster, in order. An already linked cluster gives `.alreadyLink`, an unreachable one `.linkFailed`.
-    public func linkClusters(_ clusters: [LLMClusterInfo], timeout: Duration = .seconds(3)) -> (LLMStatusCode, [LLMStatusCode]) {
+    public func linkClusters(_ clusters: [LLMClusterInfo], timeout: Duration = .seconds(3)) -> (
+        LLMStatusCode, [LLMStatusCode]
+    ) {
         switch manager(for: .linkClusters) {
         case .success(let manager): manager.links.link(clusters, timeout: timeout)
         case .failure(let error): (error.status, [])
@@ -106,7 +108,9 @@ public final class LLMDataDist: Sendable {
             throw LLMError(.existLink, "switchRole on cluster \(clusterID) with \(links) live links; unlink them first")
         }
         if let listenAddress {
-            if manager.links.listenEndpoint.map({ $0.host != listenAddress.host || $0.port != listenAddress.port }) ?? true {
+            if manager.links.listenEndpoint.map({ $0.host != listenAddress.host || $0.port != listenAddress.port })
+                ?? true
+            {
                 try manager.links.startListening(on: listenAddress)
             }
         } else {
@@ -141,13 +145,17 @@ public final class LLMDataDist: Sendable {
         let runtime = choice.runtime
         guard Int(config.deviceID) < runtime.deviceCount else {
             throw .paramInvalid(
-                "deviceID \(config.deviceID) is not < the \(runtime.deviceCount) devices of the \(runtime.backend) runtime")
+                "deviceID \(config.deviceID) is not < the \(runtime.deviceCount) devices of the \(runtime.backend) runtime"
+            )
         }
         let devicePool = try makePool(config.memoryPool, field: "memoryPool", runtime, .device(config.deviceID))
         let hostPool = try makePool(config.hostMemoryPool, field: "hostMemoryPool", runtime, .host)
         logger.debug(
-            "initialized", metadata: ["backend": "\(runtime.backend.rawValue)", "reason": "\(choice.reason)",
-                                      "product": "\(runtime.capabilities.product.rawValue)"])
+            "initialized",
+            metadata: [
+                "backend": "\(runtime.backend.rawValue)", "reason": "\(choice.reason)",
+                "product": "\(runtime.capabilities.product.rawValue)",
+            ])
         let resources = InstanceResources(
             clusterID: clusterID, config: config, runtime: runtime, devicePool: devicePool, hostPool: hostPool,
             logger: logger)

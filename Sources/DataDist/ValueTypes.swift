@@ -66,7 +66,9 @@ public struct CacheDesc: Sendable, Hashable {
             }
             var bytes = Int64(width)
             for dim in shape {
-                guard dim > 0 else { throw .paramInvalid("shape \(shape) has dimension \(dim); every dimension must be > 0") }
+                guard dim > 0 else {
+                    throw .paramInvalid("shape \(shape) has dimension \(dim); every dimension must be > 0")
+                }
                 let (product, overflow) = bytes.multipliedReportingOverflow(by: dim)
                 guard !overflow else { throw .paramInvalid("shape \(shape) of \(dataType) overflows Int64 bytes") }
                 bytes = product
@@ -99,7 +101,8 @@ public struct CacheKey: Sendable, Hashable, CustomStringConvertible {
     public var isPlaceholder: Bool { reqID == .max && prefixID == .max }
 
     public var description: String {
-        var text = "CacheKey(cluster: \(promptClusterID), req: \(reqID == .max ? "none" : String(reqID)), model: \(modelID)"
+        var text =
+            "CacheKey(cluster: \(promptClusterID), req: \(reqID == .max ? "none" : String(reqID)), model: \(modelID)"
         if prefixID != .max { text += ", prefix: \(prefixID)" }
         return text + ")"
     }

@@ -30,13 +30,17 @@ struct BenchCommand: ParsableCommand {
             moved wrong bytes, an operation failed, or an audit was not clean.
             """)
 
-    static let allOperations = ["pull_cache", "pull_caches", "copy_engine", "pull_blocks", "push_cache", "swap_blocks", "copy_cache", "allocate"]
+    static let allOperations = [
+        "pull_cache", "pull_caches", "copy_engine", "pull_blocks", "push_cache", "swap_blocks", "copy_cache",
+        "allocate",
+    ]
     static let defaultSizes = "16KiB,64KiB,256KiB,1MiB,4MiB,16MiB,64MiB"
 
     @Flag(help: "Print one JSON array of rows instead of the table.")
     var json = false
 
-    @Option(help: "Comma-separated sizes for the per-size rows, each \(ByteSize.grammar); multiples of 8 up to 256 MiB.")
+    @Option(
+        help: "Comma-separated sizes for the per-size rows, each \(ByteSize.grammar); multiples of 8 up to 256 MiB.")
     var sizes = BenchCommand.defaultSizes
 
     @Option(help: "Seconds each measurement runs (the operation, and each ceiling the first time it is needed).")
@@ -54,7 +58,9 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         _ = try parsedSizes()
         _ = try parsedOperations()
-        guard duration > 0, duration <= 60 else { throw ValidationError("--duration \(duration) must be in (0, 60] seconds") }
+        guard duration > 0, duration <= 60 else {
+            throw ValidationError("--duration \(duration) must be in (0, 60] seconds")
+        }
     }
 
     func parsedSizes() throws -> [Int] {
@@ -62,7 +68,8 @@ struct BenchCommand: ParsableCommand {
         for part in sizes.split(separator: ",", omittingEmptySubsequences: false) {
             let text = part.trimmingCharacters(in: .whitespaces)
             guard let bytes = ByteSize(text)?.bytes, bytes > 0, bytes % 8 == 0, bytes <= 256 << 20 else {
-                throw ValidationError("--sizes \(sizes): '\(text)' is not a size (a multiple of 8 bytes up to 256MiB, e.g. 16KiB)")
+                throw ValidationError(
+                    "--sizes \(sizes): '\(text)' is not a size (a multiple of 8 bytes up to 256MiB, e.g. 16KiB)")
             }
             if !result.contains(bytes) { result.append(bytes) }
         }
@@ -75,7 +82,8 @@ struct BenchCommand: ParsableCommand {
             let name = part.trimmingCharacters(in: .whitespaces)
             guard Self.allOperations.contains(name) else {
                 throw ValidationError(
-                    "--operations \(operations): '\(name)' is not an operation (one of \(Self.allOperations.joined(separator: ", ")))")
+                    "--operations \(operations): '\(name)' is not an operation (one of \(Self.allOperations.joined(separator: ", ")))"
+                )
             }
             result.insert(name)
         }

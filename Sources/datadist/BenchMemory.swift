@@ -44,7 +44,8 @@ enum BenchMemory {
 enum BenchBlocks {
     static func desc(tensors: Int, blocks: Int, blockBytes: Int, placement: Placement) -> CacheDesc {
         CacheDesc(
-            numTensors: tensors, shape: [Int64(blocks), Int64(blockBytes / 2)], dataType: .float16, placement: placement)
+            numTensors: tensors, shape: [Int64(blocks), Int64(blockBytes / 2)], dataType: .float16, placement: placement
+        )
     }
 
     static func fill(_ tensors: [UInt], blocks: some Sequence<Int>, blockBytes: Int) {

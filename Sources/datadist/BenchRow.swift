@@ -49,7 +49,8 @@ enum BenchTable {
         for row in rows {
             let name = row.copyThreads.map { "\(row.operation) (\($0)T)" } ?? row.operation
             lines.append([
-                name, ByteSize(bytes: row.bytes).description, f(row.gbps, 2), f(row.ceilingGBps, 2), f(row.ratio, 2) + "×",
+                name, ByteSize(bytes: row.bytes).description, f(row.gbps, 2), f(row.ceilingGBps, 2),
+                f(row.ratio, 2) + "×",
                 row.allCoresCeilingGBps.map { f($0, 2) } ?? "-", row.allCoresRatio.map { f($0, 2) + "×" } ?? "-",
                 row.streamingCeilingGBps.map { f($0, 2) } ?? "-", row.streamingRatio.map { f($0, 2) + "×" } ?? "-",
                 row.p50us.map { f($0, 1) } ?? "-", row.p99us.map { f($0, 1) } ?? "-", "\(row.iterations)",

@@ -22,7 +22,8 @@ extension BenchRun {
         let host = try Cache.createCPUCache(
             BenchBlocks.desc(tensors: tensors, blocks: hostBlocks, blockBytes: blockBytes, placement: .host),
             addresses: hostAddresses)
-        let out = BenchBlocks.scattered(count: hostBlocks, sourceBlocks: deviceBlocks, destinationBlocks: hostBlocks, seed: 7)
+        let out = BenchBlocks.scattered(
+            count: hostBlocks, sourceBlocks: deviceBlocks, destinationBlocks: hostBlocks, seed: 7)
         BenchBlocks.fill(device.tensorAddresses, blocks: out.map(\.0), blockBytes: blockBytes)
         let unused = (0..<deviceBlocks).filter { block in !out.contains { $0.0 == block } }
         var generator = SplitMix(state: 11)
@@ -35,26 +36,42 @@ extension BenchRun {
         let outMap = Dictionary(uniqueKeysWithValues: out)
         let swapOut = { () throws(LLMError) in try manager.swapBlocks(src: device, dst: host, outMap) }
         try swapOut()
-        var mismatch = BenchBlocks.mismatch(hostAddresses, pairs: out, blockBytes: blockBytes).map { "first swap out: \($0)" }
+        var mismatch = BenchBlocks.mismatch(hostAddresses, pairs: out, blockBytes: blockBytes).map {
+            "first swap out: \($0)"
+        }
         for address in hostAddresses { BenchMemory.zero(address: address, bytes: hostBlocks * blockBytes) }
         var measured = try measure(copy) { _ in try swapOut() }
-        mismatch = mismatch ?? BenchBlocks.mismatch(hostAddresses, pairs: out, blockBytes: blockBytes).map { "last swap out: \($0)" }
+        mismatch =
+            mismatch
+            ?? BenchBlocks.mismatch(hostAddresses, pairs: out, blockBytes: blockBytes).map { "last swap out: \($0)" }
         try record {
-            row("swap_blocks_out", bytes: bytes, measured: measured, keys: "local", pattern: shape + ", device → host", mismatch: mismatch)
+            row(
+                "swap_blocks_out", bytes: bytes, measured: measured, keys: "local", pattern: shape + ", device → host",
+                mismatch: mismatch)
         }
 
         let backMap = Dictionary(uniqueKeysWithValues: back)
         let expected = back.map { (origin[$0.0]!, $0.1) }  // device block's pattern → where it lands
         let swapIn = { () throws(LLMError) in try manager.swapBlocks(src: host, dst: device, backMap) }
         try swapIn()
-        mismatch = BenchBlocks.mismatch(device.tensorAddresses, pairs: expected, blockBytes: blockBytes).map { "first swap in: \($0)" }
+        mismatch = BenchBlocks.mismatch(device.tensorAddresses, pairs: expected, blockBytes: blockBytes).map {
+            "first swap in: \($0)"
+        }
         for (_, block) in back {
-            for address in device.tensorAddresses { BenchMemory.zero(address: address + UInt(block * blockBytes), bytes: blockBytes) }
+            for address in device.tensorAddresses {
+                BenchMemory.zero(address: address + UInt(block * blockBytes), bytes: blockBytes)
+            }
         }
         measured = try measure(copy) { _ in try swapIn() }
-        mismatch = mismatch ?? BenchBlocks.mismatch(device.tensorAddresses, pairs: expected, blockBytes: blockBytes).map { "last swap in: \($0)" }
+        mismatch =
+            mismatch
+            ?? BenchBlocks.mismatch(device.tensorAddresses, pairs: expected, blockBytes: blockBytes).map {
+                "last swap in: \($0)"
+            }
         try record {
-            row("swap_blocks_in", bytes: bytes, measured: measured, keys: "local", pattern: shape + ", host → device", mismatch: mismatch)
+            row(
+                "swap_blocks_in", bytes: bytes, measured: measured, keys: "local", pattern: shape + ", host → device",
+                mismatch: mismatch)
         }
     }
 
@@ -66,14 +83,18 @@ extension BenchRun {
         let destination = try Self.ring(manager, slots: slots, bytes: size)
         defer { try? manager.deallocateCache(destination) }
         let (from, to) = (source.tensorAddresses[0], destination.tensorAddresses[0])
-        for slot in 0..<slots { KVPattern.fill(address: from + UInt(slot * size), bytes: size, request: UInt64(slot), tensor: 0) }
+        for slot in 0..<slots {
+            KVPattern.fill(address: from + UInt(slot * size), bytes: size, request: UInt64(slot), tensor: 0)
+        }
         let copy = { (i: Int) throws(LLMError) in
             try manager.copyCache(dst: destination, src: source, dstBatchIndex: i % slots, srcBatchIndex: i % slots)
         }
         try copy(0)
         var mismatch = Self.check(base: to, slot: 0, bytes: size, id: 0, what: "first copy")
         BenchMemory.zero(address: to, bytes: size)
-        let measured = try measure(CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false)) { i in try copy(i) }
+        let measured = try measure(CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false)) { i in
+            try copy(i)
+        }
         let last = (measured.timing.iterations - 1) % slots
         mismatch = mismatch ?? Self.check(base: to, slot: last, bytes: size, id: UInt64(last), what: "last copy")
         return row(
@@ -107,10 +128,13 @@ extension BenchRun {
         let audit = manager.audit()
         return BenchRow(
             operation: "allocate", bytes: bytes, gbps: gbps, ceilingGBps: ceiling, ratio: gbps / ceiling,
-            p50us: BenchTiming.quantileMicroseconds(ours.samples, 0.5), p99us: BenchTiming.quantileMicroseconds(ours.samples, 0.99),
+            p50us: BenchTiming.quantileMicroseconds(ours.samples, 0.5),
+            p99us: BenchTiming.quantileMicroseconds(ours.samples, 0.99),
             ceilingP50us: BenchTiming.quantileMicroseconds(glibc.samples, 0.5),
             ceilingP99us: BenchTiming.quantileMicroseconds(glibc.samples, 0.99), iterations: ours.iterations,
-            seconds: ours.seconds, keys: "local", pattern: "allocate+deallocate 4 × \(ByteSize(bytes: tensorBytes)); ceiling = glibc malloc+free",
-            verified: audit.liveCaches == 0, notes: audit.liveCaches == 0 ? nil : "caches left after the loop: \(audit.liveCaches)")
+            seconds: ours.seconds, keys: "local",
+            pattern: "allocate+deallocate 4 × \(ByteSize(bytes: tensorBytes)); ceiling = glibc malloc+free",
+            verified: audit.liveCaches == 0,
+            notes: audit.liveCaches == 0 ? nil : "caches left after the loop: \(audit.liveCaches)")
     }
 }

@@ -24,12 +24,16 @@ extension BenchRun {
         var mismatch = Self.check(base: address, slot: 0, bytes: size, id: base, what: "first pull")
         let warmStart = ContinuousClock.now
         for i in 1..<slots where (ContinuousClock.now - warmStart).seconds < 1 { try pull(i) }
-        let measured = try measure(CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false)) { i in try pull(i) }
+        let measured = try measure(CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false)) { i in
+            try pull(i)
+        }
         let last = (measured.timing.iterations - 1) % slots
-        mismatch = mismatch ?? Self.check(base: address, slot: last, bytes: size, id: base + UInt64(last), what: "last pull")
+        mismatch =
+            mismatch ?? Self.check(base: address, slot: last, bytes: size, id: base + UInt64(last), what: "last pull")
         return row(
             operation, bytes: size, measured: measured,
-            keys: "prefix", pattern: "1 tensor", copyThreads: operation == "copy_engine" ? (decoder.copyThreads ?? cores) : nil,
+            keys: "prefix", pattern: "1 tensor",
+            copyThreads: operation == "copy_engine" ? (decoder.copyThreads ?? cores) : nil,
             mismatch: mismatch)
     }
 
@@ -45,8 +49,9 @@ extension BenchRun {
         var mismatch: String?
         var lastBase: UInt64 = 0
         let clock = ContinuousClock()
-        try requestKeyGenerations(slots: slots, bytes: size, server: server, timedSeconds: { samples.reduce(0, +) }) {
-            generation, base in
+        try requestKeyGenerations(slots: slots, bytes: size, server: server) {
+            samples.reduce(0, +)
+        } pull: { generation, base in
             for slot in 0..<slots {
                 let key = CacheKey(promptClusterID: server.clusterID, reqID: base + UInt64(slot))
                 let start = clock.now
@@ -54,16 +59,23 @@ extension BenchRun {
                 if generation > 0 { samples.append((clock.now - start).seconds) }
             }
             if generation == 0 {
-                mismatch = Self.check(base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: base + UInt64(slots - 1), what: "first generation")
+                mismatch = Self.check(
+                    base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: base + UInt64(slots - 1),
+                    what: "first generation")
             }
             lastBase = base
         }
-        mismatch = mismatch ?? Self.check(
-            base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: lastBase + UInt64(slots - 1), what: "last pull")
+        mismatch =
+            mismatch
+            ?? Self.check(
+                base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: lastBase + UInt64(slots - 1),
+                what: "last pull")
         let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +), samples: samples)
-        let ceilings = try self.ceilings.ceilings(CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false), duration: duration / 2)
+        let ceilings = try self.ceilings.ceilings(
+            CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false), duration: duration / 2)
         return row(
-            "pull_cache", bytes: size, measured: Measured(timing: timing, ceilings: ceilings), keys: "request", pattern: "1 tensor, latency", mismatch: mismatch, latency: true)
+            "pull_cache", bytes: size, measured: Measured(timing: timing, ceilings: ceilings), keys: "request",
+            pattern: "1 tensor, latency", mismatch: mismatch, latency: true)
     }
 
     /// Request keys in generations, for rows whose pulls consume them: each generation binds a fresh source cache
@@ -72,7 +84,7 @@ extension BenchRun {
     /// reaches the row's duration (or the wall clock four times that).
     func requestKeyGenerations(
         slots: Int, bytes: Int, server: BenchPrompt, timedSeconds: () -> Double,
-        _ pull: (_ generation: Int, _ firstKeyID: UInt64) throws -> Void
+        pull: (_ generation: Int, _ firstKeyID: UInt64) throws -> Void
     ) throws {
         let wallStart = ContinuousClock.now
         var generation = 0
@@ -82,7 +94,9 @@ extension BenchRun {
             defer { _ = try? server.send("free \(name)") }
             try pull(generation, base)
             generation += 1
-            if generation > 1 && (timedSeconds() >= duration || (ContinuousClock.now - wallStart).seconds > 4 * duration + 2) {
+            if generation > 1
+                && (timedSeconds() >= duration || (ContinuousClock.now - wallStart).seconds > 4 * duration + 2)
+            {
                 return
             }
         }
@@ -105,10 +119,15 @@ extension BenchRun {
         }
         let pays = speedups.indices.first { start in speedups[start...].allSatisfy { $0.1 >= 1.05 } }
         let table = speedups.map { "\(ByteSize(bytes: $0.0)) \(BenchTable.f($0.1, 2))×" }.joined(separator: ", ")
-        let verdict = pays.map { "splitting pays from \(ByteSize(bytes: speedups[$0].0))" } ?? "splitting did not pay at these sizes"
-        let note = "copy engine (\(cores) threads vs 1; library threshold \(ByteSize(bytes: LLMConfig.parallelCopyThreshold))): \(table); \(verdict)"
+        let verdict =
+            pays.map { "splitting pays from \(ByteSize(bytes: speedups[$0].0))" }
+            ?? "splitting did not pay at these sizes"
+        let note =
+            "copy engine (\(cores) threads vs 1; library threshold \(ByteSize(bytes: LLMConfig.parallelCopyThreshold))): \(table); \(verdict)"
         notes.append(note)
-        for index in rows.indices where rows[index].operation == "copy_engine" { rows[index].notes = rows[index].notes ?? note }
+        for index in rows.indices where rows[index].operation == "copy_engine" {
+            rows[index].notes = rows[index].notes ?? note
+        }
     }
 
     /// push_cache: one tensor of `size` per call into the remote-accessible prompt's cache, by cache id and slot.
@@ -123,20 +142,29 @@ extension BenchRun {
         let source = try Self.ring(manager, slots: slots, bytes: size)
         defer { try? manager.deallocateCache(source) }
         for slot in 0..<slots {
-            KVPattern.fill(address: source.tensorAddresses[0] + UInt(slot * size), bytes: size, request: base + UInt64(slot), tensor: 0)
+            KVPattern.fill(
+                address: source.tensorAddresses[0] + UInt(slot * size), bytes: size, request: base + UInt64(slot),
+                tensor: 0)
         }
         let check = try Self.ring(manager, slots: 1, bytes: size)
         defer { try? manager.deallocateCache(check) }
-        let target = { (i: Int) in CacheKeyByIdAndIndex(clusterID: server.clusterID, cacheID: remoteID, batchIndex: UInt32(i % slots)) }
-        let push = { (i: Int) throws(LLMError) in try manager.pushCache(to: target(i), from: source, srcBatchIndex: i % slots) }
+        let target = { (i: Int) in
+            CacheKeyByIdAndIndex(clusterID: server.clusterID, cacheID: remoteID, batchIndex: UInt32(i % slots))
+        }
+        let push = { (i: Int) throws(LLMError) in
+            try manager.pushCache(to: target(i), from: source, srcBatchIndex: i % slots)
+        }
         let verify = { (i: Int, what: String) throws(LLMError) -> String? in
             try manager.pullCache(target(i), into: check)
-            return Self.check(base: check.tensorAddresses[0], slot: 0, bytes: size, id: base + UInt64(i % slots), what: what)
+            return Self.check(
+                base: check.tensorAddresses[0], slot: 0, bytes: size, id: base + UInt64(i % slots), what: what)
         }
         try push(0)
         var mismatch = try verify(0, "first push")
         for i in 1..<slots { try push(i) }
-        let measured = try measure(CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false)) { i in try push(i) }
+        let measured = try measure(CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false)) { i in
+            try push(i)
+        }
         mismatch = try mismatch ?? verify(measured.timing.iterations - 1, "last push")
         return row(
             "push_cache", bytes: size, measured: measured, keys: "slot", pattern: "1 tensor", mismatch: mismatch)
@@ -151,7 +179,8 @@ extension BenchRun {
         try server.send("blocks \(name) \(tensors) \(blocks) \(blockBytes) \(modelID)")
         defer { _ = try? server.send("free \(name)") }
         let manager = decoder.manager
-        let cache = try manager.allocateBlocksCache(BenchBlocks.desc(tensors: tensors, blocks: blocks, blockBytes: blockBytes, placement: .device))
+        let cache = try manager.allocateBlocksCache(
+            BenchBlocks.desc(tensors: tensors, blocks: blocks, blockBytes: blockBytes, placement: .device))
         defer { try? manager.deallocateBlocksCache(cache) }
         for address in cache.tensorAddresses { BenchMemory.zero(address: address, bytes: blocks * blockBytes) }
         let pairs =
@@ -160,16 +189,24 @@ extension BenchRun {
             : (0..<count).map { (32 + $0, 8 + $0) }
         let key = BlocksCacheKey(clusterID: server.clusterID, modelID: modelID)
         let (sources, destinations) = (pairs.map(\.0), pairs.map(\.1))
-        let pull = { () throws(LLMError) in try manager.pullBlocks(key, into: cache, srcBlocks: sources, dstBlocks: destinations) }
+        let pull = { () throws(LLMError) in
+            try manager.pullBlocks(key, into: cache, srcBlocks: sources, dstBlocks: destinations)
+        }
         try pull()
-        var mismatch = BenchBlocks.mismatch(cache.tensorAddresses, pairs: pairs, blockBytes: blockBytes).map { "first pull: \($0)" }
+        var mismatch = BenchBlocks.mismatch(cache.tensorAddresses, pairs: pairs, blockBytes: blockBytes).map {
+            "first pull: \($0)"
+        }
         for address in cache.tensorAddresses { BenchMemory.zero(address: address, bytes: blocks * blockBytes) }
         let copy =
             scattered
             ? CopyCeilings.Pattern(segments: tensors * count, segmentBytes: blockBytes, scattered: true)
             : CopyCeilings.Pattern(segments: tensors, segmentBytes: count * blockBytes, scattered: false)
         let measured = try measure(copy) { _ in try pull() }
-        mismatch = mismatch ?? BenchBlocks.mismatch(cache.tensorAddresses, pairs: pairs, blockBytes: blockBytes).map { "last pull: \($0)" }
+        mismatch =
+            mismatch
+            ?? BenchBlocks.mismatch(cache.tensorAddresses, pairs: pairs, blockBytes: blockBytes).map {
+                "last pull: \($0)"
+            }
         return row(
             "pull_blocks", bytes: tensors * count * blockBytes, measured: measured, keys: "blocks",
             pattern: "61 layers × 2 tensors, \(count) \(scattered ? "scattered" : "adjacent") 128 KiB blocks",

@@ -15,7 +15,8 @@ extension BenchRun {
         let batch = Self.pullBatch
         guard size <= Self.pullBatchLargestSize else {
             notes.append(
-                "pull_caches skipped at \(ByteSize(bytes: size)): a batch of \(batch) would take \(ByteSize(bytes: batch * size)) on each side")
+                "pull_caches skipped at \(ByteSize(bytes: size)): a batch of \(batch) would take \(ByteSize(bytes: batch * size)) on each side"
+            )
             return nil
         }
         let roundDown = { (slots: Int) in max(batch, slots / batch * batch) }
@@ -30,8 +31,9 @@ extension BenchRun {
         var call = 0
         var lastSlot = (slot: 0, id: UInt64(0))
         let clock = ContinuousClock()
-        try requestKeyGenerations(slots: slots, bytes: size, server: server, timedSeconds: { samples.reduce(0, +) }) {
-            generation, base in
+        try requestKeyGenerations(slots: slots, bytes: size, server: server) {
+            samples.reduce(0, +)
+        } pull: { generation, base in
             for first in stride(from: 0, to: slots, by: batch) {
                 let landing = (call * batch) % destinationSlots
                 let pulls = (0..<batch).map { i in
@@ -49,7 +51,8 @@ extension BenchRun {
                 call += 1
             }
         }
-        mismatch = mismatch ?? Self.check(base: address, slot: lastSlot.slot, bytes: size, id: lastSlot.id, what: "last batch")
+        mismatch =
+            mismatch ?? Self.check(base: address, slot: lastSlot.slot, bytes: size, id: lastSlot.id, what: "last batch")
         let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +))
         let pattern = CopyCeilings.Pattern(segments: batch, segmentBytes: size, scattered: false)
         let ceilings = try self.ceilings.ceilings(pattern, duration: duration / 2)

@@ -48,7 +48,8 @@ final class BenchRun {
         } catch {
             return Outcome(rows: [], header: header, notes: [], problems: ["memcpy ceilings: \(error)"])
         }
-        header += "\nkeys: prefix = prefix keys (never consumed; resolved on every call), request = request keys "
+        header +=
+            "\nkeys: prefix = prefix keys (never consumed; resolved on every call), request = request keys "
             + "(consumed; fresh keys bound between generations, untimed), slot = CacheKeyByIdAndIndex, local = no peer"
         do {
             try runPeerRows()
@@ -64,9 +65,11 @@ final class BenchRun {
     private func runPeerRows() throws {
         let needsPrompt = !operations.isDisjoint(with: ["pull_cache", "pull_caches", "copy_engine", "pull_blocks"])
         if needsPrompt {
-            let server = try BenchPrompt(clusterID: Self.promptCluster, poolBytes: 3 << 30, remoteAccessible: false, verbose: verbose,
+            let server = try BenchPrompt(
+                clusterID: Self.promptCluster, poolBytes: 3 << 30, remoteAccessible: false, verbose: verbose,
                 corrupt: corruptSource)
-            let decoder = try BenchDecoder(clusterID: 2, to: server, poolBytes: 3 << 30, copyThreads: nil, remoteAccessible: false)
+            let decoder = try BenchDecoder(
+                clusterID: 2, to: server, poolBytes: 3 << 30, copyThreads: nil, remoteAccessible: false)
             var single: BenchDecoder?
             defer {
                 if let problem = single?.finish() { problems.append(problem) }
@@ -80,21 +83,27 @@ final class BenchRun {
                 }
             }
             if operations.contains("pull_caches") {
-                for size in sizes { try recordIfAny { try pullCachesBandwidth(size, server: server, decoder: decoder) } }
+                for size in sizes {
+                    try recordIfAny { try pullCachesBandwidth(size, server: server, decoder: decoder) }
+                }
             }
             if operations.contains("copy_engine") {
-                let one = try BenchDecoder(clusterID: 3, to: server, poolBytes: 1 << 30, copyThreads: 1, remoteAccessible: false)
+                let one = try BenchDecoder(
+                    clusterID: 3, to: server, poolBytes: 1 << 30, copyThreads: 1, remoteAccessible: false)
                 single = one
                 try copyEngineRows(server: server, all: decoder, one: one)
             }
             if operations.contains("pull_blocks") {
-                for scattered in [true, false] { try record { try pullBlocks(scattered: scattered, server: server, decoder: decoder) } }
+                for scattered in [true, false] {
+                    try record { try pullBlocks(scattered: scattered, server: server, decoder: decoder) }
+                }
             }
         }
         if operations.contains("push_cache") {
             let server = try BenchPrompt(
                 clusterID: Self.remotePromptCluster, poolBytes: 1 << 30, remoteAccessible: true, verbose: verbose)
-            let decoder = try BenchDecoder(clusterID: 12, to: server, poolBytes: 1 << 30, copyThreads: nil, remoteAccessible: true)
+            let decoder = try BenchDecoder(
+                clusterID: 12, to: server, poolBytes: 1 << 30, copyThreads: nil, remoteAccessible: true)
             defer {
                 if let problem = decoder.finish() { problems.append(problem) }
                 if let problem = server.finish() { problems.append(problem) }
@@ -117,7 +126,9 @@ final class BenchRun {
             for size in sizes { try record { try copyCache(size, manager: manager) } }
         }
         if operations.contains("allocate") {
-            for tensorBytes in Self.allocateTensorBytes { try record { try allocate(manager, tensorBytes: tensorBytes) } }
+            for tensorBytes in Self.allocateTensorBytes {
+                try record { try allocate(manager, tensorBytes: tensorBytes) }
+            }
         }
         let audit = manager.audit()
         if !audit.isClean { problems.append("local instance audit not clean: \(AuditReport(audit).summary)") }
@@ -129,13 +140,18 @@ final class BenchRun {
     func record(_ make: () throws -> BenchRow) throws {
         let row = try make()
         rows.append(row)
-        if !row.verified { problems.append("\(row.operation) \(ByteSize(bytes: row.bytes)): \(row.notes ?? "verification failed")") }
-        var line = "bench: \(row.operation)\(row.copyThreads.map { " (copyThreads \($0))" } ?? "") "
+        if !row.verified {
+            problems.append("\(row.operation) \(ByteSize(bytes: row.bytes)): \(row.notes ?? "verification failed")")
+        }
+        var line =
+            "bench: \(row.operation)\(row.copyThreads.map { " (copyThreads \($0))" } ?? "") "
             + "\(ByteSize(bytes: row.bytes)) [\(row.pattern)]: \(BenchTable.f(row.gbps, 2)) GB/s = "
             + "\(BenchTable.f(row.ratio, 2))× memcpy (\(BenchTable.f(row.ceilingGBps, 2)) GB/s)"
         if let all = row.allCoresCeilingGBps { line += ", all cores \(BenchTable.f(all, 2)) GB/s" }
         if let streaming = row.streamingCeilingGBps { line += ", streaming copy \(BenchTable.f(streaming, 2)) GB/s" }
-        if let p50 = row.p50us, let p99 = row.p99us { line += ", p50 \(BenchTable.f(p50, 1)) µs p99 \(BenchTable.f(p99, 1)) µs" }
+        if let p50 = row.p50us, let p99 = row.p99us {
+            line += ", p50 \(BenchTable.f(p50, 1)) µs p99 \(BenchTable.f(p99, 1)) µs"
+        }
         line += row.verified ? "" : "  VERIFY FAILED"
         printToStandardError(line)
     }
@@ -215,7 +231,8 @@ final class BenchRun {
 
     /// A 1-tensor device cache of `slots` slots of `bytes`, every byte written once.
     static func ring(_ manager: CacheManager, slots: Int, bytes: Int) throws -> Cache {
-        let cache = try manager.allocateCache(CacheDesc(numTensors: 1, shape: [Int64(slots), Int64(bytes / 2)], dataType: .float16))
+        let cache = try manager.allocateCache(
+            CacheDesc(numTensors: 1, shape: [Int64(slots), Int64(bytes / 2)], dataType: .float16))
         BenchMemory.zero(address: cache.tensorAddresses[0], bytes: slots * bytes)
         return cache
     }

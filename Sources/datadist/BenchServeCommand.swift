@@ -96,7 +96,10 @@ private struct BenchServer {
                 else { return BenchServeReply(event: "error", name: name, error: "bad command: \(words)") }
                 let keys: [CacheKey] =
                     switch words[4] {
-                    case "prefix": (0..<UInt64(slots)).map { CacheKey(promptClusterID: clusterID, reqID: .max, prefixID: first + $0) }
+                    case "prefix":
+                        (0..<UInt64(slots)).map {
+                            CacheKey(promptClusterID: clusterID, reqID: .max, prefixID: first + $0)
+                        }
                     case "request": (0..<UInt64(slots)).map { CacheKey(promptClusterID: clusterID, reqID: first + $0) }
                     default: []
                     }

@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
-import SystemPackage
 import Synchronization
+import SystemPackage
 import ThreadSanitizerSupport
 
 /// Another `datadist` process: its stdout read line by line on a thread, its stdin optionally a pipe we close.
@@ -80,7 +80,8 @@ final class LineStream: Sendable {
         Thread.detachNewThread { [self] in
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
             while true {
-                let count = (try? buffer.withUnsafeMutableBytes { try FileDescriptor(rawValue: fd).read(into: $0) }) ?? 0
+                let count =
+                    (try? buffer.withUnsafeMutableBytes { try FileDescriptor(rawValue: fd).read(into: $0) }) ?? 0
                 guard count > 0 else { break }
                 let complete = state.withLock { state -> Int in
                     var complete = 0
@@ -108,7 +109,8 @@ final class LineStream: Sendable {
     /// The next line, waiting up to `timeout`.
     func next(timeout: Duration) -> Next {
         let (seconds, attoseconds) = timeout.components
-        let deadline = DispatchTime.now() + .nanoseconds(Int(clamping: seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+        let deadline =
+            DispatchTime.now() + .nanoseconds(Int(clamping: seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
         while true {
             let next: Next? = state.withLock { state in
                 if !state.lines.isEmpty { return .line(state.lines.removeFirst()) }

@@ -12,7 +12,8 @@ struct Datadist: ParsableCommand {
             environment variable.
             """,
         subcommands: [
-            ProbeCommand.self, MatrixCommand.self, ServeCommand.self, PullCommand.self, DemoCommand.self, BenchCommand.self,
+            ProbeCommand.self, MatrixCommand.self, ServeCommand.self, PullCommand.self, DemoCommand.self,
+            BenchCommand.self,
             BenchServeCommand.self,
         ])
 }

@@ -27,7 +27,9 @@ struct DemoCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        guard (2...10_000).contains(requests) else { throw ValidationError("--requests \(requests) must be in 2...10000") }
+        guard (2...10_000).contains(requests) else {
+            throw ValidationError("--requests \(requests) must be in 2...10000")
+        }
         guard timeoutSeconds > 0 else { throw ValidationError("--timeout-seconds \(timeoutSeconds) must be > 0") }
     }
 
@@ -47,13 +49,16 @@ struct DemoCommand: ParsableCommand {
         var report = DemoReport(requests: requests, removedRequest: removed, bytesPerRequest: shape.requestBytes)
         let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
         func left() -> Duration { max(.zero, ContinuousClock.now.duration(to: deadline)) }
-        let shapeArguments = ["--layers", "\(shape.layers)", "--tokens", "\(shape.tokens)", "--hidden", "\(shape.hidden)"]
+        let shapeArguments = [
+            "--layers", "\(shape.layers)", "--tokens", "\(shape.tokens)", "--hidden", "\(shape.hidden)",
+        ]
         let verbose = global.verbose ? ["--verbose"] : []
 
         let serve: ChildProcess
         do {
             serve = try ChildProcess(
-                arguments: ["serve", "--json", "--requests", "\(requests)", "--remove", "\(removed)"] + shapeArguments + verbose,
+                arguments: ["serve", "--json", "--requests", "\(requests)", "--remove", "\(removed)"] + shapeArguments
+                    + verbose,
                 stdinPipe: true)
         } catch {
             report.problems.append("cannot start `datadist serve`: \(error)")
@@ -74,8 +79,10 @@ struct DemoCommand: ParsableCommand {
         var pullStatus: Int32?
         do {
             let pull = try ChildProcess(
-                arguments: ["pull", "--json", "--port", "\(port)", "--requests", "\(requests)", "--removed", "\(removed)",
-                            "--layer-wise", "alternate"] + shapeArguments + verbose,
+                arguments: [
+                    "pull", "--json", "--port", "\(port)", "--requests", "\(requests)", "--removed", "\(removed)",
+                    "--layer-wise", "alternate",
+                ] + shapeArguments + verbose,
                 stdinPipe: false)
             defer { pull.kill() }
             report.pullPID = pull.pid
@@ -148,7 +155,9 @@ struct DemoReport: Codable {
         wholePulls = pull.wholePulls
         layerWisePulls = pull.layerWisePulls
         verified = pull.verified && pull.bytesVerified == pull.bytes && pull.bytes == bytesPerRequest * (requests - 1)
-        removedKeyRefused = pull.expectedRefusals.contains { $0.request == removedRequest && $0.reason == "removeCacheKey" }
+        removedKeyRefused = pull.expectedRefusals.contains {
+            $0.request == removedRequest && $0.reason == "removeCacheKey"
+        }
         consumedKeysRefused = pull.expectedRefusals.count { $0.reason == "already consumed" }
         promptKeysLeft = serve?.keysLeft
         auditsClean = pull.auditClean && serve?.clean == true
@@ -158,16 +167,24 @@ struct DemoReport: Codable {
                     + "\(failure.status?.name ?? "") \(failure.message)")
         }
         if !verified { problems.append("not every byte of the \(requests - 1) pulled requests was verified") }
-        if !removedKeyRefused { problems.append("the pull after removeCacheKey did not fail with LLM_KV_CACHE_NOT_EXIST") }
+        if !removedKeyRefused {
+            problems.append("the pull after removeCacheKey did not fail with LLM_KV_CACHE_NOT_EXIST")
+        }
         if consumedKeysRefused != requests - 1 {
             problems.append("\(consumedKeysRefused) of \(requests - 1) second pulls failed with LLM_KV_CACHE_NOT_EXIST")
         }
         if wholePulls == 0 || layerWisePulls == 0 { problems.append("expected both whole and layer-wise pulls") }
-        if promptKeysLeft != 0 { problems.append("the prompt still had \(promptKeysLeft.map(String.init) ?? "?") keys bound") }
+        if promptKeysLeft != 0 {
+            problems.append("the prompt still had \(promptKeysLeft.map(String.init) ?? "?") keys bound")
+        }
         if !pull.auditClean { problems.append("the decoder's audit is not clean: \(pull.audit?.summary ?? "none")") }
-        if serve?.clean != true { problems.append("the prompt's final audit is not clean: \(serve?.audit?.summary ?? "none")") }
+        if serve?.clean != true {
+            problems.append("the prompt's final audit is not clean: \(serve?.audit?.summary ?? "none")")
+        }
         if pullExitStatus != 0 { problems.append("`datadist pull` exited \(pullExitStatus.map(String.init) ?? "-")") }
-        if serveExitStatus != 0 { problems.append("`datadist serve` exited \(serveExitStatus.map(String.init) ?? "-")") }
+        if serveExitStatus != 0 {
+            problems.append("`datadist serve` exited \(serveExitStatus.map(String.init) ?? "-")")
+        }
         ok = problems.isEmpty
     }
 }
@@ -179,28 +196,44 @@ enum DemoText {
         func line(_ text: String = "") { out += text + "\n" }
         func mark(_ ok: Bool) -> String { ok ? "✓" : "✗" }
         let pulled = report.requests - 1
-        line("DataDist demo: a prompt and a decoder in two processes, linked over 127.0.0.1:\(report.port.map(String.init) ?? "?")")
-        line("  prompt  cluster 1, pid \(report.servePID.map(String.init) ?? "-"): \(report.requests) requests × \(shape.summary)")
-        line("          = \(ProbeText.bytes(report.bytesPerRequest)) per request; key of request \(report.removedRequest) removed before the pulls")
-        line("  decoder cluster 2, pid \(report.pullPID.map(String.init) ?? "-")"
-            + (report.pull?.linkMilliseconds.map { String(format: ": linked in %.1f ms", $0) } ?? ""))
+        line(
+            "DataDist demo: a prompt and a decoder in two processes, linked over 127.0.0.1:\(report.port.map(String.init) ?? "?")"
+        )
+        line(
+            "  prompt  cluster 1, pid \(report.servePID.map(String.init) ?? "-"): \(report.requests) requests × \(shape.summary)"
+        )
+        line(
+            "          = \(ProbeText.bytes(report.bytesPerRequest)) per request; key of request \(report.removedRequest) removed before the pulls"
+        )
+        line(
+            "  decoder cluster 2, pid \(report.pullPID.map(String.init) ?? "-")"
+                + (report.pull?.linkMilliseconds.map { String(format: ": linked in %.1f ms", $0) } ?? ""))
         line()
         if let pull = report.pull {
-            line("  \(mark(pull.wholePulls + pull.layerWisePulls == pulled)) \(pull.wholePulls + pull.layerWisePulls) of \(pulled) requests pulled: "
-                + "\(pull.wholePulls) whole, \(pull.layerWisePulls) layer by layer (\(pull.layerCalls) pullCache calls of one layer)")
+            line(
+                "  \(mark(pull.wholePulls + pull.layerWisePulls == pulled)) \(pull.wholePulls + pull.layerWisePulls) of \(pulled) requests pulled: "
+                    + "\(pull.wholePulls) whole, \(pull.layerWisePulls) layer by layer (\(pull.layerCalls) pullCache calls of one layer)"
+            )
         }
-        line("  \(mark(report.removedKeyRefused)) request \(report.removedRequest) after removeCacheKey: "
-            + (report.removedKeyRefused ? "LLM_KV_CACHE_NOT_EXIST, as expected" : "not refused as expected"))
-        line("  \(mark(report.consumedKeysRefused == pulled)) second pull of each consumed key: LLM_KV_CACHE_NOT_EXIST "
-            + "(\(report.consumedKeysRefused) of \(pulled))")
-        line("  \(mark(report.verified)) every byte verified: \(ProbeText.bytes(report.pull?.bytesVerified ?? 0)) "
-            + "against the pattern of (request, tensor, offset)")
-        line("  \(mark(report.promptKeysLeft == 0)) prompt keys left when it stopped: \(report.promptKeysLeft.map(String.init) ?? "unknown")")
+        line(
+            "  \(mark(report.removedKeyRefused)) request \(report.removedRequest) after removeCacheKey: "
+                + (report.removedKeyRefused ? "LLM_KV_CACHE_NOT_EXIST, as expected" : "not refused as expected"))
+        line(
+            "  \(mark(report.consumedKeysRefused == pulled)) second pull of each consumed key: LLM_KV_CACHE_NOT_EXIST "
+                + "(\(report.consumedKeysRefused) of \(pulled))")
+        line(
+            "  \(mark(report.verified)) every byte verified: \(ProbeText.bytes(report.pull?.bytesVerified ?? 0)) "
+                + "against the pattern of (request, tensor, offset)")
+        line(
+            "  \(mark(report.promptKeysLeft == 0)) prompt keys left when it stopped: \(report.promptKeysLeft.map(String.init) ?? "unknown")"
+        )
         line("  \(mark(report.pull?.auditClean == true)) decoder audit: \(report.pull?.audit?.summary ?? "none")")
         line("  \(mark(report.serve?.clean == true)) prompt audit:  \(report.serve?.audit?.summary ?? "none")")
         line()
-        line(String(format: "  bandwidth: %@ in %.2f ms of pullCache = %.2f GB/s", ProbeText.bytes(report.bytes),
-                    report.pullSeconds * 1000, report.gbps))
+        line(
+            String(
+                format: "  bandwidth: %@ in %.2f ms of pullCache = %.2f GB/s", ProbeText.bytes(report.bytes),
+                report.pullSeconds * 1000, report.gbps))
         line()
         for problem in report.problems { line("  problem: \(problem)") }
         line(report.ok ? "RESULT: OK" : "RESULT: FAILED")

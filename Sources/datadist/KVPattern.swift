@@ -56,7 +56,8 @@ struct KVShapeOptions: ParsableArguments {
             throw ValidationError("--hidden \(hidden) must be a multiple of 4 in 4...65536")
         }
         guard tensorBytes <= 1 << 30 else {
-            throw ValidationError("--tokens \(tokens) × --hidden \(hidden) makes \(tensorBytes)-byte tensors; at most 1 GiB")
+            throw ValidationError(
+                "--tokens \(tokens) × --hidden \(hidden) makes \(tensorBytes)-byte tensors; at most 1 GiB")
         }
     }
 
@@ -65,7 +66,9 @@ struct KVShapeOptions: ParsableArguments {
     var requestBytes: Int { tensors * tensorBytes }
 
     /// One request's cache: batch size 1, on the device.
-    var desc: CacheDesc { CacheDesc(numTensors: tensors, shape: [1, Int64(tokens), Int64(hidden)], dataType: .float16) }
+    var desc: CacheDesc {
+        CacheDesc(numTensors: tensors, shape: [1, Int64(tokens), Int64(hidden)], dataType: .float16)
+    }
 
     /// A device pool with room for `caches` caches of this shape (64 KiB pages, one spare).
     func pool(caches: Int) -> MemoryPoolConfig {

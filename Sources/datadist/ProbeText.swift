@@ -28,8 +28,10 @@ enum ProbeText {
         line()
         line("Devices (\(report.devices.count))")
         let rows = report.devices.map { device in
-            [String(device.index), device.numaNode.map(String.init) ?? "-", bytes(device.memoryBytes),
-             bytes(device.freeBytes)]
+            [
+                String(device.index), device.numaNode.map(String.init) ?? "-", bytes(device.memoryBytes),
+                bytes(device.freeBytes),
+            ]
         }
         for row in table(header: ["index", "NUMA node", "memory", "free"], rows: rows) { line("  " + row) }
 
@@ -87,7 +89,8 @@ enum ProbeText {
         if !host.numaAvailable {
             checks.append(
                 HostCheck(
-                    name: "NUMA", ok: false, text: "the kernel's NUMA calls are unavailable; memory is not bound to nodes",
+                    name: "NUMA", ok: false,
+                    text: "the kernel's NUMA calls are unavailable; memory is not bound to nodes",
                     hint: "emulated device placement still follows HWLOC_SYNTHETIC / HWLOC_XMLFILE"))
         } else if host.numaNodes < 2 {
             checks.append(

@@ -55,10 +55,11 @@ struct PullCommand: ParsableCommand {
     @Option(help: "Pause between requests, in milliseconds.")
     var paceMs = 0
 
-    @Flag(help: """
-        Print JSON lines as things happen: `{"event":"linked"}` when the link is up, `{"event":"failed",…}` at the \
-        first failure (before unlinking and cleaning up).
-        """)
+    @Flag(
+        help: """
+            Print JSON lines as things happen: `{"event":"linked"}` when the link is up, `{"event":"failed",…}` at the \
+            first failure (before unlinking and cleaning up).
+            """)
     var announce = false
 
     @Flag(help: "Print the result as one JSON line.")
@@ -71,7 +72,9 @@ struct PullCommand: ParsableCommand {
     }
 
     func validate() throws {
-        guard (1...100_000).contains(requests) else { throw ValidationError("--requests \(requests) must be in 1...100000") }
+        guard (1...100_000).contains(requests) else {
+            throw ValidationError("--requests \(requests) must be in 1...100000")
+        }
         guard self.repeat >= 1 else { throw ValidationError("--repeat \(self.repeat) must be >= 1") }
         guard self.repeat == 1 || prefixKeys else {
             throw ValidationError("--repeat \(self.repeat) needs --prefix-keys: a pull consumes a request key")
@@ -105,7 +108,8 @@ struct PullCommand: ParsableCommand {
             verified \(report.verified); audit clean \(report.auditClean)
             """
         if let failure = report.failure {
-            text += "\nFAILED in \(failure.phase)\(failure.request.map { " of request \($0)" } ?? ""): "
+            text +=
+                "\nFAILED in \(failure.phase)\(failure.request.map { " of request \($0)" } ?? ""): "
                 + "\(failure.status?.name ?? "") \(failure.message)"
         }
         return text
@@ -133,7 +137,8 @@ struct PullCommand: ParsableCommand {
             return report
         }
 
-        let prompt = LLMClusterInfo(remoteClusterID: promptClusterID, remoteRoleType: .prompt, remoteIPInfos: [endpoint])
+        let prompt = LLMClusterInfo(
+            remoteClusterID: promptClusterID, remoteRoleType: .prompt, remoteIPInfos: [endpoint])
         let linkStart = ContinuousClock.now
         let (linkStatus, _) = decoder.linkClusters([prompt], timeout: .seconds(5))
         if linkStatus == .success {
@@ -149,7 +154,8 @@ struct PullCommand: ParsableCommand {
                     if removedSet.contains(request) {
                         pulled = run.expectNotExist(request, reason: "removeCacheKey")
                     } else {
-                        pulled = run.pull(request, layerWise: layerWise.applies(to: request))
+                        pulled =
+                            run.pull(request, layerWise: layerWise.applies(to: request))
                             && (prefixKeys || run.expectNotExist(request, reason: "already consumed"))
                     }
                     guard pulled else {
@@ -167,14 +173,19 @@ struct PullCommand: ParsableCommand {
         }
 
         // A broken link is torn down locally only: the peer may be dead or silent.
-        let broken: Set<UInt32> = [LLMStatusCode.timeout.rawValue, LLMStatusCode.linkFailed.rawValue, LLMStatusCode.notYetLink.rawValue]
-        let linkBroken = report.failure.map { $0.phase == "link" || $0.status.map { broken.contains($0.code) } == true } ?? false
+        let broken: Set<UInt32> = [
+            LLMStatusCode.timeout.rawValue, LLMStatusCode.linkFailed.rawValue, LLMStatusCode.notYetLink.rawValue,
+        ]
+        let linkBroken =
+            report.failure.map { $0.phase == "link" || $0.status.map { broken.contains($0.code) } == true } ?? false
         let (unlinkStatus, _) = decoder.unlinkClusters([prompt], timeout: .seconds(2), force: linkBroken)
         report.unlink = StatusReport(unlinkStatus)
         do {
             try manager.deallocateCache(destination)
         } catch {
-            if report.failure == nil { report.failure = .init(phase: "deallocate", status: StatusReport(error.status), message: error.message) }
+            if report.failure == nil {
+                report.failure = .init(phase: "deallocate", status: StatusReport(error.status), message: error.message)
+            }
         }
         let audit = manager.audit()
         report.audit = AuditReport(audit)
@@ -260,12 +271,13 @@ private struct PullRun {
                 request: request, phase: "expect LLM_KV_CACHE_NOT_EXIST (\(reason))",
                 message: "the pull succeeded, but the key should be gone (\(reason))")
             return false
-        } catch where error.status == .kvCacheNotExist {
+        } catch  where error.status == .kvCacheNotExist {
             report.expectedRefusals.append(.init(request: request, reason: reason, status: StatusReport(error.status)))
             return true
         } catch {
             report.failure = .init(
-                request: request, phase: "expect LLM_KV_CACHE_NOT_EXIST (\(reason))", status: StatusReport(error.status),
+                request: request, phase: "expect LLM_KV_CACHE_NOT_EXIST (\(reason))",
+                status: StatusReport(error.status),
                 message: error.message, callMilliseconds: (ContinuousClock.now - start).milliseconds)
             return false
         }

@@ -58,7 +58,9 @@ struct ServeCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        guard (1...100_000).contains(requests) else { throw ValidationError("--requests \(requests) must be in 1...100000") }
+        guard (1...100_000).contains(requests) else {
+            throw ValidationError("--requests \(requests) must be in 1...100000")
+        }
         guard clusterID != .max else { throw ValidationError("--cluster-id \(clusterID) is reserved") }
         guard IPEndpoint("\(host.contains(":") ? "[\(host)]" : host):0") != nil else {
             throw ValidationError("--host \(host) is not an address")
@@ -81,7 +83,7 @@ struct ServeCommand: ParsableCommand {
         global.bootstrapLogging()
         let stop = StopSignal()
         let signalSources = stop.watchSignals([SIGTERM, SIGINT])
-        defer { signalSources.forEach { $0.cancel() } }
+        defer { for item in signalSources { item.cancel() } }
 
         let prompt = LLMDataDist(role: .prompt, clusterID: clusterID)
         var config = LLMConfig()
@@ -182,7 +184,9 @@ func parseRequestList(_ values: [String], option: String) throws -> [UInt64] {
     for value in values {
         for part in value.split(separator: ",", omittingEmptySubsequences: false) {
             let text = part.trimmingCharacters(in: .whitespaces)
-            guard let id = UInt64(text) else { throw ValidationError("\(option) \(value): '\(text)' is not a request id") }
+            guard let id = UInt64(text) else {
+                throw ValidationError("\(option) \(value): '\(text)' is not a request id")
+            }
             if !ids.contains(id) { ids.append(id) }
         }
     }
@@ -208,7 +212,9 @@ final class StopSignal: Sendable {
         signals.map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [self] in stop(number == SIGTERM ? "SIGTERM" : number == SIGINT ? "SIGINT" : "signal \(number)") }
+            source.setEventHandler { [self] in
+                stop(number == SIGTERM ? "SIGTERM" : number == SIGINT ? "SIGINT" : "signal \(number)")
+            }
             source.resume()
             return source
         }

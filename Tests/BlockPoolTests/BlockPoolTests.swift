@@ -64,7 +64,8 @@ import ThreadSanitizerSupport
 
     @Test func aRuntimeThatCannotProvideThePoolIsReported() {
         #expect {
-            _ = try BlockPool(runtime: TestRuntime(refuseAllocations: true), placement: .device(0), size: 4096, pageShift: 10)
+            _ = try BlockPool(
+                runtime: TestRuntime(refuseAllocations: true), placement: .device(0), size: 4096, pageShift: 10)
         } throws: { error in
             if case .runtime(let inner) = error as? PoolError { return inner.aclCode == ACLCode.memoryAllocation }
             return false
@@ -86,7 +87,7 @@ import ThreadSanitizerSupport
                 }
             }
         }
-        threads.forEach { $0.join() }
+        for thread in threads { thread.join() }
         #expect(pool.usage.pagesInUse == 0)
         #expect(pool.verify() == nil)
     }

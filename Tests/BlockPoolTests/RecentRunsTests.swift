@@ -48,7 +48,9 @@ import Testing
         let held = try HeldSpan(pool, bytes: 4 * 1024)
         var released: HeldSpan? = try HeldSpan(pool, bytes: 2 * 1024)
         released = nil
-        #expect(throws: PoolError.exhausted(requestedBytes: 5 * 1024, requestedPages: 5, freePages: 4, largestFreePages: 4)) {
+        #expect(
+            throws: PoolError.exhausted(requestedBytes: 5 * 1024, requestedPages: 5, freePages: 4, largestFreePages: 4)
+        ) {
             try HeldSpan(pool, bytes: 5 * 1024)
         }
         #expect(pool.usage.pagesInUse == 4 && pool.verify() == nil)

@@ -55,7 +55,9 @@ import Testing
                     #expect(fits, "step \(step): span \(start)+\(pages) overlaps or overruns")
                 } else {
                     // Full coalescing: a free run that long would exist only as one span, which must be found.
-                    #expect(model.longestFreeRun < pages, "step \(step): \(pages) pages refused, free run \(model.longestFreeRun)")
+                    #expect(
+                        model.longestFreeRun < pages,
+                        "step \(step): \(pages) pages refused, free run \(model.longestFreeRun)")
                 }
             } else {
                 allocator.release(start: model.give(at: Int(generator.next() % UInt64(model.live.count))))
@@ -66,7 +68,9 @@ import Testing
             if step % 97 == 0 { #expect(allocator.verify() == nil, "step \(step)") }
         }
         #expect(allocator.verify() == nil)
-        while !model.live.isEmpty { allocator.release(start: model.give(at: Int(generator.next() % UInt64(model.live.count)))) }
+        while !model.live.isEmpty {
+            allocator.release(start: model.give(at: Int(generator.next() % UInt64(model.live.count))))
+        }
         #expect(allocator.pagesInUse == 0 && allocator.spansInUse == 0)
         #expect(allocator.largestFreeSpan == pageCount, "everything released coalesces back into one span")
         #expect(allocator.allocate(pages: pageCount) == 0)

@@ -58,14 +58,16 @@ import Testing
     @Test func c12AHostCacheNeedsTheHostPool() throws {
         try withCacheManager { manager in
             expectRefusal(.paramInvalid, mentioning: ["hostMemoryPool"], in: manager) {
-                _ = try manager.allocateCache(CacheDesc(numTensors: 1, shape: [2, 8], dataType: .int8, placement: .host))
+                _ = try manager.allocateCache(
+                    CacheDesc(numTensors: 1, shape: [2, 8], dataType: .int8, placement: .host))
             }
         }
     }
 
     @Test func hostCachesComeFromTheHostPool() throws {
         try withCacheManager(devicePool: nil, hostPool: 1 << 20) { manager in
-            let cache = try manager.allocateCache(CacheDesc(numTensors: 2, shape: [2, 8], dataType: .int8, placement: .host))
+            let cache = try manager.allocateCache(
+                CacheDesc(numTensors: 2, shape: [2, 8], dataType: .int8, placement: .host))
             #expect(manager.audit().pagesInUse == 2)
             try manager.deallocateCache(cache)
         }
@@ -134,8 +136,12 @@ import Testing
         try withCacheManager { manager in
             let desc = CacheDesc(numTensors: 1, shape: shape, dataType: .int32)
             expectRefusal(.paramInvalid, mentioning: ["shape"], in: manager) { _ = try manager.allocateCache(desc) }
-            expectRefusal(.paramInvalid, mentioning: ["shape"], in: manager) { _ = try manager.allocateBlocksCache(desc) }
-            expectRefusal(.paramInvalid, mentioning: ["shape"], in: manager) { _ = try manager.registerCache(desc, addresses: [64]) }
+            expectRefusal(.paramInvalid, mentioning: ["shape"], in: manager) {
+                _ = try manager.allocateBlocksCache(desc)
+            }
+            expectRefusal(.paramInvalid, mentioning: ["shape"], in: manager) {
+                _ = try manager.registerCache(desc, addresses: [64])
+            }
             expectRefusal(.paramInvalid, mentioning: ["shape"], in: manager) {
                 _ = try manager.registerBlocksCache(desc, addresses: [64])
             }

@@ -18,7 +18,8 @@ import Testing
         let source = try prompt.allocateCache(eightTensors, keys: [key(1), key(2), prefix, key(3)])
         fill(source, seed: 0, ints: 4 * 128)
         let device = try decoder.allocateCache(CacheDesc(numTensors: 8, shape: [3, 128], dataType: .int32))
-        let host = try decoder.allocateCache(CacheDesc(numTensors: 8, shape: [2, 128], dataType: .int32, placement: .host))
+        let host = try decoder.allocateCache(
+            CacheDesc(numTensors: 8, shape: [2, 128], dataType: .int32, placement: .host))
         try decoder.pullCaches([
             CachePull(key(3), into: device, batchIndex: 2), CachePull(prefix, into: host, batchIndex: 1),
             CachePull(key(1), into: device, batchIndex: 0),
@@ -57,7 +58,8 @@ import Testing
         let destination = try decoder.allocateCache(eightTensors)
         let promptBefore = prompt.audit()
         expectRefusal(.kvCacheNotExist, mentioning: ["pulls[2]", "req 99"], in: decoder) {
-            try decoder.pullCaches((0..<4).map { CachePull(key([1, 2, 99, 3][$0]), into: destination, batchIndex: $0) })
+            try decoder.pullCaches(
+                (0..<4).map { CachePull(key([1, 2, 99, 3][$0]), into: destination, batchIndex: $0) })
         }
         #expect(prompt.audit() == promptBefore, "nothing reserved, nothing pinned")
         try decoder.pullCaches((0..<4).map { CachePull(key(UInt64(4 - $0)), into: destination, batchIndex: $0) })
@@ -77,7 +79,8 @@ import Testing
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateCache(eightTensors, keys: [key(1), key(2)])
-        let tenTensors = try prompt.allocateCache(CacheDesc(numTensors: 10, shape: [1, 128], dataType: .int32), keys: [key(3)])
+        let tenTensors = try prompt.allocateCache(
+            CacheDesc(numTensors: 10, shape: [1, 128], dataType: .int32), keys: [key(3)])
         let local = try decoder.allocateCache(CacheDesc(numTensors: 8, shape: [2, 128], dataType: .int32))
         let wide = try decoder.allocateCache(CacheDesc(numTensors: 8, shape: [1, 256], dataType: .int32))
         let blocks = try decoder.allocateBlocksCache(CacheDesc(numTensors: 8, shape: [4, 128], dataType: .int32))
@@ -85,24 +88,49 @@ import Testing
         try decoder.deallocateCache(gone)
         let cases: [([CachePull], LLMStatusCode, [String])] = [
             ([], .paramInvalid, ["pulls is empty"]),
-            ([CachePull(key(1), into: local), CachePull(CacheKey(promptClusterID: 1, reqID: 2, prefixID: 5), into: local, batchIndex: 1)],
-             .paramInvalid, ["pulls[1]", "exactly one"]),
-            ([CachePull(CacheKey(promptClusterID: 1, reqID: .max), into: local)], .paramInvalid, ["pulls[0]", "exactly one"]),
-            ([CachePull(key(1), into: local), CachePull(CacheKey(promptClusterID: 2, reqID: 2), into: local, batchIndex: 1)],
-             .paramInvalid, ["pulls[1]", "own cluster"]),
+            (
+                [
+                    CachePull(key(1), into: local),
+                    CachePull(CacheKey(promptClusterID: 1, reqID: 2, prefixID: 5), into: local, batchIndex: 1),
+                ],
+                .paramInvalid, ["pulls[1]", "exactly one"]
+            ),
+            (
+                [CachePull(CacheKey(promptClusterID: 1, reqID: .max), into: local)], .paramInvalid,
+                ["pulls[0]", "exactly one"]
+            ),
+            (
+                [
+                    CachePull(key(1), into: local),
+                    CachePull(CacheKey(promptClusterID: 2, reqID: 2), into: local, batchIndex: 1),
+                ],
+                .paramInvalid, ["pulls[1]", "own cluster"]
+            ),
             ([CachePull(key(1), into: blocks)], .paramInvalid, ["pulls[0]", "blocks cache"]),
             ([CachePull(key(1), into: local, batchIndex: -1)], .paramInvalid, ["pulls[0] batchIndex is -1"]),
-            ([CachePull(key(1), into: local), CachePull(key(2), into: local, batchIndex: 2)], .paramInvalid,
-             ["pulls[1] batchIndex 2", "batch size 2"]),
-            ([CachePull(key(1), into: local), CachePull(key(1), into: local, batchIndex: 1)], .paramInvalid,
-             ["pulls[1] repeats the key of pulls[0]"]),
-            ([CachePull(key(1), into: local, batchIndex: 1), CachePull(key(2), into: local, batchIndex: 1)], .paramInvalid,
-             ["pulls[1] lands in slot 1 of cache \(local.cacheID), as pulls[0] does"]),
+            (
+                [CachePull(key(1), into: local), CachePull(key(2), into: local, batchIndex: 2)], .paramInvalid,
+                ["pulls[1] batchIndex 2", "batch size 2"]
+            ),
+            (
+                [CachePull(key(1), into: local), CachePull(key(1), into: local, batchIndex: 1)], .paramInvalid,
+                ["pulls[1] repeats the key of pulls[0]"]
+            ),
+            (
+                [CachePull(key(1), into: local, batchIndex: 1), CachePull(key(2), into: local, batchIndex: 1)],
+                .paramInvalid,
+                ["pulls[1] lands in slot 1 of cache \(local.cacheID), as pulls[0] does"]
+            ),
             ([CachePull(key(1), into: gone)], .kvCacheNotExist, ["cache \(gone.cacheID) does not exist"]),
             // Refused by the owner: the whole batch, naming the first bad element.
-            ([CachePull(key(1), into: local), CachePull(key(2), into: wide)], .paramInvalid, ["pulls[1]", "1024", "512"]),
-            ([CachePull(key(1), into: local), CachePull(key(3), into: local, batchIndex: 1)], .paramInvalid,
-             ["pulls[1]", "has 10 tensors, the local cache 8"]),
+            (
+                [CachePull(key(1), into: local), CachePull(key(2), into: wide)], .paramInvalid,
+                ["pulls[1]", "1024", "512"]
+            ),
+            (
+                [CachePull(key(1), into: local), CachePull(key(3), into: local, batchIndex: 1)], .paramInvalid,
+                ["pulls[1]", "has 10 tensors, the local cache 8"]
+            ),
         ]
         for (pulls, status, mentions) in cases {
             let promptBefore = prompt.audit()
@@ -132,7 +160,9 @@ import Testing
         let destination = try decoder.allocateCache(desc)
         var pulls = (0..<count).map { CachePull(key(UInt64(1000 + $0)), into: destination, batchIndex: count - 1 - $0) }
         pulls[1050].key = key(5)
-        expectRefusal(.kvCacheNotExist, mentioning: ["pulls[1050]", "req 5"], in: decoder) { try decoder.pullCaches(pulls) }
+        expectRefusal(.kvCacheNotExist, mentioning: ["pulls[1050]", "req 5"], in: decoder) {
+            try decoder.pullCaches(pulls)
+        }
         #expect(
             eventually { prompt.audit().boundKeys == count && prompt.audit().pinnedByPeers == 0 },
             "the first round trip's keys were given back: \(prompt.audit())")
@@ -168,8 +198,8 @@ import Testing
                 Self.pullWindows(thread, count: count, batch: batch, into: destinations[thread], decoder: decoder)
             }
         }
-        threads.forEach { $0.start() }
-        threads.forEach { $0.join() }
+        for thread in threads { try thread.start() }
+        for thread in threads { thread.join() }
         // Each thread reports "delivered <key>" per key its successful batches pulled, anything else is a failure.
         let marker = "delivered "
         let failures = threads.flatMap { $0.failures }.filter { !$0.hasPrefix(marker) }
@@ -195,7 +225,9 @@ extension BatchPullTests {
     /// Thread 0 pulls windows of `batch` keys from key 0 up, thread 1 from key 4 down: their windows overlap, so
     /// many batches race for the same keys. Returns "delivered <key>" for each key a successful batch pulled (its
     /// bytes checked), and failures.
-    static func pullWindows(_ thread: Int, count: Int, batch: Int, into destination: Cache, decoder: CacheManager) -> [String] {
+    static func pullWindows(_ thread: Int, count: Int, batch: Int, into destination: Cache, decoder: CacheManager)
+        -> [String]
+    {
         var failures: [String] = []
         let starts = Array(stride(from: thread * 4, to: count, by: batch))
         for start in thread == 0 ? starts : starts.reversed() {
@@ -203,7 +235,7 @@ extension BatchPullTests {
             let pulls = window.enumerated().map { CachePull(key(UInt64($1)), into: destination, batchIndex: $0) }
             do {
                 try decoder.pullCaches(pulls)
-            } catch where error.status == .kvCacheNotExist {
+            } catch  where error.status == .kvCacheNotExist {
                 continue
             } catch {
                 failures.append("thread \(thread) window \(start): \(error)")
@@ -212,7 +244,9 @@ extension BatchPullTests {
             failures += window.map { "delivered \($0)" }
             for (slot, request) in window.enumerated() {
                 let got = readInt32s(at: destination.tensorAddresses[1] + UInt(slot * 32), count: 8)
-                if got != ascending(from: 10_000 + request * 8, count: 8) { failures.append("key \(request): wrong bytes") }
+                if got != ascending(from: 10_000 + request * 8, count: 8) {
+                    failures.append("key \(request): wrong bytes")
+                }
             }
         }
         return failures

@@ -1,8 +1,9 @@
-@testable import DataDist
-import LinkLayer
 import Dispatch
 import Foundation
+import LinkLayer
 import Testing
+
+@testable import DataDist
 
 #if canImport(Glibc)
 import Glibc
@@ -56,8 +57,11 @@ import ThreadSanitizerSupport
                 switch frame.kind {
                 case .resolve:
                     let reqID: UInt64? =
-                        if case .key(let reqID, _, _)? = (try? ResolveRequest(payload: frame.payload))?.target { reqID } else { nil }
-                    let refusal = LLMError(.kvCacheNotExist, "slow owner: no cache for req \(reqID.map(String.init) ?? "?")")
+                        if case .key(let reqID, _, _)? = (try? ResolveRequest(payload: frame.payload))?.target {
+                            reqID
+                        } else { nil }
+                    let refusal = LLMError(
+                        .kvCacheNotExist, "slow owner: no cache for req \(reqID.map(String.init) ?? "?")")
                     let reply = Frame(kind: .refusal, requestID: frame.requestID, payload: Refusal(refusal).encoded())
                     let wait = delay(reqID ?? 0)
                     let microseconds = UInt32(wait.components.attoseconds / 1_000_000_000_000)

@@ -1,7 +1,8 @@
-@testable import DataDist
 import DeviceRuntime
 import Synchronization
 import Testing
+
+@testable import DataDist
 
 #if canImport(Glibc)
 import Glibc
@@ -11,7 +12,8 @@ import Glibc
     @Test(arguments: [1, 2, 3, 7])
     func sharesCoverEveryByteOnceInOrder(parts: Int) {
         let segments = [
-            CopySegment(destination: 1000, source: 5000, count: 10), CopySegment(destination: 2000, source: 6000, count: 1),
+            CopySegment(destination: 1000, source: 5000, count: 10),
+            CopySegment(destination: 2000, source: 6000, count: 1),
             CopySegment(destination: 3000, source: 7000, count: 23),
         ]
         let shares = CopyEngine.split(segments, into: parts, total: 34)
@@ -79,6 +81,8 @@ import Glibc
             config.copyThreads = bad
             #expect { try config.validate() } throws: { ($0 as? LLMError)?.message.contains("copyThreads") == true }
         }
-        #expect { try LLMConfig(options: ["llm.CopyThreads": "0"]) } throws: { ($0 as? LLMError)?.status == .paramInvalid }
+        #expect { try LLMConfig(options: ["llm.CopyThreads": "0"]) } throws: {
+            ($0 as? LLMError)?.status == .paramInvalid
+        }
     }
 }

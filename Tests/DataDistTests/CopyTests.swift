@@ -30,7 +30,8 @@ import Testing
     @Test func copyCacheChecksEveryBound() throws {
         try withCacheManager(hostPool: 1 << 20) { manager in
             let src = try manager.allocateCache(CacheDesc(numTensors: 2, shape: [4, 4], dataType: .int32))
-            let dst = try manager.allocateCache(CacheDesc(numTensors: 2, shape: [2, 8], dataType: .int32, placement: .host))
+            let dst = try manager.allocateCache(
+                CacheDesc(numTensors: 2, shape: [2, 8], dataType: .int32, placement: .host))
             let three = try manager.allocateCache(CacheDesc(numTensors: 3, shape: [4, 4], dataType: .int32))
             let blocks = try manager.allocateBlocksCache(CacheDesc(numTensors: 2, shape: [4, 4], dataType: .int32))
             expectRefusal(.paramInvalid, mentioning: ["srcBatchIndex 4"], in: manager) {
@@ -60,7 +61,9 @@ import Testing
                 try manager.copyCache(dst: blocks, src: src)
             }
             let gone = Cache(cacheID: 999, desc: src.desc, tensorAddresses: src.tensorAddresses, isBlocksCache: false)
-            expectRefusal(.kvCacheNotExist, mentioning: ["999"], in: manager) { try manager.copyCache(dst: dst, src: gone) }
+            expectRefusal(.kvCacheNotExist, mentioning: ["999"], in: manager) {
+                try manager.copyCache(dst: dst, src: gone)
+            }
             try manager.copyCache(dst: dst, src: src, dstBatchIndex: 1, srcBatchIndex: 3)
             for cache in [src, dst, three] { try manager.deallocateCache(cache) }
             try manager.deallocateBlocksCache(blocks)
@@ -73,10 +76,17 @@ import Testing
             for tensor in 0..<2 { writeInt32s((0..<16).map(Int32.init), at: blocks.tensorAddresses[tensor]) }
             try manager.copyBlocks(blocks, [0: [1, 3], 2: [2]])
             for tensor in 0..<2 {
-                #expect(readInt32s(at: blocks.tensorAddresses[tensor], count: 16) == [0, 1, 2, 3, 0, 1, 2, 3, 8, 9, 10, 11, 0, 1, 2, 3])
+                #expect(
+                    readInt32s(at: blocks.tensorAddresses[tensor], count: 16) == [
+                        0, 1, 2, 3, 0, 1, 2, 3, 8, 9, 10, 11, 0, 1, 2, 3,
+                    ])
             }
-            expectRefusal(.paramInvalid, mentioning: ["block 4"], in: manager) { try manager.copyBlocks(blocks, [0: [4]]) }
-            expectRefusal(.paramInvalid, mentioning: ["block -1"], in: manager) { try manager.copyBlocks(blocks, [-1: [0]]) }
+            expectRefusal(.paramInvalid, mentioning: ["block 4"], in: manager) {
+                try manager.copyBlocks(blocks, [0: [4]])
+            }
+            expectRefusal(.paramInvalid, mentioning: ["block -1"], in: manager) {
+                try manager.copyBlocks(blocks, [-1: [0]])
+            }
             let contiguous = try manager.allocateCache(CacheDesc(numTensors: 1, shape: [4, 4], dataType: .int32))
             expectRefusal(.paramInvalid, mentioning: ["not a blocks cache"], in: manager) {
                 try manager.copyBlocks(contiguous, [0: [1]])
@@ -108,18 +118,23 @@ import Testing
             let npu = try manager.allocateBlocksCache(
                 CacheDesc(numTensors: 10, shape: [10, Int64(blockElements)], dataType: .float16))
             let hostBytes = 20 * blockElements * 2
-            let hostTensors = (0..<10).map { _ in UnsafeMutableRawPointer.allocate(byteCount: hostBytes, alignment: 64) }
-            defer { hostTensors.forEach { $0.deallocate() } }
+            let hostTensors = (0..<10).map { _ in UnsafeMutableRawPointer.allocate(byteCount: hostBytes, alignment: 64)
+            }
+            defer { for item in hostTensors { item.deallocate() } }
             let cpu = try Cache.createCPUCache(
                 CacheDesc(numTensors: 10, shape: [20, Int64(blockElements)], dataType: .float16, placement: .host),
                 addresses: hostTensors.map { UInt(bitPattern: $0) })
             let blockInts = blockElements / 2
             for tensor in 0..<10 {
-                writeInt32s((0..<(10 * blockInts)).map { Int32($0 / blockInts * 1000 + tensor) }, at: npu.tensorAddresses[tensor])
+                writeInt32s(
+                    (0..<(10 * blockInts)).map { Int32($0 / blockInts * 1000 + tensor) },
+                    at: npu.tensorAddresses[tensor])
             }
             let mapping = [3: 4, 0: 0, 1: 1, 2: 2, 5: 6, 6: 7, 7: 8, 9: 9]
             try manager.swapBlocks(src: npu, dst: cpu, mapping)
-            for tensor in 0..<10 { writeInt32s(Array(repeating: -1, count: 10 * blockInts), at: npu.tensorAddresses[tensor]) }
+            for tensor in 0..<10 {
+                writeInt32s(Array(repeating: -1, count: 10 * blockInts), at: npu.tensorAddresses[tensor])
+            }
             try manager.swapBlocks(src: cpu, dst: npu, Dictionary(uniqueKeysWithValues: mapping.map { ($1, $0) }))
             for tensor in 0..<10 {
                 let ints = readInt32s(at: npu.tensorAddresses[tensor], count: 10 * blockInts)
@@ -141,21 +156,30 @@ import Testing
             let host = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 64)
             defer { host.deallocate() }
             let cpu = try Cache.createCPUCache(
-                CacheDesc(numTensors: 1, shape: [10, 4], dataType: .int32, placement: .host), addresses: [UInt(bitPattern: host)])
-            expectRefusal(.paramInvalid, mentioning: ["block -1"], in: manager) { try manager.swapBlocks(src: cpu, dst: npu, [-1: 0]) }
-            expectRefusal(.paramInvalid, mentioning: ["block 10"], in: manager) { try manager.swapBlocks(src: cpu, dst: npu, [10: 0]) }
+                CacheDesc(numTensors: 1, shape: [10, 4], dataType: .int32, placement: .host),
+                addresses: [UInt(bitPattern: host)])
+            expectRefusal(.paramInvalid, mentioning: ["block -1"], in: manager) {
+                try manager.swapBlocks(src: cpu, dst: npu, [-1: 0])
+            }
+            expectRefusal(.paramInvalid, mentioning: ["block 10"], in: manager) {
+                try manager.swapBlocks(src: cpu, dst: npu, [10: 0])
+            }
             expectRefusal(.paramInvalid, mentioning: ["both .device"], in: manager) {
                 try manager.swapBlocks(src: npu, dst: otherNPU, [0: 0])
             }
             let wider = try Cache.createCPUCache(
-                CacheDesc(numTensors: 1, shape: [10, 8], dataType: .int32, placement: .host), addresses: [UInt(bitPattern: host)])
-            expectRefusal(.paramInvalid, mentioning: ["32 bytes", "16"], in: manager) { try manager.swapBlocks(src: wider, dst: npu, [0: 0]) }
+                CacheDesc(numTensors: 1, shape: [10, 8], dataType: .int32, placement: .host),
+                addresses: [UInt(bitPattern: host)])
+            expectRefusal(.paramInvalid, mentioning: ["32 bytes", "16"], in: manager) {
+                try manager.swapBlocks(src: wider, dst: npu, [0: 0])
+            }
             let registered = try manager.registerBlocksCache(
                 CacheDesc(numTensors: 1, shape: [10, 4], dataType: .int32), addresses: [UInt(bitPattern: host)])
             expectRefusal(.paramInvalid, mentioning: ["registered"], in: manager) {
                 try manager.swapBlocks(src: cpu, dst: registered, [0: 0])
             }
-            let contiguous = try manager.allocateCache(CacheDesc(numTensors: 1, shape: [10, 4], dataType: .int32, placement: .host))
+            let contiguous = try manager.allocateCache(
+                CacheDesc(numTensors: 1, shape: [10, 4], dataType: .int32, placement: .host))
             expectRefusal(.paramInvalid, mentioning: ["not a blocks cache"], in: manager) {
                 try manager.swapBlocks(src: contiguous, dst: npu, [0: 0])
             }
@@ -170,13 +194,17 @@ import Testing
     }
 
     @Test func a14CreateCPUCacheNeedsHostPlacementAndOneAddressPerTensor() {
-        #expect { _ = try Cache.createCPUCache(CacheDesc(numTensors: 2, shape: [4, 8], dataType: .float16), addresses: [1, 2]) }
-            throws: { ($0 as? LLMError)?.status == .paramInvalid }
         #expect {
-            _ = try Cache.createCPUCache(CacheDesc(numTensors: 2, shape: [4, 8], dataType: .float16, placement: .host), addresses: [1, 2, 3])
+            _ = try Cache.createCPUCache(
+                CacheDesc(numTensors: 2, shape: [4, 8], dataType: .float16), addresses: [1, 2])
+        } throws: { ($0 as? LLMError)?.status == .paramInvalid }
+        #expect {
+            _ = try Cache.createCPUCache(
+                CacheDesc(numTensors: 2, shape: [4, 8], dataType: .float16, placement: .host), addresses: [1, 2, 3])
         } throws: { ($0 as? LLMError)?.message.contains("3 addresses") == true }
         #expect {
-            _ = try Cache.createCPUCache(CacheDesc(numTensors: 1, shape: [0, 8], dataType: .float16, placement: .host), addresses: [1])
+            _ = try Cache.createCPUCache(
+                CacheDesc(numTensors: 1, shape: [0, 8], dataType: .float16, placement: .host), addresses: [1])
         } throws: { ($0 as? LLMError)?.status == .paramInvalid }
     }
 }

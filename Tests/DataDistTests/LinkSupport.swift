@@ -14,7 +14,8 @@ struct LinkedPair {
     let promptInfo: LLMClusterInfo
 
     init(
-        promptPool: Int = 4 << 20, promptHostPool: Int? = nil, decoderPool: Int? = 4 << 20, decoderHostPool: Int? = 1 << 20,
+        promptPool: Int = 4 << 20, promptHostPool: Int? = nil, decoderPool: Int? = 4 << 20,
+        decoderHostPool: Int? = 1 << 20,
         remoteAccessible: Bool = false, decoderRemoteAccessible: Bool? = nil, timeout: Duration = .seconds(2),
         link: Bool = true
     ) throws {

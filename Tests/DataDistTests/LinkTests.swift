@@ -70,7 +70,8 @@ import Testing
         let decoderCache = try pair.decoder.cacheManager.allocateCache(
             CacheDesc(numTensors: 2, shape: [1, 64], dataType: .int32), keys: [CacheKey(promptClusterID: 2, reqID: 5)])
         fill(decoderCache, seed: 7, ints: 64)
-        let promptCache = try pair.prompt.cacheManager.allocateCache(CacheDesc(numTensors: 2, shape: [1, 64], dataType: .int32))
+        let promptCache = try pair.prompt.cacheManager.allocateCache(
+            CacheDesc(numTensors: 2, shape: [1, 64], dataType: .int32))
         try pair.prompt.cacheManager.pullCache(CacheKey(promptClusterID: 2, reqID: 5), into: promptCache)
         #expect(readInt32s(at: promptCache.tensorAddresses[1], count: 64) == (0..<64).map { 7 + 10_000 + $0 })
         try pair.prompt.cacheManager.deallocateCache(promptCache)
@@ -110,7 +111,8 @@ import Testing
         var linked = true
         for _ in 0..<100 where linked {
             let key = CacheKeyByIdAndIndex(clusterID: 2, cacheID: 1)
-            let cache = try pair.prompt.cacheManager.allocateCache(CacheDesc(numTensors: 1, shape: [1, 4], dataType: .int8))
+            let cache = try pair.prompt.cacheManager.allocateCache(
+                CacheDesc(numTensors: 1, shape: [1, 4], dataType: .int8))
             do {
                 try pair.prompt.cacheManager.pullCache(key, into: cache)
             } catch {

@@ -1,8 +1,9 @@
 import BlockPool
-@testable import DataDist
-import LinkLayer
 import DeviceRuntime
+import LinkLayer
 import Testing
+
+@testable import DataDist
 
 #if canImport(Glibc)
 import Glibc
@@ -79,8 +80,10 @@ import Glibc
         }
     }
 
-    static func resolve(_ target: ResolveTarget, tensors: Range<Int> = 0..<2, bytes: UInt64 = 64, write: Bool = false,
-                        blocks: [UInt32] = []) -> ResolveRequest {
+    static func resolve(
+        _ target: ResolveTarget, tensors: Range<Int> = 0..<2, bytes: UInt64 = 64, write: Bool = false,
+        blocks: [UInt32] = []
+    ) -> ResolveRequest {
         ResolveRequest(
             target: target, write: write, tensors: tensors, bytesPerSlot: bytes, requesterKind: .device,
             requesterIsBlocks: !blocks.isEmpty, blocks: blocks)
@@ -102,7 +105,8 @@ import Glibc
             (Self.resolve(.key(reqID: 1, prefixID: .max, modelID: 9)), .kvCacheNotExist),  // other model
             (Self.resolve(.key(reqID: 1, prefixID: 3, modelID: 0)), .paramInvalid),  // two ids
             (Self.resolve(.slot(cacheID: 999, batchIndex: 0)), .kvCacheNotExist),  // foreign cache id
-            (Self.resolve(.slot(cacheID: unkeyed.cacheID, batchIndex: 0)), .kvCacheNotExist),  // not bound, not accessible
+            // not bound, not accessible
+            (Self.resolve(.slot(cacheID: unkeyed.cacheID, batchIndex: 0)), .kvCacheNotExist),
             (Self.resolve(.slot(cacheID: keyed.cacheID, batchIndex: 4)), .kvCacheNotExist),  // slot out of range
             (Self.resolve(.key(reqID: 1, prefixID: .max, modelID: 0), tensors: 1..<3), .paramInvalid),  // tensor 2
             (Self.resolve(.key(reqID: 1, prefixID: .max, modelID: 0), bytes: 65), .paramInvalid),  // beyond the slot
@@ -123,7 +127,8 @@ import Glibc
 
         // A grant covers exactly the named slot of each tensor, inside the shared pool.
         let pool = try #require(prompt.resources.devicePool)
-        let grantFrame = try peer.request(.resolve, Self.resolve(.slot(cacheID: keyed.cacheID, batchIndex: 0)).encoded())
+        let grantFrame = try peer.request(
+            .resolve, Self.resolve(.slot(cacheID: keyed.cacheID, batchIndex: 0)).encoded())
         let grant = try Grant(payload: grantFrame.payload)
         #expect(grant.extents.count == 2)
         for (tensor, extent) in grant.extents.enumerated() {
@@ -157,8 +162,12 @@ import Glibc
         try pair.finish()
     }
 
-    static func batchItem(_ reqID: UInt64, tensors: UInt32 = 2, bytes: UInt64 = 64, label: UInt32) -> BatchResolveRequest.Item {
-        .init(reqID: reqID, prefixID: .max, modelID: 0, tensorCount: tensors, bytesPerSlot: bytes, requesterKind: .device, label: label)
+    static func batchItem(_ reqID: UInt64, tensors: UInt32 = 2, bytes: UInt64 = 64, label: UInt32)
+        -> BatchResolveRequest.Item
+    {
+        .init(
+            reqID: reqID, prefixID: .max, modelID: 0, tensorCount: tensors, bytesPerSlot: bytes, requesterKind: .device,
+            label: label)
     }
 
     /// Batch resolves: a bad item refuses the whole batch and takes nothing; a grant covers exactly the named
@@ -176,26 +185,31 @@ import Glibc
         let refused: [([BatchResolveRequest.Item], LLMStatusCode, String)] = [
             ([Self.batchItem(1, label: 0), Self.batchItem(9, label: 1)], .kvCacheNotExist, "pulls[1]"),  // unbound key
             ([Self.batchItem(1, label: 0), Self.batchItem(1, label: 7)], .paramInvalid, "pulls[7]"),  // same key twice
-            ([Self.batchItem(2, tensors: 1, label: 3), Self.batchItem(1, label: 4)], .paramInvalid, "pulls[3]"),  // 1 of 2 tensors
-            ([Self.batchItem(2, label: 0), Self.batchItem(1, bytes: 65, label: 5)], .paramInvalid, "pulls[5]"),  // beyond the slot
+            // 1 of 2 tensors
+            ([Self.batchItem(2, tensors: 1, label: 3), Self.batchItem(1, label: 4)], .paramInvalid, "pulls[3]"),
+            // beyond the slot
+            ([Self.batchItem(2, label: 0), Self.batchItem(1, bytes: 65, label: 5)], .paramInvalid, "pulls[5]"),
         ]
         for (items, status, mention) in refused {
             let failure = try #require(try refusal(items), "\(mention) was granted")
             #expect(failure.status == status.rawValue && failure.message.contains(mention), "\(failure.message)")
-            #expect(prompt.audit().pinnedByPeers == 0 && prompt.audit().boundKeys == 4, "a refused batch took something")
+            #expect(
+                prompt.audit().pinnedByPeers == 0 && prompt.audit().boundKeys == 4, "a refused batch took something")
         }
         #expect(try peer.request(.batchResolve, [1, 0, 0, 0]).kind == .refusal, "truncated batch")
 
         let pool = try #require(prompt.resources.devicePool)
         let slots = [3, 1]
         let reply = try peer.request(
-            .batchResolve, BatchResolveRequest(items: slots.map { Self.batchItem(UInt64($0 + 1), label: UInt32($0)) }).encoded())
+            .batchResolve,
+            BatchResolveRequest(items: slots.map { Self.batchItem(UInt64($0 + 1), label: UInt32($0)) }).encoded())
         let grant = try Grant(payload: reply.payload)
         #expect(grant.slots == 2 && grant.extents.count == 4)
         for (item, slot) in slots.enumerated() {
             for tensor in 0..<2 {
                 let extent = grant.extents[item * 2 + tensor]
-                #expect(extent.offset == UInt64(cache.tensorAddresses[tensor] - pool.region.address) + UInt64(slot * 64))
+                #expect(
+                    extent.offset == UInt64(cache.tensorAddresses[tensor] - pool.region.address) + UInt64(slot * 64))
                 #expect(extent.length == 64)
             }
         }
@@ -213,10 +227,12 @@ import Glibc
 
     @Test func aPeerFromAnotherHostIsToldCrossHostIsNotAvailable() throws {
         let pair = try LinkedPair(link: false)
-        let tcp = try Socket.connectTCP(SocketEndpoint(pair.promptInfo.remoteIPInfos[0]), until: ContinuousClock.now.advanced(by: .seconds(2)))
+        let tcp = try Socket.connectTCP(
+            SocketEndpoint(pair.promptInfo.remoteIPInfos[0]), until: ContinuousClock.now.advanced(by: .seconds(2)))
         defer { tcp.close() }
         let hello = Hello(
-            clusterID: 9, expectedClusterID: 1, remoteCacheAccessible: false, bootID: "another-host", unixSocket: "none")
+            clusterID: 9, expectedClusterID: 1, remoteCacheAccessible: false, bootID: "another-host", unixSocket: "none"
+        )
         try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
         var inbox = FrameInbox()
         let reply = try inbox.receiveFrame(from: tcp, until: ContinuousClock.now.advanced(by: .seconds(2)))

@@ -1,16 +1,19 @@
 import BlockPool
-@testable import DataDist
 import DeviceRuntime
 import LinkLayer
 import Testing
+
+@testable import DataDist
 
 /// The owner's policy on its own: one instance, no socket, no peer. Requests are the link layer's typed
 /// messages, answered straight from the cache table.
 @Suite struct OwnerPolicyTests {
     static let desc = CacheDesc(numTensors: 2, shape: [4, 16], dataType: .int32)  // 64-byte slots
 
-    static func pull(_ target: ResolveTarget, tensors: Range<Int> = 0..<2, bytes: UInt64 = 64, write: Bool = false,
-                     requester: MemoryKind = .device, blocks: [UInt32] = []) -> ResolveRequest {
+    static func pull(
+        _ target: ResolveTarget, tensors: Range<Int> = 0..<2, bytes: UInt64 = 64, write: Bool = false,
+        requester: MemoryKind = .device, blocks: [UInt32] = []
+    ) -> ResolveRequest {
         ResolveRequest(
             target: target, write: write, tensors: tensors, bytesPerSlot: bytes, requesterKind: requester,
             requesterIsBlocks: !blocks.isEmpty, blocks: blocks)
@@ -26,8 +29,12 @@ import Testing
     @Test func aGrantNamesExactlyTheSlotAndAPullTakesTheKeyUntilItsRelease() throws {
         try withCacheManager { manager in
             let policy = manager.links.policy
-            let cache = try manager.allocateCache(Self.desc, keys: [CacheKey(promptClusterID: 1, reqID: 10),
-                                                                     CacheKey(promptClusterID: 1, reqID: 11)])
+            let cache = try manager.allocateCache(
+                Self.desc,
+                keys: [
+                    CacheKey(promptClusterID: 1, reqID: 10),
+                    CacheKey(promptClusterID: 1, reqID: 11),
+                ])
             let pool = try #require(manager.resources.devicePool)
             let grant = try policy.resolve(Self.pull(Self.key(11)), link: 5).get()
             #expect(grant.extents.count == 2 && grant.stride == 64 && grant.kind == .device && !grant.isBlocks)
@@ -36,8 +43,9 @@ import Testing
                 #expect(extent.length == 64)
             }
             #expect(manager.audit().pinnedByPeers == 1 && manager.audit().boundKeys == 1, "key 11 is taken")
-            #expect(Self.status(of: policy.resolve(Self.pull(Self.key(11)), link: 6)) == .kvCacheNotExist,
-                    "a second peer cannot pull the key meanwhile")
+            #expect(
+                Self.status(of: policy.resolve(Self.pull(Self.key(11)), link: 6)) == .kvCacheNotExist,
+                "a second peer cannot pull the key meanwhile")
             #expect(policy.release(ReleaseNotice(pinID: grant.pinID, succeeded: true), link: 5))
             #expect(manager.audit().pinnedByPeers == 0 && manager.audit().boundKeys == 1, "pulled: consumed for good")
             try manager.deallocateCache(cache)
@@ -90,14 +98,18 @@ import Testing
                 CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32, placement: .host),
                 keys: [CacheKey(promptClusterID: 1, reqID: 2)])
             let blocks = try manager.allocateBlocksCache(
-                CacheDesc(numTensors: 2, shape: [8, 16], dataType: .int32), key: BlocksCacheKey(clusterID: 1, modelID: 4))
+                CacheDesc(numTensors: 2, shape: [8, 16], dataType: .int32),
+                key: BlocksCacheKey(clusterID: 1, modelID: 4))
             let before = manager.audit()
             let refused: [(ResolveRequest, LLMStatusCode, String)] = [
                 (Self.pull(Self.key(99)), .kvCacheNotExist, "unbound key"),
                 (Self.pull(.key(reqID: 1, prefixID: 3, modelID: 0)), .paramInvalid, "two ids"),
                 (Self.pull(.key(reqID: 1, prefixID: .max, modelID: 7)), .kvCacheNotExist, "other model"),
                 (Self.pull(.slot(cacheID: 999, batchIndex: 0)), .kvCacheNotExist, "unknown cache"),
-                (Self.pull(.slot(cacheID: unkeyed.cacheID, batchIndex: 0)), .kvCacheNotExist, "unbound, not accessible"),
+                (
+                    Self.pull(.slot(cacheID: unkeyed.cacheID, batchIndex: 0)), .kvCacheNotExist,
+                    "unbound, not accessible"
+                ),
                 (Self.pull(.slot(cacheID: keyed.cacheID, batchIndex: 4)), .kvCacheNotExist, "slot out of range"),
                 (Self.pull(Self.key(1), tensors: 1..<3), .paramInvalid, "tensor out of range"),
                 (Self.pull(Self.key(1), bytes: 65), .paramInvalid, "beyond the slot"),
@@ -123,14 +135,21 @@ import Testing
             let keys = (1...4).map { CacheKey(promptClusterID: 1, reqID: UInt64($0)) }
             let cache = try manager.allocateCache(Self.desc, keys: keys)
             func item(_ reqID: UInt64, label: UInt32) -> BatchResolveRequest.Item {
-                .init(reqID: reqID, prefixID: .max, modelID: 0, tensorCount: 2, bytesPerSlot: 64, requesterKind: .device,
-                      label: label)
+                .init(
+                    reqID: reqID, prefixID: .max, modelID: 0, tensorCount: 2, bytesPerSlot: 64, requesterKind: .device,
+                    label: label)
             }
-            let refused = policy.resolveBatch(BatchResolveRequest(items: [item(1, label: 0), item(8, label: 1)]), link: 1)
-            guard case .failure(let error) = refused else { Issue.record("a batch with an unbound key was granted"); return }
+            let refused = policy.resolveBatch(
+                BatchResolveRequest(items: [item(1, label: 0), item(8, label: 1)]), link: 1)
+            guard case .failure(let error) = refused else {
+                Issue.record("a batch with an unbound key was granted")
+                return
+            }
             #expect(error.status == .kvCacheNotExist && error.message.contains("pulls[1]"))
             #expect(manager.audit().pinnedByPeers == 0 && manager.audit().boundKeys == 4)
-            let grant = try policy.resolveBatch(BatchResolveRequest(items: [item(4, label: 0), item(2, label: 1)]), link: 1).get()
+            let grant = try policy.resolveBatch(
+                BatchResolveRequest(items: [item(4, label: 0), item(2, label: 1)]), link: 1
+            ).get()
             #expect(grant.slots == 2 && grant.extents.count == 4)
             #expect(manager.audit().pinnedByPeers == 1 && manager.audit().boundKeys == 2)
             #expect(policy.release(ReleaseNotice(pinID: grant.pinID, succeeded: true), link: 1))
@@ -142,8 +161,9 @@ import Testing
 
     @Test func shortGrantsKeepTheConnectionPollingAndLongOnesDoNot() {
         func grant(bytes: UInt64) -> Grant {
-            Grant(pinID: 1, kind: .device, isBlocks: false, stride: bytes, slots: 1, tensorCount: 1,
-                  extents: [.init(regionID: 0, offset: 0, length: bytes)])
+            Grant(
+                pinID: 1, kind: .device, isBlocks: false, stride: bytes, slots: 1, tensorCount: 1,
+                extents: [.init(regionID: 0, offset: 0, length: bytes)])
         }
         #expect(OwnerPolicy.expectsPromptRequest(after: grant(bytes: OwnerPolicy.longCopyBytes - 1)))
         #expect(!OwnerPolicy.expectsPromptRequest(after: grant(bytes: OwnerPolicy.longCopyBytes)))

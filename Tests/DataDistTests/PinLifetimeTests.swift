@@ -1,7 +1,8 @@
-@testable import DataDist
-import Testing
 import Synchronization
+import Testing
 import ThreadSanitizerSupport
+
+@testable import DataDist
 
 /// A cache deallocated while a local copy uses it keeps its memory until the copy ends, and the audit counts
 /// that memory the whole time (no orphans, no leak afterwards).
@@ -21,9 +22,13 @@ import ThreadSanitizerSupport
                 #expect(throws: LLMError.self) { try manager.copyCache(dst: kept, src: doomed) }
             }
             if twoCacheForm {
-                try manager.store.withPinned(kept.cacheID, doomed.cacheID, operation: "test") { _, _ throws(LLMError) in try body() }
+                try manager.store.withPinned(kept.cacheID, doomed.cacheID, operation: "test") { _, _ throws(LLMError) in
+                    try body()
+                }
             } else {
-                try manager.store.withPinned([doomed.cacheID, kept.cacheID], operation: "test") { _ throws(LLMError) in try body() }
+                try manager.store.withPinned([doomed.cacheID, kept.cacheID], operation: "test") { _ throws(LLMError) in
+                    try body()
+                }
             }
             #expect(during?.liveCaches == 1)
             #expect(during?.pagesInUse == pagesOfBoth, "the pinned memory is still in use")
@@ -46,7 +51,7 @@ import ThreadSanitizerSupport
                     guard let victim = victims.withLock({ $0.last }) else { continue }
                     do throws(LLMError) {
                         try manager.copyCache(dst: victim, src: source)
-                    } catch where error.status == .kvCacheNotExist {
+                    } catch  where error.status == .kvCacheNotExist {
                     } catch {
                         failures.append("copy: \(error)")
                     }
@@ -76,8 +81,8 @@ import ThreadSanitizerSupport
                 return failures
             }
             let threads = [copier, allocator, auditor]
-            threads.forEach { $0.start() }
-            threads.forEach { $0.join() }
+            for thread in threads { try thread.start() }
+            for thread in threads { thread.join() }
             let failures = threads.flatMap(\.failures)
             #expect(failures.isEmpty, "\(failures.prefix(5))")
             for cache in victims.withLock({ $0 }) { try manager.deallocateCache(cache) }

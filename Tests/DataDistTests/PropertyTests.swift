@@ -52,12 +52,14 @@ import Testing
                     let free = poolPages - model.pagesInUse
                     do {
                         let cache = try manager.allocateCache(desc, keys: requests.map { key($0) })
-                        #expect(Set(requests).count == requests.count && requests.allSatisfy { model.keyOwner[$0] == nil })
+                        #expect(
+                            Set(requests).count == requests.count && requests.allSatisfy { model.keyOwner[$0] == nil })
                         #expect(tensors * pagesPerTensor <= free, "step \(step): more pages than were free")
                         model.caches[cache.cacheID] = (cache, true, Set(requests), tensors * pagesPerTensor)
                         for request in requests { model.keyOwner[request] = cache.cacheID }
                     } catch let error as LLMError {
-                        let duplicate = Set(requests).count != requests.count || requests.contains { model.keyOwner[$0] != nil }
+                        let duplicate =
+                            Set(requests).count != requests.count || requests.contains { model.keyOwner[$0] != nil }
                         #expect(error.status == (duplicate ? .paramInvalid : .outOfMemory), "step \(step): \(error)")
                     }
                 case 2:
@@ -77,8 +79,9 @@ import Testing
                     let size = Int(min(a.cache.desc.shape[1], b.cache.desc.shape[1])) * 4
                     try manager.copyCache(dst: a.cache, src: b.cache, size: size)
                 default:
-                    let dead = Cache(cacheID: 1_000_000, desc: CacheDesc(numTensors: 1, shape: [1], dataType: .int8),
-                                     tensorAddresses: [1], isBlocksCache: false)
+                    let dead = Cache(
+                        cacheID: 1_000_000, desc: CacheDesc(numTensors: 1, shape: [1], dataType: .int8),
+                        tensorAddresses: [1], isBlocksCache: false)
                     try manager.deallocateCache(dead)
                 }
                 let audit = manager.audit()
@@ -94,4 +97,3 @@ import Testing
         }
     }
 }
-

@@ -5,7 +5,9 @@ import Testing
 @Suite(.timeLimit(.minutes(1))) struct PullTests {
     let eightTensors = CacheDesc(numTensors: 8, shape: [4, 128], dataType: .int32)
 
-    func key(_ reqID: UInt64, model: UInt64 = 0) -> CacheKey { CacheKey(promptClusterID: 1, reqID: reqID, modelID: model) }
+    func key(_ reqID: UInt64, model: UInt64 = 0) -> CacheKey {
+        CacheKey(promptClusterID: 1, reqID: reqID, modelID: model)
+    }
 
     @Test func e01E02PullByKeyIntoAHostCacheThenTheKeysAreConsumed() throws {
         let pair = try LinkedPair()
@@ -13,7 +15,8 @@ import Testing
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateCache(eightTensors, keys: [key(1000), key(1001), key(1002), key(1003)])
         fill(source, seed: 0, ints: 4 * 128)
-        let destination = try decoder.allocateCache(CacheDesc(numTensors: 8, shape: [2, 128], dataType: .int32, placement: .host))
+        let destination = try decoder.allocateCache(
+            CacheDesc(numTensors: 8, shape: [2, 128], dataType: .int32, placement: .host))
         try decoder.pullCache(key(1001), into: destination, batchIndex: 1)
         try decoder.pullCache(key(1002), into: destination, batchIndex: 0, size: 512)
         for tensor in 0..<8 {
@@ -55,8 +58,12 @@ import Testing
         let source = try prompt.allocateCache(
             CacheDesc(numTensors: 1, shape: [4, 64], dataType: .int32), keys: [key(1), key(2), key(3), key(4)])
         let destination = try decoder.allocateCache(CacheDesc(numTensors: 1, shape: [2, 128], dataType: .int32))
-        expectRefusal(.paramInvalid, mentioning: ["513"], in: decoder) { try decoder.pullCache(key(1), into: destination, size: 513) }
-        expectRefusal(.paramInvalid, mentioning: ["512", "256"], in: decoder) { try decoder.pullCache(key(1), into: destination) }
+        expectRefusal(.paramInvalid, mentioning: ["513"], in: decoder) {
+            try decoder.pullCache(key(1), into: destination, size: 513)
+        }
+        expectRefusal(.paramInvalid, mentioning: ["512", "256"], in: decoder) {
+            try decoder.pullCache(key(1), into: destination)
+        }
         expectRefusal(.paramInvalid, mentioning: ["batchIndex 2"], in: decoder) {
             try decoder.pullCache(key(1), into: destination, batchIndex: 2, size: 256)
         }
@@ -84,7 +91,9 @@ import Testing
         try decoder.pullBlocks(blocksKey, into: destination, srcBlocks: [2, 3, 4, 0], dstBlocks: [1, 2, 0, 3])
         for tensor in 0..<2 {
             let base = Int32(tensor * 10_000)
-            let expected = [16, 17, 18, 19, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3].map { (value: Int32) in base + value }
+            let expected = [16, 17, 18, 19, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3].map { (value: Int32) in
+                base + value
+            }
             #expect(readInt32s(at: destination.tensorAddresses[tensor], count: 16) == expected)
         }
         expectRefusal(.paramInvalid, mentioning: ["block 64"], in: decoder) {
@@ -109,7 +118,9 @@ import Testing
         let pair = try LinkedPair(link: false)
         let decoder = try pair.decoder.cacheManager
         let destination = try decoder.allocateCache(eightTensors)
-        expectRefusal(.notYetLink, mentioning: ["cluster 1"], in: decoder) { try decoder.pullCache(key(1), into: destination) }
+        expectRefusal(.notYetLink, mentioning: ["cluster 1"], in: decoder) {
+            try decoder.pullCache(key(1), into: destination)
+        }
         expectRefusal(.paramInvalid, mentioning: ["own cluster"], in: decoder) {
             try decoder.pullCache(CacheKey(promptClusterID: 2, reqID: 1), into: destination)
         }
@@ -151,7 +162,8 @@ import Testing
         let pair = try LinkedPair()
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
-        let source = try prompt.allocateCache(CacheDesc(numTensors: 4, shape: [2, 32], dataType: .int32), keys: [key(1), key(2)])
+        let source = try prompt.allocateCache(
+            CacheDesc(numTensors: 4, shape: [2, 32], dataType: .int32), keys: [key(1), key(2)])
         fill(source, seed: 3, ints: 64)
         try prompt.deallocateCache(source)
         let destination = try decoder.allocateCache(CacheDesc(numTensors: 4, shape: [1, 32], dataType: .int32))
@@ -161,8 +173,12 @@ import Testing
         try decoder.pullCache(key(2), into: destination)
         #expect(prompt.audit().boundKeys == 1)
         try decoder.pullCache(key(1), into: destination, layers: LayerRange(source: 0..<1, destination: 0..<1))
-        #expect(readInt32s(at: destination.tensorAddresses[0], count: 32) == ascending(from: 3, count: 32), "key 1, layer 0")
-        #expect(readInt32s(at: destination.tensorAddresses[3], count: 32) == ascending(from: 3 + 30_032, count: 32), "key 2")
+        #expect(
+            readInt32s(at: destination.tensorAddresses[0], count: 32) == ascending(from: 3, count: 32), "key 1, layer 0"
+        )
+        #expect(
+            readInt32s(at: destination.tensorAddresses[3], count: 32) == ascending(from: 3 + 30_032, count: 32), "key 2"
+        )
         #expect(eventually { prompt.audit().isClean }, "the deallocated cache went with its last key")
         try decoder.deallocateCache(destination)
         try pair.finish()
@@ -203,7 +219,8 @@ import Testing
         let pair = try LinkedPair()
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
-        let source = try prompt.allocateCache(CacheDesc(numTensors: 2, shape: [2, 16], dataType: .int32), keys: [key(1)])
+        let source = try prompt.allocateCache(
+            CacheDesc(numTensors: 2, shape: [2, 16], dataType: .int32), keys: [key(1)])
         fill(source, seed: 5, ints: 32)
         let destination = try decoder.allocateCache(CacheDesc(numTensors: 2, shape: [1, 16], dataType: .int32))
         let slot0 = CacheKeyByIdAndIndex(clusterID: 1, cacheID: source.cacheID, batchIndex: 0)
@@ -215,7 +232,8 @@ import Testing
             try decoder.pullCache(CacheKeyByIdAndIndex(clusterID: 1, cacheID: 777), into: destination)
         }
         expectRefusal(.kvCacheNotExist, in: decoder) {
-            try decoder.pullCache(CacheKeyByIdAndIndex(clusterID: 1, cacheID: source.cacheID, batchIndex: 2), into: destination)
+            try decoder.pullCache(
+                CacheKeyByIdAndIndex(clusterID: 1, cacheID: source.cacheID, batchIndex: 2), into: destination)
         }
         try decoder.pullCache(slot0, into: destination)
         #expect(readInt32s(at: destination.tensorAddresses[1], count: 16) == ascending(from: 5 + 10_000, count: 16))
@@ -232,7 +250,8 @@ import Testing
         let decoder = try pair.decoder.cacheManager
         let hostSource = try prompt.allocateCache(
             CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32, placement: .host), keys: [key(1)])
-        let hostDestination = try decoder.allocateCache(CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32, placement: .host))
+        let hostDestination = try decoder.allocateCache(
+            CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32, placement: .host))
         expectRefusal(.featureNotEnabled, mentioning: ["host → host"], in: decoder) {
             try decoder.pullCache(key(1), into: hostDestination)
         }
@@ -253,8 +272,11 @@ import Testing
     @Test func aHostDestinationNeedsADevicePoolHere() throws {
         let pair = try LinkedPair(decoderPool: nil)
         let decoder = try pair.decoder.cacheManager
-        let destination = try decoder.allocateCache(CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32, placement: .host))
-        expectRefusal(.paramInvalid, mentioning: ["device pool"], in: decoder) { try decoder.pullCache(key(1), into: destination) }
+        let destination = try decoder.allocateCache(
+            CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32, placement: .host))
+        expectRefusal(.paramInvalid, mentioning: ["device pool"], in: decoder) {
+            try decoder.pullCache(key(1), into: destination)
+        }
         try decoder.deallocateCache(destination)
         try pair.finish()
     }
@@ -272,10 +294,15 @@ import Testing
         fill(source, seed: 500, ints: 8)
         let slot1 = CacheKeyByIdAndIndex(clusterID: 1, cacheID: target.cacheID, batchIndex: 1)
         try decoder.pushCache(to: slot1, from: source, layers: LayerRange(source: 1..<2, destination: 0..<1))
-        #expect(Array(readInt32s(at: target.tensorAddresses[0], count: 16)[8...]) == ascending(from: 500 + 20_000, count: 8))
-        #expect(Array(readInt32s(at: target.tensorAddresses[2], count: 16)[8...]) == ascending(from: 20_000 + 8, count: 8))
+        #expect(
+            Array(readInt32s(at: target.tensorAddresses[0], count: 16)[8...]) == ascending(from: 500 + 20_000, count: 8)
+        )
+        #expect(
+            Array(readInt32s(at: target.tensorAddresses[2], count: 16)[8...]) == ascending(from: 20_000 + 8, count: 8))
         try decoder.pushCache(to: slot1, from: source)
-        #expect(Array(readInt32s(at: target.tensorAddresses[2], count: 16)[8...]) == ascending(from: 500 + 20_000, count: 8))
+        #expect(
+            Array(readInt32s(at: target.tensorAddresses[2], count: 16)[8...]) == ascending(from: 500 + 20_000, count: 8)
+        )
         // In this mode a pull by id and index works on unbound slots and consumes nothing.
         let back = try decoder.allocateCache(CacheDesc(numTensors: 4, shape: [1, 8], dataType: .int32))
         try decoder.pullCache(CacheKeyByIdAndIndex(clusterID: 1, cacheID: target.cacheID, batchIndex: 0), into: back)
@@ -283,7 +310,9 @@ import Testing
         expectRefusal(.paramInvalid, mentioning: ["CacheKeyByIdAndIndex"], in: decoder) {
             try decoder.pullCache(CacheKey(promptClusterID: 1, reqID: 1), into: back)
         }
-        expectRefusal(.paramInvalid, mentioning: ["size"], in: decoder) { try decoder.pushCache(to: slot1, from: source, size: 4) }
+        expectRefusal(.paramInvalid, mentioning: ["size"], in: decoder) {
+            try decoder.pushCache(to: slot1, from: source, size: 4)
+        }
         for cache in [source, back] { try decoder.deallocateCache(cache) }
         try prompt.deallocateCache(target)
         try pair.finish()
@@ -298,10 +327,14 @@ import Testing
         fill(target, seed: 0, ints: 32)
         let source = try decoder.allocateBlocksCache(CacheDesc(numTensors: 2, shape: [4, 4], dataType: .int32))
         fill(source, seed: 900, ints: 16)
-        try decoder.pushBlocks(to: BlocksCacheKey(clusterID: 1, modelID: 2), from: source, srcBlocks: [0, 1], dstBlocks: [6, 7])
-        #expect(Array(readInt32s(at: target.tensorAddresses[1], count: 32)[24...]) == ascending(from: 900 + 10_000, count: 8))
+        try decoder.pushBlocks(
+            to: BlocksCacheKey(clusterID: 1, modelID: 2), from: source, srcBlocks: [0, 1], dstBlocks: [6, 7])
+        #expect(
+            Array(readInt32s(at: target.tensorAddresses[1], count: 32)[24...])
+                == ascending(from: 900 + 10_000, count: 8))
         expectRefusal(.paramInvalid, mentioning: ["block 8"], in: decoder) {
-            try decoder.pushBlocks(to: BlocksCacheKey(clusterID: 1, modelID: 2), from: source, srcBlocks: [0], dstBlocks: [8])
+            try decoder.pushBlocks(
+                to: BlocksCacheKey(clusterID: 1, modelID: 2), from: source, srcBlocks: [0], dstBlocks: [8])
         }
         try prompt.deallocateBlocksCache(target)
         try decoder.deallocateBlocksCache(source)

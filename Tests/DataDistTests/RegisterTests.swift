@@ -8,7 +8,8 @@ import Testing
     @Test func c17RegisteredCachesTakeIDsFromTheSharedCounter() throws {
         try withCacheManager { manager in
             let cache = try manager.registerCache(desc, addresses: [0x1000])
-            let blocks = try manager.registerBlocksCache(desc, addresses: [0x1000], key: BlocksCacheKey(clusterID: 1, modelID: 100))
+            let blocks = try manager.registerBlocksCache(
+                desc, addresses: [0x1000], key: BlocksCacheKey(clusterID: 1, modelID: 100))
             #expect(cache.cacheID == 1)
             #expect(blocks.cacheID == 2)
             #expect(blocks.isBlocksCache)
@@ -87,7 +88,8 @@ import Testing
     @Test func aRegisteredBlocksKeyReplacesTheEarlierBinding() throws {
         try withCacheManager { manager in
             let blocksKey = BlocksCacheKey(clusterID: 1, modelID: 4)
-            let owned = try manager.allocateBlocksCache(CacheDesc(numTensors: 1, shape: [4, 8], dataType: .int8), key: blocksKey)
+            let owned = try manager.allocateBlocksCache(
+                CacheDesc(numTensors: 1, shape: [4, 8], dataType: .int8), key: blocksKey)
             let registered = try manager.registerBlocksCache(desc, addresses: [0x1000], key: blocksKey)
             #expect(manager.audit().boundKeys == 1)
             try manager.deallocateBlocksCache(owned)
@@ -99,7 +101,8 @@ import Testing
 
     @Test func unregisterDropsAnAllocatedCacheAndItsKeysAtOnce() throws {
         try withCacheManager { manager in
-            let cache = try manager.allocateCache(CacheDesc(numTensors: 1, shape: [2, 8], dataType: .int8), keys: [key(1)])
+            let cache = try manager.allocateCache(
+                CacheDesc(numTensors: 1, shape: [2, 8], dataType: .int8), keys: [key(1)])
             try manager.unregisterCache(cache.cacheID)
             #expect(manager.audit().isClean)
         }

@@ -1,6 +1,7 @@
-@testable import DataDist
 import LinkLayer
 import Testing
+
+@testable import DataDist
 
 #if canImport(Glibc)
 import Glibc
@@ -21,13 +22,15 @@ import Glibc
         #expect(second.linkClusters([pair.promptInfo]) == (.success, [.success]))
         let prompt = try pair.prompt.cacheManager
         let requests = (0..<64).map { CacheKey(promptClusterID: 1, reqID: UInt64($0)) }
-        let source = try prompt.allocateCache(CacheDesc(numTensors: 2, shape: [64, 32], dataType: .int32), keys: requests)
+        let source = try prompt.allocateCache(
+            CacheDesc(numTensors: 2, shape: [64, 32], dataType: .int32), keys: requests)
         try prompt.deallocateCache(source)
         let managers = [try pair.decoder.cacheManager, try second.cacheManager]
         let threads = managers.map { manager in
             TestThread {
                 var failures: [String] = []
-                let destination = try! manager.allocateCache(CacheDesc(numTensors: 2, shape: [1, 32], dataType: .int32))
+                let destination = try! manager.allocateCache(
+                    CacheDesc(numTensors: 2, shape: [1, 32], dataType: .int32))
                 for key in requests {
                     do {
                         try manager.pullCache(key, into: destination)
@@ -41,8 +44,8 @@ import Glibc
                 return failures
             }
         }
-        threads.forEach { $0.start() }
-        threads.forEach { $0.join() }
+        for thread in threads { try thread.start() }
+        for thread in threads { thread.join() }
         let outcomes = threads.flatMap { $0.failures }
         #expect(!outcomes.contains { $0.hasPrefix("unexpected") }, "\(outcomes.filter { $0.hasPrefix("unexpected") })")
         let pulled = outcomes.filter { $0.hasPrefix("pulled") }
@@ -59,8 +62,11 @@ import Glibc
         let key = CacheKey(promptClusterID: 1, reqID: 7)
         let source = try prompt.allocateCache(CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32), keys: [key])
         var peer = try RawPeer(endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 5, expecting: 1)
-        let grant = try Grant(payload: try peer.request(
-            .resolve, MaliciousClientTests.resolve(.key(reqID: 7, prefixID: .max, modelID: 0), tensors: 0..<1).encoded()).payload)
+        let grant = try Grant(
+            payload: try peer.request(
+                .resolve,
+                MaliciousClientTests.resolve(.key(reqID: 7, prefixID: .max, modelID: 0), tensors: 0..<1).encoded()
+            ).payload)
         #expect(prompt.audit().boundKeys == 0)
         expectRefusal(.paramInvalid, mentioning: ["being pulled"], in: prompt) {
             _ = try prompt.allocateCache(CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32), keys: [key])
@@ -83,7 +89,8 @@ import Glibc
         fill(source, seed: 40, ints: 16)
         var peer = try RawPeer(endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 6, expecting: 1)
         _ = try peer.request(
-            .resolve, MaliciousClientTests.resolve(.key(reqID: 8, prefixID: .max, modelID: 0), tensors: 0..<1).encoded())
+            .resolve, MaliciousClientTests.resolve(.key(reqID: 8, prefixID: .max, modelID: 0), tensors: 0..<1).encoded()
+        )
         #expect(prompt.audit().boundKeys == 0)
         peer.channel.close()
         #expect(eventually { prompt.audit().boundKeys == 1 && prompt.audit().pinnedByPeers == 0 })

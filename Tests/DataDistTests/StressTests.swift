@@ -1,6 +1,9 @@
 import DataDist
 import DataDistTestSupport
+import DeviceRuntime
+import Synchronization
 import Testing
+import ThreadSanitizerSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -14,8 +17,8 @@ import Glibc
             let threads = (0..<8).map { thread in
                 TestThread { Self.worker(thread, manager: manager) }
             }
-            threads.forEach { $0.start() }
-            threads.forEach { $0.join() }
+            for thread in threads { try thread.start() }
+            for thread in threads { thread.join() }
             let failures = threads.flatMap(\.failures)
             #expect(failures.isEmpty, "\(failures.prefix(5))")
             #expect(manager.audit().isClean, "\(manager.audit())")
@@ -39,7 +42,7 @@ extension StressTests {
                     let desc = CacheDesc(numTensors: 2, shape: [2, width], dataType: .int32)
                     do {
                         mine.append((try manager.allocateCache(desc, keys: keys), keys))
-                    } catch where error.status == .outOfMemory {}
+                    } catch  where error.status == .outOfMemory {}
                 case 2:
                     guard let victim = mine.indices.randomElement(using: &generator) else { break }
                     let (cache, keys) = mine.remove(at: victim)
@@ -66,18 +69,22 @@ extension StressTests {
     }
 }
 
-/// A joinable POSIX thread running a closure; `failures` is what the closure returned, valid after `join`.
-final class TestThread: @unchecked Sendable {
-    private var handle = pthread_t()
+/// A thread running a closure that returns its failures; `failures` is what it returned, valid after `join`.
+final class TestThread: Sendable {
     private let body: @Sendable () -> [String]
-    private(set) var failures: [String] = []
+    private let state = Lock<(thread: JoinableThread?, failures: [String])>((nil, []))
+
     init(_ body: @escaping @Sendable () -> [String]) { self.body = body }
-    func start() {
-        pthread_create(&handle, nil, { raw in
-            let thread = Unmanaged<TestThread>.fromOpaque(raw!).takeRetainedValue()
-            thread.failures = thread.body()
-            return nil
-        }, Unmanaged.passRetained(self).toOpaque())
+
+    func start() throws {
+        let thread = try JoinableThread.start { [self] in
+            let failures = body()
+            state.withLock { $0.failures = failures }
+        }
+        state.withLock { $0.thread = thread }
     }
-    func join() { pthread_join(handle, nil) }
+
+    func join() { state.withLock { $0.thread }?.join() }
+
+    var failures: [String] { state.withLock { $0.failures } }
 }

@@ -57,7 +57,9 @@ func expectRefusal(
         }
         #expect(error.status == status, "\(error)", sourceLocation: sourceLocation)
         for text in mentioning {
-            #expect(error.message.contains(text), "message \"\(error.message)\" lacks \"\(text)\"", sourceLocation: sourceLocation)
+            #expect(
+                error.message.contains(text), "message \"\(error.message)\" lacks \"\(text)\"",
+                sourceLocation: sourceLocation)
         }
     }
     #expect(manager.audit() == before, "state changed", sourceLocation: sourceLocation)

@@ -8,7 +8,8 @@ import Testing
 struct EmulatorAllocationTests {
     /// Size → bytes aclrtMalloc charges on A2/A3 (rounded up to 32, plus 32).
     static let chargesA2: [(Int, Int)] = [
-        (1, 64), (31, 64), (32, 64), (33, 96), (64, 96), (100, 160), (1000, 1056), (4096, 4128), (1 << 20, (1 << 20) + 32),
+        (1, 64), (31, 64), (32, 64), (33, 96), (64, 96), (100, 160), (1000, 1056), (4096, 4128),
+        (1 << 20, (1 << 20) + 32),
     ]
 
     @Test("64-byte aligned bases and ACL rounding on A2/A3", arguments: chargesA2)
@@ -28,7 +29,8 @@ struct EmulatorAllocationTests {
 
     @Test("Ascend 950 rounds to 32 bytes without the extra 32", arguments: charges950)
     func accounting950(_ size: Int, _ charge: Int) throws {
-        let runtime = try makeEmulator(devices: "1", extra: ["DATADIST_EMULATE_PRODUCT": AtlasProduct.ascend950.rawValue])
+        let runtime = try makeEmulator(
+            devices: "1", extra: ["DATADIST_EMULATE_PRODUCT": AtlasProduct.ascend950.rawValue])
         _ = try runtime.allocateDevice(size, on: 0)
         #expect(try runtime.deviceInfo(0).freeBytes == (64 << 20) - charge)
     }
@@ -175,7 +177,8 @@ struct EmulatorAllocationTests {
 
         let data = bytePattern(size, seed: 5)
         writeBytes(data, at: memory.address)
-        let second = try #require(mmap(nil, shared.length, PROT_READ | PROT_WRITE, MAP_SHARED, shared.fd, off_t(shared.offset)))
+        let second = try #require(
+            mmap(nil, shared.length, PROT_READ | PROT_WRITE, MAP_SHARED, shared.fd, off_t(shared.offset)))
         #expect(second != MAP_FAILED)
         defer { munmap(second, shared.length) }
         let viaSecond = Array(UnsafeRawBufferPointer(start: second, count: size))
@@ -189,7 +192,8 @@ struct EmulatorAllocationTests {
         try runtime.free(memory)
     }
 
-    @Test("a pool's memfd size is sealed: nobody holding its descriptor can shrink or grow it", arguments: [false, true])
+    @Test(
+        "a pool's memfd size is sealed: nobody holding its descriptor can shrink or grow it", arguments: [false, true])
     func memfdSizeSealed(host: Bool) throws {
         let runtime = try makeEmulator(devices: "1")
         let memory = host ? try runtime.allocateHost(10_000) : try runtime.allocateDevice(10_000, on: 0)

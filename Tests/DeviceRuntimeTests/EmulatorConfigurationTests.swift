@@ -47,7 +47,9 @@ struct EmulatorConfigurationTests {
 
     @Test(
         "a bad device memory names the variable and value",
-        arguments: ["", "abc", "64XB", "-5", "0", "0GiB", "1.5GiB", "64gib", "GiB", "99999999999999999999", "9000000TiB"])
+        arguments: [
+            "", "abc", "64XB", "-5", "0", "0GiB", "1.5GiB", "64gib", "GiB", "99999999999999999999", "9000000TiB",
+        ])
     func invalidMemory(_ value: String) {
         let error = thrownError { () throws(DeviceError) in _ = try makeEmulatorTyped(memory: value) }
         #expect(error?.code == .unavailable)
@@ -65,7 +67,9 @@ struct EmulatorConfigurationTests {
         #expect(overridden.capabilities.product == product)
     }
 
-    @Test("an unknown product names the variable, value and valid ids", arguments: ["DATADIST_PRODUCT", "DATADIST_EMULATE_PRODUCT"])
+    @Test(
+        "an unknown product names the variable, value and valid ids",
+        arguments: ["DATADIST_PRODUCT", "DATADIST_EMULATE_PRODUCT"])
     func invalidProduct(_ variable: String) {
         let error = thrownError { () throws(DeviceError) in
             _ = try makeEmulatorTyped(extra: [variable: "atlas-9000"])

@@ -91,14 +91,17 @@ struct EmulatorCopyTests {
         let device = try runtime.allocateDevice(64, on: 0)
         let host = try runtime.allocateHost(64)
         let error = thrownError { () throws(DeviceError) in
-            try runtime.copy(to: device.address, capacity: 64, from: host.address, count: 64, kind: .hostToDevice, device: 2)
+            try runtime.copy(
+                to: device.address, capacity: 64, from: host.address, count: 64, kind: .hostToDevice, device: 2)
         }
         #expect(error?.aclCode == ACLCode.invalidDeviceID)
         try runtime.free(device)
         try runtime.free(host)
     }
 
-    @Test("device-side pointers must lie in a live device allocation (ACL 107000)", arguments: [MemcpyKind.hostToHost, .hostToDevice, .deviceToHost, .deviceToDevice])
+    @Test(
+        "device-side pointers must lie in a live device allocation (ACL 107000)",
+        arguments: [MemcpyKind.hostToHost, .hostToDevice, .deviceToHost, .deviceToDevice])
     func kindChecks(_ kind: MemcpyKind) throws {
         let runtime = try makeEmulator(devices: "1")
         let device = try runtime.allocateDevice(4096, on: 0)
@@ -146,17 +149,20 @@ struct EmulatorCopyTests {
         try runtime.copy(to: end - 1, capacity: 0, from: host.address, count: 0, kind: .hostToDevice, device: 0)
         for (destination, count) in [(end - 10, 11), (end, 1), (device.address - 1, 1), (device.address, size + 1)] {
             let write = thrownError { () throws(DeviceError) in
-                try runtime.copy(to: destination, capacity: 4096, from: host.address, count: count, kind: .hostToDevice, device: 0)
+                try runtime.copy(
+                    to: destination, capacity: 4096, from: host.address, count: count, kind: .hostToDevice, device: 0)
             }
             #expect(write?.aclCode == ACLCode.runtimeParamInvalid)
             let read = thrownError { () throws(DeviceError) in
-                try runtime.copy(to: host.address, capacity: 4096, from: destination, count: count, kind: .deviceToHost, device: 0)
+                try runtime.copy(
+                    to: host.address, capacity: 4096, from: destination, count: count, kind: .deviceToHost, device: 0)
             }
             #expect(read?.aclCode == ACLCode.runtimeParamInvalid)
         }
         try runtime.free(device)
         let freed = thrownError { () throws(DeviceError) in
-            try runtime.copy(to: device.address, capacity: 8, from: host.address, count: 8, kind: .hostToDevice, device: 0)
+            try runtime.copy(
+                to: device.address, capacity: 8, from: host.address, count: 8, kind: .hostToDevice, device: 0)
         }
         #expect(freed?.aclCode == ACLCode.runtimeParamInvalid)
         try runtime.free(host)
@@ -169,7 +175,8 @@ struct EmulatorCopyTests {
         let foreign = try theirs.allocateDevice(64, on: 0)
         let host = try mine.allocateHost(64)
         let error = thrownError { () throws(DeviceError) in
-            try mine.copy(to: foreign.address, capacity: 64, from: host.address, count: 64, kind: .hostToDevice, device: 0)
+            try mine.copy(
+                to: foreign.address, capacity: 64, from: host.address, count: 64, kind: .hostToDevice, device: 0)
         }
         #expect(error?.aclCode == ACLCode.runtimeParamInvalid)
         try theirs.free(foreign)

@@ -16,11 +16,14 @@ struct HostCopyTests {
             var destination = [UInt8](repeating: 0xEE, count: count + 64)
             destination.withUnsafeMutableBytes { to in
                 source.withUnsafeBytes { from in
-                    HostCopy.copy(to: to.baseAddress! + destinationOffset, from: from.baseAddress! + sourceOffset, count: count)
+                    HostCopy.copy(
+                        to: to.baseAddress! + destinationOffset, from: from.baseAddress! + sourceOffset, count: count)
                 }
             }
             let copied = Array(destination[destinationOffset..<destinationOffset + count])
-            #expect(copied == Array(source[sourceOffset..<sourceOffset + count]), "offsets \(destinationOffset), \(sourceOffset)")
+            #expect(
+                copied == Array(source[sourceOffset..<sourceOffset + count]),
+                "offsets \(destinationOffset), \(sourceOffset)")
             #expect(destination[..<destinationOffset].allSatisfy { $0 == 0xEE }, "nothing written before")
             #expect(destination[(destinationOffset + count)...].allSatisfy { $0 == 0xEE }, "nothing written after")
         }

@@ -51,7 +51,8 @@ struct TopologyTests {
     @Test("the runtime's topology is the one the environment describes")
     func runtimeTopology() throws {
         let runtime = try makeEmulator(synthetic: "package:2 numa:2 core:1 pu:1")
-        #expect(runtime.topology == (try Topology.load(environment: ["HWLOC_SYNTHETIC": "package:2 numa:2 core:1 pu:1"])))
+        #expect(
+            runtime.topology == (try Topology.load(environment: ["HWLOC_SYNTHETIC": "package:2 numa:2 core:1 pu:1"])))
         #expect(runtime.topology.numaNodes.count == 4)
     }
 
@@ -62,9 +63,10 @@ struct TopologyTests {
         defer { try? FileManager.default.removeItem(at: url) }
         let topology = try Topology.load(environment: ["HWLOC_XMLFILE": url.path])
         #expect(topology.packages == 2)
-        #expect(topology.numaNodes == [
-            NUMANode(osIndex: 0, cpuCount: 2, package: 0), NUMANode(osIndex: 4, cpuCount: 2, package: 1),
-        ])
+        #expect(
+            topology.numaNodes == [
+                NUMANode(osIndex: 0, cpuCount: 2, package: 0), NUMANode(osIndex: 4, cpuCount: 2, package: 1),
+            ])
         let runtime = try EmulatedRuntime(environment: [
             "HWLOC_XMLFILE": url.path, "DATADIST_EMULATE_DEVICES": "4", "DATADIST_EMULATE_DEVICE_MEMORY": "1MiB",
         ])
@@ -81,7 +83,9 @@ struct TopologyTests {
 
     @Test("an invalid synthetic description names the variable and value", arguments: ["garbage", "numa:0", "core:x"])
     func invalidSynthetic(_ value: String) {
-        let error = thrownError { () throws(DeviceError) in _ = try Topology.load(environment: ["HWLOC_SYNTHETIC": value]) }
+        let error = thrownError { () throws(DeviceError) in
+            _ = try Topology.load(environment: ["HWLOC_SYNTHETIC": value])
+        }
         #expect(error?.code == .unavailable)
         #expect(error?.message.contains("HWLOC_SYNTHETIC") == true)
         #expect(error?.message.contains(value) == true)
@@ -89,7 +93,9 @@ struct TopologyTests {
 
     @Test func invalidXML() throws {
         let missing = "/nonexistent/datadist-\(UUID()).xml"
-        let error = thrownError { () throws(DeviceError) in _ = try Topology.load(environment: ["HWLOC_XMLFILE": missing]) }
+        let error = thrownError { () throws(DeviceError) in
+            _ = try Topology.load(environment: ["HWLOC_XMLFILE": missing])
+        }
         #expect(error?.code == .unavailable)
         #expect(error?.message.contains("HWLOC_XMLFILE") == true)
         #expect(error?.message.contains(missing) == true)
@@ -97,7 +103,9 @@ struct TopologyTests {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("datadist-bad-\(UUID()).xml")
         try "<topology>not hwloc".write(to: url, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: url) }
-        let bad = thrownError { () throws(DeviceError) in _ = try Topology.load(environment: ["HWLOC_XMLFILE": url.path]) }
+        let bad = thrownError { () throws(DeviceError) in
+            _ = try Topology.load(environment: ["HWLOC_XMLFILE": url.path])
+        }
         #expect(bad?.code == .unavailable)
         #expect(bad?.message.contains(url.path) == true)
     }
@@ -132,7 +140,8 @@ struct TopologyTests {
 
     @Test("devices split into contiguous groups over the home nodes", arguments: placements)
     func placement(_ placement: Placement) throws {
-        let runtime = try makeEmulator(synthetic: placement.synthetic, devices: String(placement.devices), memory: "1MiB")
+        let runtime = try makeEmulator(
+            synthetic: placement.synthetic, devices: String(placement.devices), memory: "1MiB")
         #expect(runtime.deviceCount == placement.devices)
         #expect((0..<placement.devices).map { runtime.homeNode(of: Int32($0)) } == placement.homes)
         let infoNodes = try (0..<placement.devices).map { try runtime.deviceInfo(Int32($0)).numaNode }

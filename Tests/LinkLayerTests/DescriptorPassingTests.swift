@@ -31,8 +31,12 @@ import Glibc
         var count = 0
         var target = [UInt8](repeating: 0, count: 4096)
         while let entry = readdir(directory) {
-            let fd = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            let length = target.withUnsafeMutableBytes { readlink("/proc/self/fd/\(fd)", $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
+            let fd = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+            }
+            let length = target.withUnsafeMutableBytes {
+                readlink("/proc/self/fd/\(fd)", $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count)
+            }
             guard length > 0 else { continue }
             if String(decoding: target[..<length], as: UTF8.self).contains(name) { count += 1 }
         }
@@ -41,7 +45,10 @@ import Glibc
 
     @Test func oneDescriptorArrivesAndRefersToTheSameFile() throws {
         let (sender, receiver) = try Self.socketPair()
-        defer { sender.close(); receiver.close() }
+        defer {
+            sender.close()
+            receiver.close()
+        }
         let file = try Self.uniqueFile("one")
         defer { close(file.fd) }
         try sender.send([1, 2, 3, 4], passing: file.fd)
@@ -49,17 +56,24 @@ import Glibc
         defer { close(received) }
         #expect(bytes == [1, 2, 3, 4])
         #expect(received >= 0 && received != file.fd)
-        var mine = stat(), theirs = stat()
+        var mine = stat()
+        var theirs = stat()
         #expect(fstat(file.fd, &mine) == 0 && fstat(received, &theirs) == 0)
         #expect(mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev)
     }
 
     @Test func aMessageCarryingTwoDescriptorsIsRefusedAndBothAreClosed() throws {
         let (sender, receiver) = try Self.socketPair()
-        defer { sender.close(); receiver.close() }
+        defer {
+            sender.close()
+            receiver.close()
+        }
         let first = try Self.uniqueFile("first")
         let second = try Self.uniqueFile("second")
-        defer { close(first.fd); close(second.fd) }
+        defer {
+            close(first.fd)
+            close(second.fd)
+        }
         #expect(Self.openDescriptors(naming: first.name) == 1)
         try #require(Self.sendRaw(on: sender, [9, 9, 9, 9], descriptors: [first.fd, second.fd]) == 4)
 

@@ -5,31 +5,60 @@ import Testing
 /// The control protocol's codecs: round trips, and no input of any shape traps or is accepted when malformed.
 @Suite struct ProtocolTests {
     static let messages: [(MessageKind, [UInt8])] = [
-        (.hello, Hello(clusterID: 1, expectedClusterID: 2, remoteCacheAccessible: true, bootID: "b", unixSocket: "u").encoded()),
+        (
+            .hello,
+            Hello(clusterID: 1, expectedClusterID: 2, remoteCacheAccessible: true, bootID: "b", unixSocket: "u")
+                .encoded()
+        ),
         (.welcome, ClusterIdentifier(7).encoded()),
-        (.resolve, ResolveRequest(
-            target: .key(reqID: 5, prefixID: .max, modelID: 3), write: false, tensors: 2..<6, bytesPerSlot: 4096,
-            requesterKind: .host, requesterIsBlocks: false, blocks: []).encoded()),
-        (.resolve, ResolveRequest(
-            target: .slot(cacheID: -4, batchIndex: 9), write: true, tensors: 0..<1, bytesPerSlot: 1,
-            requesterKind: .device, requesterIsBlocks: false, blocks: []).encoded()),
-        (.resolve, ResolveRequest(
-            target: .blocks(modelID: 11), write: false, tensors: 0..<122, bytesPerSlot: 0, requesterKind: .device,
-            requesterIsBlocks: true, blocks: [1, 5, 7, UInt32.max]).encoded()),
-        (.grant, Grant(
-            pinID: 3, kind: .device, isBlocks: true, stride: 131_072, slots: 64, tensorCount: 122,
-            extents: [.init(regionID: 0, offset: 65_536, length: 131_072)]).encoded()),
+        (
+            .resolve,
+            ResolveRequest(
+                target: .key(reqID: 5, prefixID: .max, modelID: 3), write: false, tensors: 2..<6, bytesPerSlot: 4096,
+                requesterKind: .host, requesterIsBlocks: false, blocks: []
+            ).encoded()
+        ),
+        (
+            .resolve,
+            ResolveRequest(
+                target: .slot(cacheID: -4, batchIndex: 9), write: true, tensors: 0..<1, bytesPerSlot: 1,
+                requesterKind: .device, requesterIsBlocks: false, blocks: []
+            ).encoded()
+        ),
+        (
+            .resolve,
+            ResolveRequest(
+                target: .blocks(modelID: 11), write: false, tensors: 0..<122, bytesPerSlot: 0, requesterKind: .device,
+                requesterIsBlocks: true, blocks: [1, 5, 7, UInt32.max]
+            ).encoded()
+        ),
+        (
+            .grant,
+            Grant(
+                pinID: 3, kind: .device, isBlocks: true, stride: 131_072, slots: 64, tensorCount: 122,
+                extents: [.init(regionID: 0, offset: 65_536, length: 131_072)]
+            ).encoded()
+        ),
         (.release, ReleaseNotice(pinID: 3, succeeded: true).encoded()),
         (.refusal, Refusal(status: 7, message: "gone").encoded()),
         (.ack, []),
-        (.batchResolve, BatchResolveRequest(items: [
-            .init(reqID: 5, prefixID: .max, modelID: 3, tensorCount: 122, bytesPerSlot: 16_384, requesterKind: .device, label: 0),
-            .init(reqID: .max, prefixID: 9, modelID: 0, tensorCount: 2, bytesPerSlot: 1, requesterKind: .host, label: 31),
-        ]).encoded()),
+        (
+            .batchResolve,
+            BatchResolveRequest(items: [
+                .init(
+                    reqID: 5, prefixID: .max, modelID: 3, tensorCount: 122, bytesPerSlot: 16_384,
+                    requesterKind: .device, label: 0),
+                .init(
+                    reqID: .max, prefixID: 9, modelID: 0, tensorCount: 2, bytesPerSlot: 1, requesterKind: .host,
+                    label: 31),
+            ]).encoded()
+        ),
     ]
 
     static func batchItem(tensors: UInt32 = 1, label: UInt32 = 0) -> BatchResolveRequest.Item {
-        .init(reqID: 1, prefixID: .max, modelID: 0, tensorCount: tensors, bytesPerSlot: 64, requesterKind: .device, label: label)
+        .init(
+            reqID: 1, prefixID: .max, modelID: 0, tensorCount: tensors, bytesPerSlot: 64, requesterKind: .device,
+            label: label)
     }
 
     @Test func everyMessageRoundTrips() throws {
@@ -63,7 +92,9 @@ import Testing
     /// The caps keep a batch and its grant inside one frame; beyond them, or empty, a batch does not decode.
     @Test func batchResolvesAreBoundedToOneFrame() throws {
         let largest = BatchResolveRequest(
-            items: (0..<BatchResolveRequest.maxItems).map { Self.batchItem(tensors: $0 == 0 ? UInt32(BatchResolveRequest.maxExtents - 1023) : 1) })
+            items: (0..<BatchResolveRequest.maxItems).map {
+                Self.batchItem(tensors: $0 == 0 ? UInt32(BatchResolveRequest.maxExtents - 1023) : 1)
+            })
         #expect(largest.extentCount == BatchResolveRequest.maxExtents)
         #expect(largest.encoded().count <= Frame.maxPayload)
         #expect(try BatchResolveRequest(payload: largest.encoded()) == largest)
@@ -74,8 +105,16 @@ import Testing
         #expect(grant.encoded().count <= Frame.maxPayload)
         let refused: [(String, BatchResolveRequest)] = [
             ("empty", BatchResolveRequest(items: [])),
-            ("too many items", BatchResolveRequest(items: Array(repeating: Self.batchItem(), count: BatchResolveRequest.maxItems + 1))),
-            ("too many tensors", BatchResolveRequest(items: [Self.batchItem(tensors: UInt32(BatchResolveRequest.maxExtents)), Self.batchItem()])),
+            (
+                "too many items",
+                BatchResolveRequest(items: Array(repeating: Self.batchItem(), count: BatchResolveRequest.maxItems + 1))
+            ),
+            (
+                "too many tensors",
+                BatchResolveRequest(items: [
+                    Self.batchItem(tensors: UInt32(BatchResolveRequest.maxExtents)), Self.batchItem(),
+                ])
+            ),
             ("0 tensors", BatchResolveRequest(items: [Self.batchItem(tensors: 0)])),
         ]
         for (what, message) in refused {
@@ -113,7 +152,9 @@ import Testing
             var bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
             if round % 2 == 0, count >= 4 { bytes.replaceSubrange(0..<4, with: [0x44, 0x44, 0x4C, 0x31]) }
             if round % 4 == 0, count >= 6 { bytes[4] = Frame.version }
-            if round % 8 == 0, count >= 20 { bytes.replaceSubrange(5..<20, with: [8, 0, 0] + Array(repeating: 0, count: 8) + [0, 0, 0, 0]) }
+            if round % 8 == 0, count >= 20 {
+                bytes.replaceSubrange(5..<20, with: [8, 0, 0] + Array(repeating: 0, count: 8) + [0, 0, 0, 0])
+            }
             if case .frame(let frame, let consumed) = Frame.decode(bytes[...]) {
                 framesDecoded += 1
                 #expect(frame.encoded() == Array(bytes.prefix(consumed)))

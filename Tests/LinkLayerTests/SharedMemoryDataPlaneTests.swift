@@ -29,7 +29,8 @@ import Glibc
     static func copy(_ segments: [CopySegment]) {
         for segment in segments {
             memcpy(
-                UnsafeMutableRawPointer(bitPattern: segment.destination)!, UnsafeRawPointer(bitPattern: segment.source)!,
+                UnsafeMutableRawPointer(bitPattern: segment.destination)!,
+                UnsafeRawPointer(bitPattern: segment.source)!,
                 segment.count)
         }
     }
@@ -52,10 +53,14 @@ import Glibc
     @Test func movesOutsideTheGrantOrTheRegionAreRefusedBeforeAnyCopy() throws {
         let (plane, _) = try Self.plane()
         let outside: [ExtentMove] = [
-            ExtentMove(local: 0x1000, remote: .init(regionID: 3, offset: 0, length: 64), count: 65),  // beyond the grant
-            ExtentMove(local: 0x1000, remote: .init(regionID: 3, offset: (64 << 10) - 8, length: 64), count: 16),  // past the region
-            ExtentMove(local: 0x1000, remote: .init(regionID: 4, offset: 0, length: 64), count: 8),  // unpublished region
-            ExtentMove(local: 0x1000, remote: .init(regionID: 3, offset: .max, length: .max), count: 8),  // overflowing offset
+            // beyond the grant
+            ExtentMove(local: 0x1000, remote: .init(regionID: 3, offset: 0, length: 64), count: 65),
+            // past the region
+            ExtentMove(local: 0x1000, remote: .init(regionID: 3, offset: (64 << 10) - 8, length: 64), count: 16),
+            // unpublished region
+            ExtentMove(local: 0x1000, remote: .init(regionID: 4, offset: 0, length: 64), count: 8),
+            // overflowing offset
+            ExtentMove(local: 0x1000, remote: .init(regionID: 3, offset: .max, length: .max), count: 8),
         ]
         for move in outside {
             var copied = false
@@ -63,7 +68,10 @@ import Glibc
                 try plane.transfer([move], .read) { _ in copied = true }
                 Issue.record("\(move) was moved")
             } catch {
-                guard case .link(let failure) = error else { Issue.record("\(error)"); continue }
+                guard case .link(let failure) = error else {
+                    Issue.record("\(error)")
+                    continue
+                }
                 #expect(failure.kind == .protocolViolation && failure.message.contains("outside what it shared"))
             }
             #expect(!copied)
@@ -77,7 +85,10 @@ import Glibc
             try plane.transfer([move], .read) { (_: [CopySegment]) throws(CopyFailed) in throw CopyFailed() }
             Issue.record("the copy's failure was lost")
         } catch {
-            guard case .copy(let failure) = error else { Issue.record("\(error)"); return }
+            guard case .copy(let failure) = error else {
+                Issue.record("\(error)")
+                return
+            }
             #expect(failure == CopyFailed())
         }
         plane.close(.peerClosed)
@@ -86,7 +97,10 @@ import Glibc
             try plane.transfer([move], .read) { _ in copied = true }
             Issue.record("moved over a closed link")
         } catch {
-            guard case .link(let failure) = error else { Issue.record("\(error)"); return }
+            guard case .link(let failure) = error else {
+                Issue.record("\(error)")
+                return
+            }
             #expect(failure.kind == .closed && failure.message.contains("peer closed the connection"))
         }
         #expect(!copied)

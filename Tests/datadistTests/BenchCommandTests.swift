@@ -8,7 +8,9 @@ struct BenchCommandTests {
     func shortJSONRun() throws {
         let (output, rows) = try Self.jsonRun(sizes: "16KiB,64KiB", operations: "pull_cache,copy_cache")
         for row in rows {
-            for field in ["operation", "bytes", "gbps", "ceilingGBps", "ratio", "allCoresCeilingGBps", "iterations", "verified"] {
+            for field in [
+                "operation", "bytes", "gbps", "ceilingGBps", "ratio", "allCoresCeilingGBps", "iterations", "verified",
+            ] {
                 #expect(row[field] != nil, "row without \(field): \(row)")
             }
             for field in ["gbps", "ceilingGBps", "ratio", "allCoresCeilingGBps"] {
@@ -40,7 +42,8 @@ struct BenchCommandTests {
     /// A short `bench --json` run (0.2 s per measurement) that must exit 0, and the rows it printed.
     static func jsonRun(sizes: String, operations: String) throws -> (output: CLI.Output, rows: [[String: Any]]) {
         let output = try CLI.run(
-            ["bench", "--json", "--sizes", sizes, "--duration", "0.2", "--operations", operations], timeout: .seconds(60))
+            ["bench", "--json", "--sizes", sizes, "--duration", "0.2", "--operations", operations],
+            timeout: .seconds(60))
         #expect(output.status == 0, "stderr: \(output.stderr)")
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
         return (output, rows)
@@ -79,7 +82,10 @@ extension BenchCommandTests {
     @Test("a corrupted source byte makes the run fail and the row say so")
     func corruptedSourceFails() throws {
         let output = try CLI.run(
-            ["bench", "--json", "--sizes", "16KiB", "--duration", "0.1", "--operations", "pull_cache", "--corrupt-source"],
+            [
+                "bench", "--json", "--sizes", "16KiB", "--duration", "0.1", "--operations", "pull_cache",
+                "--corrupt-source",
+            ],
             timeout: .seconds(60))
         #expect(output.status == 1, "stderr: \(output.stderr)")
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])

@@ -11,8 +11,10 @@ struct KillTests {
     /// A decoder pulling the prompt's prefix keys again and again, announcing when it is linked.
     static func startStream(port: Int, extra: [String] = []) throws -> SpawnedCLI {
         let pull = try SpawnedCLI(
-            ["pull", "--json", "--announce", "--port", "\(port)", "--prefix-keys", "--requests", "4",
-             "--repeat", "100000000", "--sync-timeout-ms", "\(syncTimeoutMilliseconds)"] + shape + extra)
+            [
+                "pull", "--json", "--announce", "--port", "\(port)", "--prefix-keys", "--requests", "4",
+                "--repeat", "100000000", "--sync-timeout-ms", "\(syncTimeoutMilliseconds)",
+            ] + shape + extra)
         let linked = try pull.nextJSON()
         #expect(linked["event"] as? String == "linked")
         return pull
@@ -33,7 +35,8 @@ struct KillTests {
         let status = try pull.wait(timeout: .seconds(10))
         #expect(status != 0)
         let report = try pull.nextJSON(timeout: .seconds(1))
-        #expect((report["bytes"] as? Int).map { $0 > 0 } == true, "no pull finished before the prompt stopped: \(report)")
+        #expect(
+            (report["bytes"] as? Int).map { $0 > 0 } == true, "no pull finished before the prompt stopped: \(report)")
         #expect(report["ok"] as? Bool == false)
         let failure = try #require(report["failure"] as? [String: Any])
         let name = (failure["status"] as? [String: Any])?["name"] as? String
@@ -50,11 +53,14 @@ struct KillTests {
     func promptKilled(paceMilliseconds: Int) throws {
         let (serve, port) = try TransferCommandTests.startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
         let pull = try Self.startStream(port: port, extra: ["--pace-ms", "\(paceMilliseconds)"])
-        _ = try Self.expectStreamFails(pull, after: { serve.signal(SIGKILL) }, with: ["LLM_LINK_FAILED", "LLM_TIMEOUT"])
+        _ = try Self.expectStreamFails(
+            pull, after: { serve.signal(SIGKILL) }, with: ["LLM_LINK_FAILED", "LLM_TIMEOUT"])
         #expect(try serve.wait() == SIGKILL)
     }
 
-    @Test("the prompt stops answering (SIGSTOP): the decoder's pull times out with LLM_TIMEOUT within syncKVTimeout + 1 s")
+    @Test(
+        "the prompt stops answering (SIGSTOP): the decoder's pull times out with LLM_TIMEOUT within syncKVTimeout + 1 s"
+    )
     func promptStalled() throws {
         let (serve, port) = try TransferCommandTests.startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
         let pull = try Self.startStream(port: port)
@@ -70,8 +76,10 @@ struct KillTests {
         let bigger = ["--layers", "2", "--tokens", "256", "--hidden", "1024"]
         let (serve, port) = try TransferCommandTests.startServe(["--prefix-keys", "--requests", "4"] + bigger)
         let stream = try SpawnedCLI(
-            ["pull", "--json", "--announce", "--port", "\(port)", "--prefix-keys", "--requests", "4",
-             "--repeat", "100000000"] + bigger)
+            [
+                "pull", "--json", "--announce", "--port", "\(port)", "--prefix-keys", "--requests", "4",
+                "--repeat", "100000000",
+            ] + bigger)
         #expect(try stream.nextJSON()["event"] as? String == "linked")
         Thread.sleep(forTimeInterval: 0.3)
         stream.signal(SIGKILL)
@@ -80,7 +88,10 @@ struct KillTests {
         // Another decoder, then the killed decoder's cluster id again (a restarted decoder).
         for clusterID in [3, 2] {
             let (status, report) = try TransferCommandTests.runPull(
-                ["--port", "\(port)", "--prefix-keys", "--requests", "4", "--repeat", "3", "--cluster-id", "\(clusterID)"]
+                [
+                    "--port", "\(port)", "--prefix-keys", "--requests", "4", "--repeat", "3", "--cluster-id",
+                    "\(clusterID)",
+                ]
                     + bigger)
             #expect(status == 0, "cluster \(clusterID): \(report)")
             #expect(report["ok"] as? Bool == true && report["rounds"] as? Int == 3)

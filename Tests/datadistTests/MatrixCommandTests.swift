@@ -10,7 +10,8 @@ struct MatrixCommandTests {
     /// The text between the generated-table markers of `document`.
     static func embeddedTable(_ document: String) throws -> String {
         let begin = try #require(document.range(of: DeviceCapabilities.matrixBeginMarker))
-        let end = try #require(document.range(of: DeviceCapabilities.matrixEndMarker, range: begin.upperBound..<document.endIndex))
+        let end = try #require(
+            document.range(of: DeviceCapabilities.matrixEndMarker, range: begin.upperBound..<document.endIndex))
         return document[begin.upperBound..<end.lowerBound].trimmingCharacters(in: .newlines)
     }
 

@@ -141,7 +141,10 @@ struct ProbeCommandTests {
     @Test(
         "a runtime that cannot be selected exits 1 with a message on stderr",
         arguments: [
-            (["DATADIST_BACKEND": "acl", "DATADIST_ACL_LIBRARY": "/nonexistent/libacl_rt.so"], "/nonexistent/libacl_rt.so"),
+            (
+                ["DATADIST_BACKEND": "acl", "DATADIST_ACL_LIBRARY": "/nonexistent/libacl_rt.so"],
+                "/nonexistent/libacl_rt.so"
+            ),
             (["DATADIST_BACKEND": "gpu"], "gpu"),
             (["DATADIST_EMULATE_PRODUCT": "atlas-9000"], "atlas-9000"),
         ])

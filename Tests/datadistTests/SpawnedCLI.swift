@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import Testing
+
 @testable import datadist
 
 /// A running `datadist` child process with a stdin pipe and its stdout read line by line; killed on deinit if it
@@ -19,7 +20,8 @@ final class SpawnedCLI {
         var environment = ["PATH": parent["PATH"] ?? "/usr/bin:/bin"]
         if let libraryPath = parent["LD_LIBRARY_PATH"] { environment["LD_LIBRARY_PATH"] = libraryPath }
         environment.merge(variables) { _, new in new }
-        errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("datadist-stderr-\(UUID().uuidString)")
+        errorFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "datadist-stderr-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
         let output = Pipe()
         process.executableURL = CLI.binary

@@ -58,7 +58,8 @@ struct TransferCommandTests {
         let output = try CLI.run(["demo", "--requests", "3"] + Self.smallShape, timeout: .seconds(60))
         #expect(output.status == 0, "stdout: \(output.stdout) stderr: \(output.stderr)")
         for text in [
-            "2 of 2 requests pulled: 1 whole, 1 layer by layer", "request 2 after removeCacheKey: LLM_KV_CACHE_NOT_EXIST",
+            "2 of 2 requests pulled: 1 whole, 1 layer by layer",
+            "request 2 after removeCacheKey: LLM_KV_CACHE_NOT_EXIST",
             "every byte verified", "GB/s", "RESULT: OK",
         ] {
             #expect(output.stdout.contains(text), "missing \"\(text)\" in:\n\(output.stdout)")
@@ -81,7 +82,8 @@ struct TransferCommandTests {
         let refusals = try #require(first["expectedRefusals"] as? [[String: Any]])
         let described = refusals.map { "\($0["request"] ?? "?") \($0["reason"] ?? "?")" }
         #expect(described == ["0 already consumed", "1 already consumed", "2 removeCacheKey"])
-        #expect(refusals.allSatisfy { ($0["status"] as? [String: Any])?["name"] as? String == "LLM_KV_CACHE_NOT_EXIST" })
+        #expect(
+            refusals.allSatisfy { ($0["status"] as? [String: Any])?["name"] as? String == "LLM_KV_CACHE_NOT_EXIST" })
 
         let audit = { () throws -> [String: Any] in
             try serve.send("audit")
@@ -95,7 +97,8 @@ struct TransferCommandTests {
         let (secondStatus, second) = try Self.runPull(
             common + ["--first-request", "3", "--removed", "4", "--layer-wise", "none", "--cluster-id", "3"])
         #expect(secondStatus == 0, "\(second)")
-        #expect(second["ok"] as? Bool == true && second["wholePulls"] as? Int == 2 && second["layerWisePulls"] as? Int == 0)
+        #expect(
+            second["ok"] as? Bool == true && second["wholePulls"] as? Int == 2 && second["layerWisePulls"] as? Int == 0)
         let now = try audit()
         #expect(Self.int(now, "boundKeys") == 0 && Self.int(now, "pinnedByPeers") == 0 && Self.int(now, "orphans") == 0)
         #expect(Self.int(now, "liveCaches") == 6, "the caches stay allocated until serve exits")
@@ -119,12 +122,15 @@ struct TransferCommandTests {
         #expect((refusalFailure["phase"] as? String)?.contains("expect LLM_KV_CACHE_NOT_EXIST") == true)
         #expect(first["ok"] as? Bool == false)
 
-        let (secondStatus, second) = try Self.runPull(common + ["--first-request", "1", "--layer-wise", "all", "--cluster-id", "3"])
+        let (secondStatus, second) = try Self.runPull(
+            common + ["--first-request", "1", "--layer-wise", "all", "--cluster-id", "3"])
         #expect(secondStatus != 0)
         #expect(second["verified"] as? Bool == false)
         let failure = try #require(second["failure"] as? [String: Any])
         #expect(failure["phase"] as? String == "verify" && failure["request"] as? Int == 1)
-        #expect((failure["message"] as? String)?.contains("tensor 5 differs from the pattern at byte 777") == true, "\(failure)")
+        #expect(
+            (failure["message"] as? String)?.contains("tensor 5 differs from the pattern at byte 777") == true,
+            "\(failure)")
         #expect(second["auditClean"] as? Bool == true, "a failed verification leaves the decoder clean")
 
         serve.signal(SIGTERM)

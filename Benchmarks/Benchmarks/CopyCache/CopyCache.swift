@@ -43,9 +43,10 @@ final class CopyCacheFixture {
         for cache in destinations { fill(cache.tensorAddresses[0], bytes, 0) }
         // The benchmark must measure a real copy: check one.
         try manager.copyCache(dst: destinations[0], src: sources[0])
-        guard memcmp(
-            UnsafeRawPointer(bitPattern: destinations[0].tensorAddresses[0])!,
-            UnsafeRawPointer(bitPattern: sources[0].tensorAddresses[0])!, bytes) == 0
+        guard
+            memcmp(
+                UnsafeRawPointer(bitPattern: destinations[0].tensorAddresses[0])!,
+                UnsafeRawPointer(bitPattern: sources[0].tensorAddresses[0])!, bytes) == 0
         else { throw BenchmarkFailure("copyCache of \(bytes) bytes did not copy them") }
     }
 

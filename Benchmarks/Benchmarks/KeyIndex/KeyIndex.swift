@@ -138,7 +138,10 @@ let benchmarks: @Sendable () -> Void = {
                 benchmark.stopMeasurement()
                 // The audit walks every key: check the first iteration only.
                 let check = fixture.isFirstIteration()
-                if check { try fixture.expectBoundKeys(fixture.backgroundKeys + slotsPerCache - benchmark.scaledIterations.count) }
+                if check {
+                    try fixture.expectBoundKeys(
+                        fixture.backgroundKeys + slotsPerCache - benchmark.scaledIterations.count)
+                }
                 try fixture.manager.deallocateCache(cache)
                 for key in keys[benchmark.scaledIterations.count...] { try fixture.manager.removeCacheKey(key) }
                 if check { try fixture.expectBoundKeys(fixture.backgroundKeys) }

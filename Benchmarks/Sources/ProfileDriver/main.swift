@@ -13,7 +13,8 @@ func makeDataDist(poolSize: Int, pageShift: Int) throws -> LLMDataDist {
     let dataDist = LLMDataDist(role: .prompt, clusterID: 1)
     var config = LLMConfig()
     config.memoryPool = MemoryPoolConfig(size: poolSize, pageShift: pageShift)
-    try dataDist.initialize(config, environment: ["DATADIST_BACKEND": "emulator", "DATADIST_EMULATE_DEVICE_MEMORY": "8GiB"])
+    try dataDist.initialize(
+        config, environment: ["DATADIST_BACKEND": "emulator", "DATADIST_EMULATE_DEVICE_MEMORY": "8GiB"])
     return dataDist
 }
 

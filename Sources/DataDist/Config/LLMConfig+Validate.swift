@@ -12,7 +12,8 @@ extension LLMConfig {
         }
         try validateTimeout()
         if let copyThreads, !(Self.copyThreadsRange ~= UInt64(max(0, copyThreads))) || copyThreads < 1 {
-            throw .paramInvalid("copyThreads (\(LLMOptionKey.copyThreads)) \(copyThreads) must be in \(Self.copyThreadsRange)")
+            throw .paramInvalid(
+                "copyThreads (\(LLMOptionKey.copyThreads)) \(copyThreads) must be in \(Self.copyThreadsRange)")
         }
         for (name, key, pool) in [
             ("memoryPool", LLMOptionKey.memoryPool, memoryPool),

@@ -160,11 +160,13 @@ public final class CopyCeilings {
         }
         guard pattern.segmentBytes >= 1, pattern.segmentBytes <= ringBytes else {
             throw .paramInvalid(
-                "CopyCeilings pattern segmentBytes must be in 1...\(ringBytes) (ringBytes), got \(pattern.segmentBytes)")
+                "CopyCeilings pattern segmentBytes must be in 1...\(ringBytes) (ringBytes), got \(pattern.segmentBytes)"
+            )
         }
         guard !pattern.segments.multipliedReportingOverflow(by: pattern.segmentBytes).overflow else {
             throw .paramInvalid(
-                "CopyCeilings pattern segments × segmentBytes does not fit in an Int: \(pattern.segments) × \(pattern.segmentBytes)")
+                "CopyCeilings pattern segments × segmentBytes does not fit in an Int: \(pattern.segments) × \(pattern.segmentBytes)"
+            )
         }
     }
 }

@@ -1,6 +1,5 @@
 import BlockPool
 
-
 /// Which index a key lives in. Request and prefix keys are separate namespaces, as in the reference;
 /// blocks keys (one per model id) are kept apart from request keys so a placeholder can never collide.
 enum KeyNamespace: Hashable, Sendable {

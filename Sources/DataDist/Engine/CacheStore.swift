@@ -1,5 +1,5 @@
-import DeviceRuntime
 import BlockPool
+import DeviceRuntime
 import Synchronization
 import ThreadSanitizerSupport
 

@@ -181,7 +181,9 @@ struct CacheTable: Sendable {
 
     /// Drops every pin a link held (the peer unlinked or died): their transfers count as failed.
     mutating func releasePins(of link: UInt64) {
-        for id in pins.filter({ $0.value.link == link }).map(\.key) { _ = release(pin: id, link: link, succeeded: false) }
+        for id in pins.filter({ $0.value.link == link }).map(\.key) {
+            _ = release(pin: id, link: link, succeeded: false)
+        }
     }
 
     /// Drops everything (finalize).

@@ -38,9 +38,12 @@ final class CopyEngine: Sendable {
 
     /// Copies every segment with `copy` (which moves `count` bytes from `source` to `destination`); the first
     /// error, if any, is thrown after every chunk has finished.
-    func run(_ segments: [CopySegment], _ copy: @escaping @Sendable (CopySegment) throws(LLMError) -> Void) throws(LLMError) {
+    func run(_ segments: [CopySegment], _ copy: @escaping @Sendable (CopySegment) throws(LLMError) -> Void)
+        throws(LLMError)
+    {
         let total = segments.reduce(0) { $0 + $1.count }
-        guard !runsInline(totalBytes: total), busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+        guard !runsInline(totalBytes: total),
+            busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
         else {
             for segment in segments { try copy(segment) }
             return
@@ -66,7 +69,8 @@ final class CopyEngine: Sendable {
                     room = quota
                 }
                 let take = min(room, segment.count)
-                shares[shares.count - 1].append(CopySegment(destination: segment.destination, source: segment.source, count: take))
+                shares[shares.count - 1].append(
+                    CopySegment(destination: segment.destination, source: segment.source, count: take))
                 segment.destination += UInt(take)
                 segment.source += UInt(take)
                 segment.count -= take

@@ -2,7 +2,6 @@ import BlockPool
 import DeviceCaps
 import DeviceRuntime
 import Logging
-
 import Synchronization
 import ThreadSanitizerSupport
 
@@ -69,7 +68,9 @@ final class InstanceResources: Sendable {
     }
 
     /// Copies every segment through the runtime, large transfers split over the copy engine's threads.
-    func copy(_ segments: [CopySegment], to destinationPlacement: Placement, from sourcePlacement: Placement) throws(LLMError) {
+    func copy(_ segments: [CopySegment], to destinationPlacement: Placement, from sourcePlacement: Placement)
+        throws(LLMError)
+    {
         let kind = Self.kind(to: destinationPlacement, from: sourcePlacement)
         if copyEngine.runsInline(totalBytes: segments.reduce(0) { $0 + $1.count }) {
             for segment in segments { try copyNow(segment, kind: kind) }
@@ -100,7 +101,9 @@ final class InstanceResources: Sendable {
         try Self.copy(segment, kind: kind, runtime: runtime, device: config.deviceID)
     }
 
-    private static func copy(_ segment: CopySegment, kind: MemcpyKind, runtime: any DeviceRuntime, device: Int32) throws(LLMError) {
+    private static func copy(_ segment: CopySegment, kind: MemcpyKind, runtime: any DeviceRuntime, device: Int32)
+        throws(LLMError)
+    {
         do throws(DeviceError) {
             try runtime.copy(
                 to: segment.destination, capacity: segment.count, from: segment.source, count: segment.count,

@@ -15,7 +15,10 @@ final class JobThread: Sendable {
             while true {
                 wake.wait()
                 if stopping.load(ordering: .acquiring) { return }
-                job.withLock { job in defer { job = nil }; return job }?()
+                job.withLock { job in
+                    defer { job = nil }
+                    return job
+                }?()
             }
         }
     }

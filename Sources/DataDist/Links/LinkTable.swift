@@ -1,7 +1,7 @@
 import BlockPool
-import Logging
 import DeviceRuntime
 import LinkLayer
+import Logging
 import Synchronization
 import ThreadSanitizerSupport
 
@@ -128,7 +128,8 @@ final class LinkTable: Sendable {
         guard let link, link.channel.isOpen else {
             if let reason = lostReason {
                 throw LLMError(
-                    .linkFailed, "\(operation): the link to cluster \(clusterID) failed (\(reason)); unlink and link again")
+                    .linkFailed,
+                    "\(operation): the link to cluster \(clusterID) failed (\(reason)); unlink and link again")
             }
             throw LLMError(.notYetLink, "\(operation): cluster \(clusterID) is not linked; call linkClusters first")
         }
@@ -161,7 +162,9 @@ final class LinkTable: Sendable {
 
     /// The server side of a handshake on an accepted connection (on its own thread).
     private func accept(_ socket: Socket) {
-        if case .failure(let refusal)? = LinkHandshake.accept(on: socket, offer: offer, admission: Admission(table: self)) {
+        if case .failure(let refusal)? = LinkHandshake.accept(
+            on: socket, offer: offer, admission: Admission(table: self))
+        {
             resources.logger.notice("refused a link request: \(refusal.message)")
         }
     }
@@ -186,7 +189,8 @@ final class LinkTable: Sendable {
             guard !registry.isClosed else { throw LLMError(.failed, "cluster \(resources.clusterID) was finalized") }
             if let existing = registry.links[remoteID] {
                 guard !existing.channel.isOpen else {
-                    throw LLMError(.alreadyLink, "cluster \(remoteID) is already linked to cluster \(resources.clusterID)")
+                    throw LLMError(
+                        .alreadyLink, "cluster \(remoteID) is already linked to cluster \(resources.clusterID)")
                 }
                 registry.links[remoteID] = nil
             }
@@ -220,19 +224,22 @@ final class LinkTable: Sendable {
         if hello.bootID != HostIdentity.bootID {
             return LLMError(
                 .featureNotEnabled,
-                "cross-host transport not available yet: cluster \(hello.clusterID) runs on another host (boot id \(hello.bootID), this host \(HostIdentity.bootID))")
+                "cross-host transport not available yet: cluster \(hello.clusterID) runs on another host (boot id \(hello.bootID), this host \(HostIdentity.bootID))"
+            )
         }
         if hello.expectedClusterID != clusterID {
             return LLMError(
                 .linkFailed,
-                "cluster \(hello.clusterID) asked for cluster \(hello.expectedClusterID), but this is cluster \(clusterID)")
+                "cluster \(hello.clusterID) asked for cluster \(hello.expectedClusterID), but this is cluster \(clusterID)"
+            )
         }
         if hello.clusterID == clusterID {
             return .paramInvalid("cluster \(hello.clusterID) tried to link to itself; cluster ids must be unique")
         }
         if hello.remoteCacheAccessible != remoteAccessible {
             return .paramInvalid(
-                "enableRemoteCacheAccessible differs: cluster \(hello.clusterID) has \(hello.remoteCacheAccessible), cluster \(clusterID) has \(remoteAccessible)")
+                "enableRemoteCacheAccessible differs: cluster \(hello.clusterID) has \(hello.remoteCacheAccessible), cluster \(clusterID) has \(remoteAccessible)"
+            )
         }
         return nil
     }

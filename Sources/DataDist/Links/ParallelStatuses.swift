@@ -19,7 +19,7 @@ func forEachInParallel<Element: Sendable>(
                 run()
             }
         }
-        threads.forEach { $0.join() }
+        for thread in threads { thread.join() }
     }
     return results.values
 }

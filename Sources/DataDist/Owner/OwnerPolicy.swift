@@ -1,6 +1,6 @@
 import BlockPool
-import LinkLayer
 import DeviceRuntime
+import LinkLayer
 import Synchronization
 import ThreadSanitizerSupport
 
@@ -55,7 +55,8 @@ struct OwnerPolicy: Sendable {
                     try check(single, against: entry, remoteAccessible: remoteAccessible)
                     guard entry.desc.numTensors == Int(item.tensorCount) else {
                         throw .paramInvalid(
-                            "the remote cache \(entry.id) has \(entry.desc.numTensors) tensors, the local cache \(item.tensorCount)")
+                            "the remote cache \(entry.id) has \(entry.desc.numTensors) tensors, the local cache \(item.tensorCount)"
+                        )
                     }
                     try appendExtents(of: entry, tensors: single.tensors, slot: slot, pools: pools, to: &extents)
                     let reservable = key.namespace == .request && entry.isOwned && !remoteAccessible
@@ -70,7 +71,9 @@ struct OwnerPolicy: Sendable {
             var reservations: [Reservation] = []
             reservations.reserveCapacity(found.count)
             for item in found where item.reservable {
-                if let reservation = table.reserve(item.key, tensors: 0..<item.tensors) { reservations.append(reservation) }
+                if let reservation = table.reserve(item.key, tensors: 0..<item.tensors) {
+                    reservations.append(reservation)
+                }
             }
             let pinID = table.pin(memory, link: serial, reservations: reservations)
             return Grant(
@@ -142,7 +145,8 @@ struct OwnerPolicy: Sendable {
             guard let (regionID, pool) = pools.first(where: { $0.1.region.contains(base, entry.tensorSize) }) else {
                 throw LLMError(
                     .featureNotEnabled,
-                    "cache \(entry.id) is not in a pool this host can share (registered memory is served only inside this process)")
+                    "cache \(entry.id) is not in a pool this host can share (registered memory is served only inside this process)"
+                )
             }
             let offset = UInt64(base - pool.region.address)
             extents.append(
@@ -153,12 +157,15 @@ struct OwnerPolicy: Sendable {
     }
 
     /// The entry, slot and bound key a request names.
-    private func target(of request: ResolveRequest, in table: CacheTable) throws(LLMError) -> (CacheEntry, Int, IndexKey?) {
+    private func target(of request: ResolveRequest, in table: CacheTable) throws(LLMError) -> (
+        CacheEntry, Int, IndexKey?
+    ) {
         let clusterID = store.resources.clusterID
         switch request.target {
         case .key(let reqID, let prefixID, let modelID):
             guard (reqID != .max) != (prefixID != .max) else {
-                throw .paramInvalid("a key needs exactly one of reqID and prefixID; got req \(reqID), prefix \(prefixID)")
+                throw .paramInvalid(
+                    "a key needs exactly one of reqID and prefixID; got req \(reqID), prefix \(prefixID)")
             }
             let key = IndexKey(CacheKey(promptClusterID: 0, reqID: reqID, modelID: modelID, prefixID: prefixID))
             guard let binding = table.binding(key), let entry = table.entry(binding.cacheID) else {
@@ -193,11 +200,13 @@ struct OwnerPolicy: Sendable {
         }
         if request.blocks.isEmpty {
             guard !entry.isBlocks else {
-                throw .paramInvalid("cache \(entry.id) is a blocks cache; blocks → contiguous transfers are not supported")
+                throw .paramInvalid(
+                    "cache \(entry.id) is a blocks cache; blocks → contiguous transfers are not supported")
             }
             guard request.bytesPerSlot <= UInt64(entry.stride) else {
                 throw .paramInvalid(
-                    "transfer of \(request.bytesPerSlot) bytes per slot exceeds the \(entry.stride)-byte slots of cache \(entry.id)")
+                    "transfer of \(request.bytesPerSlot) bytes per slot exceeds the \(entry.stride)-byte slots of cache \(entry.id)"
+                )
             }
         } else {
             guard entry.isBlocks else { throw .paramInvalid("cache \(entry.id) is not a blocks cache") }
@@ -207,7 +216,8 @@ struct OwnerPolicy: Sendable {
         }
         switch (entry.placement, request.requesterKind) {
         case (.host, .host):
-            throw LLMError(.featureNotEnabled, "host → host transfers are not supported (cache \(entry.id) is on the host)")
+            throw LLMError(
+                .featureNotEnabled, "host → host transfers are not supported (cache \(entry.id) is on the host)")
         case (.host, .device) where !entry.isBlocks && request.requesterIsBlocks:
             throw .paramInvalid("host contiguous → device blocks transfers are not supported (cache \(entry.id))")
         default: break

@@ -22,7 +22,9 @@ extension ProbeReport {
                 throw LLMError(runtimeError: error, while: "reading device \(index) of the \(runtime.backend) runtime")
             }
             devices.append(
-                Device(index: info.index, numaNode: info.numaNode, memoryBytes: info.totalBytes, freeBytes: info.freeBytes))
+                Device(
+                    index: info.index, numaNode: info.numaNode, memoryBytes: info.totalBytes, freeBytes: info.freeBytes)
+            )
         }
         let caps = runtime.capabilities
         var operations: [String: Gate] = [:]

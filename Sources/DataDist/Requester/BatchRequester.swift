@@ -13,7 +13,8 @@ struct BatchRequester: Sendable {
     func pullCaches(_ pulls: [CachePull]) throws(LLMError) {
         guard !resources.config.enableRemoteCacheAccessible else {
             throw .paramInvalid(
-                "with enableRemoteCacheAccessible, pullCaches cannot pull by CacheKey (pulls[0] is \(pulls.first.map { "\($0.key)" } ?? "absent")); use pullCache with a CacheKeyByIdAndIndex")
+                "with enableRemoteCacheAccessible, pullCaches cannot pull by CacheKey (pulls[0] is \(pulls.first.map { "\($0.key)" } ?? "absent")); use pullCache with a CacheKeyByIdAndIndex"
+            )
         }
         guard !pulls.isEmpty else { throw .paramInvalid("pullCaches pulls is empty; it needs at least one pull") }
         try validate(pulls)
@@ -27,10 +28,12 @@ struct BatchRequester: Sendable {
             locals.reserveCapacity(pulls.count)
             for (index, pull) in pulls.enumerated() {
                 guard let local = viewByID[pull.cache.cacheID] else {
-                    throw LLMError(.kvCacheNotExist, "pullCaches pulls[\(index)]: cache \(pull.cache.cacheID) does not exist")
+                    throw LLMError(
+                        .kvCacheNotExist, "pullCaches pulls[\(index)]: cache \(pull.cache.cacheID) does not exist")
                 }
                 guard !local.isBlocks else {
-                    throw .paramInvalid("pullCaches pulls[\(index)] cache \(local.id) is a blocks cache; use pullBlocks")
+                    throw .paramInvalid(
+                        "pullCaches pulls[\(index)] cache \(local.id) is a blocks cache; use pullBlocks")
                 }
                 guard pull.batchIndex < local.slots else {
                     throw .paramInvalid(
@@ -38,7 +41,8 @@ struct BatchRequester: Sendable {
                 }
                 guard local.numTensors <= BatchResolveRequest.maxExtents else {
                     throw .paramInvalid(
-                        "pullCaches pulls[\(index)] cache \(local.id) has \(local.numTensors) tensors; a batched pull takes at most \(BatchResolveRequest.maxExtents)")
+                        "pullCaches pulls[\(index)] cache \(local.id) has \(local.numTensors) tensors; a batched pull takes at most \(BatchResolveRequest.maxExtents)"
+                    )
                 }
                 try requester.requireDevicePoolForHost(local, operation: "pullCaches pulls[\(index)]")
                 locals.append(local)
@@ -60,20 +64,26 @@ struct BatchRequester: Sendable {
             }
             guard key.promptClusterID != resources.clusterID else {
                 throw .paramInvalid(
-                    "pullCaches pulls[\(index)]: cluster \(key.promptClusterID) is this instance; cannot transfer from own cluster")
+                    "pullCaches pulls[\(index)]: cluster \(key.promptClusterID) is this instance; cannot transfer from own cluster"
+                )
             }
             guard !pull.cache.isBlocksCache else {
-                throw .paramInvalid("pullCaches pulls[\(index)] cache \(pull.cache.cacheID) is a blocks cache; use pullBlocks")
+                throw .paramInvalid(
+                    "pullCaches pulls[\(index)] cache \(pull.cache.cacheID) is a blocks cache; use pullBlocks")
             }
             guard pull.batchIndex >= 0 else {
                 throw .paramInvalid("pullCaches pulls[\(index)] batchIndex is \(pull.batchIndex)")
             }
-            if let earlier = keys.updateValue(index, forKey: BatchKey(cluster: key.promptClusterID, key: IndexKey(key))) {
+            if let earlier = keys.updateValue(index, forKey: BatchKey(cluster: key.promptClusterID, key: IndexKey(key)))
+            {
                 throw .paramInvalid("pullCaches pulls[\(index)] repeats the key of pulls[\(earlier)]: \(key)")
             }
-            if let earlier = slots.updateValue(index, forKey: BatchSlot(cacheID: pull.cache.cacheID, slot: pull.batchIndex)) {
+            if let earlier = slots.updateValue(
+                index, forKey: BatchSlot(cacheID: pull.cache.cacheID, slot: pull.batchIndex))
+            {
                 throw .paramInvalid(
-                    "pullCaches pulls[\(index)] lands in slot \(pull.batchIndex) of cache \(pull.cache.cacheID), as pulls[\(earlier)] does")
+                    "pullCaches pulls[\(index)] lands in slot \(pull.batchIndex) of cache \(pull.cache.cacheID), as pulls[\(earlier)] does"
+                )
             }
         }
     }
@@ -112,7 +122,8 @@ struct BatchRequester: Sendable {
             guard Int(grant.slots) == request.items.count, grant.extents.count == request.extentCount else {
                 throw LLMError(
                     .linkFailed,
-                    "pullCaches: cluster \(link.remoteClusterID) granted \(grant.slots) pulls of \(grant.extents.count) tensors for \(request.items.count) pulls of \(request.extentCount) asked")
+                    "pullCaches: cluster \(link.remoteClusterID) granted \(grant.slots) pulls of \(grant.extents.count) tensors for \(request.items.count) pulls of \(request.extentCount) asked"
+                )
             }
         }
         for (link, round, grant) in granted {
@@ -129,7 +140,9 @@ struct BatchRequester: Sendable {
                     extent += 1
                 }
             }
-            if !toDevice.isEmpty { try requester.move(toDevice, .read, local: .device, over: link, operation: "pullCaches") }
+            if !toDevice.isEmpty {
+                try requester.move(toDevice, .read, local: .device, over: link, operation: "pullCaches")
+            }
             if !toHost.isEmpty { try requester.move(toHost, .read, local: .host, over: link, operation: "pullCaches") }
         }
         copied = true

@@ -22,14 +22,16 @@ struct LayerPlan {
         }
         guard layers.source.count == layers.destination.count else {
             throw .paramInvalid(
-                "\(operation) source layers \(layers.source) and destination layers \(layers.destination) differ in length")
+                "\(operation) source layers \(layers.source) and destination layers \(layers.destination) differ in length"
+            )
         }
         let source = layers.source.lowerBound * perLayer..<layers.source.upperBound * perLayer
         let destination = layers.destination.lowerBound * perLayer..<layers.destination.upperBound * perLayer
         let localSide = isPush ? source : destination
         guard localSide.upperBound <= tensors else {
             throw .paramInvalid(
-                "\(operation) \(isPush ? "source" : "destination") layers \(isPush ? layers.source : layers.destination) exceed the \(tensors / perLayer) layers of the local cache")
+                "\(operation) \(isPush ? "source" : "destination") layers \(isPush ? layers.source : layers.destination) exceed the \(tensors / perLayer) layers of the local cache"
+            )
         }
         (remote, local) = isPush ? (destination, source) : (source, destination)
     }

@@ -13,7 +13,8 @@ struct Requester: Sendable {
 
     /// Pulls the slot `target` names on `cluster` into batch slot `batchIndex` of `cache`.
     func pullSlot(
-        _ target: ResolveTarget, from cluster: UInt64, into cache: Cache, batchIndex: Int, size: Int, layers: LayerRange?
+        _ target: ResolveTarget, from cluster: UInt64, into cache: Cache, batchIndex: Int, size: Int,
+        layers: LayerRange?
     ) throws(LLMError) {
         guard !cache.isBlocksCache else {
             throw .paramInvalid("pullCache destination \(cache.cacheID) is a blocks cache; use pullBlocks")
@@ -28,7 +29,8 @@ struct Requester: Sendable {
                 throw .paramInvalid("pullCache batchIndex \(batchIndex) is not < batch size \(local.slots)")
             }
             guard size <= local.stride else {
-                throw .paramInvalid("pullCache size \(size) exceeds the \(local.stride)-byte slots of cache \(local.id)")
+                throw .paramInvalid(
+                    "pullCache size \(size) exceeds the \(local.stride)-byte slots of cache \(local.id)")
             }
             try requireDevicePoolForHost(local, operation: "pullCache")
             let bytes = size > 0 ? size : local.stride
@@ -39,7 +41,8 @@ struct Requester: Sendable {
             try transfer(request, over: link, operation: "pullCache") { grant throws(LLMError) in
                 if layers == nil, Int(grant.tensorCount) != local.numTensors {
                     throw .paramInvalid(
-                        "pullCache: the remote cache has \(grant.tensorCount) tensors, the local cache \(local.numTensors)")
+                        "pullCache: the remote cache has \(grant.tensorCount) tensors, the local cache \(local.numTensors)"
+                    )
                 }
                 let moves = zip(grant.extents, plan.local).map { extent, tensor in
                     ExtentMove(local: local.address(tensor: tensor, slot: batchIndex), remote: extent, count: bytes)
@@ -57,7 +60,8 @@ struct Requester: Sendable {
         guard size == -1 else { throw .paramInvalid("pushCache size is \(size); only -1 (whole slots) is supported") }
         guard !cache.isBlocksCache else { throw .paramInvalid("pushCache cache \(cache.cacheID) is a blocks cache") }
         guard cache.desc.placement == .device else {
-            throw .paramInvalid("pushCache source cache \(cache.cacheID) is on the host; pushes come from device caches")
+            throw .paramInvalid(
+                "pushCache source cache \(cache.cacheID) is on the host; pushes come from device caches")
         }
         guard srcBatchIndex >= 0 else { throw .paramInvalid("pushCache srcBatchIndex is \(srcBatchIndex)") }
         let plan = try LayerPlan(layers, tensors: cache.desc.numTensors, isPush: true, operation: "pushCache")
@@ -74,7 +78,8 @@ struct Requester: Sendable {
                 requesterIsBlocks: false, blocks: [])
             try transfer(request, over: link, operation: "pushCache") { grant throws(LLMError) in
                 let moves = zip(grant.extents, plan.local).map { extent, tensor in
-                    ExtentMove(local: local.address(tensor: tensor, slot: srcBatchIndex), remote: extent, count: local.stride)
+                    ExtentMove(
+                        local: local.address(tensor: tensor, slot: srcBatchIndex), remote: extent, count: local.stride)
                 }
                 try move(moves, .write, local: local.placement, over: link, operation: "pushCache")
             }
@@ -89,20 +94,24 @@ struct Requester: Sendable {
     ) throws(LLMError) {
         let operation = push ? "pushBlocks" : "pullBlocks"
         if push { try requireRemoteAccess(operation) }
-        guard cache.isBlocksCache else { throw .paramInvalid("\(operation) cache \(cache.cacheID) is not a blocks cache") }
+        guard cache.isBlocksCache else {
+            throw .paramInvalid("\(operation) cache \(cache.cacheID) is not a blocks cache")
+        }
         guard !remoteBlocks.isEmpty, !localBlocks.isEmpty else {
             throw .paramInvalid(
                 "\(operation) needs source and destination blocks; got \(remoteBlocks.count) and \(localBlocks.count)")
         }
         guard remoteBlocks.count == localBlocks.count else {
             throw .paramInvalid(
-                "\(operation) got \(push ? localBlocks.count : remoteBlocks.count) source blocks and \(push ? remoteBlocks.count : localBlocks.count) destination blocks")
+                "\(operation) got \(push ? localBlocks.count : remoteBlocks.count) source blocks and \(push ? remoteBlocks.count : localBlocks.count) destination blocks"
+            )
         }
         if let bad = remoteBlocks.first(where: { !(0...Int(UInt32.max)).contains($0) }) {
             throw .paramInvalid("\(operation) remote block \(bad) is out of range")
         }
         if push, cache.desc.placement == .host {
-            throw .paramInvalid("pushBlocks source cache \(cache.cacheID) is on the host; pushes come from device caches")
+            throw .paramInvalid(
+                "pushBlocks source cache \(cache.cacheID) is on the host; pushes come from device caches")
         }
         let plan = try LayerPlan(layers, tensors: cache.desc.numTensors, isPush: push, operation: operation)
         try requireRemoteCluster(cluster, operation: operation)
@@ -119,7 +128,8 @@ struct Requester: Sendable {
                 blocks: remoteBlocks.map { UInt32($0) })
             try transfer(request, over: link, operation: operation) { grant throws(LLMError) in
                 guard grant.stride == UInt64(local.stride) else {
-                    throw .paramInvalid("\(operation): remote blocks are \(grant.stride) bytes, local blocks \(local.stride)")
+                    throw .paramInvalid(
+                        "\(operation): remote blocks are \(grant.stride) bytes, local blocks \(local.stride)")
                 }
                 let runs = consecutiveRuns(zip(remoteBlocks, localBlocks).map { ($0, $1) })
                 var moves: [ExtentMove] = []
@@ -161,7 +171,8 @@ struct Requester: Sendable {
         guard grant.extents.count == request.tensors.count else {
             throw LLMError(
                 .linkFailed,
-                "\(operation): cluster \(link.remoteClusterID) granted \(grant.extents.count) tensors for \(request.tensors.count) asked")
+                "\(operation): cluster \(link.remoteClusterID) granted \(grant.extents.count) tensors for \(request.tensors.count) asked"
+            )
         }
         try copy(grant)
         copied = true
@@ -203,7 +214,8 @@ struct Requester: Sendable {
 
     func requireDevicePoolForHost(_ local: CacheView, operation: String) throws(LLMError) {
         guard local.placement == .device || resources.devicePool != nil else {
-            throw .paramInvalid("\(operation) into host cache \(local.id) needs a device pool (LLMConfig.memoryPool) here")
+            throw .paramInvalid(
+                "\(operation) into host cache \(local.id) needs a device pool (LLMConfig.memoryPool) here")
         }
     }
 }

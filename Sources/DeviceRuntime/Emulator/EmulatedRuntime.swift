@@ -1,6 +1,6 @@
+internal import CNuma
 public import DeviceCaps
 public import Logging
-internal import CNuma
 import Synchronization
 import ThreadSanitizerSupport
 
@@ -127,7 +127,8 @@ public final class EmulatedRuntime: DeviceRuntime {
         guard let removed else {
             throw DeviceError(
                 .acl(ACLCode.memoryFree),
-                "memory at 0x\(String(memory.address, radix: 16)) (\(memory.placement)) is not a live allocation of this runtime")
+                "memory at 0x\(String(memory.address, radix: 16)) (\(memory.placement)) is not a live allocation of this runtime"
+            )
         }
         removed.mapping.release()
     }
@@ -141,7 +142,8 @@ public final class EmulatedRuntime: DeviceRuntime {
         else {
             throw DeviceError(
                 .acl(ACLCode.invalidParam),
-                "copy with a null pointer (destination 0x\(String(destination, radix: 16)), source 0x\(String(source, radix: 16)))")
+                "copy with a null pointer (destination 0x\(String(destination, radix: 16)), source 0x\(String(source, radix: 16)))"
+            )
         }
         guard count >= 0, capacity >= 0, count <= capacity else {
             throw DeviceError(
@@ -198,7 +200,8 @@ public final class EmulatedRuntime: DeviceRuntime {
             guard charge <= free else {
                 throw DeviceError(
                     .acl(ACLCode.memoryAllocation),
-                    "device \(device): cannot allocate \(size) bytes (\(charge) with ACL rounding), \(free) of \(capacity) bytes free")
+                    "device \(device): cannot allocate \(size) bytes (\(charge) with ACL rounding), \(free) of \(capacity) bytes free"
+                )
             }
             state.used[Int(device)] += charge
         }
@@ -244,7 +247,8 @@ public final class EmulatedRuntime: DeviceRuntime {
         else {
             throw DeviceError(
                 .acl(ACLCode.runtimeParamInvalid),
-                "\(role) 0x\(String(address, radix: 16)) of a \(kind) copy of \(count) bytes is not inside a live device allocation")
+                "\(role) 0x\(String(address, radix: 16)) of a \(kind) copy of \(count) bytes is not inside a live device allocation"
+            )
         }
     }
 }

@@ -64,7 +64,9 @@ struct MemfdMapping: Sendable, Hashable {
         mask[node / bitsPerWord] |= 1 << UInt(node % bitsPerWord)
         let maxNode = UInt(mask.count * bitsPerWord + 1)
         let result = mask.withUnsafeBufferPointer { words in
-            mbind(UnsafeMutableRawPointer(bitPattern: address), UInt(length), MPOL_PREFERRED, words.baseAddress, maxNode, 0)
+            mbind(
+                UnsafeMutableRawPointer(bitPattern: address), UInt(length), MPOL_PREFERRED, words.baseAddress, maxNode,
+                0)
         }
         return result == 0 ? nil : errno
     }

@@ -53,7 +53,9 @@ public struct Topology: Sendable, Hashable {
     /// Reads packages and NUMA nodes out of a loaded hwloc topology.
     private static func read(_ topology: hwloc_topology_t) -> Topology {
         let packageCount = Int(max(0, hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_PACKAGE)))
-        let packageObjects = (0..<packageCount).compactMap { hwloc_get_obj_by_type(topology, HWLOC_OBJ_PACKAGE, UInt32($0)) }
+        let packageObjects = (0..<packageCount).compactMap {
+            hwloc_get_obj_by_type(topology, HWLOC_OBJ_PACKAGE, UInt32($0))
+        }
         let nodeCount = Int(max(0, hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_NUMANODE)))
 
         var nodes: [NUMANode] = []
@@ -67,7 +69,9 @@ public struct Topology: Sendable, Hashable {
         }
         if nodes.isEmpty {
             let root = hwloc_get_obj_by_type(topology, HWLOC_OBJ_MACHINE, 0)
-            nodes = [NUMANode(osIndex: 0, cpuCount: cpuCount(root?.pointee.cpuset), package: packageCount > 0 ? 0 : nil)]
+            nodes = [
+                NUMANode(osIndex: 0, cpuCount: cpuCount(root?.pointee.cpuset), package: packageCount > 0 ? 0 : nil)
+            ]
         }
         return Topology(packages: packageCount, numaNodes: nodes)
     }

@@ -31,7 +31,8 @@ public enum HostCopy {
 
     /// Copies `count` bytes between non-overlapping buffers with streaming stores whatever the size (the bench
     /// measures it as a reference).
-    public static func copyStreaming(to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, count: Int) {
+    public static func copyStreaming(to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, count: Int)
+    {
         datadist_copy_streaming(destination, source, count)
     }
 

@@ -1,6 +1,6 @@
+import DeviceRuntime
 import Dispatch
 internal import Glibc
-import DeviceRuntime
 import Logging
 import Synchronization
 import ThreadSanitizerSupport
@@ -132,7 +132,9 @@ package final class ControlConnection: Sendable {
     package var isOpen: Bool { state.withLock { $0.closedReason == nil } }
 
     /// Sends a request and waits up to `timeout` for its reply. A `refusal` reply is thrown as `.refused`.
-    package func request(_ kind: MessageKind, _ payload: [UInt8], timeout: Duration, what: String) throws(LinkError) -> Frame {
+    package func request(_ kind: MessageKind, _ payload: [UInt8], timeout: Duration, what: String) throws(LinkError)
+        -> Frame
+    {
         let waiter = Waiter()
         let id: UInt64 = try state.withLock { state throws(LinkError) in
             if let reason = state.closedReason {
@@ -167,7 +169,8 @@ package final class ControlConnection: Sendable {
             do throws(ProtocolError) {
                 refusal = try Refusal(payload: frame.payload)
             } catch {
-                throw LinkError(.protocolViolation, "\(what): cluster \(peerClusterID) sent a malformed refusal: \(error)")
+                throw LinkError(
+                    .protocolViolation, "\(what): cluster \(peerClusterID) sent a malformed refusal: \(error)")
             }
             throw LinkError(refusal)
         }
@@ -241,7 +244,9 @@ package final class ControlConnection: Sendable {
     /// connection if the peer closed it or broke the protocol.
     @discardableResult
     private func readIfIdle() -> ReadOutcome? {
-        guard readToken.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return nil }
+        guard readToken.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            return nil
+        }
         let outcome = drain()
         readToken.store(false, ordering: .releasing)
         if case .finished(let reason) = outcome { close(reason) }

@@ -39,7 +39,9 @@ package struct Socket: Sendable, Hashable {
     }
 
     /// Index of the first of `sockets` ready for `events`, or nil when the deadline passed.
-    package static func poll(_ sockets: [Socket], events: Int16, until deadline: ContinuousClock.Instant?) throws(Failure) -> Int? {
+    package static func poll(_ sockets: [Socket], events: Int16, until deadline: ContinuousClock.Instant?)
+        throws(Failure) -> Int?
+    {
         var fds = sockets.map { pollfd(fd: $0.fd, events: events, revents: 0) }
         while true {
             var timeout: Int32 = -1
@@ -120,10 +122,13 @@ package struct Socket: Sendable, Hashable {
     }
 
     /// Connects to `endpoint` within the deadline; the socket has TCP_NODELAY set.
-    package static func connectTCP(_ endpoint: SocketEndpoint, until deadline: ContinuousClock.Instant) throws(Failure) -> Socket {
+    package static func connectTCP(_ endpoint: SocketEndpoint, until deadline: ContinuousClock.Instant) throws(Failure)
+        -> Socket
+    {
         var address = try SocketAddress(endpoint)
         let fd = Glibc.socket(
-            address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+            0)
         guard fd >= 0 else { throw Failure(operation: "socket", errno: errno) }
         let socket = Socket(fd: fd)
         do throws(Failure) {
@@ -191,7 +196,8 @@ package struct Socket: Sendable, Hashable {
         return socket
     }
 
-    private static func withUnixAddress(_ name: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+    private static func withUnixAddress(_ name: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32
+    {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(name.utf8.prefix(100))
@@ -212,7 +218,9 @@ package struct Socket: Sendable, Hashable {
     }
 
     /// Receives exactly `count` bytes and the descriptor that came with them (-1 if none).
-    package func receive(count: Int, until deadline: ContinuousClock.Instant) throws(Failure) -> ([UInt8], descriptor: Int32) {
+    package func receive(count: Int, until deadline: ContinuousClock.Instant) throws(Failure) -> (
+        [UInt8], descriptor: Int32
+    ) {
         guard try waitReadable(until: deadline) else { throw Failure(operation: "recvmsg", errno: ETIMEDOUT) }
         var buffer = [UInt8](repeating: 0, count: count)
         var descriptor: Int32 = -1
@@ -273,7 +281,9 @@ private struct SocketAddress {
 
     package mutating func withPointer(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
         let length = self.length
-        return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
+        return withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
+        }
     }
 
     /// Reads the bound port back (for port 0).

@@ -11,11 +11,13 @@ package final class PeerMapping: Sendable {
     package init(fd: Int32, descriptor: RegionDescriptor, writable: Bool) throws(Socket.Failure) {
         defer { _ = Glibc.close(fd) }
         guard descriptor.size > 0, descriptor.size <= UInt64(Int.max) else {
-            throw Socket.Failure(operation: "map pool \(descriptor.regionID) of \(descriptor.size) bytes", errno: EINVAL)
+            throw Socket.Failure(
+                operation: "map pool \(descriptor.regionID) of \(descriptor.size) bytes", errno: EINVAL)
         }
         var status = stat()
         guard fstat(fd, &status) == 0, status.st_size >= Int(descriptor.size) else {
-            throw Socket.Failure(operation: "map pool \(descriptor.regionID): descriptor smaller than announced", errno: EINVAL)
+            throw Socket.Failure(
+                operation: "map pool \(descriptor.regionID): descriptor smaller than announced", errno: EINVAL)
         }
         let protection = writable ? PROT_READ | PROT_WRITE : PROT_READ
         let address = mmap(nil, Int(descriptor.size), protection, MAP_SHARED, fd, 0)

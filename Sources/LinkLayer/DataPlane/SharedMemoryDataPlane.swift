@@ -15,7 +15,9 @@ package final class SharedMemoryDataPlane: DataPlane {
         self.mappings = Dictionary(mappings.map { ($0.descriptor.regionID, $0) }) { first, _ in first }
     }
 
-    package var remoteRegions: [RegionDescriptor] { mappings.values.map(\.descriptor).sorted { $0.regionID < $1.regionID } }
+    package var remoteRegions: [RegionDescriptor] {
+        mappings.values.map(\.descriptor).sorted { $0.regionID < $1.regionID }
+    }
 
     package func transfer<CopyFailure: Error>(
         _ moves: [ExtentMove], _ direction: TransferDirection,

@@ -44,7 +44,8 @@ package enum LinkHandshake {
             var inbox = FrameInbox()
             let reply = try io { () throws(Socket.Failure) in try inbox.receiveFrame(from: tcp, until: deadline) }
             try checkWelcome(reply, remoteID: remoteID, endpoint: endpoint)
-            throw LinkError(.protocolViolation, "link to cluster \(remoteID) at \(endpoint): welcomed before the region exchange")
+            throw LinkError(
+                .protocolViolation, "link to cluster \(remoteID) at \(endpoint): welcomed before the region exchange")
         }
         let unix = try io { () throws(Socket.Failure) in
             guard let unix = unixListener.accept() else { throw Socket.Failure(operation: "accept", errno: errno) }
@@ -85,7 +86,8 @@ package enum LinkHandshake {
         default: break
         }
         throw LinkError(
-            .protocolViolation, "the peer at \(endpoint) answered the link request with a malformed \(frame.kind) frame")
+            .protocolViolation, "the peer at \(endpoint) answered the link request with a malformed \(frame.kind) frame"
+        )
     }
 
     /// The server side, on an accepted TCP connection (run it on its own thread; it closes `socket`).

@@ -30,7 +30,9 @@ package final class PeerChannel: Sendable {
     }
 
     /// Asks the owner to resolve every item of `request` under one pin.
-    package func resolveBatch(_ request: BatchResolveRequest, timeout: Duration, what: String) throws(LinkError) -> Grant {
+    package func resolveBatch(_ request: BatchResolveRequest, timeout: Duration, what: String) throws(LinkError)
+        -> Grant
+    {
         try grant(of: connection.request(.batchResolve, request.encoded(), timeout: timeout, what: what), what: what)
     }
 

@@ -31,11 +31,13 @@ struct ServiceDispatcher: ControlHandler {
             }
             return ControlReply(frame: nil)
         case .unlink:
-            return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: []), closeAfterwards: true)
+            return ControlReply(
+                frame: Frame(kind: .ack, requestID: frame.requestID, payload: []), closeAfterwards: true)
         case .ping:
             return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: []))
         case .hello, .welcome, .grant, .ack, .refusal:
-            return refuse(frame, service.refusal(forMalformed: "unexpected \(frame.kind) message on an established link"))
+            return refuse(
+                frame, service.refusal(forMalformed: "unexpected \(frame.kind) message on an established link"))
         }
     }
 

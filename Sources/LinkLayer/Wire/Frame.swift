@@ -50,7 +50,9 @@ package struct Frame: Sendable, Hashable {
         do {
             guard try reader.u32() == magic else { return .invalid("bad magic") }
             let version = try reader.u8()
-            guard version == Self.version else { return .invalid("protocol version \(version), expected \(Self.version)") }
+            guard version == Self.version else {
+                return .invalid("protocol version \(version), expected \(Self.version)")
+            }
             let rawKind = try reader.u8()
             guard let kind = MessageKind(rawValue: rawKind) else { return .invalid("unknown message kind \(rawKind)") }
             guard try reader.u16() == 0 else { return .invalid("reserved header bits set") }

@@ -35,14 +35,18 @@ package struct FrameInbox {
     /// Waits until `deadline` (nil: no limit) for the next whole frame from `socket`, for readers that have the
     /// socket to themselves (the handshake). Bytes past the frame stay here. Throws on a timeout, a closed
     /// connection or bytes that are no frame.
-    package mutating func receiveFrame(from socket: Socket, until deadline: ContinuousClock.Instant?) throws(Socket.Failure) -> Frame {
+    package mutating func receiveFrame(from socket: Socket, until deadline: ContinuousClock.Instant?) throws(Socket
+        .Failure) -> Frame
+    {
         while true {
             switch next() {
             case .frame(let frame, _): return frame
             case .invalid: throw Socket.Failure(operation: "frame", errno: EPROTO)
             case .incomplete: break
             }
-            guard try socket.waitReadable(until: deadline) else { throw Socket.Failure(operation: "receive", errno: ETIMEDOUT) }
+            guard try socket.waitReadable(until: deadline) else {
+                throw Socket.Failure(operation: "receive", errno: ETIMEDOUT)
+            }
             if try fill(from: socket) == 0 { throw Socket.Failure(operation: "receive", errno: ECONNRESET) }
         }
     }
