@@ -14,14 +14,16 @@ public final class CacheManager: Sendable {
     let links: LinkTable
     /// Pulls and pushes over those links.
     let requester: Requester
+    /// The instance's runtime, gates, configuration and pools (also `store.resources`; kept here too so that the
+    /// hot local calls reach it with one load, not two and a retain of the store).
+    let resources: InstanceResources
 
     init(resources: InstanceResources) {
+        self.resources = resources
         store = CacheStore(resources: resources)
         links = LinkTable(store: store)
         requester = Requester(store: store, links: links)
     }
-
-    var resources: InstanceResources { store.resources }
 
     // MARK: contiguous caches
 

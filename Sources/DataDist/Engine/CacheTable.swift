@@ -54,14 +54,12 @@ struct CacheTable: Sendable {
 
     /// Drops the id reference of an owned cache; the entry goes now if no key holds it.
     mutating func dropIDReference(_ id: Int64) {
-        let removable = entries.modify(id) { entry in
+        let removed = entries.modifyOrTake(id) { entry in
             guard entry.isOwned else { return false }
             entry.holdsIDReference = false
             return entry.isRemovable
         }
-        if removable == true, let entry = entries.removeValue(forKey: id) {
-            retireMemory(of: entry)  // removable: no key left to unbind
-        }
+        if let removed { retireMemory(of: removed) }  // removable: no key left to unbind
     }
 
     /// Unbinds `key` from its cache; the cache goes if nothing else holds it.

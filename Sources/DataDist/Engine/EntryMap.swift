@@ -44,4 +44,13 @@ struct EntryMap: Sendable {
         storage[CacheID(raw: id)] = entry
         return result
     }
+
+    /// `modify` for a change after which the entry may have to go: when `body` returns true the entry is not put
+    /// back but returned (one hash lookup for the common deallocate, not three).
+    mutating func modifyOrTake(_ id: Int64, _ body: (inout CacheEntry) -> Bool) -> CacheEntry? {
+        guard var entry = storage.removeValue(forKey: CacheID(raw: id)) else { return nil }
+        if body(&entry) { return entry }
+        storage[CacheID(raw: id)] = entry
+        return nil
+    }
 }
