@@ -92,7 +92,8 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "LinkLayerTests", dependencies: ["LinkLayer", "DeviceRuntime", "DataDistTestSupport"],
+            name: "LinkLayerTests",
+            dependencies: ["LinkLayer", "DeviceRuntime", "CLinuxSupport", "DataDistTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "DataDistTests",

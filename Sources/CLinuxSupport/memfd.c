@@ -1,6 +1,8 @@
 #include "CLinuxSupport.h"
 
 #include <fcntl.h>
+#include <errno.h>
+#include <stdio.h>
 #include <sys/mman.h>
 
 int datadist_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); }
@@ -8,4 +10,17 @@ int datadist_memfd_create(const char *name) { return memfd_create(name, MFD_CLOE
 int datadist_memfd_seal_size(int fd) {
     if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) return -1;
     return fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL);
+}
+
+int datadist_fd_size_sealed(int fd) {
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0) return errno == EINVAL ? 0 : -1;
+    int size_seals = F_SEAL_SHRINK | F_SEAL_GROW;
+    return (seals & size_seals) == size_seals;
+}
+
+int datadist_reopen_read_only(int fd) {
+    char path[32];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return open(path, O_RDONLY | O_CLOEXEC);
 }

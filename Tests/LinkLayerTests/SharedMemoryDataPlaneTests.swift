@@ -12,14 +12,10 @@ import Glibc
 @Suite struct SharedMemoryDataPlaneTests {
     struct CopyFailed: Error, Equatable {}
 
-    /// A 64 KiB shared file (as a pool's memfd is) published as region 3, mapped writable, and the data plane
+    /// A 64 KiB size-sealed memfd (as a pool's is) published as region 3, mapped writable, and the data plane
     /// over it.
     static func plane() throws -> (SharedMemoryDataPlane, PeerMapping) {
-        let path = "/dev/shm/datadist-data-plane-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
-        #expect(fd >= 0)
-        unlink(path)
-        #expect(ftruncate(fd, 64 << 10) == 0)
+        let fd = try RegionExchangeTests.memfd(size: 64 << 10)
         let mapping = try PeerMapping(
             fd: fd, descriptor: RegionDescriptor(regionID: 3, kind: .host, size: 64 << 10), writable: true)
         return (SharedMemoryDataPlane(peerClusterID: 7, mappings: [mapping]), mapping)

@@ -17,6 +17,14 @@ int datadist_memfd_create(const char *name);
 /// process holding a copy of the descriptor cannot truncate the pages away under the owner. 0, or -1 and errno.
 int datadist_memfd_seal_size(int fd);
 
+/// 1 when `fd` is sealed against shrinking and growing (F_SEAL_SHRINK and F_SEAL_GROW), 0 when it is not (or
+/// cannot be sealed at all: not a memfd), -1 and errno when `fd` is no open descriptor.
+int datadist_fd_size_sealed(int fd);
+
+/// A new read-only descriptor (O_RDONLY, close-on-exec) of the file `fd` refers to, opened through
+/// /proc/self/fd: whoever receives it can map the file for reading only. -1 and errno on failure.
+int datadist_reopen_read_only(int fd);
+
 /// Sends `len` bytes and, when `fd_to_send` >= 0, that descriptor over a Unix socket (SCM_RIGHTS), without SIGPIPE.
 /// Returns the bytes sent, or -1 and errno.
 long datadist_send_fd(int socket_fd, int fd_to_send, const void *bytes, size_t len);

@@ -217,17 +217,37 @@ package struct Socket: Sendable, Hashable {
         guard result == bytes.count else { throw Failure(operation: "sendmsg", errno: result < 0 ? errno : EMSGSIZE) }
     }
 
-    /// Receives exactly `count` bytes and the descriptor that came with them (-1 if none).
+    /// Receives exactly `count` bytes, however the sender split them over writes, and the one descriptor that
+    /// came with them (-1 if none). More than one descriptor is refused (EPROTO) and every one received closed.
     package func receive(count: Int, until deadline: ContinuousClock.Instant) throws(Failure) -> (
         [UInt8], descriptor: Int32
     ) {
-        guard try waitReadable(until: deadline) else { throw Failure(operation: "recvmsg", errno: ETIMEDOUT) }
         var buffer = [UInt8](repeating: 0, count: count)
         var descriptor: Int32 = -1
-        let result = buffer.withUnsafeMutableBytes { datadist_recv_fd(fd, &descriptor, $0.baseAddress, count) }
-        guard result == count else {
+        var received = 0
+        do throws(Failure) {
+            while received < count {
+                guard try waitReadable(until: deadline) else { throw Failure(operation: "recvmsg", errno: ETIMEDOUT) }
+                var arrived: Int32 = -1
+                let result = buffer.withUnsafeMutableBytes {
+                    datadist_recv_fd(fd, &arrived, $0.baseAddress! + received, count - received)
+                }
+                if arrived >= 0 {
+                    guard descriptor < 0 else {
+                        _ = Glibc.close(arrived)
+                        throw Failure(operation: "recvmsg: a second descriptor in one message", errno: EPROTO)
+                    }
+                    descriptor = arrived
+                }
+                if result < 0, errno == EINTR || errno == EAGAIN { continue }
+                guard result > 0 else {
+                    throw Failure(operation: "recvmsg", errno: result < 0 ? errno : ECONNRESET)
+                }
+                received += result
+            }
+        } catch {
             if descriptor >= 0 { _ = Glibc.close(descriptor) }
-            throw Failure(operation: "recvmsg", errno: result < 0 ? errno : EPROTO)
+            throw error
         }
         return (buffer, descriptor)
     }

@@ -1,3 +1,4 @@
+internal import CLinuxSupport
 internal import Glibc
 
 /// A region (pool) a peer published, mapped into this process: the bytes a pull reads (or a push writes) without any staging copy.
@@ -7,17 +8,30 @@ package final class PeerMapping: Sendable {
     package let base: UInt
     package let size: Int
 
-    /// Maps `fd` (a pool's memfd received from the peer) and closes it.
+    /// Maps `fd` (a pool's memfd received from the peer) and closes it. The descriptor must be sealed against
+    /// shrinking and growing and cover at least `descriptor.size` bytes: a peer that could truncate it would make
+    /// a copy out of the mapping fault.
     package init(fd: Int32, descriptor: RegionDescriptor, writable: Bool) throws(Socket.Failure) {
         defer { _ = Glibc.close(fd) }
+        let pool = "pool \(descriptor.regionID)"
         guard descriptor.size > 0, descriptor.size <= UInt64(Int.max) else {
+            throw Socket.Failure(operation: "map \(pool) of \(descriptor.size) bytes", errno: EINVAL)
+        }
+        switch datadist_fd_size_sealed(fd) {
+        case 1: break
+        case 0:
             throw Socket.Failure(
-                operation: "map pool \(descriptor.regionID) of \(descriptor.size) bytes", errno: EINVAL)
+                operation: "map \(pool): its descriptor is not sealed against shrinking and growing", errno: EPERM)
+        default: throw Socket.Failure(operation: "map \(pool): reading the seals of its descriptor", errno: errno)
         }
         var status = stat()
-        guard fstat(fd, &status) == 0, status.st_size >= Int(descriptor.size) else {
+        guard fstat(fd, &status) == 0 else {
+            throw Socket.Failure(operation: "map \(pool): fstat of its descriptor", errno: errno)
+        }
+        guard status.st_size >= Int(descriptor.size) else {
             throw Socket.Failure(
-                operation: "map pool \(descriptor.regionID): descriptor smaller than announced", errno: EINVAL)
+                operation: "map \(pool): its descriptor has \(status.st_size) bytes, \(descriptor.size) announced",
+                errno: EINVAL)
         }
         let protection = writable ? PROT_READ | PROT_WRITE : PROT_READ
         let address = mmap(nil, Int(descriptor.size), protection, MAP_SHARED, fd, 0)

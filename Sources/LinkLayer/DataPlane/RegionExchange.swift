@@ -1,3 +1,4 @@
+internal import CLinuxSupport
 internal import Glibc
 
 /// A local region offered to peers: its descriptor and the memfd that lets a peer map it.
@@ -13,22 +14,30 @@ package struct PublishedRegion: Sendable, Hashable {
 
 /// The region exchange of the shared-memory data plane, over the link's Unix socket: a count, then one message
 /// per region with its memfd attached.
-enum RegionExchange {
-    static let maxRegions = 16
+package enum RegionExchange {
+    package static let maxRegions = 16
 
-    static func send(_ regions: [PublishedRegion], to unix: Socket) throws(Socket.Failure) {
+    /// Sends `regions`; each memfd goes as a read-only descriptor unless `peerMayWrite` (remote-cache access,
+    /// where the peer's pushes write into the pools).
+    package static func send(_ regions: [PublishedRegion], to unix: Socket, peerMayWrite: Bool) throws(Socket.Failure) {
         var header = WireWriter()
         header.u32(UInt32(regions.count))
         try unix.send(header.bytes, passing: -1)
         for region in regions {
             var writer = WireWriter()
             region.descriptor.encode(into: &writer)
-            try unix.send(writer.bytes, passing: region.fd)
+            let fd = peerMayWrite ? region.fd : datadist_reopen_read_only(region.fd)
+            guard fd >= 0 else {
+                throw Socket.Failure(
+                    operation: "a read-only descriptor of pool \(region.descriptor.regionID)", errno: errno)
+            }
+            defer { if fd != region.fd { _ = Glibc.close(fd) } }
+            try unix.send(writer.bytes, passing: fd)
         }
     }
 
     /// Receives the peer's regions and maps them (writable when pushes are allowed).
-    static func receive(
+    package static func receive(
         from unix: Socket, writable: Bool, until deadline: ContinuousClock.Instant
     ) throws(Socket.Failure) -> [PeerMapping] {
         let (header, stray) = try unix.receive(count: 4, until: deadline)

@@ -56,7 +56,9 @@ package enum LinkHandshake {
         let peerRegions = try io { () throws(Socket.Failure) in
             try RegionExchange.receive(from: unix, writable: offer.remoteCacheAccessible, until: deadline)
         }
-        try io { () throws(Socket.Failure) in try RegionExchange.send(offer.regions, to: unix) }
+        try io { () throws(Socket.Failure) in
+            try RegionExchange.send(offer.regions, to: unix, peerMayWrite: offer.remoteCacheAccessible)
+        }
         var inbox = FrameInbox()
         let welcome = try io { () throws(Socket.Failure) in try inbox.receiveFrame(from: unix, until: deadline) }
         try checkWelcome(welcome, remoteID: remoteID, endpoint: endpoint)
@@ -112,9 +114,9 @@ package enum LinkHandshake {
         do throws(Socket.Failure) {
             unix = try Socket.connectUnix(abstractName: hello.unixSocket)
             do throws(Socket.Failure) {
-                try RegionExchange.send(offer.regions, to: unix)
-                peerRegions = try RegionExchange.receive(
-                    from: unix, writable: offer.remoteCacheAccessible, until: deadline)
+                let pushes = offer.remoteCacheAccessible && hello.remoteCacheAccessible
+                try RegionExchange.send(offer.regions, to: unix, peerMayWrite: pushes)
+                peerRegions = try RegionExchange.receive(from: unix, writable: pushes, until: deadline)
             } catch {
                 unix.close()
                 throw error
