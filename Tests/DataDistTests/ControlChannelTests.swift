@@ -41,7 +41,7 @@ import ThreadSanitizerSupport
             var inbox = FrameInbox()
             let helloFrame = try inbox.receiveFrame(from: tcp, until: nil)
             let hello = try Hello(payload: helloFrame.payload)
-            let unix = try Socket.connectUnix(abstractName: hello.unixSocket)
+            let unix = try Socket.connectUnix(abstractName: hello.unixSocket, until: .now + .seconds(3))
             defer { unix.close() }
             try unix.send([0, 0, 0, 0], passing: -1)  // no pools
             let deadline = ContinuousClock.now.advanced(by: .seconds(3))

@@ -184,16 +184,46 @@ package struct Socket: Sendable, Hashable {
         return socket
     }
 
-    package static func connectUnix(abstractName: String) throws(Failure) -> Socket {
+    /// Connects to the Unix socket `abstractName` listens on. While its backlog is full, waits at most until
+    /// `deadline` (then fails with ETIMEDOUT) for the listener to accept.
+    package static func connectUnix(abstractName: String, until deadline: ContinuousClock.Instant) throws(Failure)
+        -> Socket
+    {
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(operation: "socket", errno: errno) }
         let socket = Socket(fd: fd)
-        guard withUnixAddress(abstractName, { Glibc.connect(fd, $0, $1) }) == 0 else {
-            let error = Failure(operation: "connect @\(abstractName)", errno: errno)
+        let operation = "connect @\(abstractName)"
+        do throws(Failure) {
+            // A Unix connect waits for room in the listener's backlog for as long as the send timeout allows.
+            while true {
+                let left = ContinuousClock.now.duration(to: deadline)
+                guard left > .zero else { throw Failure(operation: operation, errno: ETIMEDOUT) }
+                try socket.setSendTimeout(left)
+                if withUnixAddress(abstractName, { Glibc.connect(fd, $0, $1) }) == 0 { break }
+                guard errno == EINTR || errno == EAGAIN else { throw Failure(operation: operation, errno: errno) }
+            }
+            try socket.setSendTimeout(nil)
+            return socket
+        } catch {
             socket.close()
             throw error
         }
-        return socket
+    }
+
+    /// Bounds how long a blocking send (or a Unix connect) waits; nil waits without limit.
+    private func setSendTimeout(_ timeout: Duration?) throws(Failure) {
+        var value = timeval()
+        if let timeout {
+            let (seconds, attoseconds) = timeout.components
+            // Rounded up: a zero timeval would mean no limit at all.
+            value.tv_sec = Int(seconds)
+            value.tv_usec = Int((attoseconds + 999_999_999_999) / 1_000_000_000_000)
+            if value.tv_usec >= 1_000_000 { (value.tv_sec, value.tv_usec) = (value.tv_sec + 1, 0) }
+            if value.tv_sec == 0, value.tv_usec == 0 { value.tv_usec = 1 }
+        }
+        guard setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
+            throw Failure(operation: "setsockopt SO_SNDTIMEO", errno: errno)
+        }
     }
 
     private static func withUnixAddress(_ name: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32

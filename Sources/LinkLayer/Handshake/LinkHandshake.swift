@@ -94,11 +94,12 @@ package enum LinkHandshake {
 
     /// The server side, on an accepted TCP connection (run it on its own thread; it closes `socket`).
     /// `admission` may refuse the hello and registers the established link. Refusals go back to the client;
-    /// the outcome is returned for logging (nil: the connection was no link request).
+    /// the outcome is returned for logging (nil: the connection was no link request). Every step together takes
+    /// at most `timeout`.
     package static func accept(
-        on socket: Socket, offer: LinkOffer, admission: some LinkAdmission
+        on socket: Socket, offer: LinkOffer, admission: some LinkAdmission, timeout: Duration = serverTimeout
     ) -> Result<PeerChannel, Refusal>? {
-        let deadline = ContinuousClock.now.advanced(by: serverTimeout)
+        let deadline = ContinuousClock.now.advanced(by: timeout)
         defer { socket.close() }
         func refuse(_ refusal: Refusal, on channel: Socket) -> Result<PeerChannel, Refusal> {
             try? channel.sendAll(Frame(kind: .refusal, requestID: 1, payload: refusal.encoded()).encoded())
@@ -112,7 +113,7 @@ package enum LinkHandshake {
         let unix: Socket
         let peerRegions: [PeerMapping]
         do throws(Socket.Failure) {
-            unix = try Socket.connectUnix(abstractName: hello.unixSocket)
+            unix = try Socket.connectUnix(abstractName: hello.unixSocket, until: deadline)
             do throws(Socket.Failure) {
                 let pushes = offer.remoteCacheAccessible && hello.remoteCacheAccessible
                 try RegionExchange.send(offer.regions, to: unix, peerMayWrite: pushes)
