@@ -93,7 +93,9 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "LinkLayerTests",
-            dependencies: ["LinkLayer", "DeviceRuntime", "CLinuxSupport", "DataDistTestSupport"],
+            dependencies: [
+                "LinkLayer", "DeviceRuntime", "CLinuxSupport", "DataDistTestSupport", "ThreadSanitizerSupport",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "DataDistTests",

@@ -153,8 +153,12 @@ package struct Socket: Sendable, Hashable {
         }
     }
 
-    /// Accepts one connection (blocking); nil once the listener was shut down.
-    package func accept() -> Socket? {
+    /// Accepts one connection (blocking); nil once the listener was shut down, or when accepting failed.
+    package func accept() -> Socket? { try? acceptConnection() }
+
+    /// Accepts one connection (blocking). Throws why not: EINVAL once the listener was shut down, EMFILE or
+    /// ENFILE while the process or the system is out of descriptors (the connection stays queued).
+    package func acceptConnection() throws(Failure) -> Socket {
         while true {
             let fd = Glibc.accept(self.fd, nil, nil)
             if fd >= 0 {
@@ -164,7 +168,7 @@ package struct Socket: Sendable, Hashable {
                 return Socket(fd: fd)
             }
             if errno == EINTR || errno == ECONNABORTED { continue }
-            return nil
+            throw Failure(operation: "accept", errno: errno)
         }
     }
 
