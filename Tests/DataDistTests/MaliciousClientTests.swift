@@ -241,4 +241,46 @@ import Glibc
         #expect(failure.message.contains("cross-host transport not available yet"))
         try pair.finish()
     }
+
+    /// A peer whose region exchange offers a pool the owner could not rely on: a file that is not sealed
+    /// against shrinking (so the peer could truncate it under the owner's copies).
+    @Test func aPeerOfferingAnUnsealedPoolIsRefusedAndTheOwnerServesOn() throws {
+        let pair = try LinkedPair(link: false)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(3))
+        let name = "datadist.test.\(UInt64.random(in: 0...UInt64.max))"
+        let unixListener = try Socket.listenUnix(abstractName: name)
+        defer { unixListener.close() }
+        let tcp = try Socket.connectTCP(SocketEndpoint(pair.promptInfo.remoteIPInfos[0]), until: deadline)
+        defer { tcp.close() }
+        let hello = Hello(
+            clusterID: 9, expectedClusterID: 1, remoteCacheAccessible: false, bootID: HostIdentity.bootID,
+            unixSocket: name)
+        try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
+        let unix = try #require(unixListener.accept())
+        defer { unix.close() }
+        let (header, _) = try unix.receive(count: 4, until: deadline)
+        for _ in 0..<Int(header[0]) {
+            let (_, fd) = try unix.receive(count: RegionDescriptor.encodedSize, until: deadline)
+            Socket(fd: fd).close()
+        }
+        let path = "/dev/shm/datadist-unsealed-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let file = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
+        try #require(file >= 0)
+        unlink(path)
+        defer { close(file) }
+        try #require(ftruncate(file, 1 << 20) == 0)
+        try unix.send([1, 0, 0, 0], passing: -1)
+        // Region 0, host memory, 1 MiB.
+        try unix.send([0, 0, 0, 0, 0] + [0, 0, 0x10, 0, 0, 0, 0, 0], passing: file)
+
+        var inbox = FrameInbox()
+        let reply = try inbox.receiveFrame(from: tcp, until: deadline)
+        #expect(reply.kind == .refusal)
+        let refusal = try Refusal(payload: reply.payload)
+        #expect(refusal.status == LLMStatusCode.linkFailed.rawValue)
+        #expect(refusal.message.contains("pool 0: its descriptor is not sealed against shrinking and growing"))
+        let (status, statuses) = pair.decoder.linkClusters([pair.promptInfo], timeout: .seconds(3))
+        #expect(status == .success && statuses == [.success])
+        try pair.finish()
+    }
 }
