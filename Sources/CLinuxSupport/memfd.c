@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 int datadist_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); }
 
@@ -20,6 +21,9 @@ int datadist_fd_size_sealed(int fd) {
 }
 
 int datadist_reopen_read_only(int fd) {
+    // Without write permission on the file itself, a receiver that is not privileged cannot re-open its copy
+    // read-write through its own /proc/self/fd either. The owner's descriptors keep their access.
+    if (fchmod(fd, S_IRUSR) != 0) return -1;
     char path[32];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     return open(path, O_RDONLY | O_CLOEXEC);

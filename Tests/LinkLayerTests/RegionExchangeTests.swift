@@ -105,6 +105,9 @@ import Glibc
         defer { close(readOnly.fd) }
         #expect(!readOnly.writableMapping)
         #expect(fcntl(readOnly.fd, F_GETFL) & O_ACCMODE == O_RDONLY)
+        // Nor may anyone but a privileged process re-open the file for writing.
+        var status = stat()
+        #expect(fstat(readOnly.fd, &status) == 0 && status.st_mode & 0o7777 == 0o400)
         // Still a pool a reader can map, with its seals.
         let readable = mmap(nil, Self.size, PROT_READ, MAP_SHARED, readOnly.fd, 0)
         #expect(readable != MAP_FAILED)

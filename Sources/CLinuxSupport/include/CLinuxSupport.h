@@ -22,7 +22,9 @@ int datadist_memfd_seal_size(int fd);
 int datadist_fd_size_sealed(int fd);
 
 /// A new read-only descriptor (O_RDONLY, close-on-exec) of the file `fd` refers to, opened through
-/// /proc/self/fd: whoever receives it can map the file for reading only. -1 and errno on failure.
+/// /proc/self/fd, after taking every permission but the owner's read off the file (fchmod 0400): whoever
+/// receives it can map the file for reading only, and cannot re-open it for writing unless it is privileged
+/// (root, CAP_DAC_OVERRIDE). -1 and errno on failure.
 int datadist_reopen_read_only(int fd);
 
 /// Sends `len` bytes and, when `fd_to_send` >= 0, that descriptor over a Unix socket (SCM_RIGHTS), without SIGPIPE.
