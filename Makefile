@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libnuma-dev libhwloc-dev pkg-config
 BIN := .build/debug/datadist
 
-.PHONY: deps build lint format test tsan demo bench docs clean
+.PHONY: deps build lint format test tsan asan demo bench docs clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -28,11 +28,18 @@ test: deps lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(MAKE) tsan
+	$(MAKE) asan
 
 # The whole suite again under ThreadSanitizer. `Synchronization.Mutex` is invisible to TSan on Linux, so this build
 # swaps it for a pthread lock of the same shape (DATADIST_TSAN; see Sources/ThreadSanitizerSupport/Mutex.swift).
 tsan: deps
 	$(SWIFT) test --sanitize=thread -Xswiftc -DDATADIST_TSAN --scratch-path .build-tsan
+
+# The whole suite under AddressSanitizer with LeakSanitizer; leaks inside the toolchain's libraries are suppressed
+# (scripts/lsan-suppressions.txt says which). Spawned `datadist` processes inherit the options.
+asan: deps
+	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan-suppressions.txt:print_suppressions=0 \
+		$(SWIFT) test --sanitize=address --scratch-path .build-asan
 
 demo: build
 	@echo "== datadist probe (this machine: ACL if CANN is installed, else the emulator)"

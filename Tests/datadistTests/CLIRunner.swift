@@ -27,13 +27,22 @@ enum CLI {
 
     /// Runs `datadist arguments` with `PATH` (and `LD_LIBRARY_PATH`, if set) of this process plus `variables`,
     /// nothing else. Kills the child and throws after `timeout`.
+    /// What a spawned `datadist` sees: PATH, LD_LIBRARY_PATH and the sanitizers' options of this process, plus
+    /// `variables`; nothing else (so a developer's DATADIST_* settings cannot change a test).
+    static func childEnvironment(_ variables: [String: String]) -> [String: String] {
+        let parent = ProcessInfo.processInfo.environment
+        var environment = ["PATH": parent["PATH"] ?? "/usr/bin:/bin"]
+        for name in ["LD_LIBRARY_PATH", "ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"] {
+            if let value = parent[name] { environment[name] = value }
+        }
+        environment.merge(variables) { _, new in new }
+        return environment
+    }
+
     static func run(
         _ arguments: [String], environment variables: [String: String] = [:], timeout: Duration = .seconds(30)
     ) throws -> Output {
-        let parent = ProcessInfo.processInfo.environment
-        var environment = ["PATH": parent["PATH"] ?? "/usr/bin:/bin"]
-        if let libraryPath = parent["LD_LIBRARY_PATH"] { environment["LD_LIBRARY_PATH"] = libraryPath }
-        environment.merge(variables) { _, new in new }
+        let environment = childEnvironment(variables)
 
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("datadist-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -6,7 +6,7 @@ import Testing
 @testable import datadist
 
 /// A running `datadist` child process with a stdin pipe and its stdout read line by line; killed on deinit if it
-/// still runs. Same environment policy as `CLI.run`: PATH (and LD_LIBRARY_PATH) plus `environment`.
+/// still runs. Same environment as `CLI.run` (`CLI.childEnvironment`).
 final class SpawnedCLI {
     let arguments: [String]
     private let process = Process()
@@ -16,10 +16,7 @@ final class SpawnedCLI {
 
     init(_ arguments: [String], environment variables: [String: String] = [:]) throws {
         self.arguments = arguments
-        let parent = ProcessInfo.processInfo.environment
-        var environment = ["PATH": parent["PATH"] ?? "/usr/bin:/bin"]
-        if let libraryPath = parent["LD_LIBRARY_PATH"] { environment["LD_LIBRARY_PATH"] = libraryPath }
-        environment.merge(variables) { _, new in new }
+        let environment = CLI.childEnvironment(variables)
         errorFile = FileManager.default.temporaryDirectory.appendingPathComponent(
             "datadist-stderr-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)

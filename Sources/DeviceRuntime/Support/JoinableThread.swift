@@ -11,7 +11,9 @@ package final class JoinableThread: @unchecked Sendable {
 
     // Written once in `start` before the thread runs, read in `join`.
     private var handle = pthread_t()
-    private let body: @Sendable () -> Void
+    // Set before the thread starts, taken by the thread: once `body` has run, nothing it captured is kept alive by
+    // this object (a holder of the thread that `body` captures would otherwise never be freed).
+    private var body: (@Sendable () -> Void)?
 
     private init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 
@@ -23,7 +25,8 @@ package final class JoinableThread: @unchecked Sendable {
             &thread.handle, nil,
             { raw in
                 let thread = Unmanaged<JoinableThread>.fromOpaque(raw!).takeRetainedValue()
-                thread.body()
+                let body = thread.body.take()
+                body?()
                 return nil
             }, context.toOpaque())
         guard result == 0 else {
