@@ -46,9 +46,11 @@ public final class BlockPool: Sendable {
         try? runtime.free(region)
     }
 
-    /// Pages needed for `bytes` (at least one).
+    /// Pages needed for `bytes` (at least one); exact up to `Int.max` bytes.
     @inline(__always)
-    public func pages(forBytes bytes: Int) -> Int { max(1, (bytes + (1 << pageShift) - 1) >> pageShift) }
+    public func pages(forBytes bytes: Int) -> Int {
+        max(1, (bytes >> pageShift) + (bytes & ((1 << pageShift) - 1) == 0 ? 0 : 1))
+    }
 
     /// `count` spans of at least `bytes` bytes each: all of them or none. When one free run can hold them all
     /// they are adjacent (one span in the allocator); otherwise each is placed on its own.

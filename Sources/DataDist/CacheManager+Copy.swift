@@ -66,7 +66,14 @@ extension CacheManager {
                     throw .paramInvalid("copyBlocks \(name) block \(block) is outside 0..<\(view.slots)")
                 }
             }
-            let segments = pairs.filter { $0.0 != $0.1 }.flatMap { source, destination in
+            let moved = pairs.filter { $0.0 != $0.1 }
+            let (perTensor, overflows) = view.stride.multipliedReportingOverflow(by: moved.count)
+            guard !overflows, !perTensor.multipliedReportingOverflow(by: view.numTensors).overflow else {
+                throw .paramInvalid(
+                    "copyBlocks makes \(moved.count) copies of \(view.stride)-byte blocks in each of \(view.numTensors) tensors: more than \(Int.max) bytes"
+                )
+            }
+            let segments = moved.flatMap { source, destination in
                 (0..<view.numTensors).map { tensor in
                     CopySegment(
                         destination: view.address(tensor: tensor, slot: destination),
@@ -131,7 +138,7 @@ extension CacheManager {
             }
             return view
         }
-        let tensorSize = try validatedTensorSize(cache.desc, operation: "swapBlocks")
+        let tensorSize = try cache.desc.validatedCallerMemory(at: cache.tensorAddresses, operation: "swapBlocks")
         let blocks = Int(cache.desc.shape[0])
         return CacheView(
             id: -1, addresses: cache.tensorAddresses, numTensors: cache.desc.numTensors, tensorSize: tensorSize,

@@ -32,7 +32,7 @@ public final class CacheManager: Sendable {
     public func allocateCache(_ desc: CacheDesc, keys: [CacheKey] = []) throws(LLMError) -> Cache {
         try resources.gate(.allocateCache)
         try requirePool(for: desc, operation: "allocateCache")
-        let tensorSize = try validatedTensorSize(desc, operation: "allocateCache")
+        let tensorSize = try desc.validatedTensorSize(operation: "allocateCache")
         guard !keys.isEmpty else {  // the common case, kept short
             return try store.table.withLock { table throws(LLMError) in
                 try store.ensureOpen(table)
@@ -108,7 +108,7 @@ public final class CacheManager: Sendable {
     public func allocateBlocksCache(_ desc: CacheDesc, key: BlocksCacheKey? = nil) throws(LLMError) -> Cache {
         try resources.gate(.allocateBlocksCache)
         try requirePool(for: desc, operation: "allocateBlocksCache")
-        let tensorSize = try validatedTensorSize(desc, operation: "allocateBlocksCache")
+        let tensorSize = try desc.validatedTensorSize(operation: "allocateBlocksCache")
         return try store.table.withLock { table throws(LLMError) in
             try store.ensureOpen(table)
             var keyBySlot: [Int: IndexKey] = [:]
@@ -146,7 +146,7 @@ public final class CacheManager: Sendable {
         _ desc: CacheDesc, addresses: [UInt], keys: [CacheKey] = [], remoteAccessible: Bool? = nil
     ) throws(LLMError) -> Cache {
         try resources.gate(.registerCache)
-        let tensorSize = try validateRegistration(desc, addresses: addresses, operation: "registerCache")
+        let tensorSize = try desc.validatedCallerMemory(at: addresses, operation: "registerCache")
         let slots = Int(desc.shape[0])
         guard keys.count <= slots else {
             throw .paramInvalid("registerCache got \(keys.count) keys for batch size shape[0] = \(slots)")
@@ -184,7 +184,7 @@ public final class CacheManager: Sendable {
         _ desc: CacheDesc, addresses: [UInt], key: BlocksCacheKey? = nil, remoteAccessible: Bool? = nil
     ) throws(LLMError) -> Cache {
         try resources.gate(.registerBlocksCache)
-        let tensorSize = try validateRegistration(desc, addresses: addresses, operation: "registerBlocksCache")
+        let tensorSize = try desc.validatedCallerMemory(at: addresses, operation: "registerBlocksCache")
         let blocks = Int(desc.shape[0])
         return try store.table.withLock { table throws(LLMError) in
             try store.ensureOpen(table)
@@ -254,27 +254,6 @@ public final class CacheManager: Sendable {
         guard resources.hasAnyPool else { return noPool(operation) }
         let field = desc.placement == .device ? "memoryPool" : "hostMemoryPool"
         return .paramInvalid("\(operation) desc.placement .\(desc.placement) needs LLMConfig.\(field)")
-    }
-
-    @inline(__always)
-    func validatedTensorSize(_ desc: CacheDesc, operation: String) throws(LLMError) -> Int {
-        guard desc.numTensors > 0 else {
-            throw .paramInvalid("\(operation) desc.numTensors is \(desc.numTensors); it must be > 0")
-        }
-        do {
-            return try desc.tensorByteSize
-        } catch {
-            throw .paramInvalid("\(operation) desc: \(error.message)")
-        }
-    }
-
-    private func validateRegistration(_ desc: CacheDesc, addresses: [UInt], operation: String) throws(LLMError) -> Int {
-        let tensorSize = try validatedTensorSize(desc, operation: operation)
-        guard addresses.count == desc.numTensors else {
-            throw .paramInvalid("\(operation) got \(addresses.count) addresses for desc.numTensors \(desc.numTensors)")
-        }
-        if let index = addresses.firstIndex(of: 0) { throw .paramInvalid("\(operation) addresses[\(index)] is 0") }
-        return tensorSize
     }
 
     private func checkRegistrationRoom(_ table: CacheTable, adding count: Int, operation: String) throws(LLMError) {

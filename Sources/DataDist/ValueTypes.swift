@@ -152,12 +152,7 @@ public struct Cache: Sendable, Hashable {
         guard desc.placement == .host else {
             throw .paramInvalid("createCPUCache needs desc.placement == .host, got .\(desc.placement)")
         }
-        guard addresses.count == desc.numTensors else {
-            throw .paramInvalid(
-                "createCPUCache got \(addresses.count) addresses for desc.numTensors \(desc.numTensors)")
-        }
-        guard !addresses.contains(0) else { throw .paramInvalid("createCPUCache addresses contain 0") }
-        _ = try desc.tensorByteSize
+        _ = try desc.validatedCallerMemory(at: addresses, operation: "createCPUCache")
         return Cache(cacheID: -1, desc: desc, tensorAddresses: addresses, isBlocksCache: true)
     }
 }
