@@ -6,7 +6,8 @@ import Synchronization
 import ThreadSanitizerSupport
 
 /// Allocates caches in the instance's memory pools, binds them to request keys, copies and swaps them, and
-/// serves them to peers. Obtain it from `LLMDataDist.cacheManager`. Thread-safe.
+/// serves them to peers. Obtain it from `LLMDataDist.cacheManager`. Thread-safe. Every operation taking a `Cache`
+/// refuses (`.paramInvalid`) one issued by another instance or before this one was last initialised (see `Cache`).
 public final class CacheManager: Sendable {
     /// The cache table and the instance's resources.
     let store: CacheStore
@@ -76,6 +77,7 @@ public final class CacheManager: Sendable {
     /// last key is pulled or removed. Unknown or registered caches: no-op.
     public func deallocateCache(_ cache: Cache) throws(LLMError) {
         try resources.gate(.deallocateCache)
+        try resources.issuer.admit(cache, "cache", in: "deallocateCache")
         guard !cache.isBlocksCache else {
             throw .paramInvalid("deallocateCache got blocks cache \(cache.cacheID); use deallocateBlocksCache")
         }
@@ -127,6 +129,7 @@ public final class CacheManager: Sendable {
     /// Releases a blocks cache and its key now (blocks keys hold no reference). Unknown or registered: no-op.
     public func deallocateBlocksCache(_ cache: Cache) throws(LLMError) {
         try resources.gate(.deallocateBlocksCache)
+        try resources.issuer.admit(cache, "cache", in: "deallocateBlocksCache")
         guard cache.isBlocksCache else {
             throw .paramInvalid("deallocateBlocksCache got contiguous cache \(cache.cacheID); use deallocateCache")
         }
@@ -175,7 +178,9 @@ public final class CacheManager: Sendable {
                 remoteAccessible: remoteAccessible ?? (desc.placement == .device), holdsIDReference: false,
                 keyBySlot: keyBySlot)
             table.insert(entry)
-            return Cache(cacheID: entry.id, desc: desc, tensorAddresses: addresses, isBlocksCache: false)
+            return Cache(
+                cacheID: entry.id, desc: desc, tensorAddresses: addresses, isBlocksCache: false,
+                issuer: resources.issuer)
         }
     }
 
@@ -195,7 +200,9 @@ public final class CacheManager: Sendable {
                 remoteAccessible: remoteAccessible ?? (desc.placement == .device), holdsIDReference: false)
             table.insert(entry)
             if let key { table.rebind(IndexKey(blocksModelID: key.modelID), to: entry.id, slot: 0) }
-            return Cache(cacheID: entry.id, desc: desc, tensorAddresses: addresses, isBlocksCache: true)
+            return Cache(
+                cacheID: entry.id, desc: desc, tensorAddresses: addresses, isBlocksCache: true, issuer: resources.issuer
+            )
         }
     }
 
@@ -282,7 +289,8 @@ public final class CacheManager: Sendable {
         } else {
             table.insert(entry)
         }
-        return Cache(cacheID: id, desc: desc, tensorAddresses: addresses, isBlocksCache: isBlocks)
+        return Cache(
+            cacheID: id, desc: desc, tensorAddresses: addresses, isBlocksCache: isBlocks, issuer: resources.issuer)
     }
 
     /// One span per tensor, taken together; on failure nothing is taken and nothing changes.
