@@ -13,10 +13,14 @@ public final class BlockPool: Sendable {
     private let runtime: any DeviceRuntime
     private let state: Lock<PoolState>
 
+    /// The most pages a pool may have (its allocator indexes pages with 32-bit signed integers).
+    public static let maxPages = Int(Int32.max)
+
     public var pageSize: Int { 1 << pageShift }
     public var placement: MemoryPlacement { region.placement }
 
-    /// Takes `size` bytes from `runtime` on `placement`. `pageShift` must be in 10...30 and one page must fit.
+    /// Takes `size` bytes from `runtime` on `placement`. `pageShift` must be in 10...30, one page must fit, and
+    /// the pool may have at most `maxPages` pages.
     public init(runtime: any DeviceRuntime, placement: MemoryPlacement, size: Int, pageShift: Int) throws(PoolError) {
         guard (10...30).contains(pageShift) else {
             throw .invalidConfiguration(field: "page_shift", message: "page_shift \(pageShift) is outside 10...30")
@@ -24,6 +28,13 @@ public final class BlockPool: Sendable {
         guard size >= 1 << pageShift else {
             throw .invalidConfiguration(
                 field: "memory_size", message: "memory_size \(size) is smaller than one page of \(1 << pageShift) bytes"
+            )
+        }
+        guard size >> pageShift <= Self.maxPages else {
+            throw .invalidConfiguration(
+                field: "memory_size",
+                message:
+                    "memory_size \(size) with page_shift \(pageShift) makes \(size >> pageShift) pages; a pool has at most \(Self.maxPages)"
             )
         }
         let memory: DeviceMemory
