@@ -116,6 +116,78 @@ import Testing
         }
     }
 
+    static let extremes = [Int.max, Int.max - 1, Int.min, -2]
+
+    /// Batch indices, offsets, sizes, blocks and layers at the edge of `Int`, on every local and transfer call
+    /// that takes them (refused before any link is needed).
+    @Test(arguments: extremes)
+    func extremeIndicesOffsetsSizesAndBlocksAreInvalid(value: Int) throws {
+        try withCacheManager { manager in
+            let cache = try manager.allocateCache(CacheDesc(numTensors: 2, shape: [2, 16], dataType: .int32))
+            let blocks = try manager.allocateBlocksCache(CacheDesc(numTensors: 2, shape: [4, 16], dataType: .int32))
+            let remote = CacheKey(promptClusterID: 9, reqID: 1)
+            let calls: [() throws -> Void] = [
+                { try manager.copyCache(dst: cache, src: cache, dstBatchIndex: value) },
+                { try manager.copyCache(dst: cache, src: cache, srcBatchIndex: value) },
+                { try manager.copyCache(dst: cache, src: cache, dstBatchIndex: 1, offset: value) },
+                { try manager.copyCache(dst: cache, src: cache, dstBatchIndex: 1, size: value) },
+                { try manager.copyCache(dst: cache, src: cache, dstBatchIndex: 1, offset: 8, size: value) },
+                { try manager.copyBlocks(blocks, [value: [0]]) },
+                { try manager.copyBlocks(blocks, [0: [value]]) },
+                { try manager.pullCache(remote, into: cache, batchIndex: value) },
+                { try manager.pullCache(remote, into: cache, size: value) },
+                {
+                    try manager.pullCache(
+                        remote, into: cache,
+                        layers: LayerRange(source: 0..<1, destination: 0..<1, tensorsPerLayer: value))
+                },
+                { try manager.pullCaches([CachePull(remote, into: cache, batchIndex: value)]) },
+                {
+                    try manager.pullBlocks(
+                        BlocksCacheKey(clusterID: 9), into: blocks, srcBlocks: [value], dstBlocks: [0])
+                },
+                {
+                    try manager.pullBlocks(
+                        BlocksCacheKey(clusterID: 9), into: blocks, srcBlocks: [0], dstBlocks: [value])
+                },
+            ]
+            for call in calls { expectRefusal(.paramInvalid, mentioning: ["\(value)"], in: manager, call) }
+            if value > 0 {
+                expectRefusal(.paramInvalid, mentioning: ["\(value)"], in: manager) {
+                    try manager.pullCache(
+                        remote, into: cache, layers: LayerRange(source: 0..<value, destination: 0..<value))
+                }
+            }
+            try manager.deallocateCache(cache)
+            try manager.deallocateBlocksCache(blocks)
+        }
+    }
+
+    @Test(arguments: extremes)
+    func extremePushIndicesAndBlocksAreInvalid(value: Int) throws {
+        let remoteAccess: (inout LLMConfig) -> Void = { $0.enableRemoteCacheAccessible = true }
+        try withCacheManager(configure: remoteAccess) { manager in
+            let cache = try manager.allocateCache(CacheDesc(numTensors: 2, shape: [2, 16], dataType: .int32))
+            let blocks = try manager.allocateBlocksCache(CacheDesc(numTensors: 2, shape: [4, 16], dataType: .int32))
+            let slot = CacheKeyByIdAndIndex(clusterID: 9, cacheID: 1)
+            let calls: [() throws -> Void] = [
+                { try manager.pushCache(to: slot, from: cache, srcBatchIndex: value) },
+                { try manager.pushCache(to: slot, from: cache, size: value) },
+                {
+                    try manager.pushBlocks(
+                        to: BlocksCacheKey(clusterID: 9), from: blocks, srcBlocks: [value], dstBlocks: [0])
+                },
+                {
+                    try manager.pushBlocks(
+                        to: BlocksCacheKey(clusterID: 9), from: blocks, srcBlocks: [0], dstBlocks: [value])
+                },
+            ]
+            for call in calls { expectRefusal(.paramInvalid, mentioning: ["\(value)"], in: manager, call) }
+            try manager.deallocateCache(cache)
+            try manager.deallocateBlocksCache(blocks)
+        }
+    }
+
     /// copyBlocks may name a destination block many times: a total beyond `Int.max` bytes is refused before
     /// any byte moves. (The registered memory is never touched.)
     @Test func copyBlocksWhoseTotalOverflowsIsInvalid() throws {
