@@ -13,10 +13,14 @@ public final class BlockPool: Sendable {
     private let runtime: any DeviceRuntime
     private let state: Lock<PoolState>
 
+    /// The most pages a pool may have (its allocator indexes pages with 32-bit signed integers).
+    public static let maxPages = Int(Int32.max)
+
     public var pageSize: Int { 1 << pageShift }
     public var placement: MemoryPlacement { region.placement }
 
-    /// Takes `size` bytes from `runtime` on `placement`. `pageShift` must be in 10...30 and one page must fit.
+    /// Takes `size` bytes from `runtime` on `placement`. `pageShift` must be in 10...30, one page must fit, and
+    /// the pool may have at most `maxPages` pages.
     public init(runtime: any DeviceRuntime, placement: MemoryPlacement, size: Int, pageShift: Int) throws(PoolError) {
         guard (10...30).contains(pageShift) else {
             throw .invalidConfiguration(field: "page_shift", message: "page_shift \(pageShift) is outside 10...30")
@@ -24,6 +28,13 @@ public final class BlockPool: Sendable {
         guard size >= 1 << pageShift else {
             throw .invalidConfiguration(
                 field: "memory_size", message: "memory_size \(size) is smaller than one page of \(1 << pageShift) bytes"
+            )
+        }
+        guard size >> pageShift <= Self.maxPages else {
+            throw .invalidConfiguration(
+                field: "memory_size",
+                message:
+                    "memory_size \(size) with page_shift \(pageShift) makes \(size >> pageShift) pages; a pool has at most \(Self.maxPages)"
             )
         }
         let memory: DeviceMemory
@@ -46,9 +57,11 @@ public final class BlockPool: Sendable {
         try? runtime.free(region)
     }
 
-    /// Pages needed for `bytes` (at least one).
+    /// Pages needed for `bytes` (at least one); exact up to `Int.max` bytes.
     @inline(__always)
-    public func pages(forBytes bytes: Int) -> Int { max(1, (bytes + (1 << pageShift) - 1) >> pageShift) }
+    public func pages(forBytes bytes: Int) -> Int {
+        max(1, (bytes >> pageShift) + (bytes & ((1 << pageShift) - 1) == 0 ? 0 : 1))
+    }
 
     /// `count` spans of at least `bytes` bytes each: all of them or none. When one free run can hold them all
     /// they are adjacent (one span in the allocator); otherwise each is placed on its own.

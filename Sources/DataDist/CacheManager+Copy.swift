@@ -10,6 +10,8 @@ extension CacheManager {
         dst: Cache, src: Cache, dstBatchIndex: Int = 0, srcBatchIndex: Int = 0, offset: Int = 0, size: Int = -1
     ) throws(LLMError) {
         try resources.gate(.copyCache)
+        try resources.issuer.admit(dst, "dst", in: "copyCache")
+        try resources.issuer.admit(src, "src", in: "copyCache")
         guard !dst.isBlocksCache, !src.isBlocksCache else {
             let which = dst.isBlocksCache ? "dst \(dst.cacheID)" : "src \(src.cacheID)"
             throw .paramInvalid("copyCache \(which) is a blocks cache; use copyBlocks")
@@ -52,6 +54,7 @@ extension CacheManager {
     /// Copies blocks inside one blocks cache: `copies[src]` lists the destination blocks of block `src`.
     public func copyBlocks(_ cache: Cache, _ copies: [Int: [Int]]) throws(LLMError) {
         try resources.gate(.copyBlocks)
+        try resources.issuer.admit(cache, "cache", in: "copyBlocks")
         guard cache.isBlocksCache else {
             throw .paramInvalid("copyBlocks cache \(cache.cacheID) is not a blocks cache")
         }
@@ -66,7 +69,14 @@ extension CacheManager {
                     throw .paramInvalid("copyBlocks \(name) block \(block) is outside 0..<\(view.slots)")
                 }
             }
-            let segments = pairs.filter { $0.0 != $0.1 }.flatMap { source, destination in
+            let moved = pairs.filter { $0.0 != $0.1 }
+            let (perTensor, overflows) = view.stride.multipliedReportingOverflow(by: moved.count)
+            guard !overflows, !perTensor.multipliedReportingOverflow(by: view.numTensors).overflow else {
+                throw .paramInvalid(
+                    "copyBlocks makes \(moved.count) copies of \(view.stride)-byte blocks in each of \(view.numTensors) tensors: more than \(Int.max) bytes"
+                )
+            }
+            let segments = moved.flatMap { source, destination in
                 (0..<view.numTensors).map { tensor in
                     CopySegment(
                         destination: view.address(tensor: tensor, slot: destination),
@@ -81,6 +91,8 @@ extension CacheManager {
     /// `s` of `src` into block `d` of `dst`. Runs of consecutive blocks are copied at once.
     public func swapBlocks(src: Cache, dst: Cache, _ srcToDst: [Int: Int]) throws(LLMError) {
         try resources.gate(.swapBlocks)
+        try resources.issuer.admit(src, "src", in: "swapBlocks")
+        try resources.issuer.admit(dst, "dst", in: "swapBlocks")
         guard src.isBlocksCache, dst.isBlocksCache else {
             let which = src.isBlocksCache ? "dst \(dst.cacheID)" : "src \(src.cacheID)"
             throw .paramInvalid("swapBlocks \(which) is not a blocks cache")
@@ -131,7 +143,7 @@ extension CacheManager {
             }
             return view
         }
-        let tensorSize = try validatedTensorSize(cache.desc, operation: "swapBlocks")
+        let tensorSize = try cache.desc.validatedCallerMemory(at: cache.tensorAddresses, operation: "swapBlocks")
         let blocks = Int(cache.desc.shape[0])
         return CacheView(
             id: -1, addresses: cache.tensorAddresses, numTensors: cache.desc.numTensors, tensorSize: tensorSize,

@@ -8,6 +8,7 @@ extension CacheManager {
         _ key: CacheKey, into cache: Cache, batchIndex: Int = 0, size: Int = -1, layers: LayerRange? = nil
     ) throws(LLMError) {
         try resources.gate(.pullCache)
+        try resources.issuer.admit(cache, "cache", in: "pullCache")
         guard !resources.config.enableRemoteCacheAccessible else {
             throw .paramInvalid("with enableRemoteCacheAccessible, pullCache takes a CacheKeyByIdAndIndex, not \(key)")
         }
@@ -25,6 +26,7 @@ extension CacheManager {
         _ key: CacheKeyByIdAndIndex, into cache: Cache, batchIndex: Int = 0, size: Int = -1, layers: LayerRange? = nil
     ) throws(LLMError) {
         try resources.gate(.pullCache)
+        try resources.issuer.admit(cache, "cache", in: "pullCache")
         try requester.pullSlot(
             .slot(cacheID: key.cacheID, batchIndex: key.batchIndex), from: key.clusterID, into: cache,
             batchIndex: batchIndex, size: size, layers: layers)
@@ -39,6 +41,9 @@ extension CacheManager {
     /// prefix keys never. Empty batches, repeated keys and two pulls into one local slot are refused.
     public func pullCaches(_ pulls: [CachePull]) throws(LLMError) {
         try resources.gate(.pullCache)
+        for (index, pull) in pulls.enumerated() {
+            try resources.issuer.admit(pull.cache, "pulls[\(index)].cache", in: "pullCaches")
+        }
         try BatchRequester(requester: requester).pullCaches(pulls)
     }
 
@@ -48,6 +53,7 @@ extension CacheManager {
         _ key: BlocksCacheKey, into cache: Cache, srcBlocks: [Int], dstBlocks: [Int], layers: LayerRange? = nil
     ) throws(LLMError) {
         try resources.gate(.pullBlocks)
+        try resources.issuer.admit(cache, "cache", in: "pullBlocks")
         try requester.transferBlocks(
             .blocks(modelID: key.modelID), cluster: key.clusterID, local: cache, remoteBlocks: srcBlocks,
             localBlocks: dstBlocks, layers: layers, push: false)
@@ -60,6 +66,7 @@ extension CacheManager {
         size: Int = -1
     ) throws(LLMError) {
         try resources.gate(.pushCache)
+        try resources.issuer.admit(cache, "cache", in: "pushCache")
         try requester.pushSlot(to: key, from: cache, srcBatchIndex: srcBatchIndex, layers: layers, size: size)
     }
 
@@ -69,6 +76,7 @@ extension CacheManager {
         to key: BlocksCacheKey, from cache: Cache, srcBlocks: [Int], dstBlocks: [Int], layers: LayerRange? = nil
     ) throws(LLMError) {
         try resources.gate(.pushBlocks)
+        try resources.issuer.admit(cache, "cache", in: "pushBlocks")
         try requester.transferBlocks(
             .blocks(modelID: key.modelID), cluster: key.clusterID, local: cache, remoteBlocks: dstBlocks,
             localBlocks: srcBlocks, layers: layers, push: true)

@@ -6,7 +6,8 @@ import Synchronization
 import ThreadSanitizerSupport
 
 /// Allocates caches in the instance's memory pools, binds them to request keys, copies and swaps them, and
-/// serves them to peers. Obtain it from `LLMDataDist.cacheManager`. Thread-safe.
+/// serves them to peers. Obtain it from `LLMDataDist.cacheManager`. Thread-safe. Every operation taking a `Cache`
+/// refuses (`.paramInvalid`) one issued by another instance or before this one was last initialised (see `Cache`).
 public final class CacheManager: Sendable {
     /// The cache table and the instance's resources.
     let store: CacheStore
@@ -32,7 +33,7 @@ public final class CacheManager: Sendable {
     public func allocateCache(_ desc: CacheDesc, keys: [CacheKey] = []) throws(LLMError) -> Cache {
         try resources.gate(.allocateCache)
         try requirePool(for: desc, operation: "allocateCache")
-        let tensorSize = try validatedTensorSize(desc, operation: "allocateCache")
+        let tensorSize = try desc.validatedTensorSize(operation: "allocateCache")
         guard !keys.isEmpty else {  // the common case, kept short
             return try store.table.withLock { table throws(LLMError) in
                 try store.ensureOpen(table)
@@ -76,6 +77,7 @@ public final class CacheManager: Sendable {
     /// last key is pulled or removed. Unknown or registered caches: no-op.
     public func deallocateCache(_ cache: Cache) throws(LLMError) {
         try resources.gate(.deallocateCache)
+        try resources.issuer.admit(cache, "cache", in: "deallocateCache")
         guard !cache.isBlocksCache else {
             throw .paramInvalid("deallocateCache got blocks cache \(cache.cacheID); use deallocateBlocksCache")
         }
@@ -108,7 +110,7 @@ public final class CacheManager: Sendable {
     public func allocateBlocksCache(_ desc: CacheDesc, key: BlocksCacheKey? = nil) throws(LLMError) -> Cache {
         try resources.gate(.allocateBlocksCache)
         try requirePool(for: desc, operation: "allocateBlocksCache")
-        let tensorSize = try validatedTensorSize(desc, operation: "allocateBlocksCache")
+        let tensorSize = try desc.validatedTensorSize(operation: "allocateBlocksCache")
         return try store.table.withLock { table throws(LLMError) in
             try store.ensureOpen(table)
             var keyBySlot: [Int: IndexKey] = [:]
@@ -127,6 +129,7 @@ public final class CacheManager: Sendable {
     /// Releases a blocks cache and its key now (blocks keys hold no reference). Unknown or registered: no-op.
     public func deallocateBlocksCache(_ cache: Cache) throws(LLMError) {
         try resources.gate(.deallocateBlocksCache)
+        try resources.issuer.admit(cache, "cache", in: "deallocateBlocksCache")
         guard cache.isBlocksCache else {
             throw .paramInvalid("deallocateBlocksCache got contiguous cache \(cache.cacheID); use deallocateCache")
         }
@@ -146,7 +149,7 @@ public final class CacheManager: Sendable {
         _ desc: CacheDesc, addresses: [UInt], keys: [CacheKey] = [], remoteAccessible: Bool? = nil
     ) throws(LLMError) -> Cache {
         try resources.gate(.registerCache)
-        let tensorSize = try validateRegistration(desc, addresses: addresses, operation: "registerCache")
+        let tensorSize = try desc.validatedCallerMemory(at: addresses, operation: "registerCache")
         let slots = Int(desc.shape[0])
         guard keys.count <= slots else {
             throw .paramInvalid("registerCache got \(keys.count) keys for batch size shape[0] = \(slots)")
@@ -175,7 +178,9 @@ public final class CacheManager: Sendable {
                 remoteAccessible: remoteAccessible ?? (desc.placement == .device), holdsIDReference: false,
                 keyBySlot: keyBySlot)
             table.insert(entry)
-            return Cache(cacheID: entry.id, desc: desc, tensorAddresses: addresses, isBlocksCache: false)
+            return Cache(
+                cacheID: entry.id, desc: desc, tensorAddresses: addresses, isBlocksCache: false,
+                issuer: resources.issuer)
         }
     }
 
@@ -184,7 +189,7 @@ public final class CacheManager: Sendable {
         _ desc: CacheDesc, addresses: [UInt], key: BlocksCacheKey? = nil, remoteAccessible: Bool? = nil
     ) throws(LLMError) -> Cache {
         try resources.gate(.registerBlocksCache)
-        let tensorSize = try validateRegistration(desc, addresses: addresses, operation: "registerBlocksCache")
+        let tensorSize = try desc.validatedCallerMemory(at: addresses, operation: "registerBlocksCache")
         let blocks = Int(desc.shape[0])
         return try store.table.withLock { table throws(LLMError) in
             try store.ensureOpen(table)
@@ -195,7 +200,9 @@ public final class CacheManager: Sendable {
                 remoteAccessible: remoteAccessible ?? (desc.placement == .device), holdsIDReference: false)
             table.insert(entry)
             if let key { table.rebind(IndexKey(blocksModelID: key.modelID), to: entry.id, slot: 0) }
-            return Cache(cacheID: entry.id, desc: desc, tensorAddresses: addresses, isBlocksCache: true)
+            return Cache(
+                cacheID: entry.id, desc: desc, tensorAddresses: addresses, isBlocksCache: true, issuer: resources.issuer
+            )
         }
     }
 
@@ -256,27 +263,6 @@ public final class CacheManager: Sendable {
         return .paramInvalid("\(operation) desc.placement .\(desc.placement) needs LLMConfig.\(field)")
     }
 
-    @inline(__always)
-    func validatedTensorSize(_ desc: CacheDesc, operation: String) throws(LLMError) -> Int {
-        guard desc.numTensors > 0 else {
-            throw .paramInvalid("\(operation) desc.numTensors is \(desc.numTensors); it must be > 0")
-        }
-        do {
-            return try desc.tensorByteSize
-        } catch {
-            throw .paramInvalid("\(operation) desc: \(error.message)")
-        }
-    }
-
-    private func validateRegistration(_ desc: CacheDesc, addresses: [UInt], operation: String) throws(LLMError) -> Int {
-        let tensorSize = try validatedTensorSize(desc, operation: operation)
-        guard addresses.count == desc.numTensors else {
-            throw .paramInvalid("\(operation) got \(addresses.count) addresses for desc.numTensors \(desc.numTensors)")
-        }
-        if let index = addresses.firstIndex(of: 0) { throw .paramInvalid("\(operation) addresses[\(index)] is 0") }
-        return tensorSize
-    }
-
     private func checkRegistrationRoom(_ table: CacheTable, adding count: Int, operation: String) throws(LLMError) {
         let limit = CacheTable.registeredAddressLimit
         guard table.registeredAddresses + count <= limit else {
@@ -303,7 +289,8 @@ public final class CacheManager: Sendable {
         } else {
             table.insert(entry)
         }
-        return Cache(cacheID: id, desc: desc, tensorAddresses: addresses, isBlocksCache: isBlocks)
+        return Cache(
+            cacheID: id, desc: desc, tensorAddresses: addresses, isBlocksCache: isBlocks, issuer: resources.issuer)
     }
 
     /// One span per tensor, taken together; on failure nothing is taken and nothing changes.

@@ -9,6 +9,8 @@ import ThreadSanitizerSupport
 /// instances may live in one process, each with its own pools. Thread-safe.
 public final class LLMDataDist: Sendable {
     public let clusterID: UInt64
+    /// Unique in the process; with the initialisation count it tells the caches this instance issued.
+    let serial: UInt64
     let state: Lock<InstanceState>
     let logger: Logger
 
@@ -16,6 +18,8 @@ public final class LLMDataDist: Sendable {
         var role: LLMRole
         /// What exists between `initialize` and `finalize` (the manager holds the runtime, pools and links).
         var manager: CacheManager?
+        /// Successful `initialize` calls so far (the generation of the caches the manager issues).
+        var initializations: UInt64 = 0
     }
 
     public convenience init(role: LLMRole, clusterID: UInt64) {
@@ -25,6 +29,7 @@ public final class LLMDataDist: Sendable {
     /// An instance that logs to `logger` (warnings about unsupported operations, backend selection).
     public init(role: LLMRole, clusterID: UInt64, logger: Logger) {
         self.clusterID = clusterID
+        self.serial = instanceSerials.wrappingAdd(1, ordering: .relaxed).newValue
         self.state = Lock(InstanceState(role: role))
         self.logger = logger
     }
@@ -48,7 +53,9 @@ public final class LLMDataDist: Sendable {
     public func initialize(_ config: LLMConfig, environment: [String: String]) throws(LLMError) {
         try state.withLock { state throws(LLMError) in
             guard state.manager == nil else { return }
-            state.manager = try makeManager(config, environment: environment)
+            let issuer = CacheIssuer(instance: serial, generation: state.initializations + 1)
+            state.manager = try makeManager(config, environment: environment, issuer: issuer)
+            state.initializations = issuer.generation
         }
     }
 
@@ -139,7 +146,9 @@ public final class LLMDataDist: Sendable {
         return manager
     }
 
-    private func makeManager(_ config: LLMConfig, environment: [String: String]) throws(LLMError) -> CacheManager {
+    private func makeManager(_ config: LLMConfig, environment: [String: String], issuer: CacheIssuer)
+        throws(LLMError) -> CacheManager
+    {
         try config.validate()
         let choice = try RuntimeChoice.select(environment: environment, logger: logger)
         let runtime = choice.runtime
@@ -157,8 +166,8 @@ public final class LLMDataDist: Sendable {
                 "product": "\(runtime.capabilities.product.rawValue)",
             ])
         let resources = InstanceResources(
-            clusterID: clusterID, config: config, runtime: runtime, devicePool: devicePool, hostPool: hostPool,
-            logger: logger)
+            clusterID: clusterID, issuer: issuer, config: config, runtime: runtime, devicePool: devicePool,
+            hostPool: hostPool, logger: logger)
         let manager = CacheManager(resources: resources)
         if let endpoint = config.listenAddress {
             try manager.links.startListening(on: endpoint)
@@ -185,6 +194,9 @@ public final class LLMDataDist: Sendable {
         }
     }
 }
+
+/// Serials of `LLMDataDist` instances (the last one given out).
+private let instanceSerials = Atomic<UInt64>(0)
 
 extension RuntimeChoice {
     /// `RuntimeSelection.select`, with its failure mapped to `.failed` at the DataDist boundary.

@@ -132,36 +132,6 @@ public struct BlocksCacheKey: Sendable, Hashable {
     }
 }
 
-/// A cache: `desc.numTensors` tensors whose addresses a framework may wrap without copying.
-public struct Cache: Sendable, Hashable {
-    public let cacheID: Int64
-    public let desc: CacheDesc
-    /// One address per tensor.
-    public let tensorAddresses: [UInt]
-    public let isBlocksCache: Bool
-
-    public init(cacheID: Int64, desc: CacheDesc, tensorAddresses: [UInt], isBlocksCache: Bool) {
-        self.cacheID = cacheID
-        self.desc = desc
-        self.tensorAddresses = tensorAddresses
-        self.isBlocksCache = isBlocksCache
-    }
-
-    /// A host blocks cache over caller memory, only for `swapBlocks` (id -1, not registered).
-    public static func createCPUCache(_ desc: CacheDesc, addresses: [UInt]) throws(LLMError) -> Cache {
-        guard desc.placement == .host else {
-            throw .paramInvalid("createCPUCache needs desc.placement == .host, got .\(desc.placement)")
-        }
-        guard addresses.count == desc.numTensors else {
-            throw .paramInvalid(
-                "createCPUCache got \(addresses.count) addresses for desc.numTensors \(desc.numTensors)")
-        }
-        guard !addresses.contains(0) else { throw .paramInvalid("createCPUCache addresses contain 0") }
-        _ = try desc.tensorByteSize
-        return Cache(cacheID: -1, desc: desc, tensorAddresses: addresses, isBlocksCache: true)
-    }
-}
-
 /// Which layers a layer-wise transfer moves. A layer is `tensorsPerLayer` consecutive tensors (K, V).
 public struct LayerRange: Sendable, Hashable {
     public var source: Range<Int>

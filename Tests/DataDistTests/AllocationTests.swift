@@ -119,7 +119,8 @@ import Testing
         }
     }
 
-    @Test(arguments: [Int.max, 1 << 40, 17])
+    /// Counts within uint32 (beyond it is `.paramInvalid`: InputBoundsTests).
+    @Test(arguments: [Int(UInt32.max), 1 << 20, 17])
     func moreTensorsThanPagesAreRefusedAtOnce(tensors: Int) throws {
         try withCacheManager(devicePool: 16 << 16) { manager in
             expectRefusal(.outOfMemory, mentioning: ["\(tensors) tensors"], in: manager) {

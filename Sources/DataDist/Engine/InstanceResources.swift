@@ -8,6 +8,8 @@ import ThreadSanitizerSupport
 /// What an initialised instance works with: its runtime, product gates, configuration and pools.
 final class InstanceResources: Sendable {
     let clusterID: UInt64
+    /// What the caches this instance issues carry; operations refuse caches with another.
+    let issuer: CacheIssuer
     let config: LLMConfig
     let runtime: any DeviceRuntime
     let caps: DeviceCapabilities
@@ -22,10 +24,11 @@ final class InstanceResources: Sendable {
     let hasAnyPool: Bool
 
     init(
-        clusterID: UInt64, config: LLMConfig, runtime: any DeviceRuntime, devicePool: BlockPool?,
-        hostPool: BlockPool?, logger: Logger
+        clusterID: UInt64, issuer: CacheIssuer, config: LLMConfig, runtime: any DeviceRuntime,
+        devicePool: BlockPool?, hostPool: BlockPool?, logger: Logger
     ) {
         self.clusterID = clusterID
+        self.issuer = issuer
         self.config = config
         self.runtime = runtime
         self.caps = runtime.capabilities

@@ -129,9 +129,10 @@ struct OwnerPolicy: Sendable {
             of: entry, tensors: request.tensors, slot: request.blocks.isEmpty ? slot : nil, pools: pools, to: &extents)
         let consumes =
             boundKey?.namespace == .request && entry.isOwned && !entry.isBlocks && !request.write && !remoteAccessible
+        // `slots` only informs the peer (a batch of more than UInt32.max slots says UInt32.max).
         let grant = Grant(
             pinID: 0, kind: MemoryKind(entry.placement), isBlocks: entry.isBlocks, stride: UInt64(entry.stride),
-            slots: UInt32(entry.slots), tensorCount: UInt32(entry.desc.numTensors), extents: extents)
+            slots: UInt32(clamping: entry.slots), tensorCount: UInt32(entry.desc.numTensors), extents: extents)
         return (grant, entry.memory.map { [$0] } ?? [], consumes ? boundKey : nil)
     }
 
@@ -174,6 +175,12 @@ struct OwnerPolicy: Sendable {
             return (entry, binding.slot, key)
         case .slot(let cacheID, let batchIndex):
             guard let entry = table.entry(cacheID), Int(batchIndex) < entry.slots else {
+                // Spec §6.1: past the batch of an existing cache, a push is PARAM_INVALID, a pull KV_CACHE_NOT_EXIST.
+                if request.write, let entry = table.entry(cacheID) {
+                    throw .paramInvalid(
+                        "push to batch index \(batchIndex) of cache \(cacheID) of cluster \(clusterID), which has \(entry.slots) slots"
+                    )
+                }
                 throw LLMError(.kvCacheNotExist, "cluster \(clusterID) has no slot \(batchIndex) of a cache \(cacheID)")
             }
             let key = entry.keyBySlot[Int(batchIndex)]
