@@ -90,11 +90,14 @@ final class LinkTable: Sendable {
         guard timeout > .zero else { return (.paramInvalid, []) }
         let timeout = min(timeout, Self.longestTimeout)
         let results = forEachInParallel(clusters) { cluster -> LLMStatusCode in
-            let link = self.registry.withLock { registry in
-                defer { registry.lost[cluster.remoteClusterID] = nil }
-                return registry.links[cluster.remoteClusterID]
+            let link = self.registry.withLock { registry -> PeerLink? in
+                registry.lost[cluster.remoteClusterID] = nil
+                guard let link = registry.links[cluster.remoteClusterID] else { return nil }
+                registry.unlinking.insert(link.serial)
+                return link
             }
             guard let link else { return .success }
+            defer { _ = self.registry.withLock { $0.unlinking.remove(link.serial) } }
             if !force {
                 do throws(LinkError) {
                     try link.channel.requestUnlink(from: self.resources.clusterID, timeout: timeout, what: "unlink")
@@ -212,7 +215,7 @@ final class LinkTable: Sendable {
         registry.withLock { registry in
             guard registry.links[cluster]?.serial == serial else { return }
             registry.links[cluster] = nil
-            if !reason.isDeliberate { registry.lost[cluster] = reason }
+            if !reason.isDeliberate, !registry.unlinking.contains(serial) { registry.lost[cluster] = reason }
         }
         resources.logger.debug("link closed", metadata: ["cluster": "\(cluster)", "reason": "\(reason)"])
     }
