@@ -5,6 +5,8 @@ struct PeerLink: Sendable {
     /// Unique per link in this process; pins taken for the peer carry it.
     let serial: UInt64
     let channel: PeerChannel
+    /// The transfers in flight over it (an unlink waits for their releases).
+    let transfers = TransferGate()
 
     var remoteClusterID: UInt64 { channel.remoteClusterID }
 }

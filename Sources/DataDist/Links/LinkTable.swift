@@ -99,9 +99,13 @@ final class LinkTable: Sendable {
             guard let link else { return .success }
             defer { _ = self.registry.withLock { $0.unlinking.remove(link.serial) } }
             if !force {
+                let deadline = ContinuousClock.now.advanced(by: timeout)
+                self.letTransfersFinish(on: link, within: timeout)
                 do throws(LinkError) {
-                    try link.channel.requestUnlink(from: self.resources.clusterID, timeout: timeout, what: "unlink")
+                    let rest = max(deadline - .now, Self.shortestUnlinkRequest)
+                    try link.channel.requestUnlink(from: self.resources.clusterID, timeout: rest, what: "unlink")
                 } catch {
+                    // The unlink may still reach the peer, and nothing is posted after it: no new transfers.
                     self.resources.logger.warning("unlink from cluster \(cluster.remoteClusterID) failed: \(error)")
                     return .unlinkFailed
                 }
@@ -120,8 +124,24 @@ final class LinkTable: Sendable {
             return Array(registry.links.values)
         }
         for link in all {
+            letTransfersFinish(on: link, within: Self.finalizeTransferWait)
             try? link.channel.requestUnlink(from: resources.clusterID, timeout: .milliseconds(200), what: "finalize")
             link.channel.close(.finalized)
+        }
+    }
+
+    /// Transfers in flight on a link being unlinked get this long before finalize goes on without them.
+    static let finalizeTransferWait: Duration = .seconds(1)
+    /// The unlink request gets at least this long, even when its transfers took the whole unlink timeout.
+    static let shortestUnlinkRequest: Duration = .milliseconds(100)
+
+    /// Refuses new transfers on `link` and waits up to `timeout` for those in flight to post their releases, so
+    /// the owner settles them before the unlink; one that is still running then fails (its release can no
+    /// longer be sent, and the owner counts it failed).
+    private func letTransfersFinish(on link: PeerLink, within timeout: Duration) {
+        if !link.transfers.close(waitingUpTo: timeout) {
+            resources.logger.warning(
+                "unlinking cluster \(link.remoteClusterID) with transfers still in flight after \(timeout): they fail")
         }
     }
 
