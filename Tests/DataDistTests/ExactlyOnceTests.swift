@@ -24,7 +24,8 @@ import ThreadSanitizerSupport
             let status = Lock<LLMStatusCode?>(nil)
         }
 
-        init(_ decoder: CacheManager, into destination: Cache) throws {
+        /// `batched`: through `pullCaches` instead of `pullCache`.
+        init(_ decoder: CacheManager, into destination: Cache, batched: Bool = false) throws {
             let link = try decoder.links.link(to: 1, for: "test")
             let (copied, go) = (copied, go)
             link.transfers.beforeRelease.withLock { hook in
@@ -36,7 +37,11 @@ import ThreadSanitizerSupport
             let outcome = outcome
             thread = TestThread {
                 do throws(LLMError) {
-                    try decoder.pullCache(ExactlyOnceTests.key, into: destination)
+                    if batched {
+                        try decoder.pullCaches([CachePull(ExactlyOnceTests.key, into: destination)])
+                    } else {
+                        try decoder.pullCache(ExactlyOnceTests.key, into: destination)
+                    }
                     outcome.status.withLock { $0 = .success }
                 } catch {
                     outcome.status.withLock { $0 = error.status }
@@ -67,13 +72,14 @@ import ThreadSanitizerSupport
         }
     }
 
-    @Test func anUnlinkLetsAFinishedPullReleaseFirstSoItsKeyStaysConsumed() throws {
+    @Test(arguments: [false, true])
+    func anUnlinkLetsAFinishedPullReleaseFirstSoItsKeyStaysConsumed(batched: Bool) throws {
         let pair = try LinkedPair()
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let source = try prompt.allocateCache(Self.desc, keys: [Self.key])
         let destination = try decoder.allocateCache(Self.desc)
         let link = try decoder.links.link(to: 1, for: "test")
-        let pull = try HeldPull(decoder, into: destination)
+        let pull = try HeldPull(decoder, into: destination, batched: batched)
         let unlink = TestThread {
             let status = pair.decoder.unlinkClusters([pair.promptInfo], timeout: .seconds(20))
             return status == (.success, [.success]) ? [] : ["unlink: \(status)"]
@@ -91,12 +97,13 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
-    @Test func aPullWhoseOwnerUnlinksBeforeItsReleaseFailsAndTheKeyIsPulledOnce() throws {
+    @Test(arguments: [false, true])
+    func aPullWhoseOwnerUnlinksBeforeItsReleaseFailsAndTheKeyIsPulledOnce(batched: Bool) throws {
         let pair = try LinkedPair()
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let source = try prompt.allocateCache(Self.desc, keys: [Self.key])
         let destination = try decoder.allocateCache(Self.desc)
-        let pull = try HeldPull(decoder, into: destination)
+        let pull = try HeldPull(decoder, into: destination, batched: batched)
         let decoderInfo = LLMClusterInfo(remoteClusterID: pair.decoder.clusterID)
         #expect(pair.prompt.unlinkClusters([decoderInfo], timeout: .seconds(20)) == (.success, [.success]))
         #expect(prompt.audit().boundKeys == 1, "the link closed with the pull unreleased: its key is back")
