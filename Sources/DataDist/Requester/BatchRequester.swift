@@ -109,7 +109,9 @@ struct BatchRequester: Sendable {
         var granted: [(link: PeerLink, round: BatchRound, grant: Grant)] = []
         var copied = false
         defer {
-            if !copied { for entry in granted { entry.link.channel.release(pinID: entry.grant.pinID, succeeded: false) } }
+            if !copied {
+                for entry in granted { entry.link.channel.release(pinID: entry.grant.pinID, succeeded: false) }
+            }
         }
         let timeout = resources.config.syncKVTimeout
         for round in rounds {
