@@ -127,17 +127,22 @@ struct CacheTable: Sendable {
     /// The rest of `settle` for a key every tensor of which was taken: it stays reserved while other transfers
     /// of it are in flight, is consumed when none is and every tensor stayed pulled, or else is bound again.
     private mutating func settleReserved(_ key: IndexKey, _ binding: KeyBinding) {
-        guard let entry = entries[binding.cacheID] else {
+        // Only what is needed, not the entry: a copy of it alive across `modify` would copy its slot map.
+        guard
+            let (tensors, slotIsFree) = entries[binding.cacheID].map({
+                ($0.desc.numTensors, $0.keyBySlot[binding.slot] == nil)
+            })
+        else {
             keysGone += 1  // its cache was erased meanwhile
             return
         }
-        if binding.pulledTensors.count >= entry.desc.numTensors {
+        if binding.pulledTensors.count >= tensors {
             if binding.transfersInFlight > 0 { reservedKeys[key] = binding } else { keysGone += 1 }
-        } else if entry.keyBySlot[binding.slot] == nil {
+        } else if keys[key] == nil, slotIsFree {
             keys[key] = binding
             entries.modify(binding.cacheID) { $0.keyBySlot[binding.slot] = key }
         } else {
-            keysGone += 1  // the slot was bound to another key meanwhile
+            keysGone += 1  // the slot (or the key) was bound again meanwhile
         }
     }
 
