@@ -115,6 +115,21 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
+    @Test func aPullStillRunningWhenItsUnlinkStopsWaitingFailsAndTheKeyIsPulledOnce() throws {
+        let pair = try LinkedPair()
+        let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
+        let source = try prompt.allocateCache(Self.desc, keys: [Self.key])
+        let destination = try decoder.allocateCache(Self.desc)
+        let pull = try HeldPull(decoder, into: destination)
+        #expect(pair.decoder.unlinkClusters([pair.promptInfo], timeout: .milliseconds(200)) == (.success, [.success]))
+        #expect(pull.resume() == .linkFailed, "its release would follow the unlink")
+        #expect(try Self.pullAgain(pair, into: destination) == .success, "the one pull that counts")
+        try prompt.deallocateCache(source)
+        try decoder.deallocateCache(destination)
+        #expect(eventually { prompt.audit().isClean }, "\(prompt.audit())")
+        try pair.finish()
+    }
+
     @Test func finalizeLetsAFinishedPullReleaseFirstSoItsKeyStaysConsumed() throws {
         let pair = try LinkedPair()
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
