@@ -218,17 +218,18 @@ public final class CacheManager: Sendable {
     // MARK: diagnostics
 
     /// A consistent snapshot of caches, keys and pool pages. `orphans` counts pages held by nothing the
-    /// table knows and keys pointing nowhere: it must always be 0.
+    /// table knows, keys pointing nowhere, and keys lost (neither bound, nor taken by a transfer in flight, nor
+    /// consumed, nor removed): it must always be 0.
     public func audit() -> CacheAudit {
         store.table.withLock { table in
             let usages = resources.pools.map(\.usage)
             let pagesInUse = usages.reduce(0) { $0 + $1.pagesInUse }
-            let (reachablePages, danglingKeys) = table.reachability()
+            let (reachablePages, danglingKeys, lostKeys) = table.reachability()
             return CacheAudit(
                 liveCaches: table.entries.count, boundKeys: table.keys.count, pagesInUse: pagesInUse,
                 pagesFree: usages.reduce(0) { $0 + $1.pagesFree },
                 pinnedByPeers: table.pins.count,
-                orphans: abs(pagesInUse - reachablePages) + danglingKeys)
+                orphans: abs(pagesInUse - reachablePages) + danglingKeys + lostKeys)
         }
     }
 
@@ -326,7 +327,8 @@ public struct CacheAudit: Sendable, Hashable, CustomStringConvertible {
     public var pagesFree: Int
     /// Slots pinned for in-flight remote transfers.
     public var pinnedByPeers: Int
-    /// Pages or keys reachable from nothing: must always be 0.
+    /// Pages or keys reachable from nothing, and keys lost (bound once, now neither bound, nor taken by a
+    /// transfer in flight, nor consumed, nor removed): must always be 0.
     public var orphans: Int
 
     public init(liveCaches: Int, boundKeys: Int, pagesInUse: Int, pagesFree: Int, pinnedByPeers: Int, orphans: Int) {

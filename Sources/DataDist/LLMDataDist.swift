@@ -95,7 +95,8 @@ public final class LLMDataDist: Sendable {
     }
 
     /// Unlinks each cluster: tells the peer and tears down both sides, or with `force` only this side. Unlinking a
-    /// cluster that is not linked succeeds.
+    /// cluster that is not linked succeeds. Without `force`, transfers in flight on the link finish first (within
+    /// `timeout`), so what they consumed at the peer stays consumed; no new transfer starts on it.
     public func unlinkClusters(
         _ clusters: [LLMClusterInfo], timeout: Duration = .seconds(3), force: Bool = false
     ) -> (LLMStatusCode, [LLMStatusCode]) {

@@ -12,6 +12,25 @@ import Testing
         try pair.finish()
     }
 
+    /// The peer closes its end once it acknowledged an unlink; that close is part of the unlink, not a broken link.
+    @Test func aPullRightAfterACleanUnlinkIsNotYetLinkEveryTime() throws {
+        let pair = try LinkedPair()
+        let manager = try pair.decoder.cacheManager
+        let cache = try manager.allocateCache(CacheDesc(numTensors: 1, shape: [1, 4], dataType: .int8))
+        for round in 0..<30 {
+            #expect(pair.decoder.unlinkClusters([pair.promptInfo]) == (.success, [.success]), "round \(round)")
+            do {
+                try manager.pullCache(CacheKey(promptClusterID: 1, reqID: 1), into: cache)
+                Issue.record("round \(round): a pull without a link succeeded")
+            } catch {
+                #expect(error.status == .notYetLink, "round \(round): \(error)")
+            }
+            #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.success, [.success]), "round \(round)")
+        }
+        try manager.deallocateCache(cache)
+        try pair.finish()
+    }
+
     @Test func b21LinkingTwiceIsAlreadyLink() throws {
         let pair = try LinkedPair()
         #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.alreadyLink, [.alreadyLink]))

@@ -89,6 +89,40 @@ import Testing
         }
     }
 
+    /// Two layer-wise pulls of one key in flight at once (the second takes its last tensor), settled in either
+    /// order, each succeeding or failing: the key is consumed only if both succeeded, otherwise it is bound again
+    /// and pulling exactly the failed tensors consumes it; the audit never sees a key lost.
+    @Test(arguments: [(true, false), (false, true), (false, false), (true, true)])
+    func twoPartialPullsOfOneKeySettleIndependently(firstSucceeds: Bool, secondSucceeds: Bool) throws {
+        for firstSettlesFirst in [true, false] {
+            try withCacheManager { manager in
+                let policy = manager.links.policy
+                let key = CacheKey(promptClusterID: 1, reqID: 7)
+                let cache = try manager.allocateCache(Self.desc, keys: [key])
+                let first = try policy.resolve(Self.pull(Self.key(7), tensors: 0..<1), link: 1).get()
+                #expect(manager.audit().boundKeys == 1, "tensor 1 is still pullable")
+                let second = try policy.resolve(Self.pull(Self.key(7), tensors: 1..<2), link: 1).get()
+                #expect(manager.audit().boundKeys == 0 && manager.audit().orphans == 0, "every tensor is taken")
+                let settles = [(first, firstSucceeds), (second, secondSucceeds)]
+                for (grant, succeeded) in firstSettlesFirst ? settles : settles.reversed() {
+                    #expect(policy.release(ReleaseNotice(pinID: grant.pinID, succeeded: succeeded), link: 1))
+                    #expect(manager.audit().orphans == 0, "no key lost: \(manager.audit())")
+                }
+                let failed = [firstSucceeds ? nil : 0, secondSucceeds ? nil : 1].compactMap { $0 }
+                #expect(manager.audit().boundKeys == (failed.isEmpty ? 0 : 1), "order \(firstSettlesFirst)")
+                for tensor in failed {
+                    let again = try policy.resolve(Self.pull(Self.key(7), tensors: tensor..<tensor + 1), link: 2).get()
+                    #expect(policy.release(ReleaseNotice(pinID: again.pinID, succeeded: true), link: 2))
+                }
+                #expect(manager.audit().boundKeys == 0, "pulling exactly the failed tensors consumed the key")
+                #expect(Self.status(of: policy.resolve(Self.pull(Self.key(7)), link: 2)) == .kvCacheNotExist)
+                try manager.removeCacheKey(key)
+                try manager.deallocateCache(cache)
+                #expect(manager.audit().isClean, "\(manager.audit())")
+            }
+        }
+    }
+
     @Test func everyForbiddenRequestIsRefusedAndTakesNothing() throws {
         try withCacheManager(devicePool: 1 << 20, hostPool: 1 << 20) { manager in
             let policy = manager.links.policy

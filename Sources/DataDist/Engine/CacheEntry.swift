@@ -48,6 +48,19 @@ struct KeyBinding: Sendable {
     /// Tensors of the slot already pulled through this key (layer-wise pulls); the key is consumed once
     /// every tensor has been pulled.
     var pulledTensors: Set<Int> = []
+    /// Transfers in flight that took tensors of the slot through this key and have not settled yet.
+    var transfersInFlight = 0
+
+    /// Whether `reservation` was taken from this binding (not from an earlier binding of the same key).
+    func holds(_ reservation: Reservation) -> Bool {
+        cacheID == reservation.cacheID && slot == reservation.slot && transfersInFlight > 0
+    }
+
+    /// Ends `reservation`'s transfer: a failed one gives its tensors back.
+    mutating func settle(_ reservation: Reservation, succeeded: Bool) {
+        transfersInFlight -= 1
+        if !succeeded { pulledTensors.subtract(reservation.tensors) }
+    }
 }
 
 /// One cache: its geometry and memory (in `record`, fixed for its life) and who holds it (the mutable rest).
@@ -180,8 +193,6 @@ struct Reservation: Sendable {
     let slot: Int
     /// Tensors this transfer marked as pulled.
     let tensors: Set<Int>
-    /// Whether the transfer unbound the key (it took the last tensors).
-    let unboundKey: Bool
 }
 
 /// A cache's view with the memory a local copy pins. The memory is held unretained: while its pin count is not

@@ -13,6 +13,10 @@ struct CacheTable: Sendable {
     private var draining: [Int64: CacheRecord] = [:]
     /// Keys unbound by transfers in flight, with their binding, until those transfers settle.
     private var reservedKeys: [IndexKey: KeyBinding] = [:]
+    /// Keys ever bound, and keys gone for good (consumed by pulls, removed, or dropped with their cache): every
+    /// key bound and not gone is in `keys` or `reservedKeys`, else it was lost (`reachability`).
+    private var keysBound = 0
+    private var keysGone = 0
     private var nextCacheID: Int64 = 1
     private var nextPinID: UInt64 = 1
     /// Addresses registered through registerCache / registerBlocksCache (the reference caps them at 240).
@@ -38,7 +42,10 @@ struct CacheTable: Sendable {
     /// Adds an entry and binds its keys (already validated).
     mutating func insert(_ entry: consuming CacheEntry) {
         let id = entry.id
-        for (slot, key) in entry.keyBySlot { keys[key] = KeyBinding(cacheID: id, slot: slot) }
+        for (slot, key) in entry.keyBySlot {
+            if keys.updateValue(KeyBinding(cacheID: id, slot: slot), forKey: key) != nil { keysGone += 1 }
+            keysBound += 1
+        }
         if !entry.isOwned { registeredAddresses += entry.addresses.count }
         let previous = entries.updateValue(entry, forKey: id)
         precondition(previous == nil, "cache id \(id) reused")
@@ -65,6 +72,7 @@ struct CacheTable: Sendable {
     /// Unbinds `key` from its cache; the cache goes if nothing else holds it.
     mutating func unbind(_ key: IndexKey) {
         guard let binding = keys.removeValue(forKey: key) else { return }
+        keysGone += 1
         entries.modify(binding.cacheID) { entry in
             if entry.keyBySlot[binding.slot] == key { entry.keyBySlot[binding.slot] = nil }
         }
@@ -78,6 +86,7 @@ struct CacheTable: Sendable {
         guard var binding = keys[key] else { return nil }
         let taken = Set(tensors).subtracting(binding.pulledTensors)
         binding.pulledTensors.formUnion(taken)
+        binding.transfersInFlight += 1
         let slot = binding.slot
         let found = entries.modify(binding.cacheID) { entry -> Bool in
             let complete = binding.pulledTensors.count >= entry.desc.numTensors
@@ -92,33 +101,56 @@ struct CacheTable: Sendable {
         } else {
             keys[key] = binding
         }
-        return Reservation(key: key, cacheID: binding.cacheID, slot: binding.slot, tensors: taken, unboundKey: complete)
+        return Reservation(key: key, cacheID: binding.cacheID, slot: binding.slot, tensors: taken)
     }
 
-    /// Ends a reservation: on success the pulled tensors stay pulled; on failure they are given back, and an
-    /// unbound key is bound again if nobody removed or rebound it meanwhile.
+    /// Ends a reservation: on success the pulled tensors stay pulled; on failure they are given back. A key that
+    /// is whole again after a failure is bound again if nobody removed or rebound it meanwhile; a key whose
+    /// tensors were all pulled is consumed once the last of its transfers settles.
     private mutating func settle(_ reservation: Reservation, succeeded: Bool) {
         let key = reservation.key
-        let wasReserved = reservedKeys.removeValue(forKey: key)
-        if !succeeded {
-            if reservation.unboundKey, var binding = wasReserved, keys[key] == nil,
-                entries[reservation.cacheID]?.keyBySlot[reservation.slot] == nil
-            {
-                binding.pulledTensors.subtract(reservation.tensors)
-                keys[key] = binding
-                entries.modify(reservation.cacheID) { $0.keyBySlot[reservation.slot] = key }
-            } else if !reservation.unboundKey, var binding = keys[key], binding.cacheID == reservation.cacheID {
-                binding.pulledTensors.subtract(reservation.tensors)
-                keys[key] = binding
+        if var binding = keys[key], binding.holds(reservation) {
+            binding.settle(reservation, succeeded: succeeded)
+            keys[key] = binding
+        } else if var binding = reservedKeys.removeValue(forKey: key) {
+            if binding.holds(reservation) {
+                binding.settle(reservation, succeeded: succeeded)
+                settleReserved(key, binding)
+            } else {
+                reservedKeys[key] = binding  // another cache's pull of the key, bound after this one's was removed
             }
         }
         guard entries.modify(reservation.cacheID, { $0.reservations -= 1 }) != nil else { return }
         eraseIfRemovable(reservation.cacheID)
     }
 
+    /// The rest of `settle` for a key every tensor of which was taken: it stays reserved while other transfers
+    /// of it are in flight, is consumed when none is and every tensor stayed pulled, or else is bound again.
+    private mutating func settleReserved(_ key: IndexKey, _ binding: KeyBinding) {
+        // Only what is needed, not the entry: a copy of it alive across `modify` would copy its slot map.
+        guard
+            let (tensors, slotIsFree) = entries[binding.cacheID].map({
+                ($0.desc.numTensors, $0.keyBySlot[binding.slot] == nil)
+            })
+        else {
+            keysGone += 1  // its cache was erased meanwhile
+            return
+        }
+        if binding.pulledTensors.count >= tensors {
+            if binding.transfersInFlight > 0 { reservedKeys[key] = binding } else { keysGone += 1 }
+        } else if keys[key] == nil, slotIsFree {
+            keys[key] = binding
+            entries.modify(binding.cacheID) { $0.keyBySlot[binding.slot] = key }
+        } else {
+            keysGone += 1  // the slot (or the key) was bound again meanwhile
+        }
+    }
+
     /// A key taken by a transfer in flight (for removeCacheKey: removing it cancels giving it back).
     mutating func cancelReservation(of key: IndexKey) -> Bool {
-        reservedKeys.removeValue(forKey: key) != nil
+        guard reservedKeys.removeValue(forKey: key) != nil else { return false }
+        keysGone += 1
+        return true
     }
 
     func isReserved(_ key: IndexKey) -> Bool { reservedKeys[key] != nil }
@@ -132,7 +164,10 @@ struct CacheTable: Sendable {
     /// Unbinds the keys of an entry already taken out of `entries`, and keeps its memory reachable while local
     /// copies still use it.
     private mutating func retire(_ entry: CacheEntry) {
-        for key in entry.keyBySlot.values where keys[key]?.cacheID == entry.id { keys[key] = nil }
+        for key in entry.keyBySlot.values where keys[key]?.cacheID == entry.id {
+            keys[key] = nil
+            keysGone += 1
+        }
         retireMemory(of: entry)
     }
 
@@ -155,8 +190,12 @@ struct CacheTable: Sendable {
 
     /// Rebinds a blocks key to `id` (registerBlocksCache: the last registration wins).
     mutating func rebind(_ key: IndexKey, to id: Int64, slot: Int) {
-        if let previous = keys[key] { entries.modify(previous.cacheID) { $0.keyBySlot[previous.slot] = nil } }
+        if let previous = keys[key] {
+            entries.modify(previous.cacheID) { $0.keyBySlot[previous.slot] = nil }
+            keysGone += 1
+        }
         keys[key] = KeyBinding(cacheID: id, slot: slot)
+        keysBound += 1
         entries.modify(id) { $0.keyBySlot[slot] = key }
     }
 
@@ -192,12 +231,14 @@ struct CacheTable: Sendable {
         keys.removeAll()
         pins.removeAll()
         reservedKeys.removeAll()
+        (keysBound, keysGone) = (0, 0)
         registeredAddresses = 0
         isClosed = true
     }
 
-    /// Pages reachable from entries and pins (each span counted once), and keys that point nowhere.
-    func reachability() -> (pages: Int, danglingKeys: Int) {
+    /// Pages reachable from entries and pins (each span counted once), keys that point nowhere, and keys lost:
+    /// bound once, never consumed nor removed, and now neither bound nor reserved by a transfer.
+    func reachability() -> (pages: Int, danglingKeys: Int, lostKeys: Int) {
         var seen = Set<ObjectIdentifier>()
         var pages = 0
         let held = entries.values.lazy.compactMap(\.memory) + pins.values.lazy.flatMap(\.memory) + draining.values
@@ -207,6 +248,6 @@ struct CacheTable: Sendable {
         let dangling = keys.lazy.filter { key, binding in
             self.entries[binding.cacheID]?.keyBySlot[binding.slot] != key
         }.count
-        return (pages, dangling)
+        return (pages, dangling, abs(keysBound - keysGone - keys.count - reservedKeys.count))
     }
 }

@@ -90,15 +90,22 @@ final class LinkTable: Sendable {
         guard timeout > .zero else { return (.paramInvalid, []) }
         let timeout = min(timeout, Self.longestTimeout)
         let results = forEachInParallel(clusters) { cluster -> LLMStatusCode in
-            let link = self.registry.withLock { registry in
-                defer { registry.lost[cluster.remoteClusterID] = nil }
-                return registry.links[cluster.remoteClusterID]
+            let link = self.registry.withLock { registry -> PeerLink? in
+                registry.lost[cluster.remoteClusterID] = nil
+                guard let link = registry.links[cluster.remoteClusterID] else { return nil }
+                registry.unlinking.insert(link.serial)
+                return link
             }
             guard let link else { return .success }
+            defer { _ = self.registry.withLock { $0.unlinking.remove(link.serial) } }
             if !force {
+                let deadline = ContinuousClock.now.advanced(by: timeout)
+                self.letTransfersFinish(on: link, within: timeout)
                 do throws(LinkError) {
-                    try link.channel.requestUnlink(from: self.resources.clusterID, timeout: timeout, what: "unlink")
+                    let rest = max(deadline - .now, Self.shortestUnlinkRequest)
+                    try link.channel.requestUnlink(from: self.resources.clusterID, timeout: rest, what: "unlink")
                 } catch {
+                    // The unlink may still reach the peer, and nothing is posted after it: no new transfers.
                     self.resources.logger.warning("unlink from cluster \(cluster.remoteClusterID) failed: \(error)")
                     return .unlinkFailed
                 }
@@ -117,8 +124,24 @@ final class LinkTable: Sendable {
             return Array(registry.links.values)
         }
         for link in all {
+            letTransfersFinish(on: link, within: Self.finalizeTransferWait)
             try? link.channel.requestUnlink(from: resources.clusterID, timeout: .milliseconds(200), what: "finalize")
             link.channel.close(.finalized)
+        }
+    }
+
+    /// Transfers in flight on a link being unlinked get this long before finalize goes on without them.
+    static let finalizeTransferWait: Duration = .seconds(1)
+    /// The unlink request gets at least this long, even when its transfers took the whole unlink timeout.
+    static let shortestUnlinkRequest: Duration = .milliseconds(100)
+
+    /// Refuses new transfers on `link` and waits up to `timeout` for those in flight to post their releases, so
+    /// the owner settles them before the unlink; one that is still running then fails (its release can no
+    /// longer be sent, and the owner counts it failed).
+    private func letTransfersFinish(on link: PeerLink, within timeout: Duration) {
+        if !link.transfers.close(waitingUpTo: timeout) {
+            resources.logger.warning(
+                "unlinking cluster \(link.remoteClusterID) with transfers still in flight after \(timeout): they fail")
         }
     }
 
@@ -212,7 +235,7 @@ final class LinkTable: Sendable {
         registry.withLock { registry in
             guard registry.links[cluster]?.serial == serial else { return }
             registry.links[cluster] = nil
-            if !reason.isDeliberate { registry.lost[cluster] = reason }
+            if !reason.isDeliberate, !registry.unlinking.contains(serial) { registry.lost[cluster] = reason }
         }
         resources.logger.debug("link closed", metadata: ["cluster": "\(cluster)", "reason": "\(reason)"])
     }

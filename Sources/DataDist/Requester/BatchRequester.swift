@@ -93,13 +93,25 @@ struct BatchRequester: Sendable {
     private func pull(_ pulls: [CachePull], locals: [CacheView]) throws(LLMError) {
         let rounds = Self.rounds(pulls, locals: locals)
         var linkByCluster: [UInt64: PeerLink] = [:]
+        var entered: [PeerLink] = []
+        defer { for link in entered { link.transfers.leave() } }
         for round in rounds where linkByCluster[round.cluster] == nil {
-            linkByCluster[round.cluster] = try requester.links.link(to: round.cluster, for: "pullCaches")
+            let link = try requester.links.link(to: round.cluster, for: "pullCaches")
+            guard link.transfers.enter() else {
+                throw LLMError(
+                    .notYetLink,
+                    "pullCaches: the link to cluster \(round.cluster) is being unlinked (or its unlink failed: unlink it again)"
+                )
+            }
+            entered.append(link)
+            linkByCluster[round.cluster] = link
         }
         var granted: [(link: PeerLink, round: BatchRound, grant: Grant)] = []
         var copied = false
         defer {
-            for entry in granted { entry.link.channel.release(pinID: entry.grant.pinID, succeeded: copied) }
+            if !copied {
+                for entry in granted { entry.link.channel.release(pinID: entry.grant.pinID, succeeded: false) }
+            }
         }
         let timeout = resources.config.syncKVTimeout
         for round in rounds {
@@ -146,6 +158,16 @@ struct BatchRequester: Sendable {
             if !toHost.isEmpty { try requester.move(toHost, .read, local: .host, over: link, operation: "pullCaches") }
         }
         copied = true
+        // Every release goes out, even after one could not: each settles its round trip's keys at its owner.
+        var undelivered: LLMError?
+        for entry in granted {
+            do throws(LLMError) {
+                try Requester.releaseSucceeded(entry.grant, over: entry.link, operation: "pullCaches")
+            } catch {
+                undelivered = undelivered ?? error
+            }
+        }
+        if let undelivered { throw undelivered }
     }
 
     /// The round trips of a batch: per cluster (in order of first appearance), as many pulls as the caps of

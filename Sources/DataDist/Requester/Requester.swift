@@ -156,26 +156,49 @@ struct Requester: Sendable {
     /// Resolves `request` on the peer, runs `copy` with the grant, and releases the pin whatever happened. The
     /// release is posted, not awaited: the grant already took what a pull consumes, the release only settles it
     /// (a failed copy gives it back) and unpins; frames on a link are handled in order, so this link's next
-    /// request sees the settled state.
+    /// request sees the settled state. A release that cannot be sent (the link closed or is being unlinked)
+    /// fails the transfer: the owner counts it failed when the link closes, and gives the key back.
     private func transfer(
         _ request: ResolveRequest, over link: PeerLink, operation: String, _ copy: (Grant) throws(LLMError) -> Void
     ) throws(LLMError) {
+        guard link.transfers.enter() else {
+            throw LLMError(
+                .notYetLink,
+                "\(operation): the link to cluster \(link.remoteClusterID) is being unlinked (or its unlink failed: unlink it again)"
+            )
+        }
+        defer { link.transfers.leave() }
         let grant: Grant
         do throws(LinkError) {
             grant = try link.channel.resolve(request, timeout: resources.config.syncKVTimeout, what: operation)
         } catch {
             throw LLMError(error)
         }
-        var copied = false
-        defer { link.channel.release(pinID: grant.pinID, succeeded: copied) }
-        guard grant.extents.count == request.tensors.count else {
+        do throws(LLMError) {
+            guard grant.extents.count == request.tensors.count else {
+                throw LLMError(
+                    .linkFailed,
+                    "\(operation): cluster \(link.remoteClusterID) granted \(grant.extents.count) tensors for \(request.tensors.count) asked"
+                )
+            }
+            try copy(grant)
+        } catch {
+            link.channel.release(pinID: grant.pinID, succeeded: false)
+            throw error
+        }
+        try Self.releaseSucceeded(grant, over: link, operation: operation)
+    }
+
+    /// Posts the release of a transfer whose copy succeeded; throws `.linkFailed` if it could not be sent (the
+    /// owner then counts the transfer failed).
+    static func releaseSucceeded(_ grant: Grant, over link: PeerLink, operation: String) throws(LLMError) {
+        link.transfers.runBeforeRelease()
+        guard link.channel.release(pinID: grant.pinID, succeeded: true) else {
             throw LLMError(
                 .linkFailed,
-                "\(operation): cluster \(link.remoteClusterID) granted \(grant.extents.count) tensors for \(request.tensors.count) asked"
+                "\(operation): the link to cluster \(link.remoteClusterID) closed before the release of its grant was sent; the transfer counts as failed"
             )
         }
-        try copy(grant)
-        copied = true
     }
 
     /// Has the link's data plane carry out `moves`; local memory is in `placement`, the peer's is mapped host

@@ -43,8 +43,8 @@ package final class ControlConnection: Sendable {
     package let socket: Socket
     package let peerClusterID: UInt64
     private let logger: Logger
-    /// Guards the descriptor: true once it is closed, so no send can hit a reused descriptor.
-    private let sendLock = Lock(false)
+    /// Guards the descriptor (closed: no send can hit a reused descriptor) and seals posts after an unlink.
+    private let sendLock = Lock(SendState())
     private let state = Lock(State())
     private let handler: any ControlHandler
     /// Signalled when the reader thread has finished and closed the descriptor.
@@ -65,6 +65,13 @@ package final class ControlConnection: Sendable {
     private final class InboxBox: @unchecked Sendable {
         var inbox: FrameInbox
         init(_ inbox: FrameInbox) { self.inbox = inbox }
+    }
+
+    private struct SendState {
+        var isClosed = false
+        /// An unlink, or the acknowledgement of the peer's, was sent: a message posted later would reach a peer
+        /// that already closed the link, so posts fail from then on. Every post that went out precedes the unlink.
+        var postsSealed = false
     }
 
     private struct State {
@@ -120,8 +127,8 @@ package final class ControlConnection: Sendable {
             }
         } catch {
             close(.failed("\(error)"))
-            sendLock.withLock { closed in
-                closed = true
+            sendLock.withLock { send in
+                send.isClosed = true
                 socket.close()
             }
             readerFinished.signal()
@@ -145,7 +152,7 @@ package final class ControlConnection: Sendable {
             return state.nextRequestID
         }
         do {
-            try send(Frame(kind: kind, requestID: id, payload: payload))
+            try send(Frame(kind: kind, requestID: id, payload: payload), sealingPosts: kind == .unlink)
         } catch {
             _ = state.withLock { $0.waiters.removeValue(forKey: id) }
             throw LinkError(.closed, "\(what): sending to cluster \(peerClusterID) failed: \(error)")
@@ -193,16 +200,25 @@ package final class ControlConnection: Sendable {
         if !waiter.ready.load(ordering: .acquiring) { readerWake.signal() }
     }
 
-    /// Sends a message that gets no reply (a release); a failure to send only means the link is going away.
-    package func post(_ kind: MessageKind, _ payload: [UInt8]) {
-        try? send(Frame(kind: kind, requestID: 0, payload: payload))
+    /// Sends a message that gets no reply (a release). False when it was not sent: the link is closed or going
+    /// away (an unlink was sent or acknowledged), so the peer will not see it.
+    @discardableResult
+    package func post(_ kind: MessageKind, _ payload: [UInt8]) -> Bool {
+        let bytes = Frame(kind: kind, requestID: 0, payload: payload).encoded()
+        return sendLock.withLock { send in
+            guard !send.isClosed, !send.postsSealed else { return false }
+            do { try socket.sendAll(bytes) } catch { return false }
+            return true
+        }
     }
 
-    /// Sends one frame (requests from any thread, replies from the reader).
-    package func send(_ frame: Frame) throws(Socket.Failure) {
+    /// Sends one frame (requests from any thread, replies from the reader); `sealingPosts`: an unlink or its
+    /// acknowledgement, after which nothing more is posted.
+    package func send(_ frame: Frame, sealingPosts: Bool = false) throws(Socket.Failure) {
         let bytes = frame.encoded()
-        try sendLock.withLock { closed throws(Socket.Failure) in
-            guard !closed else { throw Socket.Failure(operation: "send", errno: EBADF) }
+        try sendLock.withLock { send throws(Socket.Failure) in
+            guard !send.isClosed else { throw Socket.Failure(operation: "send", errno: EBADF) }
+            if sealingPosts { send.postsSealed = true }
             try socket.sendAll(bytes)
         }
     }
@@ -317,8 +333,8 @@ package final class ControlConnection: Sendable {
                 }
             }
         }
-        sendLock.withLock { closed in
-            closed = true
+        sendLock.withLock { send in
+            send.isClosed = true
             socket.close()
         }
     }
@@ -337,7 +353,11 @@ package final class ControlConnection: Sendable {
         case .hello, .resolve, .batchResolve, .release, .unlink, .ping:
             let reply = handler.serve(frame)
             if let response = reply.frame {
-                do { try send(response) } catch { return .finished(.failed("sending a reply failed: \(error)")) }
+                do {
+                    try send(response, sealingPosts: reply.closeAfterwards)
+                } catch {
+                    return .finished(.failed("sending a reply failed: \(error)"))
+                }
             }
             if reply.closeAfterwards { return .finished(.unlinked) }
             return reply.expectsMore ? .served : .quiet

@@ -36,8 +36,10 @@ package final class PeerChannel: Sendable {
         try grant(of: connection.request(.batchResolve, request.encoded(), timeout: timeout, what: what), what: what)
     }
 
-    /// Tells the owner a grant's transfer is over (not awaited).
-    package func release(pinID: UInt64, succeeded: Bool) {
+    /// Tells the owner a grant's transfer is over (not awaited). False when the notice could not go out (the link
+    /// closed, or is being unlinked): the owner then counts the transfer failed when the link closes.
+    @discardableResult
+    package func release(pinID: UInt64, succeeded: Bool) -> Bool {
         connection.post(.release, ReleaseNotice(pinID: pinID, succeeded: succeeded).encoded())
     }
 
