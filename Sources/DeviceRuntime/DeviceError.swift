@@ -45,4 +45,6 @@ public enum ACLCode {
     public static let memoryAllocation: Int32 = 207_001
     public static let memoryFree: Int32 = 207_002
     public static let noDevice: Int32 = 207_004
+    /// `ACL_ERROR_RT_SYS_DMA`: the copy engine failed.
+    public static let systemDMA: Int32 = 507_013
 }

@@ -81,6 +81,9 @@ public protocol DeviceRuntime: AnyObject, Sendable {
     /// Product identity (SoC, board id, detected product) and the operation gates that follow from it.
     var capabilities: DeviceCapabilities { get }
     var deviceCount: Int { get }
+    /// The faults `DATADIST_FAULTS` asks to inject into this runtime and the links of the instance using it;
+    /// nil (the default) when none.
+    var faults: FaultPlan? { get }
 
     func deviceInfo(_ device: Int32) throws(DeviceError) -> DeviceInfo
     /// Device memory on `device`, like `aclrtMalloc` (64-byte aligned, capacity-limited).
@@ -93,4 +96,8 @@ public protocol DeviceRuntime: AnyObject, Sendable {
     func copy(
         to destination: UInt, capacity: Int, from source: UInt, count: Int, kind: MemcpyKind, device: Int32
     ) throws(DeviceError)
+}
+
+extension DeviceRuntime {
+    public var faults: FaultPlan? { nil }
 }

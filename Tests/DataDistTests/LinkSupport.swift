@@ -5,7 +5,8 @@ import Testing
 import Glibc
 #endif
 
-/// A prompt (cluster 1, listening on loopback) and a decoder (cluster 2), linked unless asked not to.
+/// A prompt (cluster 1, listening on loopback) and a decoder (cluster 2), linked unless asked not to; `faults`
+/// are the `DATADIST_FAULTS` specs of each side (nil: none).
 struct LinkedPair {
     let prompt: LLMDataDist
     let decoder: LLMDataDist
@@ -17,7 +18,7 @@ struct LinkedPair {
         promptPool: Int = 4 << 20, promptHostPool: Int? = nil, decoderPool: Int? = 4 << 20,
         decoderHostPool: Int? = 1 << 20,
         remoteAccessible: Bool = false, decoderRemoteAccessible: Bool? = nil, timeout: Duration = .seconds(2),
-        link: Bool = true
+        link: Bool = true, faults: (prompt: String?, decoder: String?) = (nil, nil)
     ) throws {
         var promptConfig = LLMConfig()
         promptConfig.memoryPool = MemoryPoolConfig(size: promptPool)
@@ -26,7 +27,7 @@ struct LinkedPair {
         promptConfig.enableRemoteCacheAccessible = remoteAccessible
         promptConfig.syncKVTimeout = timeout
         prompt = LLMDataDist(role: .prompt, clusterID: 1)
-        try prompt.initialize(promptConfig, environment: emulatorEnvironment())
+        try prompt.initialize(promptConfig, environment: emulatorEnvironment(faults: faults.prompt))
         promptInfo = LLMClusterInfo(remoteClusterID: prompt.clusterID, remoteIPInfos: [prompt.listenEndpoint!])
         var decoderConfig = LLMConfig()
         decoderConfig.memoryPool = decoderPool.map { MemoryPoolConfig(size: $0) }
@@ -34,7 +35,7 @@ struct LinkedPair {
         decoderConfig.enableRemoteCacheAccessible = decoderRemoteAccessible ?? remoteAccessible
         decoderConfig.syncKVTimeout = timeout
         decoder = LLMDataDist(role: .decoder, clusterID: 2)
-        try decoder.initialize(decoderConfig, environment: emulatorEnvironment())
+        try decoder.initialize(decoderConfig, environment: emulatorEnvironment(faults: faults.decoder))
         if link {
             let (status, statuses) = decoder.linkClusters([promptInfo], timeout: .seconds(3))
             #expect(status == .success && statuses == [.success], "link: \(status) \(statuses)")

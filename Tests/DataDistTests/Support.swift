@@ -1,13 +1,14 @@
 import DataDist
 import Testing
 
-/// Tests never touch the process environment: each instance gets its own.
-func emulatorEnvironment(product: String? = nil, devices: Int = 2) -> [String: String] {
+/// Tests never touch the process environment: each instance gets its own (`faults`: a `DATADIST_FAULTS` spec).
+func emulatorEnvironment(product: String? = nil, devices: Int = 2, faults: String? = nil) -> [String: String] {
     var environment = [
         "DATADIST_BACKEND": "emulator", "DATADIST_EMULATE_DEVICE_MEMORY": "1GiB",
         "DATADIST_EMULATE_DEVICES": "\(devices)",
     ]
     environment["DATADIST_EMULATE_PRODUCT"] = product
+    environment["DATADIST_FAULTS"] = faults
     return environment
 }
 

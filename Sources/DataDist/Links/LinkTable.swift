@@ -223,7 +223,8 @@ final class LinkTable: Sendable {
                 onClose: { [weak self] reason in self?.forget(serial: serial, cluster: remoteID, reason: reason) })
             let channel = PeerChannel(
                 remoteClusterID: remoteID, socket: established.socket, inbox: established.inbox,
-                dataPlane: established.dataPlane, service: service, logger: resources.logger)
+                dataPlane: established.dataPlane, service: service, logger: resources.logger,
+                faults: resources.runtime.faults)
             registry.links[remoteID] = PeerLink(serial: serial, channel: channel)
             registry.lost[remoteID] = nil
             return channel

@@ -10,6 +10,8 @@ public final class ACLRuntime: DeviceRuntime {
     public var libraryPath: String? { library.path }
     public let capabilities: DeviceCapabilities
     public let deviceCount: Int
+    /// `DATADIST_FAULTS` (see `FaultPlan`): allocations fail with 207001, copies with 507013, before ACL is called.
+    public let faults: FaultPlan?
 
     let library: ACLLibrary
     private let logger: Logger
@@ -24,6 +26,7 @@ public final class ACLRuntime: DeviceRuntime {
     }
 
     init(library: ACLLibrary, environment: [String: String], logger: Logger) throws(DeviceError) {
+        faults = try FaultPlan.make(environment: environment)
         try library.initialize()
         var count: UInt32 = 0
         try library.check(library.table.aclrtGetDeviceCount!(&count), "aclrtGetDeviceCount")
@@ -79,6 +82,7 @@ public final class ACLRuntime: DeviceRuntime {
         guard size >= 0 else {
             throw DeviceError(.acl(ACLCode.invalidParam), "allocateDevice: size \(size) is negative")
         }
+        try injectFault(.alloc, ACLCode.memoryAllocation, "aclrtMalloc(size: \(size)) on device \(device)")
         try library.bind(device)
         var pointer: UnsafeMutableRawPointer?
         try library.check(
@@ -91,10 +95,18 @@ public final class ACLRuntime: DeviceRuntime {
         guard size >= 0 else {
             throw DeviceError(.acl(ACLCode.invalidParam), "allocateHost: size \(size) is negative")
         }
+        try injectFault(.alloc, ACLCode.memoryAllocation, "aclrtMallocHost(size: \(size))")
         try library.bind(0)
         var pointer: UnsafeMutableRawPointer?
         try library.check(library.table.aclrtMallocHost!(&pointer, size), "aclrtMallocHost(size: \(size))")
         return remember(pointer, size: size, placement: .host, call: "aclrtMallocHost")
+    }
+
+    private func injectFault(_ kind: FaultPlan.Kind, _ code: Int32, _ call: @autoclosure () -> String)
+        throws(DeviceError)
+    {
+        guard let faults, faults.shouldFail(kind) else { return }
+        throw DeviceError(.acl(code), "\(FaultPlan.describe(kind)): \(call())")
     }
 
     private func remember(
@@ -144,6 +156,7 @@ public final class ACLRuntime: DeviceRuntime {
         guard count >= 0 else {
             throw DeviceError(.acl(ACLCode.invalidParam), "copy: count \(count) is negative")
         }
+        try injectFault(.copy, ACLCode.systemDMA, "aclrtMemcpy(count: \(count), kind: \(kind))")
         try library.bind(device)
         try library.check(
             library.table.aclrtMemcpy!(

@@ -22,6 +22,8 @@ import Glibc
 ///   (`mbind`) when that node exists on this machine; otherwise it stays on the default policy, with one
 ///   warning per runtime.
 /// - Product: `DATADIST_PRODUCT`, else `DATADIST_EMULATE_PRODUCT` (default `atlas-800i-a2`).
+/// - Faults: `DATADIST_FAULTS` and `DATADIST_FAULT_SEED` (see `FaultPlan`); an injected allocation failure is
+///   ACL's 207001, an injected copy failure 507013.
 ///
 /// Thread-safe; copies run without holding the runtime's lock.
 public final class EmulatedRuntime: DeviceRuntime {
@@ -33,6 +35,7 @@ public final class EmulatedRuntime: DeviceRuntime {
     public var backend: Backend { .emulator }
     public var libraryPath: String? { nil }
     public var deviceCount: Int { homeNodes.count }
+    public let faults: FaultPlan?
 
     private let homeNodes: [Int]
     /// Home nodes that do not exist on this machine (or all of them, without libnuma).
@@ -59,6 +62,7 @@ public final class EmulatedRuntime: DeviceRuntime {
         logger: Logger = Logger(label: "datadist.emulator")
     ) throws(DeviceError) {
         let configuration = try EmulatorConfiguration(environment: environment)
+        faults = try FaultPlan.make(environment: environment)
         topology = try Topology.load(environment: environment)
         homeNodes = topology.deviceHomeNodes(deviceCount: configuration.deviceCount)
         deviceCapacity = configuration.capacity
@@ -95,6 +99,7 @@ public final class EmulatedRuntime: DeviceRuntime {
         guard size > 0 else {
             throw DeviceError(.acl(ACLCode.invalidParam), "size \(size) for device \(device) must be positive")
         }
+        try injectAllocationFault("device \(device): cannot allocate \(size) bytes")
         let charge = accountedBytes(for: size)
         try reserve(charge, size: size, on: device)
         let mapping: MemfdMapping
@@ -112,6 +117,7 @@ public final class EmulatedRuntime: DeviceRuntime {
         guard size > 0 else {
             throw DeviceError(.acl(ACLCode.invalidParam), "host allocation size \(size) must be positive")
         }
+        try injectAllocationFault("cannot allocate \(size) bytes of host memory")
         let mapping = try MemfdMapping.create(name: "datadist-host", byteCount: size)
         return register(mapping, size: size, placement: .host, accounted: 0)
     }
@@ -160,6 +166,10 @@ public final class EmulatedRuntime: DeviceRuntime {
             }
         }
         guard count > 0 else { return }
+        if let faults, faults.shouldFail(.copy) {
+            throw DeviceError(
+                .acl(ACLCode.systemDMA), "\(FaultPlan.describe(.copy)): \(kind) copy of \(count) bytes failed")
+        }
         // The ranges were checked against live allocations (device side) or are the caller's (host side).
         HostCopy.copy(to: target, from: origin, count: count)
     }
@@ -180,6 +190,11 @@ public final class EmulatedRuntime: DeviceRuntime {
         let extra = capabilities.product == .ascend950 ? 0 : 32
         guard size <= Int.max - 31 - extra else { return Int.max }
         return (size + 31) / 32 * 32 + extra
+    }
+
+    private func injectAllocationFault(_ failure: @autoclosure () -> String) throws(DeviceError) {
+        guard let faults, faults.shouldFail(.alloc) else { return }
+        throw DeviceError(.acl(ACLCode.memoryAllocation), "\(FaultPlan.describe(.alloc)): \(failure())")
     }
 
     private func isDevice(_ device: Int32) -> Bool {

@@ -47,6 +47,8 @@ package final class ControlConnection: Sendable {
     private let sendLock = Lock(SendState())
     private let state = Lock(State())
     private let handler: any ControlHandler
+    /// Faults to inject into this link's sends, receives and requests (`DATADIST_FAULTS`); nil when none.
+    private let faults: FaultPlan?
     /// Signalled when the reader thread has finished and closed the descriptor.
     private let readerFinished = DispatchSemaphore(value: 0)
     /// Held (true) by whoever is reading the socket and decoding the inbox.
@@ -108,8 +110,9 @@ package final class ControlConnection: Sendable {
 
     package init(
         socket: Socket, peerClusterID: UInt64, logger: Logger, handler: any ControlHandler,
-        inbox: FrameInbox = FrameInbox()
+        inbox: FrameInbox = FrameInbox(), faults: FaultPlan? = nil
     ) {
+        self.faults = faults
         self.socket = socket
         self.peerClusterID = peerClusterID
         self.logger = logger
@@ -125,6 +128,7 @@ package final class ControlConnection: Sendable {
                 readLoop()
                 readerFinished.signal()
             }
+            if let delay = faults?.peerDeathDelay { scheduleDeath(after: delay) }
         } catch {
             close(.failed("\(error)"))
             sendLock.withLock { send in
@@ -142,6 +146,7 @@ package final class ControlConnection: Sendable {
     package func request(_ kind: MessageKind, _ payload: [UInt8], timeout: Duration, what: String) throws(LinkError)
         -> Frame
     {
+        if let faults, faults.shouldFail(.peerDeath) { injectFailure(.peerDeath) }
         let waiter = Waiter()
         let id: UInt64 = try state.withLock { state throws(LinkError) in
             if let reason = state.closedReason {
@@ -204,6 +209,10 @@ package final class ControlConnection: Sendable {
     /// away (an unlink was sent or acknowledged), so the peer will not see it.
     @discardableResult
     package func post(_ kind: MessageKind, _ payload: [UInt8]) -> Bool {
+        if let faults, faults.shouldFail(.send) {
+            injectFailure(.send)
+            return false
+        }
         let bytes = Frame(kind: kind, requestID: 0, payload: payload).encoded()
         return sendLock.withLock { send in
             guard !send.isClosed, !send.postsSealed else { return false }
@@ -215,6 +224,10 @@ package final class ControlConnection: Sendable {
     /// Sends one frame (requests from any thread, replies from the reader); `sealingPosts`: an unlink or its
     /// acknowledgement, after which nothing more is posted.
     package func send(_ frame: Frame, sealingPosts: Bool = false) throws(Socket.Failure) {
+        if let faults, faults.shouldFail(.send) {
+            injectFailure(.send)
+            throw Socket.Failure(operation: "send (\(FaultPlan.describe(.send)))", errno: EPIPE)
+        }
         let bytes = frame.encoded()
         try sendLock.withLock { send throws(Socket.Failure) in
             guard !send.isClosed else { throw Socket.Failure(operation: "send", errno: EBADF) }
@@ -237,6 +250,22 @@ package final class ControlConnection: Sendable {
         let error = LinkError(.closed, "the link to cluster \(peerClusterID) closed: \(reason)")
         for waiter in waiters { waiter.complete(.failure(error)) }
         handler.closed(reason)
+    }
+
+    /// Fails the link for an injected fault as a real failure of that kind would: the peer dies (its connection
+    /// closes), or a send breaks the connection.
+    private func injectFailure(_ kind: FaultPlan.Kind) {
+        logger.debug("\(FaultPlan.describe(kind)) on the link to cluster \(peerClusterID)")
+        close(kind == .peerDeath ? .peerClosed : .failed("sending failed: \(FaultPlan.describe(kind))"))
+    }
+
+    /// Closes the link `delay` from now, as a peer that dies then would (`peer-death@after=`).
+    private func scheduleDeath(after delay: Duration) {
+        let (seconds, attoseconds) = delay.components
+        let nanoseconds = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [weak self] in
+            self?.injectFailure(.peerDeath)
+        }
     }
 
     /// Waits until the reader thread has finished (it closes the descriptor); a no-op on the reader itself.
@@ -276,6 +305,9 @@ package final class ControlConnection: Sendable {
         while true {
             switch inbox.inbox.next() {
             case .frame(let frame, _):
+                if let faults, faults.shouldFail(.receive) {
+                    return .finished(.failed("receiving failed: \(FaultPlan.describe(.receive))"))
+                }
                 switch dispatch(frame) {
                 case .quiet: break
                 case .served: served = true

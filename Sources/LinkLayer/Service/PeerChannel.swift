@@ -1,3 +1,4 @@
+import DeviceRuntime
 import Logging
 
 /// An established link as the requester uses it: typed requests over the control connection, and the data
@@ -10,14 +11,15 @@ package final class PeerChannel: Sendable {
     /// A channel over `socket` whose incoming requests `service` answers. Call `start()` to begin reading.
     package init(
         remoteClusterID: UInt64, socket: Socket, inbox: FrameInbox, dataPlane: any DataPlane,
-        service: any LinkService, logger: Logger
+        service: any LinkService, logger: Logger, faults: FaultPlan? = nil
     ) {
         self.remoteClusterID = remoteClusterID
         self.dataPlane = dataPlane
         let dispatcher = ServiceDispatcher(
             service: service, dataPlane: dataPlane, peerClusterID: remoteClusterID, logger: logger)
         connection = ControlConnection(
-            socket: socket, peerClusterID: remoteClusterID, logger: logger, handler: dispatcher, inbox: inbox)
+            socket: socket, peerClusterID: remoteClusterID, logger: logger, handler: dispatcher, inbox: inbox,
+            faults: faults)
     }
 
     package func start() throws(LinkError) { try connection.start() }
