@@ -126,7 +126,7 @@ import Glibc
         try expectFailedPullGivesTheKeyBack(.linkFailed, faults: (nil, "peer-death@1"), relink: true)
     }
 
-    @Test func aTimedPeerDeathDropsTheLinkWithoutAnyCall() throws {
+    @Test func aTimedPeerDeathOfTheOwnerDropsTheLink() throws {
         let pair = try LinkedPair(faults: ("peer-death@after=100ms", nil))
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager

@@ -93,7 +93,9 @@ struct FaultPlanTests {
 
     @Test func anEmulatorWithABadSpecRefusesToStart() {
         let error = thrownError { () throws(DeviceError) in
-            _ = try EmulatedRuntime(environment: ["HWLOC_SYNTHETIC": "node:1 core:2 pu:1", "DATADIST_FAULTS": "copy@never"])
+            _ = try EmulatedRuntime(environment: [
+                "HWLOC_SYNTHETIC": "node:1 core:2 pu:1", "DATADIST_FAULTS": "copy@never",
+            ])
         }
         #expect(error?.message.contains("\"copy@never\"") == true, "\(String(describing: error))")
     }

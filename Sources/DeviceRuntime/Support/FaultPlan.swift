@@ -107,7 +107,8 @@ public final class FaultPlan: Sendable {
 
     // MARK: - Parsing
 
-    static let grammar = "rules kind:P (0 < P <= 1), kind@N (N >= 1) or peer-death@after=D (D like 250ms or 5s, at most 86400s), "
+    static let grammar =
+        "rules kind:P (0 < P <= 1), kind@N (N >= 1) or peer-death@after=D (D like 250ms or 5s, at most 86400s), "
         + "comma-separated, one per kind; kinds: \(Kind.allCases.map(\.rawValue).joined(separator: ", "))"
 
     static func parse(_ spec: String) throws(DeviceError) -> [Kind: Trigger] {
