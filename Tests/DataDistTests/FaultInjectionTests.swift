@@ -103,6 +103,13 @@ import Glibc
         try expectFailedPullGivesTheKeyBack(.linkFailed, faults: (nil, "send@1"), relink: true)
     }
 
+    @Test func aFailedReleaseFailsThePullAndGivesTheKeyBack() throws {
+        // The decoder's first send is the resolve request, its second the release of the grant.
+        try expectFailedPullGivesTheKeyBack(
+            .linkFailed, faults: (nil, "send@2"), mentioning: ["before the release of its grant was sent"],
+            relink: true)
+    }
+
     @Test func aReceiveFaultFailsTheLink() throws {
         try expectFailedPullGivesTheKeyBack(.linkFailed, faults: (nil, "receive@1"), relink: true)
     }
