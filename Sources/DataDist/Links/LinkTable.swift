@@ -11,6 +11,14 @@ final class LinkTable: Sendable {
     let store: CacheStore
     let policy: OwnerPolicy
     let registry = Lock(LinkRegistry())
+    private let budget = Lock(MappingBudget.process)
+
+    /// What peers' pools may take of this process's address space: the process's budget, unless a test gives
+    /// an instance one of its own (links set up later use it).
+    var mappingBudget: MappingBudget {
+        get { budget.withLock { $0 } }
+        set { budget.withLock { $0 = newValue } }
+    }
 
     /// Longer link and unlink timeouts are treated as this (a day is "wait as long as it takes").
     static let longestTimeout: Duration = .seconds(86_400)
@@ -283,4 +291,6 @@ private struct Admission: LinkAdmission {
     }
 
     func refusal(forFailedSetup problem: String) -> Refusal { Refusal(LLMError(.linkFailed, problem)) }
+
+    var mappingBudget: MappingBudget { table.mappingBudget }
 }

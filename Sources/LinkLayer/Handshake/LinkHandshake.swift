@@ -54,7 +54,8 @@ package enum LinkHandshake {
         var handedOver = false
         defer { if !handedOver { unix.close() } }
         let peerRegions = try io { () throws(Socket.Failure) in
-            try RegionExchange.receive(from: unix, writable: offer.remoteCacheAccessible, until: deadline)
+            try RegionExchange.receive(
+                from: unix, writable: offer.remoteCacheAccessible, budget: admission.mappingBudget, until: deadline)
         }
         try io { () throws(Socket.Failure) in
             try RegionExchange.send(offer.regions, to: unix, peerMayWrite: offer.remoteCacheAccessible)
@@ -117,7 +118,8 @@ package enum LinkHandshake {
             do throws(Socket.Failure) {
                 let pushes = offer.remoteCacheAccessible && hello.remoteCacheAccessible
                 try RegionExchange.send(offer.regions, to: unix, peerMayWrite: pushes)
-                peerRegions = try RegionExchange.receive(from: unix, writable: pushes, until: deadline)
+                peerRegions = try RegionExchange.receive(
+                    from: unix, writable: pushes, budget: admission.mappingBudget, until: deadline)
             } catch {
                 unix.close()
                 throw error
@@ -162,4 +164,6 @@ package protocol LinkAdmission {
     func register(_ link: EstablishedLink) -> Result<PeerChannel, Refusal>
     /// The refusal sent when setting the link up failed on this side, for `problem`.
     func refusal(forFailedSetup problem: String) -> Refusal
+    /// What the peer's regions may take of this process's address space.
+    var mappingBudget: MappingBudget { get }
 }
