@@ -9,8 +9,9 @@ import Testing
 import Glibc
 #endif
 
-/// Limits a peer cannot exceed: what its pools may make the owner map (per peer and for all peers together).
-/// Each hostile peer is refused, and the owner goes on serving a real decoder with a clean audit.
+/// Limits a peer cannot exceed: what its pools may make the owner map (per peer and for all peers together),
+/// and how many handshakes, holding how much, may be pending. Each hostile peer is refused or cut off, and the
+/// owner goes on serving a real decoder with a clean audit.
 @Suite(.timeLimit(.minutes(1))) struct PeerLimitTests {
     static let mebibyte = 1 << 20
 
@@ -138,5 +139,55 @@ import Glibc
         #expect(decoders[2].unlinkClusters([pair.promptInfo]) == (.success, [.success]))
         try pair.finish()
         #expect(eventually { budget.mappedBytes == 0 }, "\(budget.mappedBytes) bytes still mapped")
+    }
+
+    /// Whether the owner closes `socket` (end of stream or a reset) before `deadline`.
+    static func isClosedByPeer(_ socket: Socket, before deadline: ContinuousClock.Instant) -> Bool {
+        var inbox = FrameInbox(capacity: 64 << 10)
+        while true {
+            guard (try? socket.waitReadable(until: deadline)) == true else { return false }
+            guard let count = try? inbox.fill(from: socket) else { return true }
+            if count == 0 { return true }
+        }
+    }
+
+    /// Connects to `endpoint` and sends the first `sent` bytes of a hello frame whose header announces
+    /// `payload` bytes, then stalls.
+    static func stalledHello(to endpoint: IPEndpoint, payload: Int, sent: Int) throws -> Socket {
+        let socket = try Socket.connectTCP(SocketEndpoint(endpoint), until: .now + .seconds(3))
+        let frame = Frame(kind: .hello, requestID: 1, payload: [UInt8](repeating: 7, count: payload)).encoded()
+        try socket.sendAll(Array(frame.prefix(sent)))
+        return socket
+    }
+
+    @Test func aHelloLongerThanAnyHelloIsCutOffAtItsHeader() throws {
+        let pair = try LinkedPair(link: false)
+        let endpoint = pair.promptInfo.remoteIPInfos[0]
+        let socket = try Self.stalledHello(to: endpoint, payload: Frame.maxPayload, sent: 64 << 10)
+        defer { socket.close() }
+        // The handshake deadline is 10 s; a partial 1 MiB hello is dropped as soon as its header is read.
+        #expect(Self.isClosedByPeer(socket, before: .now + .seconds(5)), "the owner kept a partial 1 MiB hello")
+        #expect(pair.decoder.linkClusters([pair.promptInfo], timeout: .seconds(3)) == (.success, [.success]))
+        try pair.finish()
+    }
+
+    @Test func aFloodOfStalledHandshakesDoesNotKeepADecoderOut() throws {
+        let pair = try LinkedPair(link: false)
+        let endpoint = pair.promptInfo.remoteIPInfos[0]
+        let capacity = PendingHandshakes.defaultCapacity
+        let flood = try (0..<capacity + 16).map { _ in
+            try Self.stalledHello(to: endpoint, payload: 256, sent: 40)
+        }
+        defer { for socket in flood { socket.close() } }
+        // The decoder's handshake takes the place of the oldest stalled one.
+        let (status, statuses) = pair.decoder.linkClusters([pair.promptInfo], timeout: .seconds(5))
+        #expect(status == .success && statuses == [.success])
+        // The 16 beyond the capacity, and the one the decoder displaced, were closed; they all were admitted.
+        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+        let closed = flood.prefix(17).filter { Self.isClosedByPeer($0, before: deadline) }.count
+        #expect(closed == 17, "\(closed) of the oldest 17 stalled handshakes were closed")
+        #expect(try pair.prompt.cacheManager.links.handshakes.count <= capacity)
+        try Self.pullOne(pair, into: pair.decoder, reqID: 1)
+        try pair.finish()
     }
 }
