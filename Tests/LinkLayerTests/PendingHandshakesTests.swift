@@ -18,7 +18,7 @@ import Glibc
     @Test func theOldestStalledHandshakeMakesRoomAndOnesPastTheirHelloAreKept() throws {
         let pending = PendingHandshakes(capacity: 2)
         let pairs = try (0..<4).map { _ in try DescriptorPassingTests.socketPair() }
-        defer { for (one, other) in pairs { one.close(); other.close() } }
+        defer { for socket in pairs.flatMap({ [$0.0, $0.1] }) { socket.close() } }
         func admit(_ index: Int) -> PendingHandshakes.Ticket? {
             guard case .admitted(let ticket, _) = pending.admit(pairs[index].0) else { return nil }
             return ticket
@@ -48,8 +48,9 @@ import Glibc
     }
 
     @Test func aFrameLongerThanTheLimitIsInvalidOnceItsHeaderIsIn() {
-        let header = Array(Frame(kind: .hello, requestID: 1, payload: [UInt8](repeating: 0, count: 100)).encoded()
-            .prefix(Frame.headerSize))
+        let header = Array(
+            Frame(kind: .hello, requestID: 1, payload: [UInt8](repeating: 0, count: 100)).encoded()
+                .prefix(Frame.headerSize))
         #expect(Frame.decode(header[...], limit: 100) == .incomplete)
         guard case .invalid(let reason) = Frame.decode(header[...], limit: 99) else {
             Issue.record("a 100-byte payload passed a 99-byte limit")
