@@ -183,10 +183,14 @@ import Glibc
         // The decoder's handshake takes the place of the oldest stalled one.
         let (status, statuses) = pair.decoder.linkClusters([pair.promptInfo], timeout: .seconds(5))
         #expect(status == .success && statuses == [.success])
-        // The 16 beyond the capacity, and the one the decoder displaced, were closed; they all were admitted.
-        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
-        let closed = flood.prefix(17).filter { Self.isClosedByPeer($0, before: deadline) }.count
-        #expect(closed == 17, "\(closed) of the oldest 17 stalled handshakes were closed")
+        // 81 handshakes, 64 places: 17 stalled ones (the oldest, unless the kernel reordered connections that
+        // overflowed the listen backlog) were closed to make room, and the others are still waiting.
+        var closed = 0
+        _ = eventually(within: .seconds(5)) {
+            closed = flood.filter { Self.isClosedByPeer($0, before: .now + .milliseconds(1)) }.count
+            return closed >= 17
+        }
+        #expect(closed == 17, "\(closed) stalled handshakes were closed")
         #expect(try pair.prompt.cacheManager.links.handshakes.count <= capacity)
         try Self.pullOne(pair, into: pair.decoder, reqID: 1)
         try pair.finish()
