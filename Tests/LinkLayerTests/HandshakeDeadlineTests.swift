@@ -16,6 +16,7 @@ import Glibc
             .failure(Refusal(status: 2, message: "registered a link that could not be set up"))
         }
         func refusal(forFailedSetup problem: String) -> Refusal { Refusal(status: 1, message: problem) }
+        var mappingBudget: MappingBudget { .process }
     }
 
     /// A Unix listener that never accepts, its backlog filled with connections. It is closed (which fails any

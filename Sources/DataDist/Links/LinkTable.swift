@@ -11,6 +11,16 @@ final class LinkTable: Sendable {
     let store: CacheStore
     let policy: OwnerPolicy
     let registry = Lock(LinkRegistry())
+    private let budget = Lock(MappingBudget.process)
+    /// The server-side handshakes in progress on this instance's listener.
+    let handshakes = PendingHandshakes()
+
+    /// What peers' pools may take of this process's address space: the process's budget, unless a test gives
+    /// an instance one of its own (links set up later use it).
+    var mappingBudget: MappingBudget {
+        get { budget.withLock { $0 } }
+        set { budget.withLock { $0 = newValue } }
+    }
 
     /// Longer link and unlink timeouts are treated as this (a day is "wait as long as it takes").
     static let longestTimeout: Duration = .seconds(86_400)
@@ -33,12 +43,7 @@ final class LinkTable: Sendable {
         do {
             listener = try Listener(on: SocketEndpoint(endpoint)) { [weak self] connection in
                 guard let self else { return connection.close() }
-                do {
-                    try JoinableThread.detach { self.accept(connection) }
-                } catch {
-                    self.resources.logger.warning("refused a connection: \(error)")
-                    connection.close()
-                }
+                self.startHandshake(on: connection)
             }
         } catch {
             throw LLMError(.failed, error.message)
@@ -183,10 +188,34 @@ final class LinkTable: Sendable {
         }
     }
 
+    /// Starts the server side of a handshake on an accepted connection, on its own thread, if it gets a place
+    /// among the pending handshakes; otherwise closes it, saying why.
+    private func startHandshake(on connection: Socket) {
+        let logger = resources.logger
+        switch handshakes.admit(connection) {
+        case .full(let reason):
+            logger.warning("closed a new connection without reading it: \(reason)")
+            connection.close()
+        case .admitted(let ticket, let evicted):
+            if evicted {
+                logger.warning(
+                    "closed the oldest connection still waiting to send its hello, to admit a new one: \(handshakes.capacity) link handshakes were pending"
+                )
+            }
+            do {
+                try JoinableThread.detach { self.accept(connection, ticket: ticket) }
+            } catch {
+                logger.warning("refused a connection: \(error)")
+                ticket.finish()
+                connection.close()
+            }
+        }
+    }
+
     /// The server side of a handshake on an accepted connection (on its own thread).
-    private func accept(_ socket: Socket) {
+    private func accept(_ socket: Socket, ticket: PendingHandshakes.Ticket) {
         if case .failure(let refusal)? = LinkHandshake.accept(
-            on: socket, offer: offer, admission: Admission(table: self))
+            on: socket, offer: offer, admission: Admission(table: self), ticket: ticket)
         {
             resources.logger.notice("refused a link request: \(refusal.message)")
         }
@@ -284,4 +313,6 @@ private struct Admission: LinkAdmission {
     }
 
     func refusal(forFailedSetup problem: String) -> Refusal { Refusal(LLMError(.linkFailed, problem)) }
+
+    var mappingBudget: MappingBudget { table.mappingBudget }
 }

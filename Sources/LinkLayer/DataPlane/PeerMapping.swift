@@ -7,11 +7,17 @@ package final class PeerMapping: Sendable {
     package let descriptor: RegionDescriptor
     package let base: UInt
     package let size: Int
+    /// The bytes this mapping takes from its link's `MappingBudget`, given back when it is unmapped.
+    private let reservation: MappingBudget.Reservation
 
-    /// Maps `fd` (a pool's memfd received from the peer) and closes it. The descriptor must be sealed against
-    /// shrinking and growing and cover at least `descriptor.size` bytes: a peer that could truncate it would make
-    /// a copy out of the mapping fault.
-    package init(fd: Int32, descriptor: RegionDescriptor, writable: Bool) throws(Socket.Failure) {
+    /// Maps `fd` (a pool's memfd received from the peer) and closes it, taking the bytes from `budget` for a
+    /// peer whose other regions on this link take `peerBytes` (refused beyond its limits). The descriptor must be
+    /// sealed against shrinking and growing and cover at least `descriptor.size` bytes: a peer that could
+    /// truncate it would make a copy out of the mapping fault.
+    package init(
+        fd: Int32, descriptor: RegionDescriptor, writable: Bool, budget: MappingBudget = .process,
+        peerBytes: UInt64 = 0
+    ) throws(Socket.Failure) {
         defer { _ = Glibc.close(fd) }
         let pool = "pool \(descriptor.regionID)"
         guard descriptor.size > 0, descriptor.size <= UInt64(Int.max) else {
@@ -33,6 +39,7 @@ package final class PeerMapping: Sendable {
                 operation: "map \(pool): its descriptor has \(status.st_size) bytes, \(descriptor.size) announced",
                 errno: EINVAL)
         }
+        let reservation = try budget.reserve(descriptor.size, peerBytes: peerBytes, what: pool)
         let protection = writable ? PROT_READ | PROT_WRITE : PROT_READ
         let address = mmap(nil, Int(descriptor.size), protection, MAP_SHARED, fd, 0)
         guard let address, address != MAP_FAILED else {
@@ -41,6 +48,7 @@ package final class PeerMapping: Sendable {
         self.descriptor = descriptor
         self.base = UInt(bitPattern: address)
         self.size = Int(descriptor.size)
+        self.reservation = reservation
     }
 
     deinit {

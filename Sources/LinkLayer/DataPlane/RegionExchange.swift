@@ -36,9 +36,10 @@ package enum RegionExchange {
         }
     }
 
-    /// Receives the peer's regions and maps them (writable when pushes are allowed).
+    /// Receives the peer's regions and maps them (writable when pushes are allowed), within `budget`: regions
+    /// beyond its limits are refused, not mapped.
     package static func receive(
-        from unix: Socket, writable: Bool, until deadline: ContinuousClock.Instant
+        from unix: Socket, writable: Bool, budget: MappingBudget = .process, until deadline: ContinuousClock.Instant
     ) throws(Socket.Failure) -> [PeerMapping] {
         let (header, stray) = try unix.receive(count: 4, until: deadline)
         if stray >= 0 { _ = Glibc.close(stray) }
@@ -54,7 +55,10 @@ package enum RegionExchange {
                 if fd >= 0 { _ = Glibc.close(fd) }
                 throw Socket.Failure(operation: "region descriptor", errno: EPROTO)
             }
-            mappings.append(try PeerMapping(fd: fd, descriptor: descriptor, writable: writable))
+            let peerBytes = mappings.reduce(0) { $0 + UInt64($1.size) }
+            mappings.append(
+                try PeerMapping(
+                    fd: fd, descriptor: descriptor, writable: writable, budget: budget, peerBytes: peerBytes))
         }
         return mappings
     }

@@ -54,7 +54,8 @@ package enum LinkHandshake {
         var handedOver = false
         defer { if !handedOver { unix.close() } }
         let peerRegions = try io { () throws(Socket.Failure) in
-            try RegionExchange.receive(from: unix, writable: offer.remoteCacheAccessible, until: deadline)
+            try RegionExchange.receive(
+                from: unix, writable: offer.remoteCacheAccessible, budget: admission.mappingBudget, until: deadline)
         }
         try io { () throws(Socket.Failure) in
             try RegionExchange.send(offer.regions, to: unix, peerMayWrite: offer.remoteCacheAccessible)
@@ -94,21 +95,28 @@ package enum LinkHandshake {
 
     /// The server side, on an accepted TCP connection (run it on its own thread; it closes `socket`).
     /// `admission` may refuse the hello and registers the established link. Refusals go back to the client;
-    /// the outcome is returned for logging (nil: the connection was no link request). Every step together takes
-    /// at most `timeout`.
+    /// the outcome is returned for logging (nil: the connection was no link request, or a hello longer than
+    /// `Hello.maxPayload`). Every step together takes at most `timeout`. `ticket`, the handshake's place among
+    /// the listener's pending ones, is told when the hello arrived and finished before `socket` is closed.
     package static func accept(
-        on socket: Socket, offer: LinkOffer, admission: some LinkAdmission, timeout: Duration = serverTimeout
+        on socket: Socket, offer: LinkOffer, admission: some LinkAdmission, timeout: Duration = serverTimeout,
+        ticket: PendingHandshakes.Ticket? = nil
     ) -> Result<PeerChannel, Refusal>? {
         let deadline = ContinuousClock.now.advanced(by: timeout)
-        defer { socket.close() }
+        defer {
+            ticket?.finish()
+            socket.close()
+        }
         func refuse(_ refusal: Refusal, on channel: Socket) -> Result<PeerChannel, Refusal> {
             try? channel.sendAll(Frame(kind: .refusal, requestID: 1, payload: refusal.encoded()).encoded())
             return .failure(refusal)
         }
-        var inbox = FrameInbox()
-        guard let frame = try? inbox.receiveFrame(from: socket, until: deadline), frame.kind == .hello,
-            let hello = try? Hello(payload: frame.payload)
+        var inbox = FrameInbox(capacity: Frame.headerSize + Hello.maxPayload)
+        guard
+            let frame = try? inbox.receiveFrame(from: socket, until: deadline, limit: Hello.maxPayload),
+            frame.kind == .hello, let hello = try? Hello(payload: frame.payload)
         else { return nil }
+        ticket?.receivedHello()
         if let refusal = admission.screen(hello) { return refuse(refusal, on: socket) }
         let unix: Socket
         let peerRegions: [PeerMapping]
@@ -117,7 +125,8 @@ package enum LinkHandshake {
             do throws(Socket.Failure) {
                 let pushes = offer.remoteCacheAccessible && hello.remoteCacheAccessible
                 try RegionExchange.send(offer.regions, to: unix, peerMayWrite: pushes)
-                peerRegions = try RegionExchange.receive(from: unix, writable: pushes, until: deadline)
+                peerRegions = try RegionExchange.receive(
+                    from: unix, writable: pushes, budget: admission.mappingBudget, until: deadline)
             } catch {
                 unix.close()
                 throw error
@@ -162,4 +171,6 @@ package protocol LinkAdmission {
     func register(_ link: EstablishedLink) -> Result<PeerChannel, Refusal>
     /// The refusal sent when setting the link up failed on this side, for `problem`.
     func refusal(forFailedSetup problem: String) -> Refusal
+    /// What the peer's regions may take of this process's address space.
+    var mappingBudget: MappingBudget { get }
 }

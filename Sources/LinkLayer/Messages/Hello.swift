@@ -8,6 +8,9 @@ package struct Hello: Sendable, Hashable {
     /// The client's abstract Unix socket: the server connects to it to exchange regions.
     package var unixSocket: String
 
+    /// The longest encoded hello: two ids, a flag and two strings of the longest length.
+    package static let maxPayload = 8 + 8 + 1 + 2 * (2 + WireReader.maxStringLength)
+
     package init(
         clusterID: UInt64, expectedClusterID: UInt64, remoteCacheAccessible: Bool, bootID: String, unixSocket: String
     ) {

@@ -38,8 +38,9 @@ package struct Frame: Sendable, Hashable {
         case invalid(String)
     }
 
-    /// Decodes the frame at the start of `bytes`. Pure; never traps on any input.
-    package static func decode(_ bytes: ArraySlice<UInt8>) -> Decoded {
+    /// Decodes the frame at the start of `bytes`; a payload longer than `limit` (at most `maxPayload`) is
+    /// invalid as soon as the header is in. Pure; never traps on any input.
+    package static func decode(_ bytes: ArraySlice<UInt8>, limit: Int = maxPayload) -> Decoded {
         var reader = WireReader(bytes)
         guard reader.remaining >= headerSize else {
             // Reject a wrong magic as soon as its bytes are in.
@@ -58,7 +59,8 @@ package struct Frame: Sendable, Hashable {
             guard try reader.u16() == 0 else { return .invalid("reserved header bits set") }
             let requestID = try reader.u64()
             let length = Int(try reader.u32())
-            guard length <= maxPayload else { return .invalid("payload of \(length) bytes exceeds \(maxPayload)") }
+            let limit = min(limit, maxPayload)
+            guard length <= limit else { return .invalid("payload of \(length) bytes exceeds \(limit)") }
             guard reader.remaining >= length else { return .incomplete }
             let start = bytes.startIndex + headerSize
             let frame = Frame(kind: kind, requestID: requestID, payload: Array(bytes[start..<start + length]))

@@ -11,15 +11,16 @@ package struct FrameInbox {
 
     package static let initialCapacity = 64 << 10
 
-    package init() {
-        bytes = [UInt8](repeating: 0, count: Self.initialCapacity)
+    /// An inbox whose buffer starts with `capacity` bytes.
+    package init(capacity: Int = initialCapacity) {
+        bytes = [UInt8](repeating: 0, count: max(Frame.headerSize, capacity))
         end = 0
     }
 
-    /// Decodes the next frame from the bytes in hand, consuming it.
-    package mutating func next() -> Frame.Decoded {
+    /// Decodes the next frame from the bytes in hand, consuming it; a payload longer than `limit` is invalid.
+    package mutating func next(limit: Int = Frame.maxPayload) -> Frame.Decoded {
         guard start < end else { return .incomplete }
-        let decoded = Frame.decode(bytes[start..<end])
+        let decoded = Frame.decode(bytes[start..<end], limit: limit)
         if case .frame(_, let consumed) = decoded { start += consumed }
         return decoded
     }
@@ -34,12 +35,12 @@ package struct FrameInbox {
 
     /// Waits until `deadline` (nil: no limit) for the next whole frame from `socket`, for readers that have the
     /// socket to themselves (the handshake). Bytes past the frame stay here. Throws on a timeout, a closed
-    /// connection or bytes that are no frame.
-    package mutating func receiveFrame(from socket: Socket, until deadline: ContinuousClock.Instant?) throws(Socket
-        .Failure) -> Frame
-    {
+    /// connection, bytes that are no frame, or a payload longer than `limit` (as soon as its header is in).
+    package mutating func receiveFrame(
+        from socket: Socket, until deadline: ContinuousClock.Instant?, limit: Int = Frame.maxPayload
+    ) throws(Socket.Failure) -> Frame {
         while true {
-            switch next() {
+            switch next(limit: limit) {
             case .frame(let frame, _): return frame
             case .invalid: throw Socket.Failure(operation: "frame", errno: EPROTO)
             case .incomplete: break
