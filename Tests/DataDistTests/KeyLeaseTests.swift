@@ -65,7 +65,7 @@ import Glibc
         #expect(audit.boundKeys == 1 && audit.liveCaches == 1 && audit.orphans == 0, "only the prefix key: \(audit)")
         #expect(audit.description.hasSuffix("expired 2"))
         let lines = logs.entries.filter { "\($0.message)".contains("lease") }
-        #expect(lines.count == 1 && lines[0].level == .notice, "one line for the sweep: \(lines)")
+        #expect(lines.count == 1 && lines.first?.level == .notice, "one line for the sweep: \(lines)")
         #expect(lines.first?.metadata["keys"].map { "\($0)" }?.contains("req 7") == true)
         try manager.removeCacheKey(prefix)
         try manager.deallocateCache(kept)

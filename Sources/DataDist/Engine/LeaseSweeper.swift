@@ -14,6 +14,8 @@ final class LeaseSweeper: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let stopping = Atomic<Bool>(false)
     private let thread = Lock<JoinableThread?>(nil)
+    /// True from `start` until the thread's loop has returned.
+    private let running = Atomic<Bool>(false)
     /// Test seam: runs after every sweep with the time it swept at (`KeyLeases.now()`) and the keys it expired.
     let afterSweep = Lock<(@Sendable (_ now: UInt64, _ expired: Int) -> Void)?>(nil)
 
@@ -25,16 +27,23 @@ final class LeaseSweeper: Sendable {
 
     /// Starts the thread; throws when the process cannot start one.
     func start() throws(JoinableThread.StartFailure) {
-        let started = try JoinableThread.start { [self] in
-            while !stopping.load(ordering: .acquiring), let wakeAt = sweep() {
-                _ = wake.wait(timeout: DispatchTime(uptimeNanoseconds: wakeAt))
+        running.store(true, ordering: .releasing)
+        do {
+            let started = try JoinableThread.start { [self] in
+                while !stopping.load(ordering: .acquiring), let wakeAt = sweep() {
+                    _ = wake.wait(timeout: DispatchTime(uptimeNanoseconds: wakeAt))
+                }
+                running.store(false, ordering: .releasing)
             }
+            thread.withLock { $0 = started }
+        } catch {
+            running.store(false, ordering: .releasing)
+            throw error
         }
-        thread.withLock { $0 = started }
     }
 
-    /// Whether the thread was started and has not been stopped.
-    var isRunning: Bool { thread.withLock { $0 != nil } }
+    /// Whether the thread was started and its loop has not returned.
+    var isRunning: Bool { running.load(ordering: .acquiring) }
 
     /// Ends the thread and waits for it to return. Idempotent.
     func stop() {
