@@ -195,6 +195,15 @@ import Glibc
         #expect(try makeInstance().cacheManager.leaseSweeper == nil, "no lease, no sweeper")
     }
 
+    @Test func stoppingTheSweeperWaitsForItsThreadToEnd() throws {
+        let instance = try makeInstance(configure: Self.lease(50))
+        defer { instance.finalize() }
+        let sweeper = try #require(try instance.cacheManager.leaseSweeper)
+        #expect(sweeper.isRunning)
+        sweeper.stop()
+        #expect(!sweeper.isRunning, "stop returned before the thread ended")
+    }
+
     @Test func badLeaseValuesAreRefusedNamingTheOptionAndValue() throws {
         for bad in ["0", "000", "-5", "abc", "1.5", "", " 10", "2147483648", "99999999999999999999"] {
             let error = caught { _ = try LLMConfig(options: [LLMOptionKey.requestKeyLease: bad]) }
