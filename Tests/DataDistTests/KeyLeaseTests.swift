@@ -155,7 +155,8 @@ import Glibc
             let givenBack = KeyLeases.now()
             #expect(policy.release(ReleaseNotice(pinID: grant.pinID, succeeded: false), link: 1))
             #expect(eventually(within: .seconds(10)) { manager.audit().expiredKeys == 1 }, "\(manager.audit())")
-            #expect(sweeps.expiring.allSatisfy { $0 >= givenBack + Self.nanoseconds(100) }, "a lease from the give-back")
+            #expect(
+                sweeps.expiring.allSatisfy { $0 >= givenBack + Self.nanoseconds(100) }, "a lease from the give-back")
             #expect(manager.audit().isClean, "\(manager.audit())")
         }
     }
@@ -208,7 +209,8 @@ import Glibc
         for bad in ["0", "000", "-5", "abc", "1.5", "", " 10", "2147483648", "99999999999999999999"] {
             let error = caught { _ = try LLMConfig(options: [LLMOptionKey.requestKeyLease: bad]) }
             #expect(error?.status == .paramInvalid, "\(bad)")
-            #expect(error?.message.contains("\"llm.RequestKeyLeaseTime\" = \"\(bad)\"") == true, "\(error?.message ?? "")")
+            #expect(
+                error?.message.contains("\"llm.RequestKeyLeaseTime\" = \"\(bad)\"") == true, "\(error?.message ?? "")")
         }
         for bad: Duration in [.zero, .milliseconds(-5), .microseconds(1500), .seconds(Int64(Int32.max))] {
             var config = LLMConfig()
