@@ -18,12 +18,25 @@ public final class CacheManager: Sendable {
     /// The instance's runtime, gates, configuration and pools (also `store.resources`; kept here too so that the
     /// hot local calls reach it with one load, not two and a retain of the store).
     let resources: InstanceResources
+    /// Expires unpulled request keys; nil without `LLMConfig.requestKeyLease`.
+    let leaseSweeper: LeaseSweeper?
 
     init(resources: InstanceResources) {
         self.resources = resources
-        store = CacheStore(resources: resources)
+        let store = CacheStore(resources: resources)
+        self.store = store
         links = LinkTable(store: store)
         requester = Requester(store: store, links: links)
+        leaseSweeper = resources.config.requestKeyLease.map { LeaseSweeper(store: store, lease: $0) }
+    }
+
+    /// Starts expiring leased keys, when a lease is configured (initialize).
+    func startLeases() throws(LLMError) {
+        do {
+            try leaseSweeper?.start()
+        } catch {
+            throw LLMError(.failed, "cannot start the request key lease sweeper: \(error)")
+        }
     }
 
     // MARK: contiguous caches
@@ -219,7 +232,7 @@ public final class CacheManager: Sendable {
 
     /// A consistent snapshot of caches, keys and pool pages. `orphans` counts pages held by nothing the
     /// table knows, keys pointing nowhere, and keys lost (neither bound, nor taken by a transfer in flight, nor
-    /// consumed, nor removed): it must always be 0.
+    /// consumed, nor removed): it must always be 0. `expiredKeys` counts the keys whose lease ran out.
     public func audit() -> CacheAudit {
         store.table.withLock { table in
             let usages = resources.pools.map(\.usage)
@@ -229,13 +242,15 @@ public final class CacheManager: Sendable {
                 liveCaches: table.entries.count, boundKeys: table.keys.count, pagesInUse: pagesInUse,
                 pagesFree: usages.reduce(0) { $0 + $1.pagesFree },
                 pinnedByPeers: table.pins.count,
-                orphans: abs(pagesInUse - reachablePages) + danglingKeys + lostKeys)
+                orphans: abs(pagesInUse - reachablePages) + danglingKeys + lostKeys,
+                expiredKeys: table.leases?.expired ?? 0)
         }
     }
 
     /// Unlinks every peer, stops listening and releases every cache, key and pin (finalize). Later calls
     /// throw `.failed`.
     func close() {
+        leaseSweeper?.stop()
         links.closeAll()
         store.table.withLock { $0.removeAll() }
     }
@@ -330,8 +345,15 @@ public struct CacheAudit: Sendable, Hashable, CustomStringConvertible {
     /// Pages or keys reachable from nothing, and keys lost (bound once, now neither bound, nor taken by a
     /// transfer in flight, nor consumed, nor removed): must always be 0.
     public var orphans: Int
+    /// Request keys unbound because their lease (`LLMConfig.requestKeyLease`) ran out before they were pulled,
+    /// since `initialize`. Not a fault: `isClean` ignores it.
+    public var expiredKeys: Int
 
-    public init(liveCaches: Int, boundKeys: Int, pagesInUse: Int, pagesFree: Int, pinnedByPeers: Int, orphans: Int) {
+    public init(
+        liveCaches: Int, boundKeys: Int, pagesInUse: Int, pagesFree: Int, pinnedByPeers: Int, orphans: Int,
+        expiredKeys: Int = 0
+    ) {
+        self.expiredKeys = expiredKeys
         self.liveCaches = liveCaches
         self.boundKeys = boundKeys
         self.pagesInUse = pagesInUse
@@ -347,5 +369,6 @@ public struct CacheAudit: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         "caches \(liveCaches), keys \(boundKeys), pages in use \(pagesInUse), free \(pagesFree), pinned \(pinnedByPeers), orphans \(orphans)"
+            + (expiredKeys > 0 ? ", expired \(expiredKeys)" : "")
     }
 }

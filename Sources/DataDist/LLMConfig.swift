@@ -35,6 +35,8 @@ public struct MemoryPoolConfig: Sendable, Hashable {
 /// - `llm.EnforceProductSupport` → `enforceProductSupport`: `"1"` / `"0"`. **DataDist's own key**, not the
 ///   reference's: `"0"` makes operations the detected product does not support log a warning instead of
 ///   throwing.
+/// - `llm.RequestKeyLeaseTime` → `requestKeyLease`: milliseconds, digits only, 1...Int32.max. **DataDist's own
+///   key**; absent (the default) means no lease, as the reference.
 ///
 /// Keys kept verbatim in `additionalOptions` (validated where the reference gives a rule):
 /// `llm.LinkTotalTime` (seconds, 0...2^32−1), `llm.LinkRetryCount` (1...100), `llm.RdmaTrafficClass` and
@@ -62,6 +64,14 @@ public struct LLMConfig: Sendable, Hashable {
     /// Threads that copy one large transfer (the calling thread included); nil uses every available core.
     /// Transfers under `parallelCopyThreshold` bytes always stay on the calling thread.
     public var copyThreads: Int?
+    /// How long a request key of an allocated cache may stay bound without being pulled; nil (the default) keeps
+    /// it until it is pulled or removed, as the reference does. Once its lease runs out the key is unbound as
+    /// `CacheManager.removeCacheKey` would (the cache's memory goes if nothing else holds it), counted in
+    /// `CacheAudit.expiredKeys` and logged. A lease starts when the key is bound, and again when a pull gives
+    /// it back (a failed transfer) or pulls only some of its layers; a key taken by a pull in flight never
+    /// expires. Prefix keys, blocks keys and keys of registered caches have no lease. A whole, positive number
+    /// of milliseconds; refused with `enableRemoteCacheAccessible`, where pulls do not consume keys.
+    public var requestKeyLease: Duration?
     /// The size, in bytes, from which one pull or push is split over `copyThreads` threads; smaller transfers
     /// are copied on the calling thread. Default and current value: 2 MiB (2,097,152 bytes), the split point
     /// measured by `datadist bench`'s `copy_engine` rows (README, Performance). Read-only: tune the split with

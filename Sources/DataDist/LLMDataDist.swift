@@ -170,8 +170,14 @@ public final class LLMDataDist: Sendable {
             clusterID: clusterID, issuer: issuer, config: config, runtime: runtime, devicePool: devicePool,
             hostPool: hostPool, logger: logger)
         let manager = CacheManager(resources: resources)
-        if let endpoint = config.listenAddress {
-            try manager.links.startListening(on: endpoint)
+        do throws(LLMError) {
+            try manager.startLeases()
+            if let endpoint = config.listenAddress {
+                try manager.links.startListening(on: endpoint)
+            }
+        } catch {
+            manager.close()
+            throw error
         }
         return manager
     }

@@ -18,7 +18,8 @@ struct LinkedPair {
         promptPool: Int = 4 << 20, promptHostPool: Int? = nil, decoderPool: Int? = 4 << 20,
         decoderHostPool: Int? = 1 << 20,
         remoteAccessible: Bool = false, decoderRemoteAccessible: Bool? = nil, timeout: Duration = .seconds(2),
-        link: Bool = true, faults: (prompt: String?, decoder: String?) = (nil, nil)
+        link: Bool = true, faults: (prompt: String?, decoder: String?) = (nil, nil),
+        configurePrompt: (inout LLMConfig) -> Void = { _ in }
     ) throws {
         var promptConfig = LLMConfig()
         promptConfig.memoryPool = MemoryPoolConfig(size: promptPool)
@@ -26,6 +27,7 @@ struct LinkedPair {
         promptConfig.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
         promptConfig.enableRemoteCacheAccessible = remoteAccessible
         promptConfig.syncKVTimeout = timeout
+        configurePrompt(&promptConfig)
         prompt = LLMDataDist(role: .prompt, clusterID: 1)
         try prompt.initialize(promptConfig, environment: emulatorEnvironment(faults: faults.prompt))
         promptInfo = LLMClusterInfo(remoteClusterID: prompt.clusterID, remoteIPInfos: [prompt.listenEndpoint!])

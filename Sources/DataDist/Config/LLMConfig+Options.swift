@@ -37,6 +37,8 @@ extension LLMConfig {
                 enforceProductSupport = try OptionValue.flag(key, value)
             case LLMOptionKey.copyThreads:
                 copyThreads = Int(try OptionValue.unsigned(key, value, in: LLMConfig.copyThreadsRange))
+            case LLMOptionKey.requestKeyLease:
+                requestKeyLease = .milliseconds(try OptionValue.timeoutMilliseconds(key, value))
             default:
                 try OptionValue.checkPassThrough(key, value)
                 additionalOptions[key] = value
@@ -72,7 +74,7 @@ extension LLMConfig {
     /// Always emits `ge.exec.deviceId`, `ge.session_device_id`, `llm.SyncKvCacheWaitTime`,
     /// `llm.EnableCacheManager` (`"1"`) and `llm.EnableRemoteCacheAccessible` (explicit, so no default of the
     /// reference applies); `llm.listenIpInfo` and the pools when set; `llm.EnforceProductSupport` only when
-    /// `"0"`; and `additionalOptions` verbatim. Aliases are written under their primary key.
+    /// `"0"`; `llm.CopyThreads` and `llm.RequestKeyLeaseTime` when set; and `additionalOptions` verbatim. Aliases are written under their primary key.
     public var options: [String: String] {
         var result = additionalOptions
         result[LLMOptionKey.deviceID] = String(deviceID)
@@ -87,6 +89,10 @@ extension LLMConfig {
         if let hostMemoryPool { result[LLMOptionKey.hostMemoryPool] = hostMemoryPool.json }
         if !enforceProductSupport { result[LLMOptionKey.enforceProductSupport] = "0" }
         if let copyThreads { result[LLMOptionKey.copyThreads] = String(copyThreads) }
+        if let requestKeyLease {
+            result[LLMOptionKey.requestKeyLease] =
+                Self.wholeMilliseconds(requestKeyLease).map { String($0) } ?? "\(requestKeyLease)"
+        }
         return result
     }
 

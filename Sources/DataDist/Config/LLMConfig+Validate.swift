@@ -1,7 +1,8 @@
 import LinkLayer
 
 extension LLMConfig {
-    /// Checks every field: `deviceID >= 0`; `syncKVTimeout` a whole number of milliseconds in 1...Int32.max;
+    /// Checks every field: `deviceID >= 0`; `syncKVTimeout` and `requestKeyLease` whole numbers of milliseconds
+    /// in 1...Int32.max, the lease only without `enableRemoteCacheAccessible`;
     /// both pools (`MemoryPoolConfig.validate()`); `listenAddress` a numeric IPv4/IPv6 address; every
     /// `additionalOptions` entry against its key's rule (keys with a field of their own are refused); and that
     /// `llm.TransferBackend` comes with remote cache access and a listen address, as the reference requires.
@@ -10,7 +11,16 @@ extension LLMConfig {
         guard deviceID >= 0 else {
             throw .paramInvalid("deviceID (\(LLMOptionKey.deviceID)) \(deviceID) must be >= 0")
         }
-        try validateTimeout()
+        try Self.validateMilliseconds(syncKVTimeout, "syncKVTimeout (\(LLMOptionKey.syncKVTimeout))")
+        if let requestKeyLease {
+            let field = "requestKeyLease (\(LLMOptionKey.requestKeyLease))"
+            try Self.validateMilliseconds(requestKeyLease, field)
+            guard !enableRemoteCacheAccessible else {
+                throw .paramInvalid(
+                    "\(field) \(requestKeyLease) needs enableRemoteCacheAccessible false "
+                        + "(\(LLMOptionKey.enableRemoteCacheAccessible) = \"0\"): pulls consume no keys there")
+            }
+        }
         if let copyThreads, !(Self.copyThreadsRange ~= UInt64(max(0, copyThreads))) || copyThreads < 1 {
             throw .paramInvalid(
                 "copyThreads (\(LLMOptionKey.copyThreads)) \(copyThreads) must be in \(Self.copyThreadsRange)")
@@ -51,9 +61,10 @@ extension LLMConfig {
         }
     }
 
-    private func validateTimeout() throws(LLMError) {
-        let field = "syncKVTimeout (\(LLMOptionKey.syncKVTimeout)) \(syncKVTimeout)"
-        guard let milliseconds = Self.wholeMilliseconds(syncKVTimeout) else {
+    /// Refuses a `duration` that is not a whole number of milliseconds in 1...Int32.max; `name` names the field.
+    private static func validateMilliseconds(_ duration: Duration, _ name: String) throws(LLMError) {
+        let field = "\(name) \(duration)"
+        guard let milliseconds = wholeMilliseconds(duration) else {
             throw .paramInvalid("\(field) is not a whole number of milliseconds")
         }
         guard milliseconds > 0 else { throw .paramInvalid("\(field) must be > 0") }
@@ -82,5 +93,6 @@ extension LLMConfig {
         LLMOptionKey.enableCacheManager: "nothing (cache-manager mode is always on)",
         LLMOptionKey.memoryPool: "memoryPool", LLMOptionKey.hostMemoryPool: "hostMemoryPool",
         LLMOptionKey.enforceProductSupport: "enforceProductSupport", LLMOptionKey.copyThreads: "copyThreads",
+        LLMOptionKey.requestKeyLease: "requestKeyLease",
     ]
 }

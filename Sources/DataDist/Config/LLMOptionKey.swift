@@ -24,6 +24,9 @@ public enum LLMOptionKey {
     public static let enforceProductSupport = "llm.EnforceProductSupport"
     /// Threads that copy one large transfer, 1...256; DataDist's own key (`llm.CopyThreads`).
     public static let copyThreads = "llm.CopyThreads"
+    /// Lease of unpulled request keys in milliseconds, 1...Int32.max; DataDist's own key
+    /// (`llm.RequestKeyLeaseTime`).
+    public static let requestKeyLease = "llm.RequestKeyLeaseTime"
 
     /// Link timeout in seconds, 0...2^32−1 (`llm.LinkTotalTime`).
     public static let linkTotalTime = "llm.LinkTotalTime"
@@ -54,7 +57,7 @@ public enum LLMOptionKey {
     public static let fieldKeys: [String] = [
         deviceID, deviceIDAlias, sessionDeviceID, syncKVTimeout, listenIPInfo, listenIPInfoAlias,
         enableRemoteCacheAccessible, enableCacheManager, memoryPool, hostMemoryPool, enforceProductSupport,
-        copyThreads,
+        copyThreads, requestKeyLease,
     ]
 
     /// Named keys kept verbatim in `additionalOptions`; any other `ge.*` key is kept too.

@@ -50,6 +50,8 @@ struct KeyBinding: Sendable {
     var pulledTensors: Set<Int> = []
     /// Transfers in flight that took tensors of the slot through this key and have not settled yet.
     var transfersInFlight = 0
+    /// The stamp of the key's current lease (`KeyLeases`); 0 without one.
+    var lease: UInt64 = 0
 
     /// Whether `reservation` was taken from this binding (not from an earlier binding of the same key).
     func holds(_ reservation: Reservation) -> Bool {

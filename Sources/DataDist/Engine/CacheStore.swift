@@ -7,10 +7,11 @@ import ThreadSanitizerSupport
 /// once finalized, and pinning caches while their bytes are copied without holding the lock.
 final class CacheStore: Sendable {
     let resources: InstanceResources
-    let table = Lock(CacheTable())
+    let table: Lock<CacheTable>
 
     init(resources: InstanceResources) {
         self.resources = resources
+        table = Lock(CacheTable(lease: resources.config.requestKeyLease))
     }
 
     /// Runs `body` with views of the caches `ids`, their memory pinned so a concurrent deallocate cannot free it.

@@ -22,6 +22,12 @@ struct CacheTable: Sendable {
     /// Addresses registered through registerCache / registerBlocksCache (the reference caps them at 240).
     private(set) var registeredAddresses = 0
     var isClosed = false
+    /// Leases of unpulled request keys; nil when `LLMConfig.requestKeyLease` is not set.
+    private(set) var leases: KeyLeases?
+
+    init(lease: Duration? = nil) {
+        leases = lease.map(KeyLeases.init(duration:))
+    }
 
     static let registeredAddressLimit = 240
 
@@ -47,8 +53,14 @@ struct CacheTable: Sendable {
             keysBound += 1
         }
         if !entry.isOwned { registeredAddresses += entry.addresses.count }
+        let leased = leases != nil && entry.isOwned
+        let keyBySlot = leased ? entry.keyBySlot : [:]
         let previous = entries.updateValue(entry, forKey: id)
         precondition(previous == nil, "cache id \(id) reused")
+        if leased {
+            let now = KeyLeases.now()
+            for key in keyBySlot.values { lease(key, now: now) }
+        }
     }
 
     /// `insert` for an owned entry without keys (most allocations): nothing to bind, no dictionary to walk.
@@ -112,6 +124,7 @@ struct CacheTable: Sendable {
         if var binding = keys[key], binding.holds(reservation) {
             binding.settle(reservation, succeeded: succeeded)
             keys[key] = binding
+            if leases != nil, binding.transfersInFlight == 0 { lease(key, now: KeyLeases.now()) }
         } else if var binding = reservedKeys.removeValue(forKey: key) {
             if binding.holds(reservation) {
                 binding.settle(reservation, succeeded: succeeded)
@@ -141,6 +154,7 @@ struct CacheTable: Sendable {
         } else if keys[key] == nil, slotIsFree {
             keys[key] = binding
             entries.modify(binding.cacheID) { $0.keyBySlot[binding.slot] = key }
+            if leases != nil { lease(key, now: KeyLeases.now()) }
         } else {
             keysGone += 1  // the slot (or the key) was bound again meanwhile
         }
@@ -231,6 +245,7 @@ struct CacheTable: Sendable {
         keys.removeAll()
         pins.removeAll()
         reservedKeys.removeAll()
+        leases?.removeAll()
         (keysBound, keysGone) = (0, 0)
         registeredAddresses = 0
         isClosed = true
@@ -249,5 +264,38 @@ struct CacheTable: Sendable {
             self.entries[binding.cacheID]?.keyBySlot[binding.slot] != key
         }.count
         return (pages, dangling, abs(keysBound - keysGone - keys.count - reservedKeys.count))
+    }
+}
+
+extension CacheTable {
+    /// Gives request key `key` (bound, with no transfer in flight) a fresh lease from `now`.
+    private mutating func lease(_ key: IndexKey, now: UInt64) {
+        guard key.namespace == .request, keys[key] != nil, let stamp = leases?.grant(key, now: now) else { return }
+        keys[key]?.lease = stamp
+        compactLeasesIfStale()
+    }
+
+    /// Drops stale leases once they outnumber the bound keys, so a long lease under many quick pulls keeps
+    /// memory proportional to the keys bound, not to the keys ever bound.
+    private mutating func compactLeasesIfStale() {
+        guard let pending = leases?.pending, pending > 2 * keys.count + 1024 else { return }
+        let keys = self.keys
+        leases?.compact { keys[$0.key]?.lease == $0.stamp }
+    }
+
+    /// Unbinds every leased request key whose lease ran out at `now`, unless a transfer in flight took tensors
+    /// of it (its settling leases it again). Returns the keys expired and the deadline of the next lease.
+    mutating func expireLeases(now: UInt64) -> (expired: [IndexKey], next: UInt64?) {
+        guard leases != nil else { return ([], nil) }
+        var expired: [IndexKey] = []
+        while let due = leases?.takeDue(now: now) {
+            guard let binding = keys[due.key], binding.lease == due.stamp, binding.transfersInFlight == 0 else {
+                continue
+            }
+            unbind(due.key)
+            leases?.countExpired()
+            expired.append(due.key)
+        }
+        return (expired, leases?.nextDeadline)
     }
 }
