@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libnuma-dev libhwloc-dev pkg-config
 BIN := .build/debug/datadist
 
-.PHONY: deps build lint format test tsan asan demo bench docs clean
+.PHONY: deps build lint format test tsan asan fuzz demo bench docs clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -18,11 +18,11 @@ build: deps
 
 # The format check (.swift-format; `make format` rewrites the tree to match) and the layering rule.
 lint:
-	$(SWIFT) format lint --strict --parallel -r Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Sources
+	$(SWIFT) format lint --strict --parallel -r Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Sources Fuzz
 	scripts/check-layers.sh
 
 format:
-	$(SWIFT) format format --in-place --parallel -r Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Sources
+	$(SWIFT) format format --in-place --parallel -r Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks Benchmarks/Sources Fuzz
 
 test: deps lint
 	$(SWIFT) build --build-tests
@@ -40,6 +40,11 @@ tsan: deps
 asan: deps
 	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan-suppressions.txt:print_suppressions=0 \
 		$(SWIFT) test --sanitize=address --scratch-path .build-asan
+
+# The libFuzzer targets (Fuzz/: frames, every message decoder, the handshake) under ASan, each for FUZZ_SECONDS
+# (default 60) from the seed corpus in Fuzz/corpus; see scripts/fuzz.sh.
+fuzz: deps
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) SWIFT=$(SWIFT) scripts/fuzz.sh
 
 demo: build
 	@echo "== datadist probe (this machine: ACL if CANN is installed, else the emulator)"

@@ -7,6 +7,15 @@ let strict: [SwiftSetting] =
     [.enableUpcomingFeature("MemberImportVisibility")]
     + (Context.environment["DATADIST_WARNINGS_AS_ERRORS"] == "1" ? [.treatAllWarnings(as: .error)] : [])
 
+/// The libFuzzer targets (`Fuzz/`), only in `make fuzz`'s build (`DATADIST_FUZZ=1`): they have no `main` (libFuzzer
+/// supplies it under `--sanitize=fuzzer`), so the normal build must not see them. Inside this package they reach
+/// the link layer's `package` decoders.
+let fuzzTargets: [Target] =
+    Context.environment["DATADIST_FUZZ"] == "1"
+    ? ["FuzzFrame", "FuzzMessages", "FuzzHandshake"].map { name in
+        .executableTarget(name: name, dependencies: ["LinkLayer"], path: "Fuzz/\(name)", swiftSettings: strict)
+    } : []
+
 let package = Package(
     name: "DataDist",
     products: [
@@ -107,5 +116,5 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(name: "datadistTests", dependencies: ["datadist", "DataDistTestSupport"], swiftSettings: strict),
-    ]
+    ] + fuzzTargets
 )

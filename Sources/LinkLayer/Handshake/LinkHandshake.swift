@@ -73,7 +73,9 @@ package enum LinkHandshake {
         return channel
     }
 
-    private static func checkWelcome(_ frame: Frame, remoteID: UInt64, endpoint: SocketEndpoint) throws(LinkError) {
+    /// Accepts `frame` only as a welcome from cluster `remoteID`; a refusal throws the peer's refusal, anything
+    /// else a protocol violation. Package access for the handshake fuzz target.
+    package static func checkWelcome(_ frame: Frame, remoteID: UInt64, endpoint: SocketEndpoint) throws(LinkError) {
         switch frame.kind {
         case .refusal:
             guard let refusal = try? Refusal(payload: frame.payload) else { break }

@@ -1,6 +1,8 @@
 /// Little-endian encoding of the control protocol's fields.
 package struct WireWriter {
-    private(set) var bytes: [UInt8] = []
+    package private(set) var bytes: [UInt8] = []
+
+    package init() {}
 
     package mutating func u8(_ value: UInt8) { bytes.append(value) }
     package mutating func u16(_ value: UInt16) { append(value) }
