@@ -27,17 +27,9 @@ import Glibc
 
         init(endpoint: IPEndpoint, clusterID: UInt64, expecting owner: UInt64) throws {
             let deadline = ContinuousClock.now.advanced(by: .seconds(3))
-            let name = "datadist.test.\(UInt64.random(in: 0...UInt64.max))"
-            let unixListener = try Socket.listenUnix(abstractName: name)
-            defer { unixListener.close() }
-            let tcp = try Socket.connectTCP(SocketEndpoint(endpoint), until: deadline)
+            let (tcp, unix) = try scriptedHello(
+                to: endpoint, clusterID: clusterID, expecting: owner, until: deadline)
             defer { tcp.close() }
-            let hello = Hello(
-                clusterID: clusterID, expectedClusterID: owner, remoteCacheAccessible: false,
-                bootID: HostIdentity.bootID, unixSocket: name)
-            try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
-            #expect(try Socket.poll([unixListener], events: 1, until: deadline) == 0)
-            let unix = try #require(unixListener.accept())
             channel = unix
             let (header, _) = try unix.receive(count: 4, until: deadline)
             poolCount = Int(header[0])

@@ -21,18 +21,11 @@ import Glibc
         to endpoint: IPEndpoint, clusterID: UInt64, pools: [(UInt32, Int)], fd: Int32
     ) throws -> Refusal? {
         let deadline = ContinuousClock.now.advanced(by: .seconds(5))
-        let name = "datadist.test.\(UInt64.random(in: 0...UInt64.max))"
-        let unixListener = try Socket.listenUnix(abstractName: name)
-        defer { unixListener.close() }
-        let tcp = try Socket.connectTCP(SocketEndpoint(endpoint), until: deadline)
-        defer { tcp.close() }
-        let hello = Hello(
-            clusterID: clusterID, expectedClusterID: 1, remoteCacheAccessible: false, bootID: HostIdentity.bootID,
-            unixSocket: name)
-        try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
-        #expect(try Socket.poll([unixListener], events: 1, until: deadline) == 0)
-        let unix = try #require(unixListener.accept())
-        defer { unix.close() }
+        let (tcp, unix) = try scriptedHello(to: endpoint, clusterID: clusterID, expecting: 1, until: deadline)
+        defer {
+            tcp.close()
+            unix.close()
+        }
         let (header, _) = try unix.receive(count: 4, until: deadline)
         for _ in 0..<Int(header[0]) {
             let (_, received) = try unix.receive(count: RegionDescriptor.encodedSize, until: deadline)
