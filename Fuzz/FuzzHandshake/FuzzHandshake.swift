@@ -64,4 +64,5 @@ private struct RefuseEveryone: LinkAdmission {
         preconditionFailure("register after a refused hello")
     }
     func refusal(forFailedSetup problem: String) -> Refusal { Refusal(status: 1, message: problem) }
+    var mappingBudget: MappingBudget { .process }
 }
