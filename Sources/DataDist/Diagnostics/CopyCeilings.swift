@@ -90,8 +90,7 @@ public final class CopyCeilings {
         repeat {
             try copy(pattern, kind, iteration: first + iterations)
             iterations += 1
-            let (seconds, attoseconds) = (clock.now - start).components
-            elapsed = Double(seconds) + Double(attoseconds) / 1e18
+            elapsed = (clock.now - start).secondsValue
         } while iterations < 2 || elapsed < duration
         nextIteration[pattern] = first + iterations
         return Measurement(

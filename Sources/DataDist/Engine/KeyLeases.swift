@@ -1,3 +1,4 @@
+import DeviceRuntime
 import Dispatch
 
 /// The leases of request keys (`LLMConfig.requestKeyLease`): every lease given, in the order given, which is
@@ -22,8 +23,7 @@ struct KeyLeases: Sendable {
     private(set) var expired = 0
 
     init(duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self.duration = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        self.duration = UInt64(duration.clampedNanoseconds)
     }
 
     /// The clock leases run on (monotonic nanoseconds, as `DispatchTime`).

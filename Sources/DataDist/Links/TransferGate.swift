@@ -1,3 +1,4 @@
+import DeviceRuntime
 import Dispatch
 import Synchronization
 import ThreadSanitizerSupport
@@ -47,8 +48,8 @@ final class TransferGate: Sendable {
             return waiter
         }
         guard let waiter else { return true }
-        let nanoseconds = Int(min(timeout, LinkTable.longestTimeout) / .nanoseconds(1))
-        if waiter.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success { return true }
+        let wait = min(timeout, LinkTable.longestTimeout).clampedNanoseconds
+        if waiter.wait(timeout: .now() + .nanoseconds(wait)) == .success { return true }
         state.withLock { state in state.idleWaiters.removeAll { $0 === waiter } }
         return false
     }

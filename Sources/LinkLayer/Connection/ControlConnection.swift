@@ -162,12 +162,9 @@ package final class ControlConnection: Sendable {
             _ = state.withLock { $0.waiters.removeValue(forKey: id) }
             throw LinkError(.closed, "\(what): sending to cluster \(peerClusterID) failed: \(error)")
         }
-        let (seconds, attoseconds) = timeout.components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let nanoseconds = overflow ? Int64.max : max(0, scaled &+ attoseconds / 1_000_000_000)
         pollForReply(waiter, for: min(Self.replySpin, timeout))
         if !waiter.ready.load(ordering: .acquiring),
-            waiter.semaphore.wait(timeout: .now() + .nanoseconds(Int(clamping: nanoseconds))) == .timedOut
+            waiter.semaphore.wait(timeout: .now() + .nanoseconds(timeout.clampedNanoseconds)) == .timedOut
         {
             let stillWaiting = state.withLock { $0.waiters.removeValue(forKey: id) } != nil
             if stillWaiting {
@@ -261,9 +258,7 @@ package final class ControlConnection: Sendable {
 
     /// Closes the link `delay` from now, as a peer that dies then would (`peer-death@after=`).
     private func scheduleDeath(after delay: Duration) {
-        let (seconds, attoseconds) = delay.components
-        let nanoseconds = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [weak self] in
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(delay.clampedNanoseconds)) { [weak self] in
             self?.injectFailure(.peerDeath)
         }
     }
