@@ -11,12 +11,25 @@ final class ChildProcess {
     private let input: Pipe?
     let lines: LineStream
 
-    /// Starts this executable (`/proc/self/exe`) with `arguments`.
-    init(arguments: [String], stdinPipe: Bool) throws {
+    /// Starts this executable (`/proc/self/exe`) with `arguments`, inside network namespace `namespace` when one
+    /// is given (through `ip netns exec`), with `environment` added to this process's.
+    init(
+        arguments: [String], stdinPipe: Bool, namespace: String? = nil, environment: [String: String] = [:]
+    ) throws {
         let output = Pipe()
         input = stdinPipe ? Pipe() : nil
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        process.arguments = arguments
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        if let namespace {
+            guard let ip = IPCommand.path else { throw ChildProcessError(message: "iproute2's `ip` is not installed") }
+            process.executableURL = URL(fileURLWithPath: ip)
+            process.arguments = ["netns", "exec", namespace, executable.path] + arguments
+        } else {
+            process.executableURL = executable
+            process.arguments = arguments
+        }
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, added in added }
+        }
         process.standardInput = input ?? FileHandle.nullDevice
         process.standardOutput = output
         lines = LineStream(fd: output.fileHandleForReading.fileDescriptor)

@@ -24,6 +24,13 @@ struct DemoCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of the summary.")
     var json = false
 
+    @Flag(
+        help: """
+            Run the prompt and the decoder in two network namespaces joined by a veth pair (two hosts on one \
+            machine; needs root and iproute2). UCX moves the bytes, over TCP unless UCX_TLS says otherwise.
+            """)
+    var crossHost = false
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -47,6 +54,26 @@ struct DemoCommand: ParsableCommand {
     private func runDemo() -> DemoReport {
         let removed = UInt64(requests - 1)
         var report = DemoReport(requests: requests, removedRequest: removed, bytesPerRequest: shape.requestBytes)
+        guard crossHost else { return runDemo(report, removed: removed, hosts: nil) }
+        let hosts: NamespacePair
+        do {
+            hosts = try NamespacePair.create(tag: "demo")
+        } catch {
+            report.problems.append("cannot make two hosts for --cross-host: \(error)")
+            return report
+        }
+        defer { hosts.destroy() }
+        return runDemo(report, removed: removed, hosts: hosts)
+    }
+
+    /// Runs both sides, on loopback (`hosts` nil) or the prompt in `hosts.first` and the decoder in `hosts.second`.
+    private func runDemo(_ started: DemoReport, removed: UInt64, hosts: NamespacePair?) -> DemoReport {
+        var report = started
+        let address = hosts?.firstAddress ?? "127.0.0.1"
+        report.address = address
+        report.namespaces = hosts.map { [$0.first, $0.second] }
+        // Two namespaces of one machine look like one host to UCX's shared-memory transports: keep it on TCP.
+        let environment = hosts == nil || ProcessInfo.processInfo.environment["UCX_TLS"] != nil ? [:] : ["UCX_TLS": "tcp"]
         let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
         func left() -> Duration { max(.zero, ContinuousClock.now.duration(to: deadline)) }
         let shapeArguments = [
@@ -57,9 +84,10 @@ struct DemoCommand: ParsableCommand {
         let serve: ChildProcess
         do {
             serve = try ChildProcess(
-                arguments: ["serve", "--json", "--requests", "\(requests)", "--remove", "\(removed)"] + shapeArguments
-                    + verbose,
-                stdinPipe: true)
+                arguments: [
+                    "serve", "--json", "--host", address, "--requests", "\(requests)", "--remove", "\(removed)",
+                ] + shapeArguments + verbose,
+                stdinPipe: true, namespace: hosts?.first, environment: environment)
         } catch {
             report.problems.append("cannot start `datadist serve`: \(error)")
             return report
@@ -80,10 +108,10 @@ struct DemoCommand: ParsableCommand {
         do {
             let pull = try ChildProcess(
                 arguments: [
-                    "pull", "--json", "--port", "\(port)", "--requests", "\(requests)", "--removed", "\(removed)",
-                    "--layer-wise", "alternate",
+                    "pull", "--json", "--host", address, "--port", "\(port)", "--requests", "\(requests)",
+                    "--removed", "\(removed)", "--layer-wise", "alternate",
                 ] + shapeArguments + verbose,
-                stdinPipe: false)
+                stdinPipe: false, namespace: hosts?.second, environment: environment)
             defer { pull.kill() }
             report.pullPID = pull.pid
             pullStatus = pull.wait(timeout: left())
@@ -122,6 +150,9 @@ struct DemoReport: Codable {
     var requests: Int
     var removedRequest: UInt64
     var bytesPerRequest: Int
+    /// The prompt's listen address, and the namespaces of prompt and decoder with `--cross-host`.
+    var address = "127.0.0.1"
+    var namespaces: [String]?
     var port: UInt16?
     var servePID: Int32?
     var pullPID: Int32?
@@ -197,8 +228,8 @@ enum DemoText {
         func mark(_ ok: Bool) -> String { ok ? "✓" : "✗" }
         let pulled = report.requests - 1
         line(
-            "DataDist demo: a prompt and a decoder in two processes, linked over 127.0.0.1:\(report.port.map(String.init) ?? "?")"
-        )
+            "DataDist demo: a prompt and a decoder in two processes, linked over \(report.address):\(report.port.map(String.init) ?? "?")"
+                + (report.namespaces.map { " (network namespaces \($0.joined(separator: " and ")))" } ?? ""))
         line(
             "  prompt  cluster 1, pid \(report.servePID.map(String.init) ?? "-"): \(report.requests) requests × \(shape.summary)"
         )
