@@ -73,7 +73,8 @@ struct DemoCommand: ParsableCommand {
         report.address = address
         report.namespaces = hosts.map { [$0.first, $0.second] }
         // Two namespaces of one machine look like one host to UCX's shared-memory transports: keep it on TCP.
-        let environment = hosts == nil || ProcessInfo.processInfo.environment["UCX_TLS"] != nil ? [:] : ["UCX_TLS": "tcp"]
+        let userChoseTransports = ProcessInfo.processInfo.environment["UCX_TLS"] != nil
+        let environment = hosts == nil || userChoseTransports ? [:] : ["UCX_TLS": "tcp"]
         let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
         func left() -> Duration { max(.zero, ContinuousClock.now.duration(to: deadline)) }
         let shapeArguments = [
