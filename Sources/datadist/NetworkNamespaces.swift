@@ -64,17 +64,26 @@ struct NamespacePair {
         }
     }
 
-    /// Applies `tc netem` arguments (e.g. `["delay", "5ms", "loss", "2%"]`) to both veth ends, or removes them
-    /// with an empty list.
-    func setNetem(_ arguments: [String]) throws(NamespaceError) {
+    /// A bad network between the two: each side drops `lossPercent` % of the packets it receives (an nftables rule
+    /// on the input hook) and sends at most `rateMbit` Mbit/s through its veth end (a `tc tbf` shaper, whose queue
+    /// also delays). Not `tc netem`: the kernels of this project's CI machines are built without it.
+    func impair(lossPercent: Int, rateMbit: Int? = nil) throws(NamespaceError) {
         for (namespace, interface) in [(first, firstInterface), (second, secondInterface)] {
-            if arguments.isEmpty {
-                try? IPCommand.run(
-                    ["netns", "exec", namespace, "tc", "qdisc", "del", "dev", interface, "root"], quiet: true)
-            } else {
+            let nft = ["netns", "exec", namespace, "nft"]
+            try IPCommand.run(nft + ["add", "table", "inet", "datadist_loss"])
+            try IPCommand.run(
+                nft + ["add", "chain", "inet", "datadist_loss", "in", "{ type filter hook input priority 0; }"])
+            try IPCommand.run(
+                nft + [
+                    "add", "rule", "inet", "datadist_loss", "in", "numgen", "random", "mod", "100", "<",
+                    "\(lossPercent)", "drop",
+                ])
+            if let rateMbit {
                 try IPCommand.run(
-                    ["netns", "exec", namespace, "tc", "qdisc", "replace", "dev", interface, "root", "netem"]
-                        + arguments)
+                    [
+                        "netns", "exec", namespace, "tc", "qdisc", "replace", "dev", interface, "root", "tbf", "rate",
+                        "\(rateMbit)mbit", "burst", "64kb", "latency", "100ms",
+                    ])
             }
         }
     }

@@ -14,15 +14,22 @@ final class SpawnedCLI {
     private let lines: LineStream
     private let errorFile: URL
 
-    init(_ arguments: [String], environment variables: [String: String] = [:]) throws {
+    /// Starts `datadist arguments`, inside network namespace `namespace` (through `ip netns exec`, which execs
+    /// the binary in place: `pid` is datadist's) when one is given.
+    init(_ arguments: [String], environment variables: [String: String] = [:], namespace: String? = nil) throws {
         self.arguments = arguments
         let environment = CLI.childEnvironment(variables)
         errorFile = FileManager.default.temporaryDirectory.appendingPathComponent(
             "datadist-stderr-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
         let output = Pipe()
-        process.executableURL = CLI.binary
-        process.arguments = arguments
+        if let namespace {
+            process.executableURL = URL(fileURLWithPath: IPCommand.path ?? "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", namespace, CLI.binary.path] + arguments
+        } else {
+            process.executableURL = CLI.binary
+            process.arguments = arguments
+        }
         process.environment = environment
         process.standardInput = input
         process.standardOutput = output
