@@ -79,6 +79,7 @@ final class BenchDecoder {
         config.enableRemoteCacheAccessible = remoteAccessible
         config.syncKVTimeout = .seconds(30)
         do {
+            try LinkSecretVariable.apply(to: &config)
             try engine.initialize(config)
             manager = try engine.cacheManager
         } catch {

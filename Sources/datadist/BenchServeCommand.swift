@@ -41,6 +41,7 @@ struct BenchServeCommand: ParsableCommand {
         config.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
         config.enableRemoteCacheAccessible = remoteAccessible
         config.syncKVTimeout = .seconds(30)
+        try LinkSecretVariable.apply(to: &config)
         let manager: CacheManager
         do {
             try prompt.initialize(config)

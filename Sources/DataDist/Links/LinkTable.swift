@@ -239,7 +239,7 @@ final class LinkTable: Sendable {
         }
         return LinkOffer(
             clusterID: resources.clusterID, remoteCacheAccessible: resources.config.enableRemoteCacheAccessible,
-            regions: regions)
+            regions: regions, secret: resources.config.linkSecret.map { LinkSecret(Array($0.utf8)) })
     }
 
     /// Adds an established link. A live link to the same cluster is refused; a dead one is replaced.
