@@ -13,7 +13,10 @@ let strict: [SwiftSetting] =
 let fuzzTargets: [Target] =
     Context.environment["DATADIST_FUZZ"] == "1"
     ? ["FuzzFrame", "FuzzMessages", "FuzzHandshake"].map { name in
-        .executableTarget(name: name, dependencies: ["LinkLayer"], path: "Fuzz/\(name)", swiftSettings: strict)
+        // FuzzHandshake makes real memfds (CLinuxSupport) to pass in the region exchange.
+        .executableTarget(
+            name: name, dependencies: name == "FuzzHandshake" ? ["LinkLayer", "CLinuxSupport"] : ["LinkLayer"],
+            path: "Fuzz/\(name)", swiftSettings: strict)
     } : []
 
 let package = Package(
