@@ -192,7 +192,8 @@ private func regionExchange(_ input: [UInt8]) {
     do {
         let mappings = try RegionExchange.receive(from: local, writable: false, until: deadline)
         precondition(valid, "a region exchange that breaks a rule was accepted")
-        precondition(mappings.map { UInt64($0.size) } == announced, "mapped \(mappings.map(\.size)), announced \(announced)")
+        precondition(
+            mappings.map { UInt64($0.size) } == announced, "mapped \(mappings.map(\.size)), announced \(announced)")
     } catch {
         precondition(!valid, "a valid region exchange was refused: \(error)")
     }

@@ -78,7 +78,8 @@ struct BenchCommand: ParsableCommand {
             guard operations.isSubset(of: Self.connectOperations) else {
                 throw ValidationError(
                     "--operations \(operations.sorted().joined(separator: ",")) with --connect \(endpoint): only "
-                        + "\(Self.connectOperations.sorted().joined(separator: ", ")) runs against a bench-serve elsewhere")
+                        + "\(Self.connectOperations.sorted().joined(separator: ", ")) runs against a bench-serve elsewhere"
+                )
             }
             guard promptClusterID != 2 else {
                 throw ValidationError("--prompt-cluster-id 2 is the decoder's own cluster id; give the bench-serve's")
@@ -122,7 +123,8 @@ struct BenchCommand: ParsableCommand {
 
     func parsedOperations() throws -> Set<String> {
         let operations =
-            self.operations ?? (connect == nil ? Self.allOperations : Array(Self.connectOperations)).joined(separator: ",")
+            self.operations
+            ?? (connect == nil ? Self.allOperations : Array(Self.connectOperations)).joined(separator: ",")
         var result: Set<String> = []
         for part in operations.split(separator: ",", omittingEmptySubsequences: false) {
             let name = part.trimmingCharacters(in: .whitespaces)

@@ -13,7 +13,8 @@ extension BenchRun {
         for size in sizes {
             guard let ring = manifest.rings.first(where: { $0.bytes == size }) else {
                 let served = manifest.rings.map { "\(ByteSize(bytes: $0.bytes))" }.joined(separator: ", ")
-                problems.append("bench-serve at \(endpoint) serves no \(ByteSize(bytes: size)) ring (it serves \(served))")
+                problems.append(
+                    "bench-serve at \(endpoint) serves no \(ByteSize(bytes: size)) ring (it serves \(served))")
                 continue
             }
             try record {
@@ -32,7 +33,8 @@ extension BenchRun {
         do {
             try manager.pullCache(BenchServeManifest.key(promptCluster: promptCluster), into: cache)
         } catch {
-            throw BenchFailure("pulling the manifest of cluster \(promptCluster) failed (is it a bench-serve --host?): \(error)")
+            throw BenchFailure(
+                "pulling the manifest of cluster \(promptCluster) failed (is it a bench-serve --host?): \(error)")
         }
         return try BenchServeManifest.read(at: cache.tensorAddresses[0])
     }

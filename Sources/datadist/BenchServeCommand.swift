@@ -34,7 +34,8 @@ struct BenchServeCommand: ParsableCommand {
     @Flag(help: "Enable remote cache access (pushes; slot pulls by cache id).")
     var remoteAccessible = false
 
-    @Option(help: "Stand alone: listen on this numeric IPv4 or IPv6 address for `bench --connect` (prints READY <port>).")
+    @Option(
+        help: "Stand alone: listen on this numeric IPv4 or IPv6 address for `bench --connect` (prints READY <port>).")
     var host: String?
 
     @Option(help: "With --host: the port to listen on (0 picks a free one).")

@@ -74,7 +74,8 @@ struct StandaloneBenchServer {
             manifest = BenchServeManifest(rings: rings)
             let json = try JSONEncoder().encode(manifest)
             guard json.count < BenchServeManifest.manifestBytes else {
-                throw BenchFailure("the manifest of \(sizes.count) sizes exceeds \(BenchServeManifest.manifestBytes) bytes")
+                throw BenchFailure(
+                    "the manifest of \(sizes.count) sizes exceeds \(BenchServeManifest.manifestBytes) bytes")
             }
             let key = BenchServeManifest.key(promptCluster: clusterID)
             let cache = try manager.allocateCache(BenchServeManifest.desc, keys: [key])

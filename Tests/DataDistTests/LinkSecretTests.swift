@@ -106,7 +106,8 @@ import ThreadSanitizerSupport
         var authentication = LinkAuthentication.Client(
             secret: LinkSecret(Array("another secret of enough bytes".utf8)), hello: hello)
         var inbox = FrameInbox()
-        #expect(try authentication.answer(inbox.receiveFrame(from: client, until: deadline), on: client, until: deadline))
+        #expect(
+            try authentication.answer(inbox.receiveFrame(from: client, until: deadline), on: client, until: deadline))
         serverThread.join()
         let message = outcome.withLock { $0 }
         #expect(message.contains("link authentication failed") && message.contains("link secret"), "\(message)")
@@ -119,17 +120,23 @@ import ThreadSanitizerSupport
                 Issue.record("a secret of \(bad.utf8.count) bytes was accepted")
             } catch {
                 #expect(error.status == .paramInvalid)
-                #expect(error.message.contains(LLMOptionKey.linkSecret) && error.message.contains("\(bad.utf8.count) bytes"))
+                #expect(
+                    error.message.contains(LLMOptionKey.linkSecret) && error.message.contains("\(bad.utf8.count) bytes")
+                )
                 #expect(bad.isEmpty || !error.message.contains(bad), "\(error.message)")
             }
             var config = LLMConfig()
             config.linkSecret = bad
             let instance = LLMDataDist(role: .prompt, clusterID: 1)
-            #expect(throws: LLMError.self) { try instance.initialize(config, environment: emulatorEnvironment(faults: nil)) }
+            #expect(throws: LLMError.self) {
+                try instance.initialize(config, environment: emulatorEnvironment(faults: nil))
+            }
             #expect(!instance.isInitialized)
         }
         let edge = String(repeating: "é", count: 512)  // 1024 bytes: the longest accepted
         #expect(try LLMConfig(options: [LLMOptionKey.linkSecret: edge]).linkSecret == edge)
-        #expect(try LLMConfig(options: [LLMOptionKey.linkSecret: Self.secret]).options[LLMOptionKey.linkSecret] == Self.secret)
+        #expect(
+            try LLMConfig(options: [LLMOptionKey.linkSecret: Self.secret]).options[LLMOptionKey.linkSecret]
+                == Self.secret)
     }
 }

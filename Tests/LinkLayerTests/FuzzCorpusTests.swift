@@ -94,7 +94,8 @@ import Testing
             // Step 3, frames split over writes: 3 chunk lengths (7, 1, 30 bytes, cycled), then the stream.
             Seed(
                 target: "handshake", name: "split-frames.bin",
-                bytes: [3, 3, 6, 0, 29] + frame(.hello, hello.encoded()) + frame(.ping, []) + frame(.grant, grant.encoded())),
+                bytes: [3, 3, 6, 0, 29] + frame(.hello, hello.encoded()) + frame(.ping, [])
+                    + frame(.grant, grant.encoded())),
             // Step 4, a scripted region exchange: 2 regions announced; a sealed memfd of 2 pages announced exactly,
             // its descriptor split over two writes; then an unsealed one.
             Seed(target: "handshake", name: "regions-sealed-unsealed.bin", bytes: [4, 2, 0, 0, 2, 6, 2, 2, 2]),

@@ -43,15 +43,19 @@ package enum LinkAuthentication {
             frame = try inbox.receiveFrame(from: socket, until: deadline, limit: LinkProof.encodedSize)
         } catch {
             throw LinkError(
-                .io, "link authentication: the client did not answer the challenge (it may have no link secret): \(error)")
+                .io,
+                "link authentication: the client did not answer the challenge (it may have no link secret): \(error)")
         }
         guard frame.kind == .proof, let proof = try? LinkProof(payload: frame.payload) else {
-            throw LinkError(.protocolViolation, "link authentication: the client answered the challenge with a malformed \(frame.kind) frame")
+            throw LinkError(
+                .protocolViolation,
+                "link authentication: the client answered the challenge with a malformed \(frame.kind) frame")
         }
         let expected = mac(
             secret, label: clientLabel, serverNonce: serverNonce, clientNonce: proof.nonce, hello: hello)
         guard HMACSHA256.equal(proof.mac, expected) else {
-            throw LinkError(.io, "link authentication failed: the client's proof does not match this side's link secret")
+            throw LinkError(
+                .io, "link authentication failed: the client's proof does not match this side's link secret")
         }
         let answer = mac(secret, label: serverLabel, serverNonce: serverNonce, clientNonce: proof.nonce, hello: hello)
         return ServerProof(proof: LinkProof(nonce: serverNonce, mac: answer))
@@ -87,7 +91,8 @@ package enum LinkAuthentication {
             guard frame.kind == .challenge else { return false }
             guard let secret else {
                 throw LinkError(
-                    .io, "the peer requires link authentication, and this side has no link secret (LLMConfig.linkSecret)")
+                    .io,
+                    "the peer requires link authentication, and this side has no link secret (LLMConfig.linkSecret)")
             }
             guard serverNonce == nil, let challenge = try? LinkChallenge(payload: frame.payload) else {
                 throw LinkError(.protocolViolation, "the peer sent a malformed or second link challenge")
@@ -98,7 +103,8 @@ package enum LinkAuthentication {
                 nonce: nonce,
                 mac: mac(secret, label: clientLabel, serverNonce: challenge.nonce, clientNonce: nonce, hello: hello))
             do throws(Socket.Failure) {
-                try socket.sendAll(Frame(kind: .proof, requestID: 1, payload: proof.encoded()).encoded(), until: deadline)
+                try socket.sendAll(
+                    Frame(kind: .proof, requestID: 1, payload: proof.encoded()).encoded(), until: deadline)
             } catch {
                 throw LinkError(.io, "link authentication: sending the proof failed: \(error)")
             }
@@ -113,7 +119,8 @@ package enum LinkAuthentication {
             guard let serverNonce, let clientNonce else {
                 throw LinkError(
                     .io,
-                    "link authentication failed: the peer did not challenge this side, so it has no link secret (or is not the cluster asked for)")
+                    "link authentication failed: the peer did not challenge this side, so it has no link secret (or is not the cluster asked for)"
+                )
             }
             let bytes: [UInt8]
             do throws(Socket.Failure) {
@@ -136,7 +143,8 @@ package enum LinkAuthentication {
             let expected = mac(
                 secret, label: serverLabel, serverNonce: serverNonce, clientNonce: clientNonce, hello: hello)
             guard HMACSHA256.equal(proof.mac, expected) else {
-                throw LinkError(.io, "link authentication failed: the peer's proof does not match this side's link secret")
+                throw LinkError(
+                    .io, "link authentication failed: the peer's proof does not match this side's link secret")
             }
         }
     }
