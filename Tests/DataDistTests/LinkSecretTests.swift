@@ -1,5 +1,7 @@
 import DeviceRuntime
+import InMemoryLogging
 import LinkLayer
+import Logging
 import Synchronization
 import Testing
 import ThreadSanitizerSupport
@@ -73,6 +75,28 @@ import ThreadSanitizerSupport
             #expect(try pair.decoder.cacheManager.links.linkCount == 0, "\(what)")
             try pair.finish()
         }
+    }
+
+    @Test func theListenerLogsWhyItRefusedAPeerWithAnotherSecret() throws {
+        let logs = InMemoryLogHandler()
+        var config = LLMConfig()
+        config.memoryPool = MemoryPoolConfig(size: 1 << 20)
+        config.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
+        config.linkSecret = Self.secret
+        let prompt = LLMDataDist(role: .prompt, clusterID: 1, logger: Logger(label: "test") { _ in logs })
+        try prompt.initialize(config, environment: emulatorEnvironment())
+        defer { prompt.finalize() }
+        let squatter = try Self.peer(2, secret: "another secret of enough bytes")
+        defer { squatter.finalize() }
+        let info = LLMClusterInfo(remoteClusterID: 1, remoteIPInfos: [try #require(prompt.listenEndpoint)])
+        #expect(squatter.linkClusters([info]) == (.linkFailed, [.linkFailed]))
+        let refusals = { logs.entries.filter { "\($0.message)".contains("refused a link request") } }
+        #expect(eventually { !refusals().isEmpty })
+        let message = refusals().first.map { "\($0.message)" } ?? ""
+        #expect(
+            message.contains("cluster 2") && message.contains("link authentication failed")
+                && message.contains("does not match this side's link secret") && !message.contains(Self.secret),
+            "\(message)")
     }
 
     @Test func bothSidesWithTheSecretLinkAndPull() throws {
