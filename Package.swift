@@ -13,7 +13,10 @@ let strict: [SwiftSetting] =
 let fuzzTargets: [Target] =
     Context.environment["DATADIST_FUZZ"] == "1"
     ? ["FuzzFrame", "FuzzMessages", "FuzzHandshake"].map { name in
-        .executableTarget(name: name, dependencies: ["LinkLayer"], path: "Fuzz/\(name)", swiftSettings: strict)
+        // FuzzHandshake makes real memfds (CLinuxSupport) to pass in the region exchange.
+        .executableTarget(
+            name: name, dependencies: name == "FuzzHandshake" ? ["LinkLayer", "CLinuxSupport"] : ["LinkLayer"],
+            path: "Fuzz/\(name)", swiftSettings: strict)
     } : []
 
 let package = Package(
@@ -39,6 +42,9 @@ let package = Package(
             name: "CNuma", path: "modulemaps/CNuma", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(
             name: "CHwloc", path: "modulemaps/CHwloc", pkgConfig: "hwloc", providers: [.apt(["libhwloc-dev"])]),
+        // OpenSSL's libcrypto, for the link authentication's HMAC-SHA256 (nothing to compile, unlike swift-crypto).
+        .systemLibrary(
+            name: "CCrypto", path: "modulemaps/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // The ACL function table and its dlopen loader; Linux system calls the runtime and the link layer need.
         .target(name: "CAscendCL", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CLinuxSupport", cSettings: [.define("_GNU_SOURCE")]),
@@ -63,7 +69,7 @@ let package = Package(
         .target(
             name: "LinkLayer",
             dependencies: [
-                "DeviceRuntime", "CLinuxSupport", "ThreadSanitizerSupport",
+                "DeviceRuntime", "CLinuxSupport", "CCrypto", "ThreadSanitizerSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -160,6 +160,15 @@ public final class LLMDataDist: Sendable {
         }
         let devicePool = try makePool(config.memoryPool, field: "memoryPool", runtime, .device(config.deviceID))
         let hostPool = try makePool(config.hostMemoryPool, field: "hostMemoryPool", runtime, .host)
+        // Peers write our pools only when both sides enable remote cache access (pushes); otherwise no process may
+        // ever map them writable again, not even one able to re-open its read-only descriptor through /proc.
+        for pool in [devicePool, hostPool].compactMap({ $0 }) {
+            do {
+                try pool.region.shared?.finishSealing(peersMayWrite: config.enableRemoteCacheAccessible)
+            } catch {
+                throw LLMError(runtimeError: error, while: "sealing a pool's memory")
+            }
+        }
         logger.debug(
             "initialized",
             metadata: [

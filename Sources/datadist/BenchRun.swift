@@ -15,6 +15,8 @@ final class BenchRun {
     let duration: Double
     let verbose: Bool
     let corruptSource: Bool
+    /// A standalone `bench-serve` to pull from, and its cluster id; nil: this run starts its own.
+    let connect: (endpoint: IPEndpoint, cluster: UInt64)?
     let cores = ProcessInfo.processInfo.activeProcessorCount
     let ringBytes = max(4 * BenchMemory.lastLevelCacheBytes, 128 << 20)
     var rows: [BenchRow] = []
@@ -28,8 +30,12 @@ final class BenchRun {
     static let promptCluster: UInt64 = 1
     static let remotePromptCluster: UInt64 = 11
 
-    init(sizes: [Int], operations: Set<String>, duration: Double, verbose: Bool, corruptSource: Bool = false) {
+    init(
+        sizes: [Int], operations: Set<String>, duration: Double, verbose: Bool, corruptSource: Bool = false,
+        connect: (endpoint: IPEndpoint, cluster: UInt64)? = nil
+    ) {
         self.corruptSource = corruptSource
+        self.connect = connect
         self.sizes = sizes
         self.operations = operations
         self.duration = duration
@@ -37,10 +43,15 @@ final class BenchRun {
     }
 
     func execute() -> Outcome {
+        let peer = connect.map { "bench-serve (cluster \($0.cluster)) at \($0.endpoint)" } ?? "prompt process"
+        let place = connect == nil ? " on 127.0.0.1" : ""
+        let rings =
+            connect == nil
+            ? "sources and destinations rotate over \(ByteSize(bytes: ringBytes)) rings"
+            : "sources and destinations rotate over the bench-serve's rings (its --ring-bytes), ceilings over \(ByteSize(bytes: ringBytes)) rings"
         var header = """
-            datadist bench: prompt process ↔ decoder (this process) on 127.0.0.1; \(cores) cores, LLC \
-            \(ByteSize(bytes: BenchMemory.lastLevelCacheBytes)); sources and destinations rotate over \
-            \(ByteSize(bytes: ringBytes)) rings; \(duration) s per measurement; GB/s = 10^9 B/s; \
+            datadist bench: \(peer) ↔ decoder (this process)\(place); \(cores) cores, LLC \
+            \(ByteSize(bytes: BenchMemory.lastLevelCacheBytes)); \(rings); \(duration) s per measurement; GB/s = 10^9 B/s; \
             ratio = GB/s ÷ single-thread memcpy of the same bytes and pattern, timed in slices interleaved with the operation
             """
         do {
@@ -52,8 +63,12 @@ final class BenchRun {
             "\nkeys: prefix = prefix keys (never consumed; resolved on every call), request = request keys "
             + "(consumed; fresh keys bound between generations, untimed), slot = CacheKeyByIdAndIndex, local = no peer"
         do {
-            try runPeerRows()
-            try runLocalRows()
+            if let connect {
+                try runConnectedRows(to: connect.endpoint, promptCluster: connect.cluster)
+            } else {
+                try runPeerRows()
+                try runLocalRows()
+            }
         } catch {
             problems.append("\(error)")
         }

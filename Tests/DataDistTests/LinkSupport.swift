@@ -19,7 +19,7 @@ struct LinkedPair {
         decoderHostPool: Int? = 1 << 20,
         remoteAccessible: Bool = false, decoderRemoteAccessible: Bool? = nil, timeout: Duration = .seconds(2),
         link: Bool = true, faults: (prompt: String?, decoder: String?) = (nil, nil),
-        configurePrompt: (inout LLMConfig) -> Void = { _ in }
+        configurePrompt: (inout LLMConfig) -> Void = { _ in }, configureDecoder: (inout LLMConfig) -> Void = { _ in }
     ) throws {
         var promptConfig = LLMConfig()
         promptConfig.memoryPool = MemoryPoolConfig(size: promptPool)
@@ -36,6 +36,7 @@ struct LinkedPair {
         decoderConfig.hostMemoryPool = decoderHostPool.map { MemoryPoolConfig(size: $0) }
         decoderConfig.enableRemoteCacheAccessible = decoderRemoteAccessible ?? remoteAccessible
         decoderConfig.syncKVTimeout = timeout
+        configureDecoder(&decoderConfig)
         decoder = LLMDataDist(role: .decoder, clusterID: 2)
         try decoder.initialize(decoderConfig, environment: emulatorEnvironment(faults: faults.decoder))
         if link {

@@ -177,6 +177,8 @@ import Testing
         case .release: (try? ReleaseNotice(payload: payload))?.encoded()
         case .refusal: (try? Refusal(payload: payload))?.encoded()
         case .ping, .ack: payload.isEmpty ? [] : nil
+        case .challenge: (try? LinkChallenge(payload: payload))?.encoded()
+        case .proof: (try? LinkProof(payload: payload))?.encoded()
         }
     }
 

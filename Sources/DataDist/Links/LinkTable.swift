@@ -22,6 +22,14 @@ final class LinkTable: Sendable {
         set { budget.withLock { $0 = newValue } }
     }
 
+    /// How long one frame's send on an established link may wait for the peer to read before the link fails
+    /// (`ControlConnection.defaultSendTimeout`, unless a test shortens it; links set up later use it).
+    var sendTimeout: Duration {
+        get { sendBound.withLock { $0 } }
+        set { sendBound.withLock { $0 = newValue } }
+    }
+    private let sendBound = Lock(ControlConnection.defaultSendTimeout)
+
     /// Longer link and unlink timeouts are treated as this (a day is "wait as long as it takes").
     static let longestTimeout: Duration = .seconds(86_400)
 
@@ -231,7 +239,7 @@ final class LinkTable: Sendable {
         }
         return LinkOffer(
             clusterID: resources.clusterID, remoteCacheAccessible: resources.config.enableRemoteCacheAccessible,
-            regions: regions)
+            regions: regions, secret: resources.config.linkSecret.map { LinkSecret(Array($0.utf8)) })
     }
 
     /// Adds an established link. A live link to the same cluster is refused; a dead one is replaced.
@@ -253,7 +261,7 @@ final class LinkTable: Sendable {
             let channel = PeerChannel(
                 remoteClusterID: remoteID, socket: established.socket, inbox: established.inbox,
                 dataPlane: established.dataPlane, service: service, logger: resources.logger,
-                faults: resources.runtime.faults)
+                faults: resources.runtime.faults, sendTimeout: sendTimeout)
             registry.links[remoteID] = PeerLink(serial: serial, channel: channel)
             registry.lost[remoteID] = nil
             return channel

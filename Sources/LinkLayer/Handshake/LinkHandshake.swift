@@ -30,19 +30,28 @@ package enum LinkHandshake {
         let hello = Hello(
             clusterID: offer.clusterID, expectedClusterID: remoteID,
             remoteCacheAccessible: offer.remoteCacheAccessible, bootID: HostIdentity.bootID, unixSocket: unixName)
+        let helloPayload = hello.encoded()
         try io { () throws(Socket.Failure) in
-            try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
+            try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: helloPayload).encoded())
         }
-        // The server either refuses at once (a refusal frame) or connects to our Unix socket to exchange regions.
-        let ready = try io { () throws(Socket.Failure) in
-            try Socket.poll([tcp, unixListener], events: Int16(POLLIN), until: deadline)
-        }
-        guard let ready else {
-            throw LinkError(.io, "link to cluster \(remoteID) at \(endpoint): timed out after \(timeout)")
-        }
-        guard ready == 1 else {
-            var inbox = FrameInbox()
-            let reply = try io { () throws(Socket.Failure) in try inbox.receiveFrame(from: tcp, until: deadline) }
+        var authentication = LinkAuthentication.Client(secret: offer.secret, hello: helloPayload)
+        var tcpInbox = FrameInbox()
+        // The server refuses at once (a refusal frame), challenges us (then refuses or goes on), or connects to
+        // our Unix socket to exchange regions.
+        while true {
+            let ready = try io { () throws(Socket.Failure) in
+                try Socket.poll([tcp, unixListener], events: Int16(POLLIN), until: deadline)
+            }
+            guard let ready else {
+                throw LinkError(.io, "link to cluster \(remoteID) at \(endpoint): timed out after \(timeout)")
+            }
+            if ready == 1 { break }
+            let reply = try io { () throws(Socket.Failure) in try tcpInbox.receiveFrame(from: tcp, until: deadline) }
+            do throws(LinkError) {
+                if try authentication.answer(reply, on: tcp, until: deadline) { continue }
+            } catch {
+                throw LinkError(error.kind, "link to cluster \(remoteID) at \(endpoint): \(error.message)")
+            }
             try checkWelcome(reply, remoteID: remoteID, endpoint: endpoint)
             throw LinkError(
                 .protocolViolation, "link to cluster \(remoteID) at \(endpoint): welcomed before the region exchange")
@@ -53,6 +62,11 @@ package enum LinkHandshake {
         }
         var handedOver = false
         defer { if !handedOver { unix.close() } }
+        do throws(LinkError) {
+            try authentication.verifyServer(on: unix, until: deadline)
+        } catch {
+            throw LinkError(error.kind, "link to cluster \(remoteID) at \(endpoint): \(error.message)")
+        }
         let peerRegions = try io { () throws(Socket.Failure) in
             try RegionExchange.receive(
                 from: unix, writable: offer.remoteCacheAccessible, budget: admission.mappingBudget, until: deadline)
@@ -119,6 +133,13 @@ package enum LinkHandshake {
             frame.kind == .hello, let hello = try? Hello(payload: frame.payload)
         else { return nil }
         ticket?.receivedHello()
+        let proof: LinkAuthentication.ServerProof?
+        do throws(LinkError) {
+            proof = try LinkAuthentication.challenge(
+                hello: frame.payload, secret: offer.secret, on: socket, until: deadline)
+        } catch {
+            return refuse(admission.refusal(forFailedSetup: "cluster \(hello.clusterID): \(error.message)"), on: socket)
+        }
         if let refusal = admission.screen(hello) { return refuse(refusal, on: socket) }
         let unix: Socket
         let peerRegions: [PeerMapping]
@@ -126,6 +147,7 @@ package enum LinkHandshake {
             unix = try Socket.connectUnix(abstractName: hello.unixSocket, until: deadline)
             do throws(Socket.Failure) {
                 let pushes = offer.remoteCacheAccessible && hello.remoteCacheAccessible
+                try proof?.send(on: unix, until: deadline)
                 try RegionExchange.send(offer.regions, to: unix, peerMayWrite: pushes)
                 peerRegions = try RegionExchange.receive(
                     from: unix, writable: pushes, budget: admission.mappingBudget, until: deadline)

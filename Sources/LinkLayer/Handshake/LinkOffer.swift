@@ -1,13 +1,18 @@
-/// What one side brings to a link: who it is, whether peers may write its caches, and the regions it publishes.
+/// What one side brings to a link: who it is, whether peers may write its caches, the regions it publishes, and
+/// the secret a peer must prove (nil: any peer may link).
 package struct LinkOffer: Sendable {
     package var clusterID: UInt64
     package var remoteCacheAccessible: Bool
     package var regions: [PublishedRegion]
+    package var secret: LinkSecret?
 
-    package init(clusterID: UInt64, remoteCacheAccessible: Bool, regions: [PublishedRegion]) {
+    package init(
+        clusterID: UInt64, remoteCacheAccessible: Bool, regions: [PublishedRegion], secret: LinkSecret? = nil
+    ) {
         self.clusterID = clusterID
         self.remoteCacheAccessible = remoteCacheAccessible
         self.regions = regions
+        self.secret = secret
     }
 }
 
