@@ -39,6 +39,9 @@ let package = Package(
             name: "CNuma", path: "modulemaps/CNuma", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(
             name: "CHwloc", path: "modulemaps/CHwloc", pkgConfig: "hwloc", providers: [.apt(["libhwloc-dev"])]),
+        // UCX (UCP): the data plane between hosts, and to memory no memfd covers.
+        .systemLibrary(
+            name: "CUCX", path: "modulemaps/CUCX", pkgConfig: "ucx", providers: [.apt(["libucx-dev"])]),
         // The ACL function table and its dlopen loader; Linux system calls the runtime and the link layer need.
         .target(name: "CAscendCL", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CLinuxSupport", cSettings: [.define("_GNU_SOURCE")]),
@@ -63,7 +66,7 @@ let package = Package(
         .target(
             name: "LinkLayer",
             dependencies: [
-                "DeviceRuntime", "CLinuxSupport", "ThreadSanitizerSupport",
+                "DeviceRuntime", "CLinuxSupport", "CUCX", "ThreadSanitizerSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
