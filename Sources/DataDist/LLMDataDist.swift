@@ -151,6 +151,8 @@ public final class LLMDataDist: Sendable {
         throws(LLMError) -> CacheManager
     {
         try config.validate()
+        var config = config
+        config.transport = try TransportPreference.effective(config.transport, environment: environment)
         let choice = try RuntimeChoice.select(environment: environment, logger: logger)
         let runtime = choice.runtime
         guard Int(config.deviceID) < runtime.deviceCount else {

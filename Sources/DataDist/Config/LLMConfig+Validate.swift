@@ -93,6 +93,6 @@ extension LLMConfig {
         LLMOptionKey.enableCacheManager: "nothing (cache-manager mode is always on)",
         LLMOptionKey.memoryPool: "memoryPool", LLMOptionKey.hostMemoryPool: "hostMemoryPool",
         LLMOptionKey.enforceProductSupport: "enforceProductSupport", LLMOptionKey.copyThreads: "copyThreads",
-        LLMOptionKey.requestKeyLease: "requestKeyLease",
+        LLMOptionKey.requestKeyLease: "requestKeyLease", LLMOptionKey.transport: "transport",
     ]
 }

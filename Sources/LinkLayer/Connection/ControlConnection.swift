@@ -377,7 +377,7 @@ package final class ControlConnection: Sendable {
                 handler.unclaimedReply(frame, on: self)
             }
             return .quiet
-        case .hello, .resolve, .batchResolve, .release, .unlink, .ping:
+        case .hello, .resolve, .batchResolve, .release, .unlink, .ping, .ucxOffer:
             let reply = handler.serve(frame)
             if let response = reply.frame {
                 do {

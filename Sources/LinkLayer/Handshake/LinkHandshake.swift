@@ -22,27 +22,43 @@ package enum LinkHandshake {
                 throw LinkError(.io, "link to cluster \(remoteID) at \(endpoint): \(what)")
             }
         }
-        let unixName = "datadist.\(HostIdentity.processID).\(offer.clusterID).\(UInt64.random(in: 0...UInt64.max))"
-        let unixListener = try io { () throws(Socket.Failure) in try Socket.listenUnix(abstractName: unixName) }
-        defer { unixListener.close() }
+        let unixName =
+            offer.transport.offersSharedMemory
+            ? "datadist.\(HostIdentity.processID).\(offer.clusterID).\(UInt64.random(in: 0...UInt64.max))" : ""
+        // No Unix socket when only UCX may serve the link: the empty name tells the server so.
+        let unixListener =
+            unixName.isEmpty
+            ? nil : try io { () throws(Socket.Failure) in try Socket.listenUnix(abstractName: unixName) }
+        defer { unixListener?.close() }
         let tcp = try io { () throws(Socket.Failure) in try Socket.connectTCP(endpoint, until: deadline) }
-        defer { tcp.close() }
+        var tcpHandedOver = false
+        defer { if !tcpHandedOver { tcp.close() } }
         let hello = Hello(
             clusterID: offer.clusterID, expectedClusterID: remoteID,
             remoteCacheAccessible: offer.remoteCacheAccessible, bootID: HostIdentity.bootID, unixSocket: unixName)
         try io { () throws(Socket.Failure) in
             try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
         }
-        // The server either refuses at once (a refusal frame) or connects to our Unix socket to exchange regions.
+        // The server either answers over TCP (a refusal, or its UCX offer) or connects to our Unix socket to
+        // exchange regions.
         let ready = try io { () throws(Socket.Failure) in
-            try Socket.poll([tcp, unixListener], events: Int16(POLLIN), until: deadline)
+            try Socket.poll([tcp] + (unixListener.map { [$0] } ?? []), events: Int16(POLLIN), until: deadline)
         }
         guard let ready else {
             throw LinkError(.io, "link to cluster \(remoteID) at \(endpoint): timed out after \(timeout)")
         }
-        guard ready == 1 else {
+        guard ready == 1, let unixListener else {
             var inbox = FrameInbox()
-            let reply = try io { () throws(Socket.Failure) in try inbox.receiveFrame(from: tcp, until: deadline) }
+            let reply = try io { () throws(Socket.Failure) in
+                try inbox.receiveFrame(from: tcp, until: deadline, limit: UCXOffer.maxPayload)
+            }
+            if reply.kind == .ucxOffer {
+                let channel = try UCXHandshake.join(
+                    reply, on: tcp, inbox: inbox, expecting: remoteID, at: endpoint, offer: offer,
+                    admission: admission, until: deadline)
+                tcpHandedOver = true
+                return channel
+            }
             try checkWelcome(reply, remoteID: remoteID, endpoint: endpoint)
             throw LinkError(
                 .protocolViolation, "link to cluster \(remoteID) at \(endpoint): welcomed before the region exchange")
@@ -58,7 +74,7 @@ package enum LinkHandshake {
                 from: unix, writable: offer.remoteCacheAccessible, budget: admission.mappingBudget, until: deadline)
         }
         try io { () throws(Socket.Failure) in
-            try RegionExchange.send(offer.regions, to: unix, peerMayWrite: offer.remoteCacheAccessible)
+            try RegionExchange.send(offer.memfdRegions, to: unix, peerMayWrite: offer.remoteCacheAccessible)
         }
         var inbox = FrameInbox()
         let welcome = try io { () throws(Socket.Failure) in try inbox.receiveFrame(from: unix, until: deadline) }
@@ -105,9 +121,11 @@ package enum LinkHandshake {
         ticket: PendingHandshakes.Ticket? = nil
     ) -> Result<PeerChannel, Refusal>? {
         let deadline = ContinuousClock.now.advanced(by: timeout)
+        // Closed here unless a link over UCX keeps it as its control connection.
+        var keepSocket = false
         defer {
             ticket?.finish()
-            socket.close()
+            if !keepSocket { socket.close() }
         }
         func refuse(_ refusal: Refusal, on channel: Socket) -> Result<PeerChannel, Refusal> {
             try? channel.sendAll(Frame(kind: .refusal, requestID: 1, payload: refusal.encoded()).encoded())
@@ -121,19 +139,25 @@ package enum LinkHandshake {
         ticket?.receivedHello()
         if let refusal = admission.screen(hello) { return refuse(refusal, on: socket) }
         let unix: Socket
+        switch connectForMemfdExchange(hello, offer: offer, until: deadline) {
+        case .connected(let connected):
+            unix = connected
+        case .unavailable(let why):
+            guard offer.transport.allowsUCX else {
+                return refuse(admission.refusal(forUnavailableTransport: why), on: socket)
+            }
+            let outcome = UCXHandshake.serve(on: socket, hello: hello, offer: offer, admission: admission, until: deadline)
+            if case .success = outcome { keepSocket = true }
+            return outcome
+        }
         let peerRegions: [PeerMapping]
         do throws(Socket.Failure) {
-            unix = try Socket.connectUnix(abstractName: hello.unixSocket, until: deadline)
-            do throws(Socket.Failure) {
-                let pushes = offer.remoteCacheAccessible && hello.remoteCacheAccessible
-                try RegionExchange.send(offer.regions, to: unix, peerMayWrite: pushes)
-                peerRegions = try RegionExchange.receive(
-                    from: unix, writable: pushes, budget: admission.mappingBudget, until: deadline)
-            } catch {
-                unix.close()
-                throw error
-            }
+            let pushes = offer.remoteCacheAccessible && hello.remoteCacheAccessible
+            try RegionExchange.send(offer.memfdRegions, to: unix, peerMayWrite: pushes)
+            peerRegions = try RegionExchange.receive(
+                from: unix, writable: pushes, budget: admission.mappingBudget, until: deadline)
         } catch {
+            unix.close()
             return refuse(
                 admission.refusal(forFailedSetup: "region exchange with cluster \(hello.clusterID) failed: \(error)"),
                 on: socket)
@@ -175,4 +199,8 @@ package protocol LinkAdmission {
     func refusal(forFailedSetup problem: String) -> Refusal
     /// What the peer's regions may take of this process's address space.
     var mappingBudget: MappingBudget { get }
+    /// The instance's UCX node (see `TransportChoice.swift` for the default of an application without UCX).
+    func ucxNode() throws(LinkError) -> UCXNode
+    /// The refusal sent when the link needs a transport this side does not offer.
+    func refusal(forUnavailableTransport problem: String) -> Refusal
 }

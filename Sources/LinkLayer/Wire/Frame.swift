@@ -85,4 +85,6 @@ package enum MessageKind: UInt8, Sendable, CaseIterable {
     case refusal = 9
     /// A batch of resolves answered by one grant (`BatchResolveRequest`).
     case batchResolve = 10
+    /// One side's UCX worker address and regions, in the handshake of a link over UCX (`UCXOffer`).
+    case ucxOffer = 11
 }

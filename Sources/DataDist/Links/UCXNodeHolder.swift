@@ -1,0 +1,47 @@
+import DeviceRuntime
+import LinkLayer
+import Synchronization
+import ThreadSanitizerSupport
+
+/// An instance's UCX node, made on first use (UCX is set up only by an instance that links over it) and kept
+/// while the instance lives; links over UCX hold it too.
+final class UCXNodeHolder: Sendable {
+    private let state = Lock(State())
+    private let transferTimeout: Duration
+
+    private struct State {
+        var node: UCXNode?
+        var overrides: [String: String] = [:]
+    }
+
+    init(transferTimeout: Duration) { self.transferTimeout = transferTimeout }
+
+    /// UCX variables (without `UCX_`) that win over the environment for a node made later: tests pin a
+    /// transport with them (`["TLS": "tcp"]`) without touching the process environment.
+    var overrides: [String: String] {
+        get { state.withLock { $0.overrides } }
+        set { state.withLock { $0.overrides = newValue } }
+    }
+
+    /// The node, made now if there is none.
+    func node() throws(LinkError) -> UCXNode {
+        try state.withLock { state throws(LinkError) in
+            if let node = state.node { return node }
+            let node = try UCXNode(
+                settings: UCXSettings(overrides: state.overrides, transferTimeout: transferTimeout),
+                environment: ProcessEnvironment.current)
+            state.node = node
+            return node
+        }
+    }
+}
+
+extension TransportChoice {
+    init(_ preference: TransportPreference) {
+        switch preference {
+        case .automatic: self = .automatic
+        case .sharedMemory: self = .sharedMemory
+        case .ucx: self = .ucx
+        }
+    }
+}
