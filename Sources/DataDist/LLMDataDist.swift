@@ -49,7 +49,9 @@ public final class LLMDataDist: Sendable {
         try initialize(config, environment: ProcessEnvironment.current)
     }
 
-    /// `initialize(_:)` with an explicit environment instead of the process's (for tests and embedders).
+    /// `initialize(_:)` with an explicit environment instead of the process's (for tests and embedders). Its
+    /// `UCX_*` variables that the process environment lacks configure this instance's UCX context (UCX reads
+    /// the process environment by itself).
     public func initialize(_ config: LLMConfig, environment: [String: String]) throws(LLMError) {
         try state.withLock { state throws(LLMError) in
             guard state.manager == nil else { return }
@@ -172,6 +174,7 @@ public final class LLMDataDist: Sendable {
             clusterID: clusterID, issuer: issuer, config: config, runtime: runtime, devicePool: devicePool,
             hostPool: hostPool, logger: logger)
         let manager = CacheManager(resources: resources)
+        manager.links.ucx.overrides = UCXNodeHolder.overrides(in: environment, process: ProcessEnvironment.current)
         do throws(LLMError) {
             try manager.startLeases()
             if let endpoint = config.listenAddress {

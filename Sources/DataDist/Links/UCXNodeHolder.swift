@@ -23,6 +23,17 @@ final class UCXNodeHolder: Sendable {
         set { state.withLock { $0.overrides = newValue } }
     }
 
+    /// The `UCX_*` variables of an instance's `environment` that the process environment does not have (an
+    /// embedder's or a test's own environment): set in the instance's UCX context, since UCX itself reads only
+    /// the process's. Names without the `UCX_` prefix.
+    static func overrides(in environment: [String: String], process: [String: String]) -> [String: String] {
+        var result: [String: String] = [:]
+        for (name, value) in environment where name.hasPrefix("UCX_") && process[name] != value {
+            result[String(name.dropFirst(4))] = value
+        }
+        return result
+    }
+
     /// The node, made now if there is none.
     func node() throws(LinkError) -> UCXNode {
         try state.withLock { state throws(LinkError) in

@@ -37,7 +37,7 @@ enum UCXHandshake {
         }
         let dataPlane: UCXDataPlane
         do throws(LinkError) {
-            dataPlane = try UCXDataPlane(node: node, peerClusterID: peer, offer: theirs)
+            dataPlane = try UCXDataPlane(node: node, peerClusterID: peer, offer: theirs, until: deadline)
         } catch {
             return refuse(admission.refusal(forFailedSetup: "cluster \(peer): \(error.message)"))
         }
@@ -88,7 +88,7 @@ enum UCXHandshake {
         do throws(LinkError) {
             node = try admission.ucxNode()
             mine = try node.offer(of: offer.regions, remoteWrite: offer.remoteCacheAccessible)
-            dataPlane = try UCXDataPlane(node: node, peerClusterID: remoteID, offer: theirs)
+            dataPlane = try UCXDataPlane(node: node, peerClusterID: remoteID, offer: theirs, until: deadline)
         } catch {
             throw refuse(admission.refusal(forUnavailableTransport: "\(what): \(error.message)"))
         }

@@ -13,12 +13,15 @@ package final class UCXDataPlane: DataPlane {
     private let regions: [UInt32: UCXOffer.Region]
     private let closedReason = Lock<CloseReason?>(nil)
 
-    /// An endpoint of `node` to the peer that sent `offer`, with the remote keys of its regions.
-    package init(node: UCXNode, peerClusterID: UInt64, offer: UCXOffer) throws(LinkError) {
+    /// An endpoint of `node` to the peer that sent `offer`, with the remote keys of its regions, connected by
+    /// `deadline`.
+    package init(
+        node: UCXNode, peerClusterID: UInt64, offer: UCXOffer, until deadline: ContinuousClock.Instant
+    ) throws(LinkError) {
         self.peerClusterID = peerClusterID
         self.node = node
         let keys = Dictionary(uniqueKeysWithValues: offer.regions.map { ($0.descriptor.regionID, $0.remoteKey) })
-        endpoint = try UCXEndpoint(worker: node.worker, address: offer.workerAddress, keys: keys)
+        endpoint = try UCXEndpoint(worker: node.worker, address: offer.workerAddress, keys: keys, until: deadline)
         regions = Dictionary(uniqueKeysWithValues: offer.regions.map { ($0.descriptor.regionID, $0) })
     }
 

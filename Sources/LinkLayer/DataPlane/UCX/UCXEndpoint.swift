@@ -17,8 +17,12 @@ final class UCXEndpoint: Sendable {
         var keys: [UInt32: OpaquePointer] = [:]
     }
 
-    /// An endpoint to the worker at `address` with the remote keys `keys` (region id → packed key).
-    init(worker: UCXWorker, address: [UInt8], keys: [UInt32: [UInt8]]) throws(LinkError) {
+    /// An endpoint to the worker at `address` with the remote keys `keys` (region id → packed key), connected
+    /// by `deadline`: it is flushed once, which completes UCX's wireup with the peer (an endpoint closed while
+    /// its wireup is still in flight trips an assertion inside UCX 1.13), and shows the peer reachable.
+    init(
+        worker: UCXWorker, address: [UInt8], keys: [UInt32: [UInt8]], until deadline: ContinuousClock.Instant
+    ) throws(LinkError) {
         self.worker = worker
         let context = Unmanaged.passRetained(self)
         var endpoint: OpaquePointer?
@@ -47,6 +51,24 @@ final class UCXEndpoint: Sendable {
             unpacked[region] = rkey
         }
         state.withLock { $0 = Handles(endpoint: endpoint, keys: unpacked) }
+        let problem: String?
+        switch post([], write: false) {
+        case .unusable(let reason), .failed(let reason, requests: _): problem = reason
+        case .requests(let requests):
+            if let flush = requests.first {
+                let status = worker.wait(for: flush, until: deadline) { self.failureDescription != nil }
+                if status != nil { ucp_request_free(flush) }
+                problem =
+                    status == UCS_OK
+                    ? nil : status.map { ucxDescription($0) } ?? failureDescription ?? "timed out connecting"
+            } else {
+                problem = nil
+            }
+        }
+        if let problem {
+            close()
+            throw LinkError(.io, "UCX: the endpoint to the peer did not connect: \(problem)")
+        }
     }
 
     private func failed(_ status: ucs_status_t) {
