@@ -11,7 +11,9 @@ import Testing
         ascending(from: seed + tensor * 10_000 + slot * width, count: width)
     }
 
-    @Test(arguments: TestTransport.transfers) func mixedRequestAndPrefixKeysLandInTheirSlotsAndRequestKeysAreConsumed(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func mixedRequestAndPrefixKeysLandInTheirSlotsAndRequestKeysAreConsumed(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
@@ -48,7 +50,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func aMissingKeyReservesNothingAndIsNamedByIndex(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aMissingKeyReservesNothingAndIsNamedByIndex(transport: TestTransport)
+        throws
+    {
         let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
@@ -74,7 +78,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func badInputIsRefusedByNameAndChangesNothing(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func badInputIsRefusedByNameAndChangesNothing(transport: TestTransport)
+        throws
+    {
         let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
@@ -148,7 +154,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func batchesBeyondOneMessageAreSplitAndStillAllOrNothing(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func batchesBeyondOneMessageAreSplitAndStillAllOrNothing(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
@@ -178,7 +186,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func twoThreadsPullingOverlappingKeysGetEachKeyExactlyOnce(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func twoThreadsPullingOverlappingKeysGetEachKeyExactlyOnce(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager

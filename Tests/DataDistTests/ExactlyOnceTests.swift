@@ -117,7 +117,9 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func aPullStillRunningWhenItsUnlinkStopsWaitingFailsAndTheKeyIsPulledOnce(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aPullStillRunningWhenItsUnlinkStopsWaitingFailsAndTheKeyIsPulledOnce(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let source = try prompt.allocateCache(Self.desc, keys: [Self.key])
@@ -132,7 +134,9 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func finalizeLetsAFinishedPullReleaseFirstSoItsKeyStaysConsumed(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func finalizeLetsAFinishedPullReleaseFirstSoItsKeyStaysConsumed(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let source = try prompt.allocateCache(Self.desc, keys: [Self.key])

@@ -104,7 +104,9 @@ import Glibc
         try expectFailedPullGivesTheKeyBack(.linkFailed, faults: (nil, "send@1"), relink: true, transport: transport)
     }
 
-    @Test(arguments: TestTransport.transfers) func aFailedReleaseFailsThePullAndGivesTheKeyBack(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aFailedReleaseFailsThePullAndGivesTheKeyBack(
+        transport: TestTransport
+    ) throws {
         // The decoder's first send is the resolve request, its second the release of the grant.
         try expectFailedPullGivesTheKeyBack(
             .linkFailed, faults: (nil, "send@2"), mentioning: ["before the release of its grant was sent"],
@@ -115,12 +117,16 @@ import Glibc
         try expectFailedPullGivesTheKeyBack(.linkFailed, faults: (nil, "receive@1"), relink: true, transport: transport)
     }
 
-    @Test(arguments: TestTransport.transfers) func anOwnersSendFaultFailsTheLinkForTheRequester(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func anOwnersSendFaultFailsTheLinkForTheRequester(
+        transport: TestTransport
+    ) throws {
         // The owner's first send is the welcome of the link, its second the grant.
         try expectFailedPullGivesTheKeyBack(.linkFailed, faults: ("send@2", nil), relink: true, transport: transport)
     }
 
-    @Test(arguments: TestTransport.transfers) func aFailedWelcomeFailsLinkClustersAndTheNextLinkWorks(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aFailedWelcomeFailsLinkClustersAndTheNextLinkWorks(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(link: false, faults: ("send@1", nil), transport: transport)
         let (failed, failures) = pair.decoder.linkClusters([pair.promptInfo], timeout: .seconds(3))
         #expect(failed != .success && failures != [.success], "\(failed) \(failures)")
@@ -131,10 +137,13 @@ import Glibc
     }
 
     @Test(arguments: TestTransport.transfers) func aPeerDeathFailsTheLink(transport: TestTransport) throws {
-        try expectFailedPullGivesTheKeyBack(.linkFailed, faults: (nil, "peer-death@1"), relink: true, transport: transport)
+        try expectFailedPullGivesTheKeyBack(
+            .linkFailed, faults: (nil, "peer-death@1"), relink: true, transport: transport)
     }
 
-    @Test(arguments: TestTransport.transfers) func aTimedPeerDeathOfTheOwnerDropsTheLink(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aTimedPeerDeathOfTheOwnerDropsTheLink(transport: TestTransport)
+        throws
+    {
         let pair = try LinkedPair(faults: ("peer-death@after=100ms", nil), transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager

@@ -82,7 +82,9 @@ import Glibc
         }
     }
 
-    @Test(arguments: TestTransport.transfers) func aKeyPulledBeforeItsLeaseRunsOutIsDeliveredOnceAndNothingExpiresLater(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aKeyPulledBeforeItsLeaseRunsOutIsDeliveredOnceAndNothingExpiresLater(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport, configurePrompt: Self.lease(400))
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let sweeps = try Sweeps(prompt)
@@ -99,7 +101,9 @@ import Glibc
 
     /// The pull reserved the key (the decoder is held between its copy and its release by the link's seam) when
     /// its lease runs out: the sweeper passes it by, and the pull consumes it.
-    @Test(arguments: TestTransport.transfers) func aPullInFlightWhenTheLeaseRunsOutWinsAndConsumesTheKey(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aPullInFlightWhenTheLeaseRunsOutWinsAndConsumesTheKey(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport, configurePrompt: Self.lease(100))
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let sweeps = try Sweeps(prompt)
@@ -118,7 +122,9 @@ import Glibc
     }
 
     /// The expiry holds the owner's table lock while a pull is on its way to it: the pull finds no key.
-    @Test(arguments: TestTransport.transfers) func aLeaseThatRunsOutBeforeAPullReservesItWinsAndThePullFindsNoKey(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aLeaseThatRunsOutBeforeAPullReservesItWinsAndThePullFindsNoKey(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport, configurePrompt: Self.lease(5000))  // only this test expires it
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         try prompt.deallocateCache(try prompt.allocateCache(Self.desc, keys: [Self.key]))

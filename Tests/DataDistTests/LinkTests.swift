@@ -13,7 +13,9 @@ import Testing
     }
 
     /// The peer closes its end once it acknowledged an unlink; that close is part of the unlink, not a broken link.
-    @Test(arguments: TestTransport.transfers) func aPullRightAfterACleanUnlinkIsNotYetLinkEveryTime(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aPullRightAfterACleanUnlinkIsNotYetLinkEveryTime(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport)
         let manager = try pair.decoder.cacheManager
         let cache = try manager.allocateCache(CacheDesc(numTensors: 1, shape: [1, 4], dataType: .int8))
@@ -37,7 +39,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func b22AnEmptyListAndABadTimeoutAreParamInvalid(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func b22AnEmptyListAndABadTimeoutAreParamInvalid(transport: TestTransport)
+        throws
+    {
         let pair = try LinkedPair(link: false, transport: transport)
         #expect(pair.decoder.linkClusters([]) == (.paramInvalid, []))
         #expect(pair.decoder.linkClusters([pair.promptInfo], timeout: .zero) == (.paramInvalid, []))
@@ -47,14 +51,17 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func anEnormousTimeoutIsAcceptedNotATrap(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func anEnormousTimeoutIsAcceptedNotATrap(transport: TestTransport) throws
+    {
         let pair = try LinkedPair(link: false, transport: transport)
         #expect(pair.decoder.linkClusters([pair.promptInfo], timeout: .seconds(Int64.max)) == (.success, [.success]))
         #expect(pair.decoder.unlinkClusters([pair.promptInfo], timeout: .seconds(Int64.max)) == (.success, [.success]))
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func b19AnUnreachablePeerIsLinkFailedWithinTheTimeout(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func b19AnUnreachablePeerIsLinkFailedWithinTheTimeout(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(link: false, transport: transport)
         let port = pair.prompt.listenEndpoint!.port
         try pair.prompt.switchRole(.prompt, listenAddress: nil)
@@ -66,7 +73,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func aPeerWithAnotherClusterIDIsLinkFailedNamingBothIDs(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aPeerWithAnotherClusterIDIsLinkFailedNamingBothIDs(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(link: false, transport: transport)
         let logs = InMemoryLogHandler()
         let decoder = LLMDataDist(role: .decoder, clusterID: 3, logger: Logger(label: "test") { _ in logs })
@@ -78,8 +87,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func b23PeersMustAgreeOnRemoteCacheAccess(transport: TestTransport) throws {
-        let pair = try LinkedPair(remoteAccessible: true, decoderRemoteAccessible: false, link: false, transport: transport)
+    @Test(arguments: TestTransport.transfers) func b23PeersMustAgreeOnRemoteCacheAccess(transport: TestTransport) throws
+    {
+        let pair = try LinkedPair(
+            remoteAccessible: true, decoderRemoteAccessible: false, link: false, transport: transport)
         #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.paramInvalid, [.paramInvalid]))
         try pair.finish()
     }
@@ -111,7 +122,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func forceUnlinkTearsDownThisSideAndThePeerNotices(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func forceUnlinkTearsDownThisSideAndThePeerNotices(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport)
         #expect(pair.decoder.unlinkClusters([pair.promptInfo], force: true) == (.success, [.success]))
         // The prompt sees the connection close and forgets the link; relinking works.

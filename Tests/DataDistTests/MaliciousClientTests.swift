@@ -94,7 +94,9 @@ import Glibc
             requesterIsBlocks: !blocks.isEmpty, blocks: blocks)
     }
 
-    @Test(arguments: TestTransport.transfers) func everyForbiddenRequestIsRefusedAndGrantsAreExact(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func everyForbiddenRequestIsRefusedAndGrantsAreExact(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(link: false, transport: transport)
         let prompt = try pair.prompt.cacheManager
         let keyed = try prompt.allocateCache(
@@ -178,7 +180,9 @@ import Glibc
 
     /// Batch resolves: a bad item refuses the whole batch and takes nothing; a grant covers exactly the named
     /// slots, in order; a peer that dies holding a batch grant gives every key back.
-    @Test(arguments: TestTransport.transfers) func batchResolvesGrantExactlyTheNamedSlotsOrNothing(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func batchResolvesGrantExactlyTheNamedSlotsOrNothing(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(link: false, transport: transport)
         let prompt = try pair.prompt.cacheManager
         let keys = (1...4).map { CacheKey(promptClusterID: 1, reqID: UInt64($0)) }

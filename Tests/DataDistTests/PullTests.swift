@@ -9,7 +9,9 @@ import Testing
         CacheKey(promptClusterID: 1, reqID: reqID, modelID: model)
     }
 
-    @Test(arguments: TestTransport.transfers) func e01E02PullByKeyIntoAHostCacheThenTheKeysAreConsumed(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func e01E02PullByKeyIntoAHostCacheThenTheKeysAreConsumed(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
@@ -76,7 +78,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func e05BlockPullsCheckBlockIndicesOnBothSides(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func e05BlockPullsCheckBlockIndicesOnBothSides(transport: TestTransport)
+        throws
+    {
         let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
@@ -158,7 +162,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func layerWisePullsConsumeTheKeyOnlyOnceEveryTensorWasPulled(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func layerWisePullsConsumeTheKeyOnlyOnceEveryTensorWasPulled(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
@@ -184,7 +190,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func deallocateBeforeThePullStillServesTheKeyThenFreesTheMemory(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func deallocateBeforeThePullStillServesTheKeyThenFreesTheMemory(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
@@ -215,7 +223,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func pullingByIDAndIndexConsumesTheBoundKeyAndRefusesUnboundSlots(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func pullingByIDAndIndexConsumesTheBoundKeyAndRefusesUnboundSlots(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
@@ -244,7 +254,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func transferMatrixHostToHostAndBlocksToContiguous(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func transferMatrixHostToHostAndBlocksToContiguous(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(promptHostPool: 1 << 20, transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
@@ -269,7 +281,8 @@ import Testing
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func aHostDestinationNeedsADevicePoolHere(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aHostDestinationNeedsADevicePoolHere(transport: TestTransport) throws
+    {
         let pair = try LinkedPair(decoderPool: nil, transport: transport)
         let decoder = try pair.decoder.cacheManager
         let destination = try decoder.allocateCache(
@@ -284,7 +297,9 @@ import Testing
 
 /// Remote-cache-accessible mode: pushes, and pulls by id and index that consume nothing.
 @Suite(.timeLimit(.minutes(1))) struct PushTests {
-    @Test(arguments: TestTransport.transfers) func pushCacheWritesIntoTheRemoteSlotLayerByLayer(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func pushCacheWritesIntoTheRemoteSlotLayerByLayer(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(remoteAccessible: true, transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager

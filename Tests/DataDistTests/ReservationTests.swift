@@ -12,7 +12,9 @@ import Glibc
 @Suite(.timeLimit(.minutes(1))) struct ReservationTests {
     typealias RawPeer = MaliciousClientTests.RawPeer
 
-    @Test(arguments: TestTransport.transfers) func concurrentPullsOfTheSameKeysSucceedExactlyOnceEach(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func concurrentPullsOfTheSameKeysSucceedExactlyOnceEach(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(transport: transport)
         let second = LLMDataDist(role: .decoder, clusterID: 3)
         var config = LLMConfig()
@@ -56,7 +58,9 @@ import Glibc
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func aKeyRemovedWhileInFlightStaysRemovedWhenTheTransferFails(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aKeyRemovedWhileInFlightStaysRemovedWhenTheTransferFails(
+        transport: TestTransport
+    ) throws {
         let pair = try LinkedPair(link: false, transport: transport)
         let prompt = try pair.prompt.cacheManager
         let key = CacheKey(promptClusterID: 1, reqID: 7)
@@ -82,7 +86,8 @@ import Glibc
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func aPeerThatDiesHoldingAKeyGivesItBack(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.transfers) func aPeerThatDiesHoldingAKeyGivesItBack(transport: TestTransport) throws
+    {
         let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let key = CacheKey(promptClusterID: 1, reqID: 8)

@@ -43,7 +43,9 @@ func scriptedUCXHello(
         let frame = try inbox.receiveFrame(from: tcp, until: deadline, limit: UCXOffer.maxPayload)
         try #require(frame.kind == .ucxOffer, "the owner answered \(frame.kind)")
         let offer = try UCXOffer(payload: frame.payload)
-        let overrides = transport.environment.reduce(into: [String: String]()) { $0[String($1.key.dropFirst(4))] = $1.value }
+        let overrides = transport.environment.reduce(into: [String: String]()) {
+            $0[String($1.key.dropFirst(4))] = $1.value
+        }
         let node = try UCXNode(
             settings: UCXSettings(overrides: overrides, transferTimeout: .seconds(2)), environment: [:])
         let mine = try node.offer(of: [], remoteWrite: false)

@@ -34,9 +34,9 @@ import Testing
             until: .now.advanced(by: .seconds(5)))
     }
 
-    static func transfer(_ plane: UCXDataPlane, _ moves: [ExtentMove], _ direction: TransferDirection) throws(
-        TransferFailure<Never>
-    ) {
+    static func transfer(_ plane: UCXDataPlane, _ moves: [ExtentMove], _ direction: TransferDirection)
+        throws(TransferFailure<Never>)
+    {
         try plane.transfer(moves, direction) { (_: [CopySegment]) throws(Never) in
             Issue.record("UCX moves the bytes itself; the copy engine is never asked")
         }
@@ -46,12 +46,16 @@ import Testing
     func pullsAndPushesMoveExactlyTheGrantedBytes(tcp: Bool) throws {
         let (owner, requester) = (try Self.node(tcp: tcp), try Self.node(tcp: tcp))
         let (remote, local) = (Self.buffer(seed: 7), Self.buffer(seed: 0))
-        defer { remote.deallocate(); local.deallocate() }
+        defer {
+            remote.deallocate()
+            local.deallocate()
+        }
         let plane = try Self.plane(from: requester, to: owner, memory: remote)
         let base = UInt(bitPattern: local.baseAddress)
         let moves = [
             ExtentMove(local: base, remote: Grant.Extent(regionID: 7, offset: 4096, length: 8192), count: 8192),
-            ExtentMove(local: base + 20_000, remote: Grant.Extent(regionID: 7, offset: 60_000, length: 5536), count: 5536),
+            ExtentMove(
+                local: base + 20_000, remote: Grant.Extent(regionID: 7, offset: 60_000, length: 5536), count: 5536),
         ]
         try Self.transfer(plane, moves, .read)
         #expect(Array(local[0..<8192]) == Array(remote[4096..<12288]))
@@ -68,13 +72,17 @@ import Testing
     @Test func aGrantOutsideThePublishedRegionsMovesNothing() throws {
         let (owner, requester) = (try Self.node(tcp: false), try Self.node(tcp: false))
         let (remote, local) = (Self.buffer(seed: 3), Self.buffer(seed: 0))
-        defer { remote.deallocate(); local.deallocate() }
+        defer {
+            remote.deallocate()
+            local.deallocate()
+        }
         let plane = try Self.plane(from: requester, to: owner, memory: remote)
         let base = UInt(bitPattern: local.baseAddress)
         let good = ExtentMove(local: base, remote: Grant.Extent(regionID: 7, offset: 0, length: 64), count: 64)
         let bad: [ExtentMove] = [
             ExtentMove(local: base, remote: Grant.Extent(regionID: 8, offset: 0, length: 64), count: 64),  // no region
-            ExtentMove(local: base, remote: Grant.Extent(regionID: 7, offset: UInt64(Self.size) - 8, length: 64), count: 64),
+            ExtentMove(
+                local: base, remote: Grant.Extent(regionID: 7, offset: UInt64(Self.size) - 8, length: 64), count: 64),
             ExtentMove(local: base, remote: Grant.Extent(regionID: 7, offset: .max, length: 64), count: 64),
             ExtentMove(local: base, remote: Grant.Extent(regionID: 7, offset: 0, length: 32), count: 64),  // > grant
             ExtentMove(local: base, remote: Grant.Extent(regionID: 7, offset: 0, length: 64), count: -1),
@@ -98,7 +106,10 @@ import Testing
     @Test func aClosedPlaneRefusesWithClosed() throws {
         let (owner, requester) = (try Self.node(tcp: false), try Self.node(tcp: false))
         let (remote, local) = (Self.buffer(seed: 5), Self.buffer(seed: 0))
-        defer { remote.deallocate(); local.deallocate() }
+        defer {
+            remote.deallocate()
+            local.deallocate()
+        }
         let plane = try Self.plane(from: requester, to: owner, memory: remote)
         plane.close(.peerClosed)
         let move = ExtentMove(
@@ -130,7 +141,9 @@ import Testing
         let bytes = Self.validOffer().encoded()
         #expect(try UCXOffer(payload: bytes) == Self.validOffer())
         for length in 0..<bytes.count {
-            #expect(throws: ProtocolError.self, "\(length) bytes") { _ = try UCXOffer(payload: Array(bytes.prefix(length))) }
+            #expect(throws: ProtocolError.self, "\(length) bytes") {
+                _ = try UCXOffer(payload: Array(bytes.prefix(length)))
+            }
         }
         #expect(throws: ProtocolError.self) { _ = try UCXOffer(payload: bytes + [0]) }
     }

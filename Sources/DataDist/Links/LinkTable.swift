@@ -313,7 +313,8 @@ private struct Admission: LinkAdmission {
     func refusal(forFailedSetup problem: String) -> Refusal { Refusal(LLMError(.linkFailed, problem)) }
 
     func refusal(forUnavailableTransport problem: String) -> Refusal {
-        Refusal(LLMError(.featureNotEnabled, "transport \(table.store.resources.config.transport.optionValue): \(problem)"))
+        Refusal(
+            LLMError(.featureNotEnabled, "transport \(table.store.resources.config.transport.optionValue): \(problem)"))
     }
 
     func ucxNode() throws(LinkError) -> UCXNode { try table.ucx.node() }

@@ -146,7 +146,8 @@ package enum LinkHandshake {
             guard offer.transport.allowsUCX else {
                 return refuse(admission.refusal(forUnavailableTransport: why), on: socket)
             }
-            let outcome = UCXHandshake.serve(on: socket, hello: hello, offer: offer, admission: admission, until: deadline)
+            let outcome = UCXHandshake.serve(
+                on: socket, hello: hello, offer: offer, admission: admission, until: deadline)
             if case .success = outcome { keepSocket = true }
             return outcome
         }

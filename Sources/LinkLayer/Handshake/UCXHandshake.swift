@@ -33,7 +33,8 @@ enum UCXHandshake {
         if reply.kind == .refusal, let refusal = try? Refusal(payload: reply.payload) { return .failure(refusal) }
         guard reply.kind == .ucxOffer, let theirs = try? UCXOffer(payload: reply.payload) else {
             return refuse(
-                admission.refusal(forFailedSetup: "cluster \(peer) answered the UCX offer with a malformed \(reply.kind)"))
+                admission.refusal(
+                    forFailedSetup: "cluster \(peer) answered the UCX offer with a malformed \(reply.kind)"))
         }
         let dataPlane: UCXDataPlane
         do throws(LinkError) {

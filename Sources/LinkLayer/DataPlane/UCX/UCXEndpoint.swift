@@ -46,7 +46,8 @@ final class UCXEndpoint: Sendable {
                 state.withLock { $0 = Handles(endpoint: endpoint, keys: unpacked) }
                 close()
                 throw LinkError(
-                    .protocolViolation, "UCX: the remote key of region \(region) is unusable: \(ucxDescription(status))")
+                    .protocolViolation, "UCX: the remote key of region \(region) is unusable: \(ucxDescription(status))"
+                )
             }
             unpacked[region] = rkey
         }
@@ -121,7 +122,8 @@ final class UCXEndpoint: Sendable {
             }
             let flush = datadist_ucp_ep_flush(endpoint)
             if datadist_ucs_ptr_is_err(flush) != 0 {
-                return .failed("ucp_ep_flush_nbx: \(ucxDescription(datadist_ucs_ptr_status(flush)))", requests: requests)
+                return .failed(
+                    "ucp_ep_flush_nbx: \(ucxDescription(datadist_ucs_ptr_status(flush)))", requests: requests)
             }
             if let flush { requests.append(flush) }
             return .requests(requests)
