@@ -84,6 +84,12 @@ public final class LLMDataDist: Sendable {
     /// The endpoint this instance serves links on (with the port actually bound), nil when it is not listening.
     public var listenEndpoint: IPEndpoint? { state.withLock { $0.manager }?.links.listenEndpoint }
 
+    /// Which transport the live link to cluster `clusterID` moves its bytes over (`.sharedMemory` or `.ucx`), or
+    /// nil when that cluster is not linked.
+    public func linkTransport(toCluster clusterID: UInt64) -> TransportPreference? {
+        state.withLock { $0.manager }?.links.transport(toCluster: clusterID)
+    }
+
     /// Links this instance to each cluster over its one `remoteIPInfos` endpoint (in parallel). The first element
     /// is `.success` only if every cluster linked, else the code of the last failing cluster; the second has one
     /// code per cluster, in order. An already linked cluster gives `.alreadyLink`, an unreachable one `.linkFailed`.

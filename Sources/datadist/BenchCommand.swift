@@ -49,6 +49,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Comma-separated operations (default: all of \(BenchCommand.allOperations.joined(separator: ","))).")
     var operations = BenchCommand.allOperations.joined(separator: ",")
 
+    @Option(
+        help:
+            "The transport of the bench's links: auto, shm or ucx (sets DATADIST_TRANSPORT for this process and its prompt process)."
+    )
+    var transport: String?
+
     /// A test hook: the prompt flips a byte of every source it fills, so verification must fail.
     @Flag(help: .hidden)
     var corruptSource = false
@@ -58,6 +64,9 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         _ = try parsedSizes()
         _ = try parsedOperations()
+        if let transport, TransportPreference(optionValue: transport) == nil {
+            throw ValidationError("--transport \(transport) must be auto, shm or ucx")
+        }
         guard duration > 0, duration <= 60 else {
             throw ValidationError("--duration \(duration) must be in (0, 60] seconds")
         }
@@ -93,6 +102,8 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         global.bootstrapLogging()
         signal(SIGPIPE, SIG_IGN)
+        // The prompt process inherits it; this process's decoders read it at initialize.
+        if let transport { setenv(TransportPreference.environmentVariable, transport, 1) }
         let run = BenchRun(
             sizes: try parsedSizes(), operations: try parsedOperations(), duration: duration, verbose: global.verbose,
             corruptSource: corruptSource)

@@ -56,3 +56,11 @@ extension TransportChoice {
         }
     }
 }
+
+extension LinkTable {
+    /// The data plane of the live link to `clusterID`, as a preference: `.ucx` or `.sharedMemory`; nil unlinked.
+    func transport(toCluster clusterID: UInt64) -> TransportPreference? {
+        guard let link = registry.withLock({ $0.links[clusterID] }), link.channel.isOpen else { return nil }
+        return link.channel.dataPlane is UCXDataPlane ? .ucx : .sharedMemory
+    }
+}
