@@ -99,6 +99,16 @@ import Testing
         try pair.finish()
     }
 
+    @Test(arguments: TestTransport.all)
+    func linkTransportNamesTheDataPlaneOfTheLink(transport: TestTransport) throws {
+        let pair = try LinkedPair(transport: transport)
+        #expect(pair.decoder.linkTransport(toCluster: 1) == transport.preference)
+        #expect(pair.prompt.linkTransport(toCluster: 2) == transport.preference)
+        #expect(pair.decoder.linkTransport(toCluster: 77) == nil, "not linked")
+        try pair.finish()
+        #expect(pair.decoder.linkTransport(toCluster: 1) == nil, "unlinked and finalized")
+    }
+
     // MARK: the knob
 
     @Test(arguments: TransportPreference.allCases)
