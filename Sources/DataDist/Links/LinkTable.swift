@@ -136,6 +136,7 @@ final class LinkTable: Sendable {
             try? link.channel.requestUnlink(from: resources.clusterID, timeout: .milliseconds(200), what: "finalize")
             link.channel.close(.finalized)
         }
+        ucx.release()
     }
 
     /// Transfers in flight on a link being unlinked get this long before finalize goes on without them.

@@ -34,6 +34,9 @@ final class UCXNodeHolder: Sendable {
         return result
     }
 
+    /// Lets the node go (finalize): it stops once the links that still hold it are gone.
+    func release() { state.withLock { $0.node = nil } }
+
     /// The node, made now if there is none.
     func node() throws(LinkError) -> UCXNode {
         try state.withLock { state throws(LinkError) in
