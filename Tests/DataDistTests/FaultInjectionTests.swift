@@ -136,12 +136,12 @@ import Glibc
         try pair.finish()
     }
 
-    @Test(arguments: TestTransport.transfers) func aPeerDeathFailsTheLink(transport: TestTransport) throws {
+    @Test(arguments: TestTransport.all) func aPeerDeathFailsTheLink(transport: TestTransport) throws {
         try expectFailedPullGivesTheKeyBack(
             .linkFailed, faults: (nil, "peer-death@1"), relink: true, transport: transport)
     }
 
-    @Test(arguments: TestTransport.transfers) func aTimedPeerDeathOfTheOwnerDropsTheLink(transport: TestTransport)
+    @Test(arguments: TestTransport.all) func aTimedPeerDeathOfTheOwnerDropsTheLink(transport: TestTransport)
         throws
     {
         let pair = try LinkedPair(faults: ("peer-death@after=100ms", nil), transport: transport)

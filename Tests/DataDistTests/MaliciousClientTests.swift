@@ -94,7 +94,7 @@ import Glibc
             requesterIsBlocks: !blocks.isEmpty, blocks: blocks)
     }
 
-    @Test(arguments: TestTransport.transfers) func everyForbiddenRequestIsRefusedAndGrantsAreExact(
+    @Test(arguments: TestTransport.all) func everyForbiddenRequestIsRefusedAndGrantsAreExact(
         transport: TestTransport
     ) throws {
         let pair = try LinkedPair(link: false, transport: transport)
@@ -180,7 +180,7 @@ import Glibc
 
     /// Batch resolves: a bad item refuses the whole batch and takes nothing; a grant covers exactly the named
     /// slots, in order; a peer that dies holding a batch grant gives every key back.
-    @Test(arguments: TestTransport.transfers) func batchResolvesGrantExactlyTheNamedSlotsOrNothing(
+    @Test(arguments: TestTransport.all) func batchResolvesGrantExactlyTheNamedSlotsOrNothing(
         transport: TestTransport
     ) throws {
         let pair = try LinkedPair(link: false, transport: transport)

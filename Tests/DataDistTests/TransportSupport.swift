@@ -12,7 +12,7 @@ enum TestTransport: String, Sendable, CaseIterable, CustomTestStringConvertible 
 
     /// Every transfer test runs over these.
     static let transfers: [TestTransport] = [.sharedMemory, .ucx]
-    /// A few tests run over TCP too.
+    /// A few tests run over UCX on TCP only too (the malicious client, peer deaths, a pull, linkTransport).
     static let all: [TestTransport] = allCases
 
     var preference: TransportPreference { self == .sharedMemory ? .sharedMemory : .ucx }
