@@ -45,6 +45,9 @@ let package = Package(
         // OpenSSL's libcrypto, for the link authentication's HMAC-SHA256 (nothing to compile, unlike swift-crypto).
         .systemLibrary(
             name: "CCrypto", path: "modulemaps/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // UCX (UCP): the data plane between hosts, and to memory no memfd covers.
+        .systemLibrary(
+            name: "CUCX", path: "modulemaps/CUCX", pkgConfig: "ucx", providers: [.apt(["libucx-dev"])]),
         // The ACL function table and its dlopen loader; Linux system calls the runtime and the link layer need.
         .target(name: "CAscendCL", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CLinuxSupport", cSettings: [.define("_GNU_SOURCE")]),
@@ -69,7 +72,7 @@ let package = Package(
         .target(
             name: "LinkLayer",
             dependencies: [
-                "DeviceRuntime", "CLinuxSupport", "CCrypto", "ThreadSanitizerSupport",
+                "DeviceRuntime", "CLinuxSupport", "CCrypto", "CUCX", "ThreadSanitizerSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -16,7 +16,8 @@ public func fuzzMessages(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
 /// The message types of the control protocol, one case per decoder.
 enum MessageDecoder: CaseIterable {
-    case hello, clusterIdentifier, refusal, resolve, batchResolve, grant, release, regionDescriptor, challenge, proof
+    case hello, clusterIdentifier, refusal, resolve, batchResolve, grant, release, regionDescriptor, challenge, proof,
+        ucxOffer
 
     /// Decodes `payload` and encodes the result again; nil when the decoder refused it.
     func roundTrip(_ payload: [UInt8]) -> [UInt8]? {
@@ -31,6 +32,7 @@ enum MessageDecoder: CaseIterable {
         case .regionDescriptor: regionDescriptor(payload)
         case .challenge: (try? LinkChallenge(payload: payload))?.encoded()
         case .proof: (try? LinkProof(payload: payload))?.encoded()
+        case .ucxOffer: (try? UCXOffer(payload: payload))?.encoded()
         }
     }
 

@@ -39,6 +39,7 @@ public struct MemoryPoolConfig: Sendable, Hashable {
 ///   key**; absent (the default) means no lease, as the reference.
 /// - `llm.LinkSecret` → `linkSecret`: 16...1024 bytes of UTF-8. **DataDist's own key**; absent (the default)
 ///   means links are not authenticated, as the reference.
+/// - `llm.Transport` → `transport`: `auto`, `shm` or `ucx` (`TransportPreference`). **DataDist's own key.**
 ///
 /// Keys kept verbatim in `additionalOptions` (validated where the reference gives a rule):
 /// `llm.LinkTotalTime` (seconds, 0...2^32−1), `llm.LinkRetryCount` (1...100), `llm.RdmaTrafficClass` and
@@ -83,6 +84,9 @@ public struct LLMConfig: Sendable, Hashable {
     public var linkSecret: String?
     /// The bytes a `linkSecret` may have.
     public static let linkSecretLengths: ClosedRange<Int> = 16...1024
+    /// Which data plane moves this instance's transfers: the memfd mapping on one host, UCX otherwise (the
+    /// default, `.automatic`), or only one of them. `DATADIST_TRANSPORT` overrides `.automatic`.
+    public var transport: TransportPreference = .automatic
     /// The size, in bytes, from which one pull or push is split over `copyThreads` threads; smaller transfers
     /// are copied on the calling thread. Default and current value: 2 MiB (2,097,152 bytes), the split point
     /// measured by `datadist bench`'s `copy_engine` rows (README, Performance). Read-only: tune the split with

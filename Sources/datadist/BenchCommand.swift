@@ -65,6 +65,12 @@ struct BenchCommand: ParsableCommand {
     /// Operations `--connect` can run: those whose keys a standalone bench-serve holds and pulls never consume.
     static let connectOperations: Set<String> = ["pull_cache"]
 
+    @Option(
+        help:
+            "The transport of the bench's links: auto, shm or ucx (sets DATADIST_TRANSPORT for this process and its prompt process)."
+    )
+    var transport: String?
+
     /// A test hook: the prompt flips a byte of every source it fills, so verification must fail.
     @Flag(help: .hidden)
     var corruptSource = false
@@ -84,6 +90,9 @@ struct BenchCommand: ParsableCommand {
             guard promptClusterID != 2 else {
                 throw ValidationError("--prompt-cluster-id 2 is the decoder's own cluster id; give the bench-serve's")
             }
+        }
+        if let transport, TransportPreference(optionValue: transport) == nil {
+            throw ValidationError("--transport \(transport) must be auto, shm or ucx")
         }
         guard duration > 0, duration <= 60 else {
             throw ValidationError("--duration \(duration) must be in (0, 60] seconds")
@@ -141,6 +150,8 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         global.bootstrapLogging()
         signal(SIGPIPE, SIG_IGN)
+        // The prompt process inherits it; this process's decoders read it at initialize.
+        if let transport { setenv(TransportPreference.environmentVariable, transport, 1) }
         let run = BenchRun(
             sizes: try parsedSizes(), operations: try parsedOperations(), duration: duration, verbose: global.verbose,
             corruptSource: corruptSource, connect: try parsedConnect().map { ($0, promptClusterID) })

@@ -23,6 +23,8 @@ final class BenchRun {
     var notes: [String] = []
     var problems: [String] = []
     var ceilings: CopyCeilings!
+    /// The transport of the link the current rows run over (nil: local rows).
+    private var linkTransport: String?
     private var nextName = 0
 
     static let latencySizes = [16 << 10, 1 << 20]
@@ -85,6 +87,8 @@ final class BenchRun {
                 corrupt: corruptSource)
             let decoder = try BenchDecoder(
                 clusterID: 2, to: server, poolBytes: 3 << 30, copyThreads: nil, remoteAccessible: false)
+            linkTransport = decoder.engine.linkTransport(toCluster: server.clusterID)?.optionValue
+            defer { linkTransport = nil }
             var single: BenchDecoder?
             defer {
                 if let problem = single?.finish() { problems.append(problem) }
@@ -119,6 +123,8 @@ final class BenchRun {
                 clusterID: Self.remotePromptCluster, poolBytes: 1 << 30, remoteAccessible: true, verbose: verbose)
             let decoder = try BenchDecoder(
                 clusterID: 12, to: server, poolBytes: 1 << 30, copyThreads: nil, remoteAccessible: true)
+            linkTransport = decoder.engine.linkTransport(toCluster: server.clusterID)?.optionValue
+            defer { linkTransport = nil }
             defer {
                 if let problem = decoder.finish() { problems.append(problem) }
                 if let problem = server.finish() { problems.append(problem) }
@@ -235,7 +241,7 @@ final class BenchRun {
             p50us: latency ? BenchTiming.quantileMicroseconds(timing.samples, 0.5) : nil,
             p99us: latency ? BenchTiming.quantileMicroseconds(timing.samples, 0.99) : nil,
             iterations: timing.iterations, seconds: seconds, keys: keys, pattern: pattern, copyThreads: copyThreads,
-            verified: mismatch == nil, notes: mismatch)
+            verified: mismatch == nil, notes: mismatch, transport: linkTransport)
     }
 
     /// The first mismatch of slot `slot` of a 1-tensor ring at `base` against `KVPattern(request: id)`.

@@ -95,7 +95,7 @@ struct BenchCommandTests {
         "bad arguments are refused before anything runs",
         arguments: [
             ["--sizes", "16KB"], ["--sizes", "12"], ["--sizes", "1GiB"], ["--duration", "0"],
-            ["--operations", "pull_cache,teleport"],
+            ["--operations", "pull_cache,teleport"], ["--transport", "rdma"], ["--transport", "UCX"],
         ])
     func refusesBadArguments(_ arguments: [String]) throws {
         let output = try CLI.run(["bench"] + arguments, timeout: .seconds(20))
@@ -106,6 +106,21 @@ struct BenchCommandTests {
 }
 
 extension BenchCommandTests {
+    @Test(
+        "bench --transport: every pull row says which transport moved it, and it is the one asked for",
+        arguments: ["shm", "ucx"])
+    func rowsSayTheirTransport(transport: String) throws {
+        let output = try CLI.run(
+            [
+                "bench", "--json", "--sizes", "64KiB", "--duration", "0.1", "--operations", "pull_cache",
+                "--transport", transport,
+            ], timeout: .seconds(60))
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        #expect(!rows.isEmpty)
+        for row in rows { #expect(row["transport"] as? String == transport, "\(row)") }
+    }
+
     @Test("bench --operations pull_caches: one verified row per size, the whole batch of 32 request keys per call")
     func batchedPullRows() throws {
         let (output, rows) = try Self.jsonRun(sizes: "16KiB,32MiB", operations: "pull_caches")

@@ -9,8 +9,8 @@ struct TransferCommandTests {
     static let smallRequestBytes = 6 * 32 * 64 * 2
 
     /// Starts `serve --json` and returns it with its port, read from the ready line.
-    static func startServe(_ arguments: [String]) throws -> (SpawnedCLI, Int) {
-        let serve = try SpawnedCLI(["serve", "--json"] + arguments)
+    static func startServe(_ arguments: [String], environment: [String: String] = [:]) throws -> (SpawnedCLI, Int) {
+        let serve = try SpawnedCLI(["serve", "--json"] + arguments, environment: environment)
         let ready = try serve.nextJSON()
         #expect(ready["event"] as? String == "ready")
         #expect(ready["pid"] as? Int == Int(serve.pid))
@@ -19,8 +19,8 @@ struct TransferCommandTests {
     }
 
     /// Runs `pull --json` to completion and returns its exit status and report.
-    static func runPull(_ arguments: [String]) throws -> (Int32, [String: Any]) {
-        let pull = try SpawnedCLI(["pull", "--json"] + arguments)
+    static func runPull(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, [String: Any]) {
+        let pull = try SpawnedCLI(["pull", "--json"] + arguments, environment: environment)
         let status = try pull.wait(timeout: .seconds(20))
         let report = try pull.nextJSON(timeout: .seconds(1))
         return (status, report)

@@ -102,5 +102,6 @@ extension LLMConfig {
         LLMOptionKey.memoryPool: "memoryPool", LLMOptionKey.hostMemoryPool: "hostMemoryPool",
         LLMOptionKey.enforceProductSupport: "enforceProductSupport", LLMOptionKey.copyThreads: "copyThreads",
         LLMOptionKey.requestKeyLease: "requestKeyLease", LLMOptionKey.linkSecret: "linkSecret",
+        LLMOptionKey.transport: "transport",
     ]
 }

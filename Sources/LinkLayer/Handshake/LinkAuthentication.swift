@@ -12,6 +12,8 @@ internal import Glibc
 ///    hello names and sends, as the first frame there, its proof: Ns and HMAC(secret, "server" | Ns | Nc | hello).
 ///    The client checks it before it maps or sends anything, so whoever else connects to its Unix socket first is
 ///    refused too.
+///    A link over UCX has no Unix socket: there the proof goes over TCP, before the server's UCX offer, which the
+///    client accepts only after the proof checked out.
 ///
 /// The MACs cover the hello, which names both cluster ids and the client's Unix socket: a proof cannot be replayed
 /// (fresh nonces both ways), reflected (the side is in the MAC), or reused for another hello. A side with a secret
@@ -76,6 +78,7 @@ package enum LinkAuthentication {
         let hello: [UInt8]
         private var clientNonce: [UInt8]?
         private var serverNonce: [UInt8]?
+        private var serverProven = false
 
         /// For the hello `hello` (its payload as sent), with this side's secret if it has one.
         package init(secret: LinkSecret?, hello: [UInt8]) {
@@ -135,8 +138,34 @@ package enum LinkAuthentication {
             } catch {
                 throw LinkError(.io, "link authentication: the peer's proof did not arrive: \(error)")
             }
-            guard case .frame(let frame, _) = Frame.decode(bytes[...], limit: LinkProof.encodedSize),
-                frame.kind == .proof, let proof = try? LinkProof(payload: frame.payload), proof.nonce == serverNonce
+            guard case .frame(let frame, _) = Frame.decode(bytes[...], limit: LinkProof.encodedSize) else {
+                throw LinkError(.protocolViolation, "link authentication: the peer sent no proof of the link secret")
+            }
+            try check(frame, secret: secret, serverNonce: serverNonce, clientNonce: clientNonce)
+        }
+
+        /// With a secret, checks the server's proof that came over TCP, before its UCX offer (a link over UCX has no
+        /// Unix socket). Without a secret, a proof is a protocol violation.
+        package mutating func checkServerProof(_ frame: Frame) throws(LinkError) {
+            guard let secret, let serverNonce, let clientNonce else {
+                throw LinkError(.protocolViolation, "link authentication: a proof from a peer that never challenged")
+            }
+            try check(frame, secret: secret, serverNonce: serverNonce, clientNonce: clientNonce)
+            serverProven = true
+        }
+
+        /// Before a UCX offer is accepted: with a secret, the server must have proven it over TCP first.
+        package func requireServerProven() throws(LinkError) {
+            guard secret == nil || serverProven else {
+                throw LinkError(
+                    .io, "link authentication failed: the peer offered UCX without proving the link secret")
+            }
+        }
+
+        private func check(
+            _ frame: Frame, secret: LinkSecret, serverNonce: [UInt8], clientNonce: [UInt8]
+        ) throws(LinkError) {
+            guard frame.kind == .proof, let proof = try? LinkProof(payload: frame.payload), proof.nonce == serverNonce
             else {
                 throw LinkError(.protocolViolation, "link authentication: the peer sent no proof of the link secret")
             }

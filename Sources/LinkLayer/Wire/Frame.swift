@@ -89,4 +89,6 @@ package enum MessageKind: UInt8, Sendable, CaseIterable {
     case challenge = 11
     /// Link authentication, either way: a proof of the link secret (`LinkProof`).
     case proof = 12
+    /// One side's UCX worker address and regions, in the handshake of a link over UCX (`UCXOffer`).
+    case ucxOffer = 13
 }
