@@ -15,12 +15,16 @@ import ThreadSanitizerSupport
     static let secret = "correct horse battery staple"
 
     /// An instance of cluster `clusterID` (no pools needed to link) with `secret`, or none.
-    static func peer(_ clusterID: UInt64, secret: String?) throws -> LLMDataDist {
+    static func peer(
+        _ clusterID: UInt64, secret: String?, transport: TestTransport = .sharedMemory
+    ) throws -> LLMDataDist {
         var config = LLMConfig()
         config.memoryPool = MemoryPoolConfig(size: 1 << 20)
         config.linkSecret = secret
+        config.transport = transport.preference
         let instance = LLMDataDist(role: .decoder, clusterID: clusterID)
-        try instance.initialize(config, environment: emulatorEnvironment(faults: nil))
+        try instance.initialize(
+            config, environment: emulatorEnvironment(faults: nil).merging(transport.environment) { $1 })
         return instance
     }
 
@@ -34,12 +38,13 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
-    @Test func aSquatterWithoutTheSecretCannotBlockTheRealCluster() throws {
+    @Test(arguments: TestTransport.transfers)
+    func aSquatterWithoutTheSecretCannotBlockTheRealCluster(transport: TestTransport) throws {
         let pair = try LinkedPair(
-            link: false, configurePrompt: { $0.linkSecret = Self.secret },
+            link: false, transport: transport, configurePrompt: { $0.linkSecret = Self.secret },
             configureDecoder: { $0.linkSecret = Self.secret })
         for secret in [nil, "not the secret, but long enough"] {
-            let squatter = try Self.peer(2, secret: secret)
+            let squatter = try Self.peer(2, secret: secret, transport: transport)
             #expect(squatter.linkClusters([pair.promptInfo]) == (.linkFailed, [.linkFailed]), "\(secret ?? "nil")")
             squatter.finalize()
         }
@@ -61,13 +66,14 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
-    @Test func aWrongSecretOrAMissingOneIsRefusedEitherWay() throws {
+    @Test(arguments: TestTransport.transfers)
+    func aWrongSecretOrAMissingOneIsRefusedEitherWay(transport: TestTransport) throws {
         let cases: [(prompt: String?, decoder: String?)] = [
             (Self.secret, "another secret of enough bytes"), (Self.secret, nil), (nil, Self.secret),
         ]
         for (promptSecret, decoderSecret) in cases {
             let pair = try LinkedPair(
-                link: false, configurePrompt: { $0.linkSecret = promptSecret },
+                link: false, transport: transport, configurePrompt: { $0.linkSecret = promptSecret },
                 configureDecoder: { $0.linkSecret = decoderSecret })
             let what = "prompt \(promptSecret ?? "nil"), decoder \(decoderSecret ?? "nil")"
             #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.linkFailed, [.linkFailed]), "\(what)")
@@ -99,9 +105,11 @@ import ThreadSanitizerSupport
             "\(message)")
     }
 
-    @Test func bothSidesWithTheSecretLinkAndPull() throws {
+    @Test(arguments: TestTransport.all)
+    func bothSidesWithTheSecretLinkAndPull(transport: TestTransport) throws {
         let pair = try LinkedPair(
-            configurePrompt: { $0.linkSecret = Self.secret }, configureDecoder: { $0.linkSecret = Self.secret })
+            transport: transport, configurePrompt: { $0.linkSecret = Self.secret },
+            configureDecoder: { $0.linkSecret = Self.secret })
         try PeerLimitTests.pullOne(pair, into: pair.decoder, reqID: 1)
         try PeerLimitTests.pullOne(pair, into: pair.decoder, reqID: 2)
         try pair.finish()

@@ -46,9 +46,13 @@ package enum LinkHandshake {
         // on), and then either connects to our Unix socket to exchange regions or answers over TCP with its proof
         // (with a secret) and its UCX offer.
         while true {
-            let ready = try io { () throws(Socket.Failure) in
-                try Socket.poll([tcp] + (unixListener.map { [$0] } ?? []), events: Int16(POLLIN), until: deadline)
-            }
+            // Frames the server sent back to back (its proof and its UCX offer) may both be in the inbox already.
+            let ready =
+                tcpInbox.hasBufferedBytes
+                ? 0
+                : try io { () throws(Socket.Failure) in
+                    try Socket.poll([tcp] + (unixListener.map { [$0] } ?? []), events: Int16(POLLIN), until: deadline)
+                }
             guard let ready else {
                 throw LinkError(.io, "link to cluster \(remoteID) at \(endpoint): timed out after \(timeout)")
             }

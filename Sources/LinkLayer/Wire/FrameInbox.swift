@@ -25,6 +25,9 @@ package struct FrameInbox {
         return decoded
     }
 
+    /// Whether bytes of a frame not yet decoded are in hand (a frame may be waiting here, not on the socket).
+    package var hasBufferedBytes: Bool { start < end }
+
     /// Reads what `socket` has now: nil when nothing is waiting, 0 when the peer closed, else the byte count.
     package mutating func fill(from socket: Socket) throws(Socket.Failure) -> Int? {
         makeRoom()
