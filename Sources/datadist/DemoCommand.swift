@@ -239,7 +239,8 @@ enum DemoText {
         )
         line(
             "  decoder cluster 2, pid \(report.pullPID.map(String.init) ?? "-")"
-                + (report.pull?.linkMilliseconds.map { String(format: ": linked in %.1f ms", $0) } ?? ""))
+                + (report.pull?.linkMilliseconds.map { String(format: ": linked in %.1f ms", $0) } ?? "")
+                + (report.pull?.transport.map { ", data over \($0)" } ?? ""))
         line()
         if let pull = report.pull {
             line(

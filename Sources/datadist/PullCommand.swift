@@ -144,6 +144,7 @@ struct PullCommand: ParsableCommand {
         let (linkStatus, _) = decoder.linkClusters([prompt], timeout: .seconds(5))
         if linkStatus == .success {
             report.linkMilliseconds = (ContinuousClock.now - linkStart).milliseconds
+            report.transport = decoder.linkTransport(toCluster: promptClusterID)?.optionValue
             if announce { Output.line("{\"event\":\"linked\"}") }
             var run = PullRun(
                 manager: manager, destination: destination, shape: shape, promptClusterID: promptClusterID,

@@ -86,6 +86,8 @@ struct PullReport: Codable {
     var promptClusterID: UInt64
     var endpoint: String
     var linkMilliseconds: Double?
+    /// Which data plane the link uses (`shm` or `ucx`).
+    var transport: String?
     /// Requests attempted, including the expected refusals.
     var requests: [UInt64] = []
     var rounds = 0

@@ -37,6 +37,7 @@ struct TransferCommandTests {
         #expect(report["auditsClean"] as? Bool == true)
         #expect(report["ok"] as? Bool == true, "problems: \(report["problems"] ?? "none")")
         #expect(report["requests"] as? Int == 8)
+        #expect((report["pull"] as? [String: Any])?["transport"] as? String == "shm", "one host: the memfd mapping")
         let perRequest = 8 * 256 * 1024 * 2
         #expect(report["bytesPerRequest"] as? Int == perRequest)
         #expect(report["bytes"] as? Int == 7 * perRequest, "7 requests pulled, the 8th key was removed")

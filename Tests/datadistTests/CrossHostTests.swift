@@ -1,0 +1,175 @@
+import Foundation
+import Testing
+
+@testable import datadist
+
+/// Two hosts on one machine: `serve` in one network namespace, `pull` in another, joined by a veth pair. UCX moves
+/// the bytes over TCP: two namespaces of one machine share /dev/shm and the PID namespace, so UCX's shared-memory
+/// transports would otherwise treat them as one host.
+@Suite(
+    "two hosts: serve and pull in two network namespaces", .serialized,
+    .enabled(if: NamespacePair.unavailableReason == nil, "needs root and iproute2 (network namespaces)"))
+final class CrossHostTests {
+    static let shape = ["--layers", "2", "--tokens", "64", "--hidden", "256"]
+    static let syncTimeoutMilliseconds = 500
+    let hosts: NamespacePair
+
+    init() throws {
+        hosts = try NamespacePair.create(tag: "xh")
+    }
+
+    deinit { hosts.destroy() }
+
+    /// What both sides get besides the test's own settings: UCX on TCP over the veth.
+    static func environment(_ transport: String = "auto") -> [String: String] {
+        ["UCX_TLS": "tcp", "DATADIST_TRANSPORT": transport]
+    }
+
+    /// `serve --json` in the first namespace, listening on its veth address; returns it and its port.
+    func startServe(_ arguments: [String], transport: String = "auto") throws -> (SpawnedCLI, Int) {
+        let serve = try SpawnedCLI(
+            ["serve", "--json", "--host", hosts.firstAddress] + arguments, environment: Self.environment(transport),
+            namespace: hosts.first)
+        let ready = try serve.nextJSON()
+        #expect(ready["event"] as? String == "ready")
+        return (serve, try #require(ready["port"] as? Int, "ready line without a port: \(ready)"))
+    }
+
+    /// `pull --json` in the second namespace against the first one's address.
+    func startPull(port: Int, _ arguments: [String], transport: String = "auto") throws -> SpawnedCLI {
+        try SpawnedCLI(
+            ["pull", "--json", "--host", hosts.firstAddress, "--port", "\(port)"] + arguments,
+            environment: Self.environment(transport), namespace: hosts.second)
+    }
+
+    /// A decoder pulling the prompt's prefix keys again and again across the veth, announcing when it is linked.
+    func startStream(port: Int) throws -> SpawnedCLI {
+        let pull = try startPull(
+            port: port,
+            [
+                "--announce", "--prefix-keys", "--requests", "4", "--repeat", "100000000", "--sync-timeout-ms",
+                "\(Self.syncTimeoutMilliseconds)",
+            ] + Self.shape)
+        let linked = try pull.nextJSON()
+        #expect(linked["event"] as? String == "linked", "\(linked)")
+        return pull
+    }
+
+    /// After `cut`, the stream's pull fails within syncKVTimeout + 1 s with LLM_LINK_FAILED or LLM_TIMEOUT and the
+    /// decoder exits non-zero with its own audit clean.
+    func expectStreamFails(_ pull: SpawnedCLI, after cut: () throws -> Void) throws {
+        Thread.sleep(forTimeInterval: 0.3)
+        try cut()
+        let cutAt = ContinuousClock.now
+        let failed = try pull.nextJSON(timeout: .seconds(10))
+        let elapsed = ContinuousClock.now - cutAt
+        #expect(failed["event"] as? String == "failed", "\(failed)")
+        #expect(
+            elapsed <= .milliseconds(Self.syncTimeoutMilliseconds) + .seconds(1),
+            "the decoder took \(elapsed) to report the failure")
+        #expect(try pull.wait(timeout: .seconds(10)) != 0)
+        let report = try pull.nextJSON(timeout: .seconds(1))
+        let failure = try #require(report["failure"] as? [String: Any], "\(report)")
+        let name = (failure["status"] as? [String: Any])?["name"] as? String
+        #expect(name == "LLM_LINK_FAILED" || name == "LLM_TIMEOUT", "failure: \(failure)")
+        #expect((report["bytes"] as? Int).map { $0 > 0 } == true, "nothing was pulled before the cut: \(report)")
+        #expect(report["auditClean"] as? Bool == true, "the decoder's own audit: \(report["audit"] ?? "none")")
+    }
+
+    /// The prompt's audit over its stdin: no pins left for a lost decoder, no orphans.
+    func expectPromptClean(_ serve: SpawnedCLI, boundKeys: Int) throws {
+        try serve.send("audit")
+        let audit = try #require(try serve.nextJSON()["audit"] as? [String: Any])
+        #expect(audit["pinnedByPeers"] as? Int == 0, "pins of the lost decoder are released: \(audit)")
+        #expect(audit["orphans"] as? Int == 0, "\(audit)")
+        #expect(audit["boundKeys"] as? Int == boundKeys, "\(audit)")
+    }
+
+    @Test("demo --cross-host: every byte verified across the namespaces, both audits clean")
+    func demo() throws {
+        let output = try CLI.run(
+            ["demo", "--cross-host", "--json", "--requests", "4"] + Self.shape, environment: ["UCX_TLS": "tcp"],
+            timeout: .seconds(60))
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        #expect(report["ok"] as? Bool == true, "problems: \(report["problems"] ?? "none")")
+        #expect(report["verified"] as? Bool == true)
+        #expect(report["auditsClean"] as? Bool == true)
+        #expect((report["namespaces"] as? [String])?.count == 2)
+        #expect(report["address"] as? String == "10.213.0.1")
+        #expect((report["pull"] as? [String: Any])?["transport"] as? String == "ucx")
+    }
+
+    @Test("automatic selection: the memfd exchange cannot cross namespaces, so UCX carries the pulls")
+    func automaticFallsBackToUCX() throws {
+        let (serve, port) = try startServe(["--requests", "4", "--remove", "3"] + Self.shape)
+        let pull = try startPull(port: port, ["--requests", "4", "--removed", "3"] + Self.shape)
+        #expect(try pull.wait(timeout: .seconds(30)) == 0, "stderr: \(pull.standardError)")
+        let report = try pull.nextJSON(timeout: .seconds(1))
+        #expect(report["ok"] as? Bool == true, "\(report)")
+        #expect(report["bytes"] as? Int == 3 * 2 * 2 * 64 * 256 * 2, "3 requests × 2 layers × K,V × 64 × 256 × fp16")
+        #expect(report["verified"] as? Bool == true)
+        #expect(report["transport"] as? String == "ucx")
+        try expectPromptClean(serve, boundKeys: 0)
+        serve.closeStandardInput()
+        #expect(try serve.nextJSON()["clean"] as? Bool == true)
+    }
+
+    @Test("DATADIST_TRANSPORT=shm across namespaces: the link is refused with LLM_FEATURE_NOT_ENABLED")
+    func sharedMemoryOnlyIsRefused() throws {
+        let (serve, port) = try startServe(["--requests", "2"] + Self.shape)
+        let pull = try startPull(port: port, ["--requests", "2"] + Self.shape, transport: "shm")
+        #expect(try pull.wait(timeout: .seconds(30)) != 0)
+        let report = try pull.nextJSON(timeout: .seconds(1))
+        let failure = try #require(report["failure"] as? [String: Any], "\(report)")
+        #expect((failure["status"] as? [String: Any])?["name"] as? String == "LLM_FEATURE_NOT_ENABLED", "\(failure)")
+        #expect((failure["message"] as? String)?.isEmpty == false)
+        try expectPromptClean(serve, boundKeys: 2)
+    }
+
+    @Test("the prompt is SIGKILLed mid-stream across the veth: the decoder fails within syncKVTimeout + 1 s")
+    func promptKilled() throws {
+        let (serve, port) = try startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
+        let pull = try startStream(port: port)
+        try expectStreamFails(pull) { serve.signal(SIGKILL) }
+        #expect(try serve.wait() == SIGKILL)
+    }
+
+    @Test("the link goes down mid-stream: the decoder fails in time, the prompt releases its pins, a relink works")
+    func linkDownThenRelink() throws {
+        let (serve, port) = try startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
+        let pull = try startStream(port: port)
+        try expectStreamFails(pull) { try hosts.setLink(up: false) }
+        try hosts.setLink(up: true)
+
+        let again = try startPull(port: port, ["--prefix-keys", "--requests", "4", "--repeat", "3"] + Self.shape)
+        #expect(try again.wait(timeout: .seconds(30)) == 0, "stderr: \(again.standardError)")
+        let report = try again.nextJSON(timeout: .seconds(1))
+        #expect(report["ok"] as? Bool == true && report["rounds"] as? Int == 3, "\(report)")
+        // The lost decoder's link ends on the prompt's side within its own deadlines; wait for the pins to go.
+        let deadline = ContinuousClock.now + .seconds(15)
+        var audit: [String: Any] = [:]
+        repeat {
+            try serve.send("audit")
+            audit = try #require(try serve.nextJSON()["audit"] as? [String: Any])
+            if audit["pinnedByPeers"] as? Int == 0 { break }
+            Thread.sleep(forTimeInterval: 0.2)
+        } while ContinuousClock.now < deadline
+        #expect(audit["pinnedByPeers"] as? Int == 0, "\(audit)")
+        #expect(audit["orphans"] as? Int == 0, "\(audit)")
+        serve.closeStandardInput()
+        #expect(try serve.nextJSON()["clean"] as? Bool == true)
+    }
+
+    @Test("packets dropped (2 % each way) and the link shaped to 200 Mbit/s: every pull still arrives intact")
+    func lossyNetwork() throws {
+        try hosts.impair(lossPercent: 2, rateMbit: 200)
+        let (serve, port) = try startServe(["--requests", "6"] + Self.shape)
+        let pull = try startPull(port: port, ["--requests", "6", "--sync-timeout-ms", "10000"] + Self.shape)
+        #expect(try pull.wait(timeout: .seconds(60)) == 0, "stderr: \(pull.standardError)")
+        let report = try pull.nextJSON(timeout: .seconds(1))
+        #expect(report["ok"] as? Bool == true, "\(report)")
+        #expect(report["verified"] as? Bool == true)
+        try expectPromptClean(serve, boundKeys: 0)
+    }
+}
