@@ -1,0 +1,187 @@
+import Logging
+import Synchronization
+import ThreadSanitizerSupport
+
+/// The background part of one `transferCacheAsync` task. Its driver (Swift concurrency, on `DriverExecutor`) asks the synchronizer for
+/// each covered layer in ascending order and queues the layer; the layers are sent one after another on the
+/// instance's `TransferWorkers`, so layer `l` is on the wire while the driver waits for layer `l + 1`. The first
+/// transfer failure ends the task: nothing queued after it is sent. The source stays pinned until the task is done.
+final class AsyncTransferRun: Sendable {
+    private struct State {
+        var queued: [Int] = []
+        var sending = false
+        var driverDone = false
+        /// A transfer failed or the task was aborted: nothing more is sent.
+        var ended = false
+        /// The synchronizer refused (or did not answer) this layer: nothing more is queued; what is queued still
+        /// goes, as in the reference where each layer is sent before the next is asked for.
+        var refused: (layer: Int, status: LLMStatusCode)?
+        var finished = false
+    }
+
+    let outcome = TaskOutcome()
+    private let configs: [LayerTransfer]
+    private let sender: LayerSender
+    private let source: LocalPin
+    private let store: CacheStore
+    private let workers: TransferWorkers
+    private let synchronizer: any LayerSynchronizer
+    private let state = Lock(State())
+    private let onFinish: @Sendable (AsyncTransferRun) -> Void
+
+    init(
+        configs: [LayerTransfer], sender: LayerSender, source: LocalPin, store: CacheStore, workers: TransferWorkers,
+        synchronizer: any LayerSynchronizer, onFinish: @escaping @Sendable (AsyncTransferRun) -> Void
+    ) {
+        self.configs = configs
+        self.sender = sender
+        self.source = source
+        self.store = store
+        self.workers = workers
+        self.synchronizer = synchronizer
+        self.onFinish = onFinish
+    }
+
+    /// Starts the driver.
+    func start() {
+        Task(executorPreference: DriverExecutor.shared) { [self] in await drive() }
+    }
+
+    /// Ends the task now with `status` for every config (finalize); the layer being sent, if
+    /// any, finishes first.
+    func abort(_ status: LLMStatusCode) {
+        state.withLock { state in
+            state.ended = true
+            state.driverDone = true
+        }
+        recordAll(status)
+        finishIfIdle()
+    }
+
+    // MARK: driver
+
+    private func drive() async {
+        let timeout = store.resources.config.syncKVTimeout
+        let layers = Set(configs.flatMap { Array($0.sourceLayers) }).sorted()
+        for layer in layers {
+            if state.withLock({ $0.ended }) { break }
+            let answer = await SynchronizerCall.ask(synchronizer, layer: layer, timeout: timeout)
+            if answer == true {
+                enqueue(layer)
+                continue
+            }
+            if answer == nil {
+                store.resources.logger.warning(
+                    "transferCacheAsync: the synchronizer did not release layer \(layer) within \(timeout)")
+            }
+            state.withLock { $0.refused = (layer, answer == nil ? .timeout : .paramInvalid) }
+            break
+        }
+        state.withLock { $0.driverDone = true }
+        finishIfIdle()
+    }
+
+    private func enqueue(_ layer: Int) {
+        let startSending = state.withLock { state -> Bool in
+            guard !state.ended else { return false }
+            state.queued.append(layer)
+            guard !state.sending else { return false }
+            state.sending = true
+            return true
+        }
+        if startSending, !workers.submit({ [self] in sendQueued() }) {
+            state.withLock {
+                $0.sending = false
+                $0.ended = true
+            }
+            recordAll(.failed)
+        }
+    }
+
+    // MARK: sending (on a worker)
+
+    private func sendQueued() {
+        while let layer = nextLayer() {
+            let source = self.source.view
+            for config in configs where config.sourceLayers.contains(layer) {
+                do throws(LLMError) {
+                    try sender.send(layer: layer, of: source, to: config)
+                } catch {
+                    store.resources.logger.debug("transferCacheAsync layer \(layer): \(error)")
+                    outcome.record(error.status, for: config.cluster)
+                    state.withLock { $0.ended = true }
+                    break
+                }
+                if layer == config.sourceLayers.upperBound - 1 { outcome.record(.success, for: config.cluster) }
+            }
+        }
+        finishIfIdle()
+    }
+
+    /// The next queued layer, or nil (and the sender stops) when none is left or the task ended.
+    private func nextLayer() -> Int? {
+        state.withLock { state in
+            guard !state.ended, !state.queued.isEmpty else {
+                state.sending = false
+                return nil
+            }
+            return state.queued.removeFirst()
+        }
+    }
+
+    // MARK: completion
+
+    private func recordAll(_ status: LLMStatusCode) {
+        for config in configs { outcome.record(status, for: config.cluster) }
+    }
+
+    /// Finishes the task once the driver is done and nothing is being sent: unpins the source, then wakes the
+    /// waiters.
+    private func finishIfIdle() {
+        let (finish, refused) = state.withLock { state -> (Bool, (layer: Int, status: LLMStatusCode)?) in
+            guard state.driverDone, !state.sending, !state.finished else { return (false, nil) }
+            state.finished = true
+            return (true, state.ended ? nil : state.refused)
+        }
+        guard finish else { return }
+        if let refused {
+            for config in configs where config.sourceLayers.contains(refused.layer) {
+                outcome.record(refused.status, for: config.cluster)
+            }
+        }
+        store.release(source)
+        outcome.finish()
+        onFinish(self)
+    }
+}
+
+/// Asks a synchronizer about one layer, giving up after a timeout (the synchronizer's call is left to return
+/// whenever it does).
+enum SynchronizerCall {
+    static func ask(_ synchronizer: any LayerSynchronizer, layer: Int, timeout: Duration) async -> Bool? {
+        await withCheckedContinuation { continuation in
+            let once = ResumeOnce(continuation)
+            let timer = Task(executorPreference: DriverExecutor.shared) {
+                do {
+                    try await Task.sleep(for: timeout)
+                    once.resume(nil)
+                } catch {}  // cancelled: the synchronizer answered
+            }
+            Task(executorPreference: DriverExecutor.shared) {
+                let answer = await synchronizer.synchronize(layer: layer, timeout: timeout)
+                timer.cancel()
+                once.resume(answer)
+            }
+        }
+    }
+}
+
+private final class ResumeOnce: Sendable {
+    private let continuation: Lock<CheckedContinuation<Bool?, Never>?>
+
+    init(_ continuation: CheckedContinuation<Bool?, Never>) { self.continuation = Lock(continuation) }
+
+    func resume(_ value: Bool?) {
+        continuation.withLock { $0.take() }?.resume(returning: value)
+    }
+}
