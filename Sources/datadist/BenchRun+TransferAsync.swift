@@ -10,7 +10,7 @@ import ThreadSanitizerSupport
 extension BenchRun {
     static let asyncLayers = 61
     static let asyncTensorBytes = 2 << 20
-    static let asyncTrials = 5
+    static let asyncTrials = 7
 
     func transferCacheAsync(server: BenchPrompt, decoder: BenchDecoder) throws -> BenchRow {
         let (layers, tensorBytes) = (Self.asyncLayers, Self.asyncTensorBytes)
@@ -47,61 +47,66 @@ extension BenchRun {
                 to: key, from: source, srcBlocks: [0], dstBlocks: [0],
                 layers: LayerRange(source: range, destination: range))
         }
-        // One layer's transfer time: the median of every layer pushed alone, three passes.
-        fill(1)
-        var layerTimes: [Double] = []
-        for _ in 0..<3 {
+        // One layer's transfer time (t_layer): the median of every layer pushed alone, measured again right
+        // before each trial so that the pace matches the machine's load at that moment.
+        let layerTime = { () throws(LLMError) -> Double in
+            var times: [Double] = []
             for layer in 0..<layers {
-                layerTimes.append(try Self.seconds { () throws(LLMError) in try pushLayers(layer..<layer + 1) })
+                times.append(try Self.seconds { () throws(LLMError) in try pushLayers(layer..<layer + 1) })
             }
+            return times.sorted()[times.count / 2]
         }
-        let tLayer = layerTimes.sorted()[layerTimes.count / 2]
+        fill(1)
+        _ = try layerTime()  // warm-up: maps the peer's pages here
         // The same bytes in one push after the last layer.
-        var fullTimes: [Double] = []
-        for _ in 0..<3 { fullTimes.append(try Self.seconds { () throws(LLMError) in try pushLayers(0..<layers) }) }
-        let full = fullTimes.sorted()[1]
-        // Layer-wise: layer l released at l × t_layer; how long after the last release the task is done.
-        var tails: [Double] = []
+        var fullRatios: [Double] = []
+        var tailRatios: [Double] = []
+        var tLayers: [Double] = []
         var mismatch: String?
         for trial in 0..<Self.asyncTrials {
+            let tLayer = try layerTime()
+            tLayers.append(tLayer)
+            fullRatios.append(try Self.seconds { () throws(LLMError) in try pushLayers(0..<layers) } / tLayer)
+            // Layer-wise: layer l released at l × t_layer; how long after the last release the task is done.
             let seed = UInt64(10 + trial)
             fill(seed)
             let sync = PacedRelease(layers: layers, interval: .seconds(tLayer))
             let task = try manager.transferCacheAsync(
                 source, synchronizer: sync,
-                configs: [TransferWithCacheKeyConfig(key: key, sourceLayers: 0..<layers, destinationLayers: 0..<layers)]
-            )
+                configs: [TransferWithCacheKeyConfig(key: key, sourceLayers: 0..<layers, destinationLayers: 0..<layers)])
             let status = task.synchronize()
             let done = ContinuousClock.now
             guard status == .success, let released = sync.lastRelease else {
                 throw BenchFailure("transfer_cache_async trial \(trial): \(status)")
             }
-            tails.append((done - released).seconds)
+            tailRatios.append((done - released).seconds / tLayer)
             if trial == 0 || trial == Self.asyncTrials - 1 {
                 mismatch = try mismatch ?? verify(seed, "trial \(trial)")
             }
         }
-        let tail = tails.sorted()[tails.count / 2]
+        let median = { (values: [Double]) in values.sorted()[values.count / 2] }
+        let (tail, fullRatio, tLayer) = (median(tailRatios), median(fullRatios), median(tLayers))
+        let full = fullRatio * tLayer
         let bytes = tensors * tensorBytes
         let ceilings = try self.ceilings.ceilings(
             CopyCeilings.Pattern(segments: tensors, segmentBytes: tensorBytes, scattered: false), duration: duration / 2
         )
         let gbps = Double(bytes) / full / 1e9
+        let list = { (values: [Double]) in values.map { BenchTable.f($0, 2) }.joined(separator: ", ") }
         notes.append(
-            "transfer_cache_async (\(layers) layers × 2 tensors of \(ByteSize(bytes: tensorBytes)), one layer released every t_layer = "
-                + "\(BenchTable.f(tLayer * 1e6, 0)) µs, one layer's median push time): the cache was complete "
-                + "\(BenchTable.f(tail * 1e6, 0)) µs after the last layer's release = \(BenchTable.f(tail / tLayer, 2))× t_layer "
-                + "(median of \(Self.asyncTrials); all: \(tails.map { BenchTable.f($0 / tLayer, 2) }.joined(separator: ", "))×; goal ≤ 1.2); "
-                + "one pushBlocks of the same bytes after the last layer: \(BenchTable.f(full * 1e6, 0)) µs = "
-                + "\(BenchTable.f(full / tLayer, 1))× t_layer")
+            "transfer_cache_async (\(layers) layers × 2 tensors of \(ByteSize(bytes: tensorBytes)); layer l released at "
+                + "l × t_layer, t_layer = one layer's median push time, median \(BenchTable.f(tLayer * 1e6, 0)) µs): "
+                + "the cache was complete \(BenchTable.f(tail, 2))× t_layer after the last layer's release (median of "
+                + "\(Self.asyncTrials) trials: \(list(tailRatios)); goal ≤ 1.2); one pushBlocks of the same bytes after the "
+                + "last layer: \(BenchTable.f(fullRatio, 1))× t_layer (\(list(fullRatios)))")
         return BenchRow(
             operation: "transfer_cache_async", bytes: bytes, gbps: gbps, ceilingGBps: ceilings.single,
             ratio: gbps / ceilings.single, allCoresCeilingGBps: ceilings.allCores,
             allCoresRatio: gbps / ceilings.allCores,
             streamingCeilingGBps: ceilings.streaming, streamingRatio: gbps / ceilings.streaming,
-            iterations: Self.asyncTrials, seconds: tails.reduce(0, +), keys: "blocks",
+            iterations: Self.asyncTrials, seconds: tail * tLayer, keys: "blocks",
             pattern:
-                "\(layers) layers × 2, GB/s of one push after compute; tail \(BenchTable.f(tail / tLayer, 2))× t_layer",
+                "\(layers) layers × 2, GB/s of one push after compute; tail \(BenchTable.f(tail, 2))× t_layer",
             verified: mismatch == nil, notes: mismatch)
     }
 

@@ -1,3 +1,5 @@
+import DeviceRuntime
+import Dispatch
 import Logging
 import Synchronization
 import ThreadSanitizerSupport
@@ -16,6 +18,8 @@ final class AsyncTransferRun: Sendable {
         /// The synchronizer refused (or did not answer) this layer: nothing more is queued; what is queued still
         /// goes, as in the reference where each layer is sent before the next is asked for.
         var refused: (layer: Int, status: LLMStatusCode)?
+        /// The layer the synchronizer is being asked about.
+        var awaiting: Int?
         var finished = false
     }
 
@@ -53,6 +57,7 @@ final class AsyncTransferRun: Sendable {
         state.withLock { state in
             state.ended = true
             state.driverDone = true
+            state.awaiting = nil
         }
         recordAll(status)
         finishIfIdle()
@@ -64,20 +69,45 @@ final class AsyncTransferRun: Sendable {
         let timeout = store.resources.config.syncKVTimeout
         let layers = Set(configs.flatMap { Array($0.sourceLayers) }).sorted()
         for layer in layers {
-            if state.withLock({ $0.ended }) { break }
-            let answer = await SynchronizerCall.ask(synchronizer, layer: layer, timeout: timeout)
-            if answer == true {
-                enqueue(layer)
-                continue
+            let proceed = state.withLock { state -> Bool in
+                guard !state.ended, !state.driverDone else { return false }
+                state.awaiting = layer
+                return true
             }
-            if answer == nil {
-                store.resources.logger.warning(
-                    "transferCacheAsync: the synchronizer did not release layer \(layer) within \(timeout)")
+            guard proceed else { break }
+            // The wait is bounded by a timer, not by the synchronizer's cooperation.
+            let watchdog = DispatchWorkItem { [self] in giveUp(on: layer, after: timeout) }
+            DispatchQueue.global().asyncAfter(
+                deadline: .now() + .nanoseconds(timeout.clampedNanoseconds), execute: watchdog)
+            let answer = await synchronizer.synchronize(layer: layer, timeout: timeout)
+            watchdog.cancel()
+            let current = state.withLock { state -> Bool in
+                guard state.awaiting == layer else { return false }
+                state.awaiting = nil
+                if !answer { state.refused = (layer, .paramInvalid) }
+                return true
             }
-            state.withLock { $0.refused = (layer, answer == nil ? .timeout : .paramInvalid) }
-            break
+            guard current else { return }  // timed out or aborted meanwhile: that ended the driver's part
+            guard answer else { break }
+            enqueue(layer)
         }
         state.withLock { $0.driverDone = true }
+        finishIfIdle()
+    }
+
+    /// The synchronizer did not answer for `layer` within `timeout`: the configs covering it time out, and the
+    /// driver's part is over (its late answer is ignored).
+    private func giveUp(on layer: Int, after timeout: Duration) {
+        let gaveUp = state.withLock { state -> Bool in
+            guard state.awaiting == layer else { return false }
+            state.awaiting = nil
+            state.refused = (layer, .timeout)
+            state.driverDone = true
+            return true
+        }
+        guard gaveUp else { return }
+        store.resources.logger.warning(
+            "transferCacheAsync: the synchronizer did not release layer \(layer) within \(timeout)")
         finishIfIdle()
     }
 
@@ -152,36 +182,5 @@ final class AsyncTransferRun: Sendable {
         store.release(source)
         outcome.finish()
         onFinish(self)
-    }
-}
-
-/// Asks a synchronizer about one layer, giving up after a timeout (the synchronizer's call is left to return
-/// whenever it does).
-enum SynchronizerCall {
-    static func ask(_ synchronizer: any LayerSynchronizer, layer: Int, timeout: Duration) async -> Bool? {
-        await withCheckedContinuation { continuation in
-            let once = ResumeOnce(continuation)
-            let timer = Task(executorPreference: DriverExecutor.shared) {
-                do {
-                    try await Task.sleep(for: timeout)
-                    once.resume(nil)
-                } catch {}  // cancelled: the synchronizer answered
-            }
-            Task(executorPreference: DriverExecutor.shared) {
-                let answer = await synchronizer.synchronize(layer: layer, timeout: timeout)
-                timer.cancel()
-                once.resume(answer)
-            }
-        }
-    }
-}
-
-private final class ResumeOnce: Sendable {
-    private let continuation: Lock<CheckedContinuation<Bool?, Never>?>
-
-    init(_ continuation: CheckedContinuation<Bool?, Never>) { self.continuation = Lock(continuation) }
-
-    func resume(_ value: Bool?) {
-        continuation.withLock { $0.take() }?.resume(returning: value)
     }
 }
