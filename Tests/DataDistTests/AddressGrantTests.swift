@@ -1,3 +1,5 @@
+import BlockPool
+import DeviceRuntime
 import LinkLayer
 import Testing
 
@@ -14,34 +16,37 @@ import Testing
     }
 
     @Test func grantsExactlyTheBytesInsideOneTensorAndRefusesEverythingElse() throws {
-        try withCacheManager(configure: { $0.enableRemoteCacheAccessible = true }) { manager in
-            let policy = manager.links.policy
-            let cache = try manager.allocateCache(OwnerPolicyTests.desc)  // 2 tensors of 256 bytes
-            let pool = try #require(manager.resources.devicePool)
-            let address = cache.tensorAddresses[1] + 100
-            let grant = try policy.resolve(Self.push(address, bytes: 156), link: 3).get()
-            #expect(grant.extents == [.init(regionID: 0, offset: UInt64(address - pool.region.address), length: 156)])
-            #expect(manager.audit().pinnedByPeers == 1)
-            #expect(policy.release(ReleaseNotice(pinID: grant.pinID, succeeded: true), link: 3))
-            let refusals: [(ResolveRequest, String)] = [
-                (Self.push(address, bytes: 157), "past the end"),
-                (Self.push(address, bytes: 16, write: false), "pushes only"),
-                (Self.push(address, bytes: 16, tensors: 0..<2), "one tensor"),
-                (Self.push(address, bytes: 0), "one tensor and 1 or more bytes"),
-                (Self.push(pool.region.address + UInt(pool.region.size) - 8, bytes: 8), "no cache"),
-                (Self.push(8, bytes: 8), "no cache"),
-            ]
-            for (request, words) in refusals {
-                let outcome = policy.resolve(request, link: 3)
-                guard case .failure(let error) = outcome else {
-                    Issue.record("granted \(request)")
-                    continue
+        try withCacheManager(
+            configure: { $0.enableRemoteCacheAccessible = true },
+            { manager in
+                let policy = manager.links.policy
+                let cache = try manager.allocateCache(OwnerPolicyTests.desc)  // 2 tensors of 256 bytes
+                let pool = try #require(manager.resources.devicePool)
+                let address = cache.tensorAddresses[1] + 100
+                let grant = try policy.resolve(Self.push(address, bytes: 156), link: 3).get()
+                #expect(
+                    grant.extents == [.init(regionID: 0, offset: UInt64(address - pool.region.address), length: 156)])
+                #expect(manager.audit().pinnedByPeers == 1)
+                #expect(policy.release(ReleaseNotice(pinID: grant.pinID, succeeded: true), link: 3))
+                let refusals: [(ResolveRequest, String)] = [
+                    (Self.push(address, bytes: 157), "past the end"),
+                    (Self.push(address, bytes: 16, write: false), "pushes only"),
+                    (Self.push(address, bytes: 16, tensors: 0..<2), "one tensor"),
+                    (Self.push(address, bytes: 0), "one tensor and 1 or more bytes"),
+                    (Self.push(pool.region.address + UInt(pool.region.size) - 8, bytes: 8), "no cache"),
+                    (Self.push(8, bytes: 8), "no cache"),
+                ]
+                for (request, words) in refusals {
+                    let outcome = policy.resolve(request, link: 3)
+                    guard case .failure(let error) = outcome else {
+                        Issue.record("granted \(request)")
+                        continue
+                    }
+                    #expect(error.status == .paramInvalid && error.message.contains(words), "\(error)")
                 }
-                #expect(error.status == .paramInvalid && error.message.contains(words), "\(error)")
-            }
-            #expect(manager.audit().pinnedByPeers == 0)
-            try manager.deallocateCache(cache)
-        }
+                #expect(manager.audit().pinnedByPeers == 0)
+                try manager.deallocateCache(cache)
+            })
     }
 
     @Test func aCacheOfAnInstanceWithoutRemoteAccessTakesNoPush() throws {
