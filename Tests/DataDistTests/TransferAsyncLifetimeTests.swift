@@ -1,4 +1,7 @@
 import DataDist
+import Dispatch
+import Synchronization
+import ThreadSanitizerSupport
 import Testing
 
 /// `transferCacheAsync` over time: waits and timeouts, overlap of sending and synchronizing, the source's lifetime,
@@ -171,5 +174,42 @@ import Testing
         try prompt.deallocateCache(target)
         #expect(prompt.audit().isClean, "\(prompt.audit())")
         pair.prompt.finalize()
+    }
+}
+
+/// A callback-shaped synchronizer (what a C ABI or Python caller provides).
+@Suite(.timeLimit(.minutes(1))) struct BlockingLayerSynchronizerTests {
+    @Test func aBlockingCallbackDelaysOnlyItsOwnTask() async throws {
+        let pair = try LinkedPair(remoteAccessible: true)
+        let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
+        let target = try prompt.allocateCache(TransferAsyncTests.target)
+        let blocked = try decoder.allocateCache(TransferAsyncTests.source)
+        let free = try decoder.allocateCache(TransferAsyncTests.source)
+        fill(blocked, seed: 70, ints: 8)
+        fill(free, seed: 80, ints: 8)
+        let release = DispatchSemaphore(value: 0)
+        let asked = Lock<[Int]>([])
+        let waiting = try decoder.transferCacheAsync(
+            blocked,
+            synchronizer: BlockingLayerSynchronizer { layer, _ in
+                asked.withLock { $0.append(layer) }
+                if layer == 1 { release.wait() }  // blocks its thread, as a C callback would
+                return true
+            }, configs: [TransferAsyncLifetimeTests.slotConfig(target, batch: 0)])
+        let other = try decoder.transferCacheAsync(
+            free, synchronizer: BlockingLayerSynchronizer { _, _ in true },
+            configs: [TransferAsyncLifetimeTests.slotConfig(target, batch: 1)])
+        #expect(await other.wait() == .success)
+        #expect(waiting.synchronize(timeout: .zero) == .timeout)
+        release.signal()
+        #expect(await waiting.wait() == .success)
+        #expect(asked.withLock { $0 } == [0, 1, 2])
+        for tensor in 0..<6 {
+            #expect(holds(filled(seed: 70, tensor: tensor, count: 8), at: target.tensorAddresses[tensor]))
+            #expect(holds(filled(seed: 80, tensor: tensor, count: 8), at: target.tensorAddresses[tensor] + 32))
+        }
+        for cache in [blocked, free] { try decoder.deallocateCache(cache) }
+        try prompt.deallocateCache(target)
+        try pair.finish()
     }
 }

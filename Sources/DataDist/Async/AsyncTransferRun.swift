@@ -65,6 +65,10 @@ final class AsyncTransferRun: Sendable {
 
     // MARK: driver
 
+    /// Where the synchronizers' timeouts fire: a queue of its own, so that callbacks blocking Dispatch's shared
+    /// threads cannot hold a timeout back.
+    private static let watchdogs = DispatchQueue(label: "datadist.transfer-watchdogs")
+
     private func drive() async {
         let timeout = store.resources.config.syncKVTimeout
         let layers = Set(configs.flatMap { Array($0.sourceLayers) }).sorted()
@@ -77,7 +81,7 @@ final class AsyncTransferRun: Sendable {
             guard proceed else { break }
             // The wait is bounded by a timer, not by the synchronizer's cooperation.
             let watchdog = DispatchWorkItem { [self] in giveUp(on: layer, after: timeout) }
-            DispatchQueue.global().asyncAfter(
+            Self.watchdogs.asyncAfter(
                 deadline: .now() + .nanoseconds(timeout.clampedNanoseconds), execute: watchdog)
             let answer = await synchronizer.synchronize(layer: layer, timeout: timeout)
             watchdog.cancel()

@@ -25,7 +25,7 @@ final class TransferWorkers: Sendable {
         let startOne = state.withLock { state -> Bool? in
             guard !state.stopping else { return nil }
             state.jobs.append(job)
-            guard state.started < limit, state.jobs.count - state.head > 0 else { return false }
+            guard state.started < limit else { return false }
             state.started += 1
             return true
         }
