@@ -1,8 +1,8 @@
 import DataDist
 import Dispatch
 import Synchronization
-import ThreadSanitizerSupport
 import Testing
+import ThreadSanitizerSupport
 
 /// `transferCacheAsync` over time: waits and timeouts, overlap of sending and synchronizing, the source's lifetime,
 /// many tasks at once, finalize in the middle.
