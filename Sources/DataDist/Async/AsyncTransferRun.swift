@@ -134,32 +134,38 @@ final class AsyncTransferRun: Sendable {
 
     // MARK: sending (on a worker)
 
+    /// Sends what is queued, all of it at once: a sender that fell behind catches up with one push per config
+    /// instead of one per layer (each config's share of the queue is one run of layers: the queue is a run of the
+    /// covered layers, and a config's range has no gaps).
     private func sendQueued() {
-        while let layer = nextLayer() {
+        while let layers = nextLayers() {
             let source = self.source.view
-            for config in configs where config.sourceLayers.contains(layer) {
+            sending: for config in configs {
+                let covered = layers.filter(config.sourceLayers.contains)
+                guard let first = covered.first, let last = covered.last else { continue }
                 do throws(LLMError) {
-                    try sender.send(layer: layer, of: source, to: config)
+                    try sender.send(layers: first..<last + 1, of: source, to: config)
                 } catch {
-                    store.resources.logger.debug("transferCacheAsync layer \(layer): \(error)")
+                    store.resources.logger.debug("transferCacheAsync layers \(first)...\(last): \(error)")
                     outcome.record(error.status, for: config.cluster)
                     state.withLock { $0.ended = true }
-                    break
+                    break sending
                 }
-                if layer == config.sourceLayers.upperBound - 1 { outcome.record(.success, for: config.cluster) }
+                if last == config.sourceLayers.upperBound - 1 { outcome.record(.success, for: config.cluster) }
             }
         }
         finishIfIdle()
     }
 
-    /// The next queued layer, or nil (and the sender stops) when none is left or the task ended.
-    private func nextLayer() -> Int? {
+    /// The queued layers, or nil (and the sender stops) when none is left or the task ended.
+    private func nextLayers() -> [Int]? {
         state.withLock { state in
             guard !state.ended, !state.queued.isEmpty else {
                 state.sending = false
                 return nil
             }
-            return state.queued.removeFirst()
+            defer { state.queued = [] }
+            return state.queued
         }
     }
 

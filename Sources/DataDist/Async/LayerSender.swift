@@ -1,6 +1,6 @@
 import LinkLayer
 
-/// Sends one layer of a task's source to one config's destination over the ordinary push path (`Requester`):
+/// Sends layers of a task's source to one config's destination over the ordinary push path (`Requester`):
 /// a slot or blocks push for key configs, pushes to raw addresses for `TransferConfig`.
 struct LayerSender: Sendable {
     let requester: Requester
@@ -8,32 +8,35 @@ struct LayerSender: Sendable {
 
     static let operation = "transferCacheAsync"
 
-    func send(layer: Int, of source: CacheView, to config: LayerTransfer) throws(LLMError) {
+    /// Sends source layers `layers` (all covered by `config`) to `config`'s destination.
+    func send(layers: Range<Int>, of source: CacheView, to config: LayerTransfer) throws(LLMError) {
         switch config.destination {
         case .slot(let key, let first):
-            let plan = try plan(layer, to: config.destinationLayer(of: layer, first: first), source)
+            let plan = try plan(layers, to: config.destinationLayer(of: layers.lowerBound, first: first), source)
             try requester.pushSlot(
                 from: source, srcBatchIndex: config.sourceBatchIndex, to: key, plan: plan, operation: Self.operation)
         case .blocks(let key, let first):
-            let plan = try plan(layer, to: config.destinationLayer(of: layer, first: first), source)
+            let plan = try plan(layers, to: config.destinationLayer(of: layers.lowerBound, first: first), source)
             let local = blocks.source ?? Array(0..<source.slots)
             try requester.transferBlocks(
                 .blocks(modelID: key.modelID), cluster: key.clusterID, local: source,
                 remoteBlocks: blocks.destination ?? local, localBlocks: local, plan: plan, push: true,
                 operation: Self.operation)
         case .addresses(let addresses):
-            let index = 2 * (layer - config.sourceLayers.lowerBound)
-            for part in 0..<2 {
-                try requester.pushRaw(
-                    pieces(tensor: 2 * layer + part, of: source, batch: config.sourceBatchIndex), from: source,
-                    to: UInt64(addresses[index + part]), cluster: config.cluster, operation: Self.operation)
+            for layer in layers {
+                let index = 2 * (layer - config.sourceLayers.lowerBound)
+                for part in 0..<2 {
+                    try requester.pushRaw(
+                        pieces(tensor: 2 * layer + part, of: source, batch: config.sourceBatchIndex), from: source,
+                        to: UInt64(addresses[index + part]), cluster: config.cluster, operation: Self.operation)
+                }
             }
         }
     }
 
-    private func plan(_ layer: Int, to destination: Int, _ source: CacheView) throws(LLMError) -> LayerPlan {
+    private func plan(_ layers: Range<Int>, to destination: Int, _ source: CacheView) throws(LLMError) -> LayerPlan {
         try LayerPlan(
-            LayerRange(source: layer..<layer + 1, destination: destination..<destination + 1),
+            LayerRange(source: layers, destination: destination..<destination + layers.count),
             tensors: source.numTensors, isPush: true, operation: Self.operation)
     }
 
