@@ -1,3 +1,5 @@
+import LinkLayer
+
 /// Layer-wise asynchronous pushes (spec §6.1 `transfer_cache_async`).
 extension CacheManager {
     /// Pushes layers of `source` to each config's destination as `synchronizer` releases them, in the background;
@@ -150,6 +152,15 @@ extension CacheManager {
         return range
     }
 
+    /// Refuses destination blocks whose end (in bytes, from a raw address) does not fit in an `Int`.
+    static func checkSpans(_ blocks: [Int], blockBytes: Int) throws(LLMError) {
+        if let bad = blocks.first(where: { ($0 + 1).multipliedReportingOverflow(by: blockBytes).overflow }) {
+            throw .paramInvalid(
+                "transferCacheAsync destinationBlocks holds \(bad): block \(bad) of \(blockBytes) bytes ends past Int.max"
+            )
+        }
+    }
+
     /// The block lists checked against the source (spec §6.1: blocks need destination blocks of the same count;
     /// a contiguous source with destination blocks needs their size; no block size without blocks).
     static func checkedBlocks(_ blocks: (source: [Int]?, destination: [Int]?, bytes: Int?), of view: CacheView)
@@ -174,7 +185,15 @@ extension CacheManager {
                         ? "\(name) destinationBlocks need sourceBlocks for blocks source \(view.id)"
                         : "\(name) sourceBlocks need destinationBlocks: blocks → contiguous is not supported")
             }
+            // One push names at most this many blocks (the link's limit).
+            let named = source?.count ?? view.slots
+            guard named <= ResolveRequest.maxBlocks else {
+                throw .paramInvalid(
+                    "\(name) would push \(named) blocks per layer; at most \(ResolveRequest.maxBlocks) (pass sourceBlocks)"
+                )
+            }
             if let source, let destination {
+                try Self.checkSpans(destination, blockBytes: view.stride)
                 guard source.count == destination.count else {
                     throw .paramInvalid(
                         "\(name) got \(source.count) sourceBlocks and \(destination.count) destinationBlocks")
@@ -206,9 +225,7 @@ extension CacheManager {
                 "\(name) got \(destination.count) destinationBlocks; a \(view.stride)-byte slot in \(bytes)-byte blocks needs \(chunks)"
             )
         }
-        guard destination.allSatisfy({ !$0.multipliedReportingOverflow(by: bytes).overflow }) else {
-            throw .paramInvalid("\(name) destinationBlocks × destinationBlockBytes overflows")
-        }
+        try Self.checkSpans(destination, blockBytes: bytes)
         return BlockMapping(source: nil, destination: destination, destinationBlockBytes: bytes)
     }
 }

@@ -14,6 +14,7 @@ import Testing
         let host = try decoder.allocateCache(
             CacheDesc(numTensors: 2, shape: [1, 8], dataType: .int32, placement: .host))
         let odd = try decoder.allocateCache(CacheDesc(numTensors: 3, shape: [1, 8], dataType: .int32))
+        let many = try decoder.allocateBlocksCache(CacheDesc(numTensors: 2, shape: [65_537, 2], dataType: .int32))
         let sync = ScriptedSynchronizer()
         let good = TransferConfig(destinationClusterID: 1, destinationAddresses: [1, 2, 3, 4])
         let key = CacheKeyByIdAndIndex(clusterID: 1, cacheID: 1)
@@ -138,6 +139,12 @@ import Testing
                         blocks)
                 }
             ),
+            (
+                .paramInvalid, ["65537 blocks per layer", "at most 65536"],
+                {
+                    try raw([TransferConfig(destinationClusterID: 1, destinationAddresses: [1, 2])], many)
+                }
+            ),
             // Key configs.
             (
                 .paramInvalid, ["sourceLayers 0..<2 and destinationLayers 0..<1 differ"],
@@ -197,6 +204,7 @@ import Testing
         #expect(sync.layersAsked.isEmpty)
         for cache in [source, host, odd] { try decoder.deallocateCache(cache) }
         try decoder.deallocateBlocksCache(blocks)
+        try decoder.deallocateBlocksCache(many)
         try pair.finish()
     }
 

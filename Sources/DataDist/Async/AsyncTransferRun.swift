@@ -4,10 +4,11 @@ import Logging
 import Synchronization
 import ThreadSanitizerSupport
 
-/// The background part of one `transferCacheAsync` task. Its driver (Swift concurrency, on `DriverExecutor`) asks the synchronizer for
-/// each covered layer in ascending order and queues the layer; the layers are sent one after another on the
-/// instance's `TransferWorkers`, so layer `l` is on the wire while the driver waits for layer `l + 1`. The first
-/// transfer failure ends the task: nothing queued after it is sent. The source stays pinned until the task is done.
+/// The background part of one `transferCacheAsync` task. Its driver (Swift concurrency, on `DriverExecutor`)
+/// asks the synchronizer about each covered layer in ascending order and queues the layer; one sender at a time
+/// (on the instance's `TransferWorkers`) sends what is queued, so layer `l` is on the wire while the driver waits
+/// for layer `l + 1`. The first transfer failure ends the task: nothing queued after it is sent. The source stays
+/// pinned until the task is done.
 final class AsyncTransferRun: Sendable {
     private struct State {
         var queued: [Int] = []
@@ -51,8 +52,8 @@ final class AsyncTransferRun: Sendable {
         Task(executorPreference: DriverExecutor.shared) { [self] in await drive() }
     }
 
-    /// Ends the task now with `status` for every config (finalize); the layer being sent, if
-    /// any, finishes first.
+    /// Ends the task now with `status` for every config (finalize); what is being sent, if anything, finishes
+    /// first.
     func abort(_ status: LLMStatusCode) {
         state.withLock { state in
             state.ended = true
