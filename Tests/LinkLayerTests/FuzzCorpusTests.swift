@@ -41,6 +41,7 @@ import Testing
         ("ack", .ack, []),
         ("refusal", .refusal, Refusal(status: 4, message: "cache key (1, 5) does not exist").encoded()),
         ("batch-resolve", .batchResolve, batch.encoded()),
+        ("resolve-address", .resolve, resolve(.address(0x7f00_0000_1000), blocks: [])),
     ]
 
     static func resolve(_ target: ResolveTarget, blocks: [UInt32]) -> [UInt8] {
