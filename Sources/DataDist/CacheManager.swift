@@ -20,6 +20,8 @@ public final class CacheManager: Sendable {
     let resources: InstanceResources
     /// Expires unpulled request keys; nil without `LLMConfig.requestKeyLease`.
     let leaseSweeper: LeaseSweeper?
+    /// The running `transferCacheAsync` tasks.
+    let asyncTransfers = AsyncTransfers()
 
     init(resources: InstanceResources) {
         self.resources = resources
@@ -251,7 +253,9 @@ public final class CacheManager: Sendable {
     /// throw `.failed`.
     func close() {
         leaseSweeper?.stop()
+        let tasks = asyncTransfers.abortAll()
         links.closeAll()
+        asyncTransfers.waitAndStop(tasks)
         store.table.withLock { $0.removeAll() }
     }
 

@@ -22,7 +22,9 @@ struct BenchCommand: ParsableCommand {
             pullCaches of 32 request keys per call, one round trip; bytes and GB/s are the whole batch's), copy_engine (pull_cache with \
             LLMConfig.copyThreads = 1 vs every core at 256 KiB, 1, 2 and 4 MiB), pull_blocks (61 layers × 2 \
             tensors, 64 of 128 blocks of 128 KiB, scattered and adjacent), push_cache (per size, \
-            enableRemoteCacheAccessible on both sides), swap_blocks (device ↔ host, both directions), copy_cache \
+            enableRemoteCacheAccessible on both sides), transfer_cache_async (61 layers × 2 tensors of 2 MiB, \
+            layer l released at l × one layer's push time: how long after the last release the cache is complete, \
+            beside one push of the same bytes after the last layer), swap_blocks (device ↔ host, both directions), copy_cache \
             (per size, local), allocate (allocateCache+deallocateCache of 4 tensors of 4 KiB, 256 KiB and 1 MiB vs \
             glibc malloc+free of the same tensors).
 
@@ -31,8 +33,8 @@ struct BenchCommand: ParsableCommand {
             """)
 
     static let allOperations = [
-        "pull_cache", "pull_caches", "copy_engine", "pull_blocks", "push_cache", "swap_blocks", "copy_cache",
-        "allocate",
+        "pull_cache", "pull_caches", "copy_engine", "pull_blocks", "push_cache", "transfer_cache_async",
+        "swap_blocks", "copy_cache", "allocate",
     ]
     static let defaultSizes = "16KiB,64KiB,256KiB,1MiB,4MiB,16MiB,64MiB"
 

@@ -118,7 +118,7 @@ final class BenchRun {
                 }
             }
         }
-        if operations.contains("push_cache") {
+        if !operations.isDisjoint(with: ["push_cache", "transfer_cache_async"]) {
             let server = try BenchPrompt(
                 clusterID: Self.remotePromptCluster, poolBytes: 1 << 30, remoteAccessible: true, verbose: verbose)
             let decoder = try BenchDecoder(
@@ -129,7 +129,12 @@ final class BenchRun {
                 if let problem = decoder.finish() { problems.append(problem) }
                 if let problem = server.finish() { problems.append(problem) }
             }
-            for size in sizes { try record { try pushCache(size, server: server, decoder: decoder) } }
+            for size in sizes where operations.contains("push_cache") {
+                try record { try pushCache(size, server: server, decoder: decoder) }
+            }
+            if operations.contains("transfer_cache_async") {
+                try record { try transferCacheAsync(server: server, decoder: decoder) }
+            }
         }
     }
 

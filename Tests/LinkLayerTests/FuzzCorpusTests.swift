@@ -43,6 +43,7 @@ import Testing
         ("batch-resolve", .batchResolve, batch.encoded()),
         ("challenge", .challenge, LinkChallenge(nonce: Array(0..<32)).encoded()),
         ("proof", .proof, LinkProof(nonce: Array(32..<64), mac: Array(64..<96)).encoded()),
+        ("resolve-address", .resolve, resolve(.address(0x7f00_0000_1000), blocks: [])),
     ]
 
     static func resolve(_ target: ResolveTarget, blocks: [UInt32]) -> [UInt8] {

@@ -57,6 +57,22 @@ final class CacheStore: Sendable {
         return try body(a.view, b.view)
     }
 
+    /// Pins cache `id` until `release(_:)`, for a task that reads it over time (`transferCacheAsync`): a
+    /// deallocate meanwhile drops the id, and the memory goes back to the pool at the release.
+    func hold(_ id: Int64, operation: String) throws(LLMError) -> LocalPin {
+        try table.withLock { table throws(LLMError) in
+            try ensureOpen(table)
+            guard let pin = table.pinnedView(id) else {
+                throw LLMError(.kvCacheNotExist, "\(operation): cache \(id) does not exist")
+            }
+            pin.pin()
+            return pin
+        }
+    }
+
+    /// Ends a pin taken with `hold`.
+    func release(_ pin: LocalPin) { unpin(pin) }
+
     /// Ends a local pin; the last one on an erased cache's memory lets the table drop it (taking the lock only then).
     private func unpin(_ pin: LocalPin) {
         if pin.unpin() { table.withLock { $0.endRetiredPin(cacheID: pin.view.id) } }

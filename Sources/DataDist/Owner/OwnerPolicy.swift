@@ -122,6 +122,11 @@ struct OwnerPolicy: Sendable {
     private func grant(
         for request: ResolveRequest, in table: CacheTable, remoteAccessible: Bool, pools: [(UInt32, BlockPool)]
     ) throws(LLMError) -> (Grant, [CacheRecord], consumedKey: IndexKey?) {
+        if case .address(let address) = request.target {
+            let (grant, memory) = try addressGrant(
+                address, request, in: table, remoteAccessible: remoteAccessible, pools: pools)
+            return (grant, memory, nil)
+        }
         let (entry, slot, boundKey) = try target(of: request, in: table)
         try check(request, against: entry, remoteAccessible: remoteAccessible)
         var extents: [Grant.Extent] = []
@@ -134,6 +139,58 @@ struct OwnerPolicy: Sendable {
             pinID: 0, kind: MemoryKind(entry.placement), isBlocks: entry.isBlocks, stride: UInt64(entry.stride),
             slots: UInt32(clamping: entry.slots), tensorCount: UInt32(entry.desc.numTensors), extents: extents)
         return (grant, entry.memory.map { [$0] } ?? [], consumes ? boundKey : nil)
+    }
+
+    /// The grant of a push to a raw address: `request.bytesPerSlot` bytes from `address`, which must lie inside one
+    /// tensor of a cache that accepts pushes (the extent never reaches past that tensor).
+    private func addressGrant(
+        _ raw: UInt64, _ request: ResolveRequest, in table: CacheTable, remoteAccessible: Bool,
+        pools: [(UInt32, BlockPool)]
+    ) throws(LLMError) -> (Grant, [CacheRecord]) {
+        let clusterID = store.resources.clusterID
+        let hex = "0x" + String(raw, radix: 16)
+        guard request.write else { throw .paramInvalid("a resolve by address (\(hex)) is for pushes only") }
+        guard request.tensors.count == 1, request.blocks.isEmpty, request.bytesPerSlot > 0,
+            let count = Int(exactly: request.bytesPerSlot), let address = UInt(exactly: raw)
+        else {
+            throw .paramInvalid(
+                "a push to \(hex) must name one tensor and 1 or more bytes; got \(request.tensors.count) tensors, \(request.bytesPerSlot) bytes"
+            )
+        }
+        var found: (entry: CacheEntry, base: UInt)?
+        for entry in table.entries.values {
+            if let base = entry.addresses.first(where: { address >= $0 && address - $0 < UInt(entry.tensorSize) }) {
+                found = (entry, base)
+                break
+            }
+        }
+        guard let (entry, base) = found else {
+            throw .paramInvalid("no cache of cluster \(clusterID) holds address \(hex)")
+        }
+        guard remoteAccessible, entry.remoteAccessible else {
+            throw .paramInvalid(
+                "cache \(entry.id) (address \(hex)) does not accept pushes: it is not remote-accessible")
+        }
+        guard UInt(count) <= UInt(entry.tensorSize) - (address - base) else {
+            throw .paramInvalid(
+                "\(count) bytes at \(hex) run past the end of a \(entry.tensorSize)-byte tensor of cache \(entry.id)")
+        }
+        if entry.placement == .host, request.requesterKind == .host {
+            throw LLMError(
+                .featureNotEnabled, "host → host transfers are not supported (cache \(entry.id) is on the host)")
+        }
+        guard let (regionID, pool) = pools.first(where: { $0.1.region.contains(address, count) }) else {
+            throw LLMError(
+                .featureNotEnabled,
+                "cache \(entry.id) is not in a pool this host can share (registered memory is served only inside this process)"
+            )
+        }
+        let extent = Grant.Extent(
+            regionID: regionID, offset: UInt64(address - pool.region.address), length: UInt64(count))
+        let grant = Grant(
+            pinID: 0, kind: MemoryKind(entry.placement), isBlocks: entry.isBlocks, stride: UInt64(entry.stride),
+            slots: UInt32(clamping: entry.slots), tensorCount: 1, extents: [extent])
+        return (grant, entry.memory.map { [$0] } ?? [])
     }
 
     /// Appends where `tensors` of `entry` lie in the shared pools: slot `slot` of each, or (nil) the whole tensor.
@@ -190,6 +247,8 @@ struct OwnerPolicy: Sendable {
                     "slot \(batchIndex) of cache \(cacheID) is bound to no key and the cache is not remote-accessible")
             }
             return (entry, Int(batchIndex), key)
+        case .address(let address):
+            throw .paramInvalid("address 0x\(String(address, radix: 16)) names no cache slot")
         case .blocks(let modelID):
             let key = IndexKey(blocksModelID: modelID)
             guard let binding = table.binding(key), let entry = table.entry(binding.cacheID) else {

@@ -67,22 +67,28 @@ struct Requester: Sendable {
         let plan = try LayerPlan(layers, tensors: cache.desc.numTensors, isPush: true, operation: "pushCache")
         try requireRemoteCluster(key.clusterID, operation: "pushCache")
         try store.withPinned([cache.cacheID], operation: "pushCache") { views throws(LLMError) in
-            let local = views[0]
-            guard srcBatchIndex < local.slots else {
-                throw .paramInvalid("pushCache srcBatchIndex \(srcBatchIndex) is not < batch size \(local.slots)")
+            try pushSlot(from: views[0], srcBatchIndex: srcBatchIndex, to: key, plan: plan, operation: "pushCache")
+        }
+    }
+
+    /// `pushSlot` from a cache the caller has pinned (checked already, but for the batch index).
+    func pushSlot(
+        from local: CacheView, srcBatchIndex: Int, to key: CacheKeyByIdAndIndex, plan: LayerPlan, operation: String
+    ) throws(LLMError) {
+        guard srcBatchIndex < local.slots else {
+            throw .paramInvalid("\(operation) srcBatchIndex \(srcBatchIndex) is not < batch size \(local.slots)")
+        }
+        let link = try links.link(to: key.clusterID, for: operation)
+        let request = ResolveRequest(
+            target: .slot(cacheID: key.cacheID, batchIndex: key.batchIndex), write: true, tensors: plan.remote,
+            bytesPerSlot: UInt64(local.stride), requesterKind: MemoryKind(local.placement),
+            requesterIsBlocks: false, blocks: [])
+        try transfer(request, over: link, operation: operation) { grant throws(LLMError) in
+            let moves = zip(grant.extents, plan.local).map { extent, tensor in
+                ExtentMove(
+                    local: local.address(tensor: tensor, slot: srcBatchIndex), remote: extent, count: local.stride)
             }
-            let link = try links.link(to: key.clusterID, for: "pushCache")
-            let request = ResolveRequest(
-                target: .slot(cacheID: key.cacheID, batchIndex: key.batchIndex), write: true, tensors: plan.remote,
-                bytesPerSlot: UInt64(local.stride), requesterKind: MemoryKind(local.placement),
-                requesterIsBlocks: false, blocks: [])
-            try transfer(request, over: link, operation: "pushCache") { grant throws(LLMError) in
-                let moves = zip(grant.extents, plan.local).map { extent, tensor in
-                    ExtentMove(
-                        local: local.address(tensor: tensor, slot: srcBatchIndex), remote: extent, count: local.stride)
-                }
-                try move(moves, .write, local: local.placement, over: link, operation: "pushCache")
-            }
+            try move(moves, .write, local: local.placement, over: link, operation: operation)
         }
     }
 
@@ -116,38 +122,47 @@ struct Requester: Sendable {
         let plan = try LayerPlan(layers, tensors: cache.desc.numTensors, isPush: push, operation: operation)
         try requireRemoteCluster(cluster, operation: operation)
         try store.withPinned([cache.cacheID], operation: operation) { views throws(LLMError) in
-            let local = views[0]
-            if let bad = localBlocks.first(where: { !(0..<local.slots).contains($0) }) {
-                throw .paramInvalid("\(operation) local block \(bad) is outside 0..<\(local.slots)")
+            try transferBlocks(
+                target, cluster: cluster, local: views[0], remoteBlocks: remoteBlocks, localBlocks: localBlocks,
+                plan: plan, push: push, operation: operation)
+        }
+    }
+
+    /// `transferBlocks` with a blocks cache the caller has pinned (checked already, but for the local blocks).
+    func transferBlocks(
+        _ target: ResolveTarget, cluster: UInt64, local: CacheView, remoteBlocks: [Int], localBlocks: [Int],
+        plan: LayerPlan, push: Bool, operation: String
+    ) throws(LLMError) {
+        if let bad = localBlocks.first(where: { !(0..<local.slots).contains($0) }) {
+            throw .paramInvalid("\(operation) local block \(bad) is outside 0..<\(local.slots)")
+        }
+        if !push { try requireDevicePoolForHost(local, operation: operation) }
+        let link = try links.link(to: cluster, for: operation)
+        let request = ResolveRequest(
+            target: target, write: push, tensors: plan.remote, bytesPerSlot: 0,
+            requesterKind: MemoryKind(local.placement), requesterIsBlocks: true,
+            blocks: remoteBlocks.map { UInt32($0) })
+        try transfer(request, over: link, operation: operation) { grant throws(LLMError) in
+            guard grant.stride == UInt64(local.stride) else {
+                throw .paramInvalid(
+                    "\(operation): remote blocks are \(grant.stride) bytes, local blocks \(local.stride)")
             }
-            if !push { try requireDevicePoolForHost(local, operation: operation) }
-            let link = try links.link(to: cluster, for: operation)
-            let request = ResolveRequest(
-                target: target, write: push, tensors: plan.remote, bytesPerSlot: 0,
-                requesterKind: MemoryKind(local.placement), requesterIsBlocks: true,
-                blocks: remoteBlocks.map { UInt32($0) })
-            try transfer(request, over: link, operation: operation) { grant throws(LLMError) in
-                guard grant.stride == UInt64(local.stride) else {
-                    throw .paramInvalid(
-                        "\(operation): remote blocks are \(grant.stride) bytes, local blocks \(local.stride)")
+            let runs = consecutiveRuns(zip(remoteBlocks, localBlocks).map { ($0, $1) })
+            var moves: [ExtentMove] = []
+            moves.reserveCapacity(runs.count * plan.local.count)
+            for (extent, tensor) in zip(grant.extents, plan.local) {
+                for run in runs {
+                    let remoteOffset = UInt64(run.source * local.stride)
+                    let shifted = Grant.Extent(
+                        regionID: extent.regionID, offset: extent.offset + remoteOffset,
+                        length: extent.length >= remoteOffset ? extent.length - remoteOffset : 0)
+                    moves.append(
+                        ExtentMove(
+                            local: local.address(tensor: tensor, slot: run.destination), remote: shifted,
+                            count: run.count * local.stride))
                 }
-                let runs = consecutiveRuns(zip(remoteBlocks, localBlocks).map { ($0, $1) })
-                var moves: [ExtentMove] = []
-                moves.reserveCapacity(runs.count * plan.local.count)
-                for (extent, tensor) in zip(grant.extents, plan.local) {
-                    for run in runs {
-                        let remoteOffset = UInt64(run.source * local.stride)
-                        let shifted = Grant.Extent(
-                            regionID: extent.regionID, offset: extent.offset + remoteOffset,
-                            length: extent.length >= remoteOffset ? extent.length - remoteOffset : 0)
-                        moves.append(
-                            ExtentMove(
-                                local: local.address(tensor: tensor, slot: run.destination), remote: shifted,
-                                count: run.count * local.stride))
-                    }
-                }
-                try move(moves, push ? .write : .read, local: local.placement, over: link, operation: operation)
             }
+            try move(moves, push ? .write : .read, local: local.placement, over: link, operation: operation)
         }
     }
 
@@ -158,7 +173,7 @@ struct Requester: Sendable {
     /// (a failed copy gives it back) and unpins; frames on a link are handled in order, so this link's next
     /// request sees the settled state. A release that cannot be sent (the link closed or is being unlinked)
     /// fails the transfer: the owner counts it failed when the link closes, and gives the key back.
-    private func transfer(
+    func transfer(
         _ request: ResolveRequest, over link: PeerLink, operation: String, _ copy: (Grant) throws(LLMError) -> Void
     ) throws(LLMError) {
         guard link.transfers.enter() else {

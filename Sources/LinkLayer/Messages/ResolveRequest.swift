@@ -6,6 +6,9 @@ package enum ResolveTarget: Sendable, Hashable {
     case slot(cacheID: Int64, batchIndex: UInt32)
     /// The blocks cache bound to a model id (`BlocksCacheKey`).
     case blocks(modelID: UInt64)
+    /// The `bytesPerSlot` bytes at an address of the owner's memory, which must lie inside one tensor of one of
+    /// its caches (a push to raw destination addresses).
+    case address(UInt64)
 }
 
 /// Requester → owner: find the cache `target` names, check the transfer fits, pin it, say where it is.
@@ -53,6 +56,9 @@ package struct ResolveRequest: Sendable, Hashable {
         case .blocks(let modelID):
             writer.u8(2)
             writer.u64(modelID)
+        case .address(let address):
+            writer.u8(3)
+            writer.u64(address)
         }
         writer.bool(write)
         writer.u32(UInt32(tensors.lowerBound))
@@ -71,6 +77,7 @@ package struct ResolveRequest: Sendable, Hashable {
         case 0: target = .key(reqID: try reader.u64(), prefixID: try reader.u64(), modelID: try reader.u64())
         case 1: target = .slot(cacheID: try reader.i64(), batchIndex: try reader.u32())
         case 2: target = .blocks(modelID: try reader.u64())
+        case 3: target = .address(try reader.u64())
         case let other: throw .malformed("resolve target \(other)")
         }
         write = try reader.bool()
