@@ -79,3 +79,17 @@ def engine():
         audit = instance.cache_manager.audit()
         assert audit.orphans == 0
         instance.finalize()
+
+
+def settled(audit_once, seconds: float = 10.0):
+    """The first audit with no peer pins left, polling up to ``seconds``: a pull posts its release without
+    waiting, so the owner may still be settling the last one when the decoder returns."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        audit = audit_once()
+        pinned = audit["pinned_by_peers"] if isinstance(audit, dict) else audit.pinned_by_peers
+        if pinned == 0 or time.monotonic() > deadline:
+            return audit
+        time.sleep(0.01)
