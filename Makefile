@@ -50,6 +50,11 @@ pytest: deps
 	$(PY_VENV)/bin/pip install --quiet ./python numpy pytest
 	cd python/tests && DATADIST_BACKEND=emulator ../../$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider .
 
+# pull_cache through Python beside the same pulls through Swift (`datadist bench`), as ratios (a few minutes).
+python-bench: python
+	$(SWIFT) build -c release --product datadist
+	PYTHONPATH=python $(PYTHON) python/bench/bench_pull.py --datadist .build/release/datadist $(BENCH_ARGS)
+
 # The whole suite again under ThreadSanitizer. `Synchronization.Mutex` is invisible to TSan on Linux, so this build
 # swaps it for a pthread lock of the same shape (DATADIST_TSAN; see Sources/ThreadSanitizerSupport/Mutex.swift).
 tsan: deps

@@ -25,6 +25,8 @@ from .types import BlocksCacheKey, Cache, CacheDesc, CacheKey, CacheKeyByIdAndIn
 __all__ = ["CacheManager", "CacheAudit"]
 
 _LAYER_KWARGS = ("src_layer_range", "dst_layer_range", "tensor_num_per_layer")
+_pull_cache = _native.lib.datadist_pull_cache
+_byref = ctypes.byref
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,24 @@ class CacheManager:
     ) -> None:
         """Pulls the remote slot ``cache_key`` names into slot ``batch_index`` of ``cache`` (``size`` -1: one
         local slot). kwargs: ``src_layer_range``, ``dst_layer_range`` (``range``), ``tensor_num_per_layer`` (2)."""
+        # The common call, checked inline (same rules as below, without the general path's function calls).
+        if (
+            not kwargs
+            and type(cache_key) is CacheKey
+            and type(cache) is Cache
+            and type(batch_index) is int
+            and size == -1
+            and type(size) is int
+            and 0 <= batch_index <= 0xFFFFFFFF
+            and cache_key._pullable
+            and not cache._is_blocks
+            and not self._remote_accessible
+            and self._engine._epoch == self._epoch
+        ):
+            status = _pull_cache(self._handle, _byref(cache_key._c), cache._handle, batch_index, -1, None)
+            if status:
+                _native.check(status)
+            return
         handle = self._live()
         if self._remote_accessible:
             check_isinstance("cache_key", cache_key, CacheKeyByIdAndIndex)

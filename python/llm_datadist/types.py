@@ -233,16 +233,26 @@ def _key_params(
 class CacheKey:
     """A request's key: ``CacheKey(cluster_id, req_id, model_id=0, prefix_id=2**64-1)``."""
 
+    __slots__ = ("_cluster_id", "_req_id", "_model_id", "_prefix_id", "_c", "_pullable")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         names = ("cluster_id", "req_id", "model_id", "prefix_id")
-        values = _key_params(args, kwargs, names, {"model_id": 0, "prefix_id": UINT64_MAX}, "CacheKey")
-        raise_if_false("req_id" in values, "CacheKey: req_id is required")
-        for name in names:
-            check_uint64(name, values[name])
+        if not kwargs and 2 <= len(args) <= 4 and all(type(a) is int and 0 <= a <= UINT64_MAX for a in args):
+            values = dict(zip(names, args))  # the common call, already valid: skip the general checks
+            values.setdefault("model_id", 0)
+            values.setdefault("prefix_id", UINT64_MAX)
+        else:
+            values = _key_params(args, kwargs, names, {"model_id": 0, "prefix_id": UINT64_MAX}, "CacheKey")
+            raise_if_false("req_id" in values, "CacheKey: req_id is required")
+            for name in names:
+                check_uint64(name, values[name])
         self._cluster_id = values["cluster_id"]
         self._req_id = values["req_id"]
         self._model_id = values["model_id"]
         self._prefix_id = values["prefix_id"]
+        # Keys are immutable, so their C form and the pull rule (exactly one of req_id and prefix_id) are kept.
+        self._c = _native.CacheKeyC(self._cluster_id, self._req_id, self._model_id, self._prefix_id)
+        self._pullable = (self._req_id != UINT64_MAX) != (self._prefix_id != UINT64_MAX)
 
     @property
     def cluster_id(self) -> int:
@@ -265,7 +275,7 @@ class CacheKey:
         return self._prefix_id
 
     def _to_c(self) -> _native.CacheKeyC:
-        return _native.CacheKeyC(self._cluster_id, self._req_id, self._model_id, self._prefix_id)
+        return self._c
 
     def __repr__(self) -> str:
         return f"CacheKey(cluster_id={self._cluster_id}, req_id={self._req_id}, model_id={self._model_id})"
