@@ -5,7 +5,8 @@
 Rows, each measured the way `datadist bench` measures its pull_cache rows: 16 KiB latency (request keys,
 consumed by the pull; p50/p99 of the whole pull_cache call, the key built beforehand), and 1 MiB / 16 MiB
 bandwidth (one tensor per pull through prefix keys, never consumed; source and destination rotate over 128 MiB
-rings). The prompt is another process in both cases; the decoder is this Python process or the Swift bench.
+rings). Both decoders pull from the same prompt program, `datadist bench-serve`; the decoder is this Python
+process or the Swift bench.
 Rounds alternate Swift and Python so both see the same machine load; the ratios use each side's median over the
 rounds. The first and last pull of every row are verified byte for byte. `make python-bench` builds and runs it.
 """
@@ -27,70 +28,49 @@ RING = 128 << 20
 UINT64_MAX = (1 << 64) - 1
 
 
-def fill(cache: ld.Cache, seed: int) -> None:
-    """Slot i of every tensor holds the byte (seed + i) % 251."""
-    for view in cache.as_numpy():
-        flat = view.reshape(view.shape[0], -1).view(np.uint8)
-        flat[:] = ((seed + np.arange(view.shape[0])) % 251).astype(np.uint8)[:, None]
+def kv_pattern(request: int, nbytes: int) -> np.ndarray:
+    """The bytes `datadist bench-serve` writes into a slot (KVPattern.word for tensor 0), as uint8."""
+    with np.errstate(over="ignore"):
+        index = np.arange(nbytes // 8, dtype=np.uint64)
+        x = np.uint64(((request + 1) * 0x9E3779B97F4A7C15) % (1 << 64)) ^ np.uint64(0xC2B2AE3D27D4EB4F) ^ index
+        x = (x ^ (x >> np.uint64(31))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(29))
+    return x.view(np.uint8)
 
 
-def check(cache: ld.Cache, slot: int, expected: int) -> bool:
+def check(cache: ld.Cache, slot: int, request: int) -> bool:
     view = cache.as_numpy()[0]
-    return bool((view.reshape(view.shape[0], -1).view(np.uint8)[slot] == expected % 251).all())
-
-
-def serve() -> None:
-    """The prompt: JSON lines on stdin ("cache", "free", "exit"), one reply line each."""
-    config = ld.LLMConfig()
-    config.listen_ip_info = "127.0.0.1:0"
-    config.mem_pool_cfg = json.dumps({"memory_size": 3 * RING})
-    config.sync_kv_timeout = 30000
-    engine = ld.LLMDataDist(ld.LLMRole.PROMPT, PROMPT)
-    engine.init(config.generate_options())
-    manager = engine.cache_manager
-    caches = {}
-    print(json.dumps({"port": engine.listen_port()}), flush=True)
-    for line in sys.stdin:
-        request = json.loads(line)
-        if request["op"] == "cache":
-            size, slots, base = request["size"], request["slots"], request["base"]
-            desc = ld.CacheDesc(1, [slots, size // 2], ld.DataType.DT_FLOAT16)
-            if request["prefix"]:
-                keys = [ld.CacheKey(PROMPT, UINT64_MAX, 0, base + i) for i in range(slots)]
-            else:
-                keys = [ld.CacheKey(PROMPT, base + i) for i in range(slots)]
-            cache = manager.allocate_cache(desc, keys)
-            fill(cache, base)
-            caches[request["name"]] = (cache, keys)
-        elif request["op"] == "free":
-            cache, keys = caches.pop(request["name"])
-            for key in keys:
-                manager.remove_cache_key(key)
-            manager.deallocate_cache(cache)
-        elif request["op"] == "exit":
-            clean = manager.audit()
-            engine.finalize()
-            print(json.dumps({"clean": clean.orphans == 0}), flush=True)
-            return
-        print(json.dumps({"ok": True}), flush=True)
+    row = view[slot].reshape(-1).view(np.uint8)
+    return bool(np.array_equal(row, kv_pattern(request, row.size)))
 
 
 class Prompt:
-    def __init__(self) -> None:
+    """`datadist bench-serve`, the prompt process `datadist bench` itself uses, driven over stdin."""
+
+    def __init__(self, datadist: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True,
+            [datadist, "bench-serve", "--cluster-id", str(PROMPT), "--pool-bytes", str(3 * RING)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         self.port = json.loads(self.process.stdout.readline())["port"]
 
-    def send(self, **request) -> dict:
-        self.process.stdin.write(json.dumps(request) + "\n")
+    def send(self, *words) -> dict:
+        self.process.stdin.write(" ".join(str(word) for word in words) + "\n")
         self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())
+        reply = json.loads(self.process.stdout.readline())
+        if reply["event"] == "error":
+            raise SystemExit(f"bench-serve: {reply}")
+        return reply
+
+    def close(self) -> bool:
+        self.process.stdin.close()
+        reply = json.loads(self.process.stdout.readline())
+        self.process.wait(timeout=30)
+        return bool(reply.get("audit", {}).get("clean")) and self.process.returncode == 0
 
 
-def python_rows(duration: float) -> dict:
-    prompt = Prompt()
+def python_rows(datadist: str, duration: float) -> dict:
+    prompt = Prompt(datadist)
     config = ld.LLMConfig()
     config.mem_pool_cfg = json.dumps({"memory_size": 2 * RING})
     config.sync_kv_timeout = 30000
@@ -111,7 +91,7 @@ def python_rows(duration: float) -> dict:
     samples, generation, began = [], 0, time.monotonic()
     while generation < 2 or (sum(samples) / 1e9 < duration and time.monotonic() - began < 4 * duration + 2):
         base += slots
-        prompt.send(op="cache", name="latency", size=size, slots=slots, base=base, prefix=False)
+        prompt.send("cache", "latency", size, slots, "request", base, "pattern")
         pull = manager.pull_cache
         for slot in range(slots):
             key = ld.CacheKey(PROMPT, base + slot)
@@ -120,7 +100,7 @@ def python_rows(duration: float) -> dict:
             if generation > 0:
                 samples.append(time.perf_counter_ns() - start)
         verified &= check(destination, (slots - 1) % destination_slots, base + slots - 1)
-        prompt.send(op="free", name="latency")
+        prompt.send("free", "latency")
         generation += 1
     samples.sort()
     rows["pull_cache 16KiB p50 us"] = samples[len(samples) // 2] / 1e3
@@ -131,7 +111,7 @@ def python_rows(duration: float) -> dict:
     for size in (1 << 20, 16 << 20):
         slots = RING // size
         base += slots
-        prompt.send(op="cache", name="ring", size=size, slots=slots, base=base, prefix=True)
+        prompt.send("cache", "ring", size, slots, "prefix", base, "pattern")
         destination = manager.allocate_cache(ld.CacheDesc(1, [slots, size // 2], ld.DataType.DT_FLOAT16))
         keys = [ld.CacheKey(PROMPT, UINT64_MAX, 0, base + i) for i in range(slots)]
         pull = manager.pull_cache
@@ -148,12 +128,11 @@ def python_rows(duration: float) -> dict:
         verified &= check(destination, last, base + last)
         rows[f"pull_cache {size >> 20}MiB GB/s"] = count * size / seconds / 1e9
         manager.deallocate_cache(destination)
-        prompt.send(op="free", name="ring")
+        prompt.send("free", "ring")
     decoder.unlink_clusters([info])
     clean = manager.audit().orphans == 0
     decoder.finalize()
-    clean &= prompt.send(op="exit")["clean"]
-    prompt.process.wait(timeout=30)
+    clean &= prompt.close()
     if not (verified and clean):
         raise SystemExit(f"python rows: verified={verified} audits clean={clean}")
     return rows
@@ -179,21 +158,17 @@ def swift_rows(datadist: str, duration: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--datadist", default=".build/release/datadist")
     parser.add_argument("--duration", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     arguments = parser.parse_args()
-    if arguments.serve:
-        serve()
-        return
     swift, python = [], []
     for round_ in range(arguments.rounds):
         print(f"round {round_ + 1}/{arguments.rounds}: swift", file=sys.stderr, flush=True)
         swift.append(swift_rows(arguments.datadist, arguments.duration))
         print(f"round {round_ + 1}/{arguments.rounds}: python", file=sys.stderr, flush=True)
-        python.append(python_rows(arguments.duration))
+        python.append(python_rows(arguments.datadist, arguments.duration))
     report = []
     for name in python[0]:
         s = statistics.median(r[name] for r in swift)
