@@ -46,7 +46,6 @@ python: deps
 pytest: deps
 	rm -rf $(PY_VENV)
 	$(PYTHON) -m venv $(PY_VENV)
-	$(PY_VENV)/bin/pip install --quiet --upgrade pip
 	$(PY_VENV)/bin/pip install --quiet ./python numpy pytest
 	cd python/tests && DATADIST_BACKEND=emulator ../../$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider .
 

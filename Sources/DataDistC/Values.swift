@@ -100,10 +100,6 @@ enum CValues {
             tensorsPerLayer: Int(raw.tensors_per_layer))
     }
 
-    static func batchIndex(_ value: UInt32) -> Int { Int(value) }
-
-    static func size(_ value: Int64) -> Int { Int(value) }
-
     static func blocks(_ pointer: UnsafePointer<Int64>?, _ count: Int, _ argument: String) throws(LLMError) -> [Int] {
         try array(pointer, count, argument).map { Int($0) }
     }

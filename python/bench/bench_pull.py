@@ -13,7 +13,6 @@ rounds. The first and last pull of every row are verified byte for byte. `make p
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys

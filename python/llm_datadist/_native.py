@@ -187,6 +187,7 @@ def check(status: int) -> None:
 
 
 def status_of(code: int) -> LLMStatusCode:
+    """The status for a code a call returned (unknown codes: LLM_FAILED)."""
     return code_2_status(code)
 
 

@@ -65,9 +65,6 @@ class CacheManager:
             except Exception:
                 pass
 
-    def _release(self) -> None:
-        """Called by finalize; the native handle stays until this object goes (it answers ENGINE_FINALIZED)."""
-
     def _live(self) -> ctypes.c_void_p:
         if self._engine._epoch != self._epoch:
             fail("this CacheManager's LLMDataDist was finalized", LLMStatusCode.LLM_ENGINE_FINALIZED)

@@ -100,10 +100,10 @@ class LLMDataDist:
         """Unlinks every cluster, frees every cache and pool; a no-op if not initialised."""
         if self._cache_manager is None:
             return
-        manager, self._cache_manager = self._cache_manager, None
+        # The old manager object (and its native handle) lives on with its callers and answers ENGINE_FINALIZED.
+        self._cache_manager = None
         self._epoch += 1
         _native.check(_native.lib.datadist_engine_finalize(self._handle))
-        manager._release()
         _live.discard(self)
 
     @property

@@ -21,7 +21,6 @@ from ._check import (
     raise_if_false,
 )
 from .enums import ELEMENT_SIZE, DataType, LLMRole, Memtype, Placement
-from .status import LLMStatusCode
 
 __all__ = [
     "CacheDesc",
