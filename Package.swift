@@ -124,7 +124,8 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "DataDistCTests", dependencies: ["DataDistC", "CDataDist", "DataDist", "DataDistTestSupport"],
+            name: "DataDistCTests",
+            dependencies: ["DataDistC", "CDataDist", "DataDist", "DataDistTestSupport", "ThreadSanitizerSupport"],
             swiftSettings: strict),
         .testTarget(name: "datadistTests", dependencies: ["datadist", "DataDistTestSupport"], swiftSettings: strict),
     ] + fuzzTargets
