@@ -91,7 +91,7 @@ private func linkOrUnlink(
     _ rets: UnsafeMutablePointer<UInt32>?, _ retsWritten: UnsafeMutablePointer<Int>?,
     _ operation: (LLMDataDist, [LLMClusterInfo], Duration) -> (LLMStatusCode, [LLMStatusCode])
 ) -> UInt32 {
-    var result = LLMStatusCode.success
+    var result: (status: LLMStatusCode, perCluster: Bool) = (.success, false)
     let status = abiCall { () throws(LLMError) in
         let handle = try Handles.lookup(engine, EngineHandle.self, "engine")
         let written = try requireOutput(retsWritten, "rets_written")
@@ -99,19 +99,22 @@ private func linkOrUnlink(
         let infos = try CValues.clusters(clusters, count)
         if count > 0, rets == nil { throw LLMError(.paramInvalid, "rets is NULL with count \(count)") }
         let (overall, codes) = operation(handle.engine, infos, .milliseconds(timeoutMS))
-        if let rets, codes.count == count {
+        if let rets, codes.count == count, count > 0 {
             for (index, code) in codes.enumerated() { rets[index] = code.rawValue }
             written.pointee = count
         } else {
             written.pointee = 0
         }
-        result = overall
+        result = (overall, written.pointee > 0)
     }
     guard status == LLMStatusCode.success.rawValue else { return status }
-    if result != .success {
-        setLastError("\(result.name): at least one cluster failed; see the per-cluster codes")
+    if result.status != .success {
+        setLastError(
+            result.perCluster
+                ? "\(result.status.name): at least one cluster failed; see the per-cluster codes"
+                : "\(result.status.name) before any cluster was tried (count \(count))")
     }
-    return result.rawValue
+    return result.status.rawValue
 }
 
 @_cdecl("datadist_engine_switch_role")

@@ -119,6 +119,10 @@ import Testing
         info.remote_role_type = 8
         #expect(datadist_engine_link_clusters(engine.pointer, &info, 1, 1000, &rets, &written) == paramInvalid)
         #expect(lastError().contains("clusters[0].remote_role_type 8"))
+        written = 7
+        #expect(datadist_engine_link_clusters(engine.pointer, nil, 0, 1000, nil, &written) == paramInvalid)
+        #expect(written == 0)
+        #expect(lastError().contains("before any cluster was tried (count 0)"))
         #expect(datadist_engine_switch_role(engine.pointer, 1, "nonsense") == paramInvalid)
         #expect(lastError().contains("listen_ip_info \"nonsense\""))
         var audit = datadist_audit()
