@@ -198,21 +198,42 @@ class LLMDataDist:
         )
         self._role = role
 
-    # HCCL communicator-domain linking (link / unlink / query_register_mem_status) has no DataDist transport.
+    # HCCL communicator-domain linking (link / unlink / query_register_mem_status) has no DataDist transport: the
+    # arguments are checked as the reference checks them, then link is refused, and no communicator id exists.
 
     def link(self, comm_name: str, cluster_rank_info: Dict[int, int], rank_table: str) -> int:
         self._require_init()
+        check_isinstance("comm_name", comm_name, str)
+        check_isinstance("cluster_rank_info", cluster_rank_info, dict)
+        for cluster, rank in cluster_rank_info.items():
+            check_isinstance("cluster_rank_info key", cluster, int)
+            check_isinstance(f"cluster_rank_info[{cluster}]", rank, int)
+        check_isinstance("rank_table", rank_table, str)
+        raise_if_false(0 < len(comm_name) < 128, f"comm_name length {len(comm_name)} must be in [1, 127]")
+        raise_if_false(
+            1 < len(cluster_rank_info) <= 4, f"cluster_rank_info has {len(cluster_rank_info)} entries; give 2 to 4"
+        )
+        ranks = list(cluster_rank_info.values())
+        raise_if_false(ranks == sorted(ranks), f"cluster_rank_info ranks {ranks} must ascend")
         fail("link (HCCL communicator domains) is not available in DataDist", LLMStatusCode.LLM_FEATURE_NOT_ENABLED)
 
     def unlink(self, comm_id: int) -> None:
         self._require_init()
-        fail("unlink (HCCL communicator domains) is not available in DataDist", LLMStatusCode.LLM_FEATURE_NOT_ENABLED)
+        check_uint64("comm_id", comm_id)
+        fail(f"no communicator {comm_id} (link is not available in DataDist)", LLMStatusCode.LLM_NOT_YET_LINK)
 
     def query_register_mem_status(self, comm_id: int) -> RegisterMemStatus:
         self._require_init()
-        fail(
-            "query_register_mem_status (HCCL communicator domains) is not available in DataDist",
-            LLMStatusCode.LLM_FEATURE_NOT_ENABLED,
-        )
+        check_uint64("comm_id", comm_id)
+        fail(f"no communicator {comm_id} (link is not available in DataDist)", LLMStatusCode.LLM_NOT_YET_LINK)
 
+    @property
+    def kv_cache_manager(self) -> None:
+        """Legacy (v1) only: refused in CacheManager mode."""
+        self._require_init()
+        fail("kv_cache_manager is legacy (v1); use cache_manager", LLMStatusCode.LLM_FEATURE_NOT_ENABLED)
 
+    def check_link_status(self, remote_cluster_id: int) -> None:
+        """Legacy (v1) only: refused in CacheManager mode."""
+        self._require_init()
+        fail("check_link_status is legacy (v1)", LLMStatusCode.LLM_FEATURE_NOT_ENABLED)

@@ -345,3 +345,65 @@ def test_every_method_of_a_finalized_cache_manager_is_engine_finalized():
     # The native handle says the same when reached directly.
     raw = ld._native.AuditC()
     assert ld._native.lib.datadist_audit_cache_manager(manager._handle, ctypes.byref(raw)) == 0x5010B006
+
+
+def test_b08_b11_b18_communicator_links(engine):
+    uninitialised = ld.LLMDataDist(ld.LLMRole.DECODER, 61)
+    with pytest.raises(RuntimeError):
+        uninitialised.unlink(1)
+    for args in (("", {3: 0, 2: 1}, "{}"), ("x" * 128, {3: 0, 2: 1}, "{}"), ("n", {i: i for i in range(5)}, "{}"),
+                 ("n", {3: 0}, "{}"), ("n", {3: 1, 2: 0}, "{}")):
+        assert status_of(engine.link, *args) == S.LLM_PARAM_INVALID, args
+    with pytest.raises(TypeError, match="cluster_rank_info"):
+        engine.link("link", [3, 2], "{}")
+    with pytest.raises(TypeError, match="rank_table"):
+        engine.link("link", {3: 0, 2: 1}, 123)
+    with pytest.raises(TypeError, match="comm_id"):
+        engine.unlink("x")
+    assert status_of(engine.link, "link", {3: 0, 2: 1}, "{}") == S.LLM_FEATURE_NOT_ENABLED
+    assert status_of(engine.unlink, 999) == S.LLM_NOT_YET_LINK
+    assert status_of(engine.query_register_mem_status, 999) == S.LLM_NOT_YET_LINK
+    with pytest.raises(ld.LLMException):  # B09: legacy-only API in CacheManager mode
+        engine.kv_cache_manager
+    with pytest.raises(ld.LLMException):
+        engine.check_link_status(1)
+
+
+def test_b23_peers_disagreeing_on_remote_cache_access_do_not_link():
+    prompt = make_engine(81, ld.LLMRole.PROMPT, listen_ip_info="127.0.0.1:0", enable_remote_cache_accessible=True)
+    decoder = make_engine(82)
+    try:
+        ret, rets = decoder.link_clusters([cluster_info(81, prompt.listen_port())])
+        assert (ret, rets) == (S.LLM_PARAM_INVALID, [S.LLM_PARAM_INVALID])
+    finally:
+        decoder.finalize()
+        prompt.finalize()
+
+
+def test_c01_c02_bad_pool_configs_fail_init():
+    for pool in ("{}", "{memory_size}", '{"memory_size": 18446744073709551615}',
+                 '{"memory_size": 1048576, "page_shift": 9}', '{"memory_size": 65535, "page_shift": 16}',
+                 '{"memory_size": 1048576, "page_shift": 31}'):
+        engine = ld.LLMDataDist(ld.LLMRole.PROMPT, 83)
+        assert status_of(engine.init, {"llm.MemPoolConfig": pool}) == S.LLM_PARAM_INVALID, pool
+    for shift in (10, 20):
+        engine = ld.LLMDataDist(ld.LLMRole.PROMPT, 84)
+        engine.init({"llm.MemPoolConfig": '{"memory_size": 1048576, "page_shift": %d}' % shift})
+        engine.finalize()
+
+
+def test_c12_c14_placement_without_its_pool_and_a_key_bound_twice():
+    engine = ld.LLMDataDist(ld.LLMRole.PROMPT, 85)
+    engine.init({"llm.MemPoolConfig": POOL})
+    try:
+        manager = engine.cache_manager
+        host = ld.CacheDesc(1, [2, 8], F16, ld.Placement.HOST)
+        assert status_of(manager.allocate_cache, host) == S.LLM_PARAM_INVALID
+        desc = ld.CacheDesc(1, [2, 8], F16)
+        cache = manager.allocate_cache(desc, [ld.CacheKey(1, 7)])
+        assert status_of(manager.allocate_cache, desc, [ld.CacheKey(1, 7)]) == S.LLM_PARAM_INVALID
+        manager.remove_cache_key(ld.CacheKey(1, 7))
+        manager.deallocate_cache(cache)
+        assert manager.audit().is_clean
+    finally:
+        engine.finalize()
