@@ -171,6 +171,14 @@ class CacheManager:
             check_range("dst_layer_range", dst)
 
     @staticmethod
+    def _check_whole_layers(cache: Cache, per_layer: int) -> None:
+        """A push moves whole layers: the cache's tensors must split into layers of ``per_layer``."""
+        tensors = cache.cache_desc.num_tensors
+        raise_if_false(
+            tensors % per_layer == 0, f"num_tensors = {tensors} is not a multiple of tensor_num_per_layer = {per_layer}"
+        )
+
+    @staticmethod
     def _layers_for_pull(
         cache: Cache, src: Optional[range], dst: Optional[range], per_layer: int
     ) -> Optional[_native.LayerRangeC]:
@@ -270,6 +278,7 @@ class CacheManager:
         self._check_layers(src_layer_range, dst_layer_range, tensor_num_per_layer)
         check_int64("size", size)
         raise_if_false(size == -1, f"size = {size}: push_cache only takes -1")
+        self._check_whole_layers(src_cache, tensor_num_per_layer)
         layers = self._layers_for_push(src_cache, src_layer_range, dst_layer_range, tensor_num_per_layer)
         key = dst_cache_key._to_c()
         _native.check(
@@ -375,6 +384,7 @@ class CacheManager:
         raise_if_false(src_cache.is_blocks_cache, "push_blocks needs a blocks src_cache")
         raise_if_false(len(dst_blocks) > 0, "dst_blocks is empty")
         self._check_layers(src_layer_range, dst_layer_range, tensor_num_per_layer)
+        self._check_whole_layers(src_cache, tensor_num_per_layer)
         layers = self._layers_for_push(src_cache, src_layer_range, dst_layer_range, tensor_num_per_layer)
         self._blocks_transfer("push_blocks", dst_cache_key, src_cache, src_blocks, dst_blocks, layers, push=True)
 
@@ -516,8 +526,11 @@ class CacheManager:
         dst_block_indices: Optional[List[int]] = None,
         dst_block_memory_size: Optional[int] = None,
     ) -> "transfer.CacheTask":
-        """Layer-wise asynchronous transfer (not available yet: LLM_FEATURE_NOT_ENABLED)."""
+        """Layer-wise asynchronous transfer (not available yet: LLM_FEATURE_NOT_ENABLED, after the type checks)."""
         self._live()
+        check_isinstance("src_cache", src_cache, Cache)
+        check_isinstance("layer_synchronizer", layer_synchronizer, transfer.LayerSynchronizer)
+        check_isinstance("transfer_configs", transfer_configs, (list, tuple))
         return transfer.transfer_cache_async(
             src_cache, layer_synchronizer, transfer_configs, src_block_indices, dst_block_indices, dst_block_memory_size
         )

@@ -303,7 +303,9 @@ def test_type_value_exception_split_on_every_method(engine):
 def test_async_transfer_api_is_feature_not_enabled(engine):
     manager = engine.cache_manager
     cache = manager.allocate_cache(ld.CacheDesc(2, [1, 8], F16))
-    assert status_of(manager.transfer_cache_async, cache, None, []) == S.LLM_FEATURE_NOT_ENABLED
+    for args in ((None, None, []), ("cache", None, []), (cache, None, [])):  # E17
+        with pytest.raises(TypeError):
+            manager.transfer_cache_async(*args)
     assert status_of(ld.TransferConfig, 1, [1, 2]) == S.LLM_FEATURE_NOT_ENABLED
     key = ld.BlocksCacheKey(1)
     assert status_of(ld.TransferWithCacheKeyConfig, key, range(0, 2), range(0, 2)) == S.LLM_FEATURE_NOT_ENABLED
@@ -335,7 +337,7 @@ def test_every_method_of_a_finalized_cache_manager_is_engine_finalized():
         "register_blocks_cache": (desc, [1, 2]),
         "unregister_cache": (1,),
         "remap_registered_memory": ([],),
-        "transfer_cache_async": (cache, None, []),
+        "transfer_cache_async": (cache, None, []),  # finalized comes before the type checks
         "audit": (),
     }
     public = {name for name in dir(ld.CacheManager) if not name.startswith("_") and name != "check_cache_key"}
@@ -407,3 +409,66 @@ def test_c12_c14_placement_without_its_pool_and_a_key_bound_twice():
         assert manager.audit().is_clean
     finally:
         engine.finalize()
+
+
+def test_d08_e08_e10_e13_e16_layer_and_key_rules():
+    engine = make_engine(86)
+    remote = make_engine(87, enable_remote_cache_accessible=True)
+    try:
+        manager = engine.cache_manager
+        device_a = manager.allocate_blocks_cache(ld.CacheDesc(2, [4, 8], F16))
+        device_b = manager.allocate_blocks_cache(ld.CacheDesc(2, [4, 8], F16))
+        assert status_of(manager.swap_blocks, device_a, device_b, {0: 1}) == S.LLM_PARAM_INVALID  # D08
+        one = manager.allocate_cache(ld.CacheDesc(1, [1, 8], F16))
+        e08 = status_of(manager.pull_cache, ld.CacheKey(2, 1), one, 0, 4, src_layer_range=range(1),
+                        dst_layer_range=range(1))
+        assert e08 == S.LLM_PARAM_INVALID
+        for bad in (ld.CacheKey(2, 5, 0, 7), ld.CacheKey(2, 2**64 - 1)):  # E16
+            assert status_of(manager.pull_cache, bad, one) == S.LLM_PARAM_INVALID
+        ten = manager.allocate_cache(ld.CacheDesc(10, [1, 8], F16))
+        # E14: pushes need remote cache access, which this instance has off.
+        assert status_of(manager.push_cache, ld.CacheKeyByIdAndIndex(2, 1), ten, tensor_num_per_layer=2) == (
+            S.LLM_PARAM_INVALID
+        )
+        assert status_of(manager.push_blocks, ld.BlocksCacheKey(2), device_a, [0], [0]) == S.LLM_PARAM_INVALID
+        # E10: 10 tensors do not split into layers of 3 (refused before the missing link is noticed).
+        remote_ten = remote.cache_manager.allocate_cache(ld.CacheDesc(10, [1, 8], F16))
+        key = ld.CacheKeyByIdAndIndex(2, 1)
+        assert status_of(remote.cache_manager.push_cache, key, remote_ten, tensor_num_per_layer=3) == (
+            S.LLM_PARAM_INVALID
+        )
+        assert status_of(remote.cache_manager.push_cache, key, remote_ten) == S.LLM_NOT_YET_LINK
+        remote.cache_manager.deallocate_cache(remote_ten)
+        # E13: remote-cache-accessible mode pulls only by id and index.
+        target = remote.cache_manager.allocate_cache(ld.CacheDesc(2, [1, 8], F16))
+        with pytest.raises(TypeError, match="cache_key"):
+            remote.cache_manager.pull_cache(ld.CacheKey(1, 1), target)
+        for cache in (device_a, device_b):
+            manager.deallocate_blocks_cache(cache)
+        manager.deallocate_cache(one)
+        manager.deallocate_cache(ten)
+        remote.cache_manager.deallocate_cache(target)
+    finally:
+        engine.finalize()
+        remote.finalize()
+
+
+def test_e09_e15_tensor_num_per_layer_and_block_lists(engine):
+    manager = engine.cache_manager
+    contiguous = manager.allocate_cache(ld.CacheDesc(2, [1, 8], F16))
+    blocks = manager.allocate_blocks_cache(ld.CacheDesc(2, [4, 8], F16))
+    for call in (
+        lambda n: manager.pull_cache(ld.CacheKey(2, 1), contiguous, tensor_num_per_layer=n),
+        lambda n: manager.pull_blocks(ld.BlocksCacheKey(2), blocks, [0], [0], tensor_num_per_layer=n),
+    ):
+        with pytest.raises(ValueError):
+            call(-1)
+        assert status_of(call, 0) == S.LLM_PARAM_INVALID
+        for bad in (1.0, "x"):
+            with pytest.raises(TypeError):
+                call(bad)
+    assert status_of(manager.pull_blocks, ld.BlocksCacheKey(2), blocks, [], [0]) == S.LLM_PARAM_INVALID
+    assert status_of(manager.pull_blocks, ld.CacheKey(2, 0), blocks, [0], [0]) == S.LLM_PARAM_INVALID
+    assert status_of(manager.pull_blocks, ld.BlocksCacheKey(2), blocks, [0], []) == S.LLM_PARAM_INVALID
+    manager.deallocate_cache(contiguous)
+    manager.deallocate_blocks_cache(blocks)
