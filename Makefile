@@ -1,9 +1,11 @@
 # DataDist: `make demo` runs the main job, `make test` the test suite, `make bench` the benchmark. All install missing system packages first.
 SWIFT ?= swift
-APT_PACKAGES := libnuma-dev libhwloc-dev libssl-dev libucx-dev pkg-config iproute2 nftables
+APT_PACKAGES := libnuma-dev libhwloc-dev libssl-dev libucx-dev pkg-config iproute2 nftables python3-venv
 BIN := .build/debug/datadist
 
-.PHONY: deps build lint format test tsan asan fuzz demo bench docs clean
+.PHONY: deps build lint format test tsan asan fuzz demo bench docs clean python pytest python-bench
+PYTHON ?= python3
+PY_VENV := .build/pytest-venv
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -27,8 +29,30 @@ format:
 test: deps lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	$(MAKE) pytest
 	$(MAKE) tsan
 	$(MAKE) asan
+
+# The Python package for development: the release C ABI library and its header inside python/llm_datadist/_lib,
+# so `PYTHONPATH=python python3 -c "import llm_datadist"` works from the checkout.
+python: deps
+	$(SWIFT) build -c release --product datadist_c
+	mkdir -p python/llm_datadist/_lib/include/datadist
+	cp "$$($(SWIFT) build -c release --show-bin-path)/libdatadist_c.so" python/llm_datadist/_lib/
+	cp Sources/CDataDist/include/datadist/datadist.h python/llm_datadist/_lib/include/datadist/
+
+# The pytest suite (python/tests) the way a user gets it: a fresh virtual environment, `pip install ./python`
+# (which builds the Swift library in release mode), then pytest from outside the checkout's package folder.
+pytest: deps
+	rm -rf $(PY_VENV)
+	$(PYTHON) -m venv $(PY_VENV)
+	$(PY_VENV)/bin/pip install --quiet ./python numpy pytest
+	cd python/tests && DATADIST_BACKEND=emulator ../../$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider .
+
+# pull_cache through Python beside the same pulls through Swift (`datadist bench`), as ratios (a few minutes).
+python-bench: python
+	$(SWIFT) build -c release --product datadist
+	PYTHONPATH=python $(PYTHON) python/bench/bench_pull.py --datadist .build/release/datadist $(BENCH_ARGS)
 
 # The whole suite again under ThreadSanitizer. `Synchronization.Mutex` is invisible to TSan on Linux, so this build
 # swaps it for a pthread lock of the same shape (DATADIST_TSAN; see Sources/ThreadSanitizerSupport/Mutex.swift).

@@ -27,6 +27,8 @@ let package = Package(
         .executable(name: "datadist", targets: ["datadist"]),
         // A real shared object implementing the ACL entry points over host memory; tests dlopen it.
         .library(name: "_FakeAscendCL", type: .dynamic, targets: ["CFakeAscendCL"]),
+        // The C ABI (Sources/CDataDist/include/datadist/datadist.h) for C and Python callers.
+        .library(name: "datadist_c", type: .dynamic, targets: ["DataDistC"]),
         // The same fake without aclrtMemset: a library lacking one required symbol.
         .library(name: "_FakeAscendCLNoMemset", type: .dynamic, targets: ["CFakeAscendCLNoMemset"]),
     ],
@@ -51,6 +53,8 @@ let package = Package(
         // The ACL function table and its dlopen loader; Linux system calls the runtime and the link layer need.
         .target(name: "CAscendCL", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CLinuxSupport", cSettings: [.define("_GNU_SOURCE")]),
+        // The C ABI's header and its thread-local last error.
+        .target(name: "CDataDist"),
         .target(name: "CFakeAscendCL", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "CFakeAscendCLNoMemset", cSettings: [.define("_GNU_SOURCE")]),
 
@@ -82,6 +86,10 @@ let package = Package(
                 "BlockPool", "LinkLayer", "DeviceRuntime", "DeviceCaps", "ThreadSanitizerSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict),
+        // The C ABI over DataDist's public API (the `datadist_c` dynamic library).
+        .target(
+            name: "DataDistC", dependencies: ["CDataDist", "DataDist", "ThreadSanitizerSupport"],
             swiftSettings: strict),
         .executableTarget(
             name: "datadist",
@@ -123,6 +131,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "DataDistCTests",
+            dependencies: ["DataDistC", "CDataDist", "DataDist", "DataDistTestSupport", "ThreadSanitizerSupport"],
             swiftSettings: strict),
         .testTarget(name: "datadistTests", dependencies: ["datadist", "DataDistTestSupport"], swiftSettings: strict),
     ] + fuzzTargets

@@ -14,6 +14,8 @@ declare -A allowed=(
     [LinkLayer]="$toolchain CLinuxSupport CCrypto CUCX DeviceRuntime ThreadSanitizerSupport Logging"
     # The public library: no C module and no Glibc.
     [DataDist]="Synchronization Dispatch FoundationEssentials BlockPool LinkLayer DeviceRuntime DeviceCaps ThreadSanitizerSupport Logging"
+    # The C ABI: the public library only, and its own C header.
+    [DataDistC]="Synchronization FoundationEssentials CDataDist DataDist ThreadSanitizerSupport"
     # The CLI: the public library only (DeviceCaps is a public product too), plus its own dependencies.
     [datadist]="Synchronization Dispatch Foundation DataDist DeviceCaps ThreadSanitizerSupport ArgumentParser Logging SystemPackage"
 )

@@ -46,7 +46,8 @@ public struct MemoryPoolConfig: Sendable, Hashable {
 /// `llm.RdmaServiceLevel` (uint32), `llm.MemoryUtilization` (decimal in 0...1), `llm.LocalCommRes` (JSON),
 /// `llm.TransferBackend` (only `"hixl"`), `llm.GlobalResourceConfig` (JSON), `llm.Role` (`Prompt`, `Decoder`
 /// or `Mix`; the engine sets its own from the constructor), `llm.EnableSwitchRole` (`"1"` / `"0"`, legacy,
-/// ignored), `llm.BufPoolCfg` (legacy, ignored), `ge.flowGraphMemMaxSize` (all digits), and any other `ge.*` key.
+/// ignored), `llm.BufPoolCfg`, `llm.deployResPath`, `llm.ClusterInfo` and `llm.OutputMaxSize` (legacy,
+/// ignored), `ge.flowGraphMemMaxSize` (all digits), and any other `ge.*` key.
 ///
 /// Any other key throws `.paramInvalid` naming it and the valid keys closest to it.
 /// `LLMOptionKey` has every key as a constant.

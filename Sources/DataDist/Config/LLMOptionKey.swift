@@ -54,6 +54,12 @@ public enum LLMOptionKey {
     public static let enableSwitchRole = "llm.EnableSwitchRole"
     /// Legacy v1 buffer pool string, ignored (`llm.BufPoolCfg`).
     public static let bufferPoolConfig = "llm.BufPoolCfg"
+    /// Legacy v1 resource path, ignored (`llm.deployResPath`).
+    public static let deployResPath = "llm.deployResPath"
+    /// Legacy v1 cluster JSON, ignored (`llm.ClusterInfo`).
+    public static let clusterInfo = "llm.ClusterInfo"
+    /// Legacy v1 output size, ignored (`llm.OutputMaxSize`).
+    public static let outputMaxSize = "llm.OutputMaxSize"
     /// All digits (`ge.flowGraphMemMaxSize`).
     public static let flowGraphMemMaxSize = "ge.flowGraphMemMaxSize"
 
@@ -68,6 +74,7 @@ public enum LLMOptionKey {
     public static let passThroughKeys: [String] = [
         linkTotalTime, linkRetryCount, rdmaTrafficClass, rdmaServiceLevel, memoryUtilization, localCommRes,
         transferBackend, globalResourceConfig, role, enableSwitchRole, bufferPoolConfig, flowGraphMemMaxSize,
+        deployResPath, clusterInfo, outputMaxSize,
     ]
 
     /// Every named key.
