@@ -63,7 +63,7 @@ final class SpawnedCLI {
     /// The next stdout line parsed as a JSON object.
     func nextJSON(timeout: Duration = .seconds(20)) throws -> [String: Any] {
         let line = try nextLine(timeout: timeout)
-        guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
             throw CLI.Failure(description: "\(self) printed a line that is no JSON object: \(line)")
         }
         return object

@@ -3,9 +3,33 @@
 #include <ucp/api/ucp.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <ucs/debug/log_def.h>
 
 // What Swift cannot import from ucp.h: the status-pointer macros, and setting up the parameter structs of the
 // calls DataDist makes (their field masks are enums of UCS_BIT macros).
+
+// UCX prints its log to stdout unless UCX_LOG_FILE names a file, which corrupts a program whose stdout is data
+// (`datadist serve --json`). This handler formats each enabled message and hands it to LinkLayer's Swift function
+// `datadist_ucx_log_message` (UCXLog.swift, which logs it with swift-log), instead of UCX's own printing.
+extern void datadist_ucx_log_message(int level, const char *file, unsigned line, const char *message);
+
+static ucs_log_func_rc_t datadist_ucx_log_handler(const char *file, unsigned line, const char *function,
+                                                  ucs_log_level_t level,
+                                                  const ucs_log_component_config_t *component,
+                                                  const char *format, va_list arguments) {
+    (void)function;
+    if (!ucs_log_component_is_enabled(level, component) && level != UCS_LOG_LEVEL_PRINT) {
+        return UCS_LOG_FUNC_RC_CONTINUE;
+    }
+    char message[1024];
+    vsnprintf(message, sizeof(message), format, arguments);
+    datadist_ucx_log_message((int)level, file, line, message);
+    return UCS_LOG_FUNC_RC_STOP;
+}
+
+static inline void datadist_ucx_forward_log(void) { ucs_log_push_handler(datadist_ucx_log_handler); }
 
 static inline int datadist_ucs_ptr_is_err(const void *ptr) { return UCS_PTR_IS_ERR(ptr) ? 1 : 0; }
 static inline int datadist_ucs_ptr_is_ptr(const void *ptr) { return UCS_PTR_IS_PTR(ptr) ? 1 : 0; }

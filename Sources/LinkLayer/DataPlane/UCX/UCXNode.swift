@@ -12,6 +12,7 @@ package final class UCXNode: Sendable {
     /// Creates the context, worker and progress thread; `environment` is the process's (for `defaults`).
     package init(settings: UCXSettings, environment: [String: String]) throws(LinkError) {
         self.settings = settings
+        UCXLog.installed
         worker = try UCXWorker(settings: settings, environment: environment)
         progress = try UCXProgressThread(worker: worker)
     }
