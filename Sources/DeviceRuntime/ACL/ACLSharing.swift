@@ -155,10 +155,8 @@ extension ACLRuntime {
 
     public func closeShared(_ key: SharingKey) throws(DeviceError) {
         try require(.ipc, for: "closeShared")
-        // An import is gone after the call whatever it returns (the vendor releases the mapping); an export only
-        // when the call succeeds.
         let (device, isImport) = shared.withLock { state -> (Int32?, Bool) in
-            if let device = state.imports.removeValue(forKey: key) { return (device, true) }
+            if let device = state.imports[key] { return (device, true) }
             return (state.exports[key], false)
         }
         guard let device else {
@@ -166,9 +164,15 @@ extension ACLRuntime {
                 .acl(ACLCode.runtimeParamInvalid), "closeShared: key \(key) is not open (imported or exported) here")
         }
         try library.bind(device)
-        try library.check(
-            key.text.withCString { library.table.aclrtIpcMemClose!($0) }, "aclrtIpcMemClose(\(key))")
-        if !isImport { _ = shared.withLock { $0.exports.removeValue(forKey: key) } }
+        let code = key.text.withCString { library.table.aclrtIpcMemClose!($0) }
+        // An import is gone once the call ran, whatever it returned (the vendor releases the mapping, and an error
+        // only reports that the exporter closed first); an export only when the call succeeded.
+        if isImport || code == ACLCode.success {
+            _ = shared.withLock { state in
+                isImport ? state.imports.removeValue(forKey: key) : state.exports.removeValue(forKey: key)
+            }
+        }
+        try library.check(code, "aclrtIpcMemClose(\(key))")
     }
 
     public func canAccessPeer(_ device: Int32, peer: Int32) throws(DeviceError) -> Bool {
