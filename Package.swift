@@ -13,7 +13,10 @@ let strict: [SwiftSetting] =
 let fuzzTargets: [Target] =
     Context.environment["DATADIST_FUZZ"] == "1"
     ? ["FuzzFrame", "FuzzMessages", "FuzzHandshake"].map { name in
-        .executableTarget(name: name, dependencies: ["LinkLayer"], path: "Fuzz/\(name)", swiftSettings: strict)
+        // FuzzHandshake makes real memfds (CLinuxSupport) to pass in the region exchange.
+        .executableTarget(
+            name: name, dependencies: name == "FuzzHandshake" ? ["LinkLayer", "CLinuxSupport"] : ["LinkLayer"],
+            path: "Fuzz/\(name)", swiftSettings: strict)
     } : []
 
 let package = Package(
@@ -41,6 +44,12 @@ let package = Package(
             name: "CNuma", path: "modulemaps/CNuma", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(
             name: "CHwloc", path: "modulemaps/CHwloc", pkgConfig: "hwloc", providers: [.apt(["libhwloc-dev"])]),
+        // OpenSSL's libcrypto, for the link authentication's HMAC-SHA256 (nothing to compile, unlike swift-crypto).
+        .systemLibrary(
+            name: "CCrypto", path: "modulemaps/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // UCX (UCP): the data plane between hosts, and to memory no memfd covers.
+        .systemLibrary(
+            name: "CUCX", path: "modulemaps/CUCX", pkgConfig: "ucx", providers: [.apt(["libucx-dev"])]),
         // The ACL function table and its dlopen loader; Linux system calls the runtime and the link layer need.
         .target(name: "CAscendCL", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CLinuxSupport", cSettings: [.define("_GNU_SOURCE")]),
@@ -70,7 +79,7 @@ let package = Package(
         .target(
             name: "LinkLayer",
             dependencies: [
-                "DeviceRuntime", "CLinuxSupport", "ThreadSanitizerSupport",
+                "DeviceRuntime", "CLinuxSupport", "CCrypto", "CUCX", "ThreadSanitizerSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -11,7 +11,7 @@ declare -A allowed=(
     [DeviceCaps]=""
     [DeviceRuntime]="$toolchain CAscendCL CLinuxSupport CNuma CHwloc DeviceCaps ThreadSanitizerSupport Logging SystemPackage"
     [BlockPool]="$toolchain DeviceRuntime ThreadSanitizerSupport"
-    [LinkLayer]="$toolchain CLinuxSupport DeviceRuntime ThreadSanitizerSupport Logging"
+    [LinkLayer]="$toolchain CLinuxSupport CCrypto CUCX DeviceRuntime ThreadSanitizerSupport Logging"
     # The public library: no C module and no Glibc.
     [DataDist]="Synchronization Dispatch FoundationEssentials BlockPool LinkLayer DeviceRuntime DeviceCaps ThreadSanitizerSupport Logging"
     # The CLI: the public library only (DeviceCaps is a public product too), plus its own dependencies.

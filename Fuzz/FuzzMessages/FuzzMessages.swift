@@ -16,7 +16,8 @@ public func fuzzMessages(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
 /// The message types of the control protocol, one case per decoder.
 enum MessageDecoder: CaseIterable {
-    case hello, clusterIdentifier, refusal, resolve, batchResolve, grant, release, regionDescriptor
+    case hello, clusterIdentifier, refusal, resolve, batchResolve, grant, release, regionDescriptor, challenge, proof,
+        ucxOffer
 
     /// Decodes `payload` and encodes the result again; nil when the decoder refused it.
     func roundTrip(_ payload: [UInt8]) -> [UInt8]? {
@@ -29,6 +30,9 @@ enum MessageDecoder: CaseIterable {
         case .grant: (try? Grant(payload: payload))?.encoded()
         case .release: (try? ReleaseNotice(payload: payload))?.encoded()
         case .regionDescriptor: regionDescriptor(payload)
+        case .challenge: (try? LinkChallenge(payload: payload))?.encoded()
+        case .proof: (try? LinkProof(payload: payload))?.encoded()
+        case .ucxOffer: (try? UCXOffer(payload: payload))?.encoded()
         }
     }
 

@@ -8,8 +8,12 @@
 
 int datadist_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); }
 
-int datadist_memfd_seal_size(int fd) {
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) return -1;
+int datadist_memfd_seal_size(int fd) { return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW); }
+
+int datadist_memfd_seal_final(int fd, int future_write) {
+    // F_SEAL_FUTURE_WRITE (Linux 5.1) refuses new writable shared mappings and write(2), whoever holds a
+    // descriptor; shared writable mappings that exist already (the owner's) go on working.
+    if (future_write && fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0) return -1;
     return fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL);
 }
 

@@ -37,6 +37,9 @@ public struct MemoryPoolConfig: Sendable, Hashable {
 ///   throwing.
 /// - `llm.RequestKeyLeaseTime` → `requestKeyLease`: milliseconds, digits only, 1...Int32.max. **DataDist's own
 ///   key**; absent (the default) means no lease, as the reference.
+/// - `llm.LinkSecret` → `linkSecret`: 16...1024 bytes of UTF-8. **DataDist's own key**; absent (the default)
+///   means links are not authenticated, as the reference.
+/// - `llm.Transport` → `transport`: `auto`, `shm` or `ucx` (`TransportPreference`). **DataDist's own key.**
 ///
 /// Keys kept verbatim in `additionalOptions` (validated where the reference gives a rule):
 /// `llm.LinkTotalTime` (seconds, 0...2^32−1), `llm.LinkRetryCount` (1...100), `llm.RdmaTrafficClass` and
@@ -72,6 +75,18 @@ public struct LLMConfig: Sendable, Hashable {
     /// expires. Prefix keys, blocks keys and keys of registered caches have no lease. A whole, positive number
     /// of milliseconds; refused with `enableRemoteCacheAccessible`, where pulls do not consume keys.
     public var requestKeyLease: Duration?
+    /// A secret shared by the clusters allowed to link with this one; nil (the default) links with any peer, as the
+    /// reference does. With a secret, both sides of a link prove they hold the same one (a challenge-response
+    /// with HMAC-SHA256 over fresh nonces; the secret never crosses the wire) before the link is set up: a peer
+    /// without it, or with another, is refused with `.linkFailed` before it holds a cluster id here, so it
+    /// cannot claim another cluster's id. Both sides need it, or neither. It authenticates the link, it does
+    /// not encrypt it. 16...1024 bytes of UTF-8; never shown in error messages.
+    public var linkSecret: String?
+    /// The bytes a `linkSecret` may have.
+    public static let linkSecretLengths: ClosedRange<Int> = 16...1024
+    /// Which data plane moves this instance's transfers: the memfd mapping on one host, UCX otherwise (the
+    /// default, `.automatic`), or only one of them. `DATADIST_TRANSPORT` overrides `.automatic`.
+    public var transport: TransportPreference = .automatic
     /// The size, in bytes, from which one pull or push is split over `copyThreads` threads; smaller transfers
     /// are copied on the calling thread. Default and current value: 2 MiB (2,097,152 bytes), the split point
     /// measured by `datadist bench`'s `copy_engine` rows (README, Performance). Read-only: tune the split with

@@ -49,7 +49,9 @@ public final class LLMDataDist: Sendable {
         try initialize(config, environment: ProcessEnvironment.current)
     }
 
-    /// `initialize(_:)` with an explicit environment instead of the process's (for tests and embedders).
+    /// `initialize(_:)` with an explicit environment instead of the process's (for tests and embedders). Its
+    /// `UCX_*` variables that the process environment lacks configure this instance's UCX context (UCX reads
+    /// the process environment by itself).
     public func initialize(_ config: LLMConfig, environment: [String: String]) throws(LLMError) {
         try state.withLock { state throws(LLMError) in
             guard state.manager == nil else { return }
@@ -81,6 +83,12 @@ public final class LLMDataDist: Sendable {
 
     /// The endpoint this instance serves links on (with the port actually bound), nil when it is not listening.
     public var listenEndpoint: IPEndpoint? { state.withLock { $0.manager }?.links.listenEndpoint }
+
+    /// Which transport the live link to cluster `clusterID` moves its bytes over (`.sharedMemory` or `.ucx`), or
+    /// nil when that cluster is not linked.
+    public func linkTransport(toCluster clusterID: UInt64) -> TransportPreference? {
+        state.withLock { $0.manager }?.links.transport(toCluster: clusterID)
+    }
 
     /// Links this instance to each cluster over its one `remoteIPInfos` endpoint (in parallel). The first element
     /// is `.success` only if every cluster linked, else the code of the last failing cluster; the second has one
@@ -151,6 +159,8 @@ public final class LLMDataDist: Sendable {
         throws(LLMError) -> CacheManager
     {
         try config.validate()
+        var config = config
+        config.transport = try TransportPreference.effective(config.transport, environment: environment)
         let choice = try RuntimeChoice.select(environment: environment, logger: logger)
         let runtime = choice.runtime
         guard Int(config.deviceID) < runtime.deviceCount else {
@@ -160,6 +170,15 @@ public final class LLMDataDist: Sendable {
         }
         let devicePool = try makePool(config.memoryPool, field: "memoryPool", runtime, .device(config.deviceID))
         let hostPool = try makePool(config.hostMemoryPool, field: "hostMemoryPool", runtime, .host)
+        // Peers write our pools only when both sides enable remote cache access (pushes); otherwise no process may
+        // ever map them writable again, not even one able to re-open its read-only descriptor through /proc.
+        for pool in [devicePool, hostPool].compactMap({ $0 }) {
+            do {
+                try pool.region.shared?.finishSealing(peersMayWrite: config.enableRemoteCacheAccessible)
+            } catch {
+                throw LLMError(runtimeError: error, while: "sealing a pool's memory")
+            }
+        }
         logger.debug(
             "initialized",
             metadata: [
@@ -170,6 +189,7 @@ public final class LLMDataDist: Sendable {
             clusterID: clusterID, issuer: issuer, config: config, runtime: runtime, devicePool: devicePool,
             hostPool: hostPool, logger: logger)
         let manager = CacheManager(resources: resources)
+        manager.links.ucx.overrides = UCXNodeHolder.overrides(in: environment, process: ProcessEnvironment.current)
         do throws(LLMError) {
             try manager.startLeases()
             if let endpoint = config.listenAddress {

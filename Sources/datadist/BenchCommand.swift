@@ -46,8 +46,30 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Seconds each measurement runs (the operation, and each ceiling the first time it is needed).")
     var duration = 0.5
 
-    @Option(help: "Comma-separated operations (default: all of \(BenchCommand.allOperations.joined(separator: ","))).")
-    var operations = BenchCommand.allOperations.joined(separator: ",")
+    @Option(
+        help:
+            "Comma-separated operations (default: all of \(BenchCommand.allOperations.joined(separator: ",")); with --connect: pull_cache)."
+    )
+    var operations: String?
+
+    @Option(
+        help: """
+            Pull from a `datadist bench-serve --host` started elsewhere, at HOST:PORT ([v6]:PORT; a numeric \
+            address), instead of starting a prompt process: the pull_cache bandwidth rows of --sizes only.
+            """)
+    var connect: String?
+
+    @Option(help: "With --connect: the cluster id of that bench-serve (its --cluster-id).")
+    var promptClusterID: UInt64 = 1
+
+    /// Operations `--connect` can run: those whose keys a standalone bench-serve holds and pulls never consume.
+    static let connectOperations: Set<String> = ["pull_cache"]
+
+    @Option(
+        help:
+            "The transport of the bench's links: auto, shm or ucx (sets DATADIST_TRANSPORT for this process and its prompt process)."
+    )
+    var transport: String?
 
     /// A test hook: the prompt flips a byte of every source it fills, so verification must fail.
     @Flag(help: .hidden)
@@ -57,26 +79,61 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         _ = try parsedSizes()
-        _ = try parsedOperations()
+        let operations = try parsedOperations()
+        if let endpoint = try parsedConnect() {
+            guard operations.isSubset(of: Self.connectOperations) else {
+                throw ValidationError(
+                    "--operations \(operations.sorted().joined(separator: ",")) with --connect \(endpoint): only "
+                        + "\(Self.connectOperations.sorted().joined(separator: ", ")) runs against a bench-serve elsewhere"
+                )
+            }
+            guard promptClusterID != 2 else {
+                throw ValidationError("--prompt-cluster-id 2 is the decoder's own cluster id; give the bench-serve's")
+            }
+        }
+        if let transport, TransportPreference(optionValue: transport) == nil {
+            throw ValidationError("--transport \(transport) must be auto, shm or ucx")
+        }
         guard duration > 0, duration <= 60 else {
             throw ValidationError("--duration \(duration) must be in (0, 60] seconds")
         }
     }
 
-    func parsedSizes() throws -> [Int] {
+    func parsedSizes() throws -> [Int] { try Self.parseSizes(sizes, option: "--sizes") }
+
+    /// The distinct sizes of a comma-separated list, each a multiple of 8 bytes up to 256 MiB.
+    static func parseSizes(_ sizes: String, option: String) throws -> [Int] {
         var result: [Int] = []
         for part in sizes.split(separator: ",", omittingEmptySubsequences: false) {
             let text = part.trimmingCharacters(in: .whitespaces)
             guard let bytes = ByteSize(text)?.bytes, bytes > 0, bytes % 8 == 0, bytes <= 256 << 20 else {
                 throw ValidationError(
-                    "--sizes \(sizes): '\(text)' is not a size (a multiple of 8 bytes up to 256MiB, e.g. 16KiB)")
+                    "\(option) \(sizes): '\(text)' is not a size (a multiple of 8 bytes up to 256MiB, e.g. 16KiB)")
             }
             if !result.contains(bytes) { result.append(bytes) }
         }
         return result
     }
 
+    /// `--connect` as an endpoint with a numeric address and a port other than 0, or nil when not given.
+    func parsedConnect() throws -> IPEndpoint? {
+        guard let connect else { return nil }
+        guard let endpoint = IPEndpoint(connect) else {
+            throw ValidationError("--connect \(connect) is not HOST:PORT (or [IPv6]:PORT)")
+        }
+        guard BenchServeCommand.isNumericAddress(endpoint.host) else {
+            throw ValidationError("--connect \(connect): \(endpoint.host) is not a numeric IPv4 or IPv6 address")
+        }
+        guard endpoint.port != 0 else {
+            throw ValidationError("--connect \(connect): port 0 names no listener; give the port bench-serve printed")
+        }
+        return endpoint
+    }
+
     func parsedOperations() throws -> Set<String> {
+        let operations =
+            self.operations
+            ?? (connect == nil ? Self.allOperations : Array(Self.connectOperations)).joined(separator: ",")
         var result: Set<String> = []
         for part in operations.split(separator: ",", omittingEmptySubsequences: false) {
             let name = part.trimmingCharacters(in: .whitespaces)
@@ -93,9 +150,11 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         global.bootstrapLogging()
         signal(SIGPIPE, SIG_IGN)
+        // The prompt process inherits it; this process's decoders read it at initialize.
+        if let transport { setenv(TransportPreference.environmentVariable, transport, 1) }
         let run = BenchRun(
             sizes: try parsedSizes(), operations: try parsedOperations(), duration: duration, verbose: global.verbose,
-            corruptSource: corruptSource)
+            corruptSource: corruptSource, connect: try parsedConnect().map { ($0, promptClusterID) })
         let outcome = run.execute()
         if json {
             print(Output.jsonString(outcome.rows, pretty: true))

@@ -70,7 +70,19 @@ final class BenchDecoder {
     let prompt: LLMClusterInfo
     let copyThreads: Int?
 
-    init(clusterID: UInt64, to server: BenchPrompt, poolBytes: Int, copyThreads: Int?, remoteAccessible: Bool) throws {
+    convenience init(
+        clusterID: UInt64, to server: BenchPrompt, poolBytes: Int, copyThreads: Int?, remoteAccessible: Bool
+    ) throws {
+        try self.init(
+            clusterID: clusterID, promptCluster: server.clusterID, at: IPEndpoint(host: "127.0.0.1", port: server.port),
+            poolBytes: poolBytes, copyThreads: copyThreads, remoteAccessible: remoteAccessible)
+    }
+
+    /// A decoder linked to the prompt cluster `promptCluster` listening at `endpoint`.
+    init(
+        clusterID: UInt64, promptCluster: UInt64, at endpoint: IPEndpoint, poolBytes: Int, copyThreads: Int?,
+        remoteAccessible: Bool
+    ) throws {
         engine = LLMDataDist(role: .decoder, clusterID: clusterID)
         self.copyThreads = copyThreads
         var config = LLMConfig()
@@ -79,19 +91,19 @@ final class BenchDecoder {
         config.enableRemoteCacheAccessible = remoteAccessible
         config.syncKVTimeout = .seconds(30)
         do {
+            try LinkSecretVariable.apply(to: &config)
             try engine.initialize(config)
             manager = try engine.cacheManager
         } catch {
             engine.finalize()
             throw BenchFailure("decoder \(clusterID): \(error)")
         }
-        prompt = LLMClusterInfo(
-            remoteClusterID: server.clusterID, remoteRoleType: .prompt,
-            remoteIPInfos: [IPEndpoint(host: "127.0.0.1", port: server.port)])
+        prompt = LLMClusterInfo(remoteClusterID: promptCluster, remoteRoleType: .prompt, remoteIPInfos: [endpoint])
         let (status, _) = engine.linkClusters([prompt], timeout: .seconds(10))
         guard status == .success else {
             engine.finalize()
-            throw BenchFailure("decoder \(clusterID): linkClusters to 127.0.0.1:\(server.port) failed: \(status)")
+            throw BenchFailure(
+                "decoder \(clusterID): linkClusters to cluster \(promptCluster) at \(endpoint) failed: \(status)")
         }
     }
 

@@ -36,6 +36,8 @@ struct BenchRow: Codable {
     var batch: Int?
     var verified: Bool
     var notes: String?
+    /// The transport of the link that moved the row's bytes (`shm` or `ucx`); nil for local rows.
+    var transport: String?
 }
 
 /// The human-readable table.
@@ -43,7 +45,7 @@ enum BenchTable {
     static func render(_ rows: [BenchRow], header: String) -> String {
         let titles = [
             "operation", "size", "GB/s", "memcpy 1T", "ratio", "memcpy all", "ratio", "stream 1T", "ratio", "p50 µs",
-            "p99 µs", "iters", "keys", "pattern",
+            "p99 µs", "iters", "keys", "via", "pattern",
         ]
         var lines: [[String]] = [titles]
         for row in rows {
@@ -54,7 +56,7 @@ enum BenchTable {
                 row.allCoresCeilingGBps.map { f($0, 2) } ?? "-", row.allCoresRatio.map { f($0, 2) + "×" } ?? "-",
                 row.streamingCeilingGBps.map { f($0, 2) } ?? "-", row.streamingRatio.map { f($0, 2) + "×" } ?? "-",
                 row.p50us.map { f($0, 1) } ?? "-", row.p99us.map { f($0, 1) } ?? "-", "\(row.iterations)",
-                row.keys, row.pattern + (row.verified ? "" : "  VERIFY FAILED"),
+                row.keys, row.transport ?? "-", row.pattern + (row.verified ? "" : "  VERIFY FAILED"),
             ])
         }
         let widths = titles.indices.map { column in lines.map { $0[column].count }.max() ?? 0 }

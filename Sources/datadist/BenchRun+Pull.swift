@@ -11,12 +11,22 @@ extension BenchRun {
         let (name, base) = (uniqueName(), uniqueKeyBase())
         try server.send("cache \(name) \(size) \(slots) prefix \(base) pattern")
         defer { _ = try? server.send("free \(name)") }
+        return try pullPrefixRing(
+            size, slots: slots, keyBase: base, promptCluster: server.clusterID, decoder: decoder, operation: operation)
+    }
+
+    /// pull_cache bandwidth over a ring the prompt holds: `slots` slots of `size` bytes bound to the prefix keys
+    /// `keyBase + slot`, each filled with `KVPattern(request: keyBase + slot, tensor: 0)`.
+    func pullPrefixRing(
+        _ size: Int, slots: Int, keyBase base: UInt64, promptCluster: UInt64, decoder: BenchDecoder,
+        operation: String = "pull_cache"
+    ) throws -> BenchRow {
         let destination = try Self.ring(decoder.manager, slots: slots, bytes: size)
         defer { try? decoder.manager.deallocateCache(destination) }
         let address = destination.tensorAddresses[0]
         let manager = decoder.manager
         let pull = { (i: Int) throws(LLMError) in
-            let key = CacheKey(promptClusterID: server.clusterID, reqID: .max, prefixID: base + UInt64(i % slots))
+            let key = CacheKey(promptClusterID: promptCluster, reqID: .max, prefixID: base + UInt64(i % slots))
             try manager.pullCache(key, into: destination, batchIndex: i % slots)
         }
         // Warm-up: one pass over the rings (maps the peer's pages here); its first call is checked.

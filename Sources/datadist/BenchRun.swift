@@ -15,12 +15,16 @@ final class BenchRun {
     let duration: Double
     let verbose: Bool
     let corruptSource: Bool
+    /// A standalone `bench-serve` to pull from, and its cluster id; nil: this run starts its own.
+    let connect: (endpoint: IPEndpoint, cluster: UInt64)?
     let cores = ProcessInfo.processInfo.activeProcessorCount
     let ringBytes = max(4 * BenchMemory.lastLevelCacheBytes, 128 << 20)
     var rows: [BenchRow] = []
     var notes: [String] = []
     var problems: [String] = []
     var ceilings: CopyCeilings!
+    /// The transport of the link the current rows run over (nil: local rows).
+    private var linkTransport: String?
     private var nextName = 0
 
     static let latencySizes = [16 << 10, 1 << 20]
@@ -28,8 +32,12 @@ final class BenchRun {
     static let promptCluster: UInt64 = 1
     static let remotePromptCluster: UInt64 = 11
 
-    init(sizes: [Int], operations: Set<String>, duration: Double, verbose: Bool, corruptSource: Bool = false) {
+    init(
+        sizes: [Int], operations: Set<String>, duration: Double, verbose: Bool, corruptSource: Bool = false,
+        connect: (endpoint: IPEndpoint, cluster: UInt64)? = nil
+    ) {
         self.corruptSource = corruptSource
+        self.connect = connect
         self.sizes = sizes
         self.operations = operations
         self.duration = duration
@@ -37,10 +45,15 @@ final class BenchRun {
     }
 
     func execute() -> Outcome {
+        let peer = connect.map { "bench-serve (cluster \($0.cluster)) at \($0.endpoint)" } ?? "prompt process"
+        let place = connect == nil ? " on 127.0.0.1" : ""
+        let rings =
+            connect == nil
+            ? "sources and destinations rotate over \(ByteSize(bytes: ringBytes)) rings"
+            : "sources and destinations rotate over the bench-serve's rings (its --ring-bytes), ceilings over \(ByteSize(bytes: ringBytes)) rings"
         var header = """
-            datadist bench: prompt process ↔ decoder (this process) on 127.0.0.1; \(cores) cores, LLC \
-            \(ByteSize(bytes: BenchMemory.lastLevelCacheBytes)); sources and destinations rotate over \
-            \(ByteSize(bytes: ringBytes)) rings; \(duration) s per measurement; GB/s = 10^9 B/s; \
+            datadist bench: \(peer) ↔ decoder (this process)\(place); \(cores) cores, LLC \
+            \(ByteSize(bytes: BenchMemory.lastLevelCacheBytes)); \(rings); \(duration) s per measurement; GB/s = 10^9 B/s; \
             ratio = GB/s ÷ single-thread memcpy of the same bytes and pattern, timed in slices interleaved with the operation
             """
         do {
@@ -52,8 +65,12 @@ final class BenchRun {
             "\nkeys: prefix = prefix keys (never consumed; resolved on every call), request = request keys "
             + "(consumed; fresh keys bound between generations, untimed), slot = CacheKeyByIdAndIndex, local = no peer"
         do {
-            try runPeerRows()
-            try runLocalRows()
+            if let connect {
+                try runConnectedRows(to: connect.endpoint, promptCluster: connect.cluster)
+            } else {
+                try runPeerRows()
+                try runLocalRows()
+            }
         } catch {
             problems.append("\(error)")
         }
@@ -70,6 +87,8 @@ final class BenchRun {
                 corrupt: corruptSource)
             let decoder = try BenchDecoder(
                 clusterID: 2, to: server, poolBytes: 3 << 30, copyThreads: nil, remoteAccessible: false)
+            linkTransport = decoder.engine.linkTransport(toCluster: server.clusterID)?.optionValue
+            defer { linkTransport = nil }
             var single: BenchDecoder?
             defer {
                 if let problem = single?.finish() { problems.append(problem) }
@@ -104,6 +123,8 @@ final class BenchRun {
                 clusterID: Self.remotePromptCluster, poolBytes: 1 << 30, remoteAccessible: true, verbose: verbose)
             let decoder = try BenchDecoder(
                 clusterID: 12, to: server, poolBytes: 1 << 30, copyThreads: nil, remoteAccessible: true)
+            linkTransport = decoder.engine.linkTransport(toCluster: server.clusterID)?.optionValue
+            defer { linkTransport = nil }
             defer {
                 if let problem = decoder.finish() { problems.append(problem) }
                 if let problem = server.finish() { problems.append(problem) }
@@ -220,7 +241,7 @@ final class BenchRun {
             p50us: latency ? BenchTiming.quantileMicroseconds(timing.samples, 0.5) : nil,
             p99us: latency ? BenchTiming.quantileMicroseconds(timing.samples, 0.99) : nil,
             iterations: timing.iterations, seconds: seconds, keys: keys, pattern: pattern, copyThreads: copyThreads,
-            verified: mismatch == nil, notes: mismatch)
+            verified: mismatch == nil, notes: mismatch, transport: linkTransport)
     }
 
     /// The first mismatch of slot `slot` of a 1-tensor ring at `base` against `KVPattern(request: id)`.

@@ -2,8 +2,15 @@ import ArgumentParser
 import DataDist
 import Foundation
 
-/// `datadist bench-serve` (hidden): the prompt process of `datadist bench`. Allocates, fills and frees caches when
-/// told to on stdin, one command per line, and answers each with one JSON line on stdout:
+/// `datadist bench-serve`: the prompt process of `datadist bench`.
+///
+/// With `--host ADDR [--port P]` it stands alone, for a `datadist bench --connect ADDR:PORT` started elsewhere:
+/// it allocates and fills a ring of prefix-keyed slots per `--sizes` size (`StandaloneBenchServer`), prints
+/// `READY <port>` as `serve` does, and serves until stdin closes; then it frees everything, prints `EXIT` with its
+/// audit, and exits 0 only if the audit is clean.
+///
+/// Without `--host` it is `bench`'s own child on 127.0.0.1: it allocates, fills and frees caches when told to on
+/// stdin, one command per line, and answers each with one JSON line on stdout:
 ///
 /// - `cache <name> <slotBytes> <slots> <keys> <firstID> <fill>`: a 1-tensor cache of `slots` batch slots of
 ///   `slotBytes` bytes. `keys` is `prefix`, `request` or `none`; slot `s` gets key id `firstID + s` and, with
@@ -15,8 +22,8 @@ import Foundation
 /// Stdin closing ends it: everything is freed and the audit printed; exit 0 only if the audit is clean.
 struct BenchServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-serve", abstract: "The prompt side of `datadist bench` (driven over stdin).",
-        shouldDisplay: false)
+        commandName: "bench-serve",
+        abstract: "The prompt side of `datadist bench`: with --host, a server for `bench --connect` elsewhere.")
 
     @Option(name: .customLong("cluster-id"), help: "This (prompt) cluster's id.")
     var clusterID: UInt64 = 1
@@ -27,20 +34,58 @@ struct BenchServeCommand: ParsableCommand {
     @Flag(help: "Enable remote cache access (pushes; slot pulls by cache id).")
     var remoteAccessible = false
 
+    @Option(
+        help: "Stand alone: listen on this numeric IPv4 or IPv6 address for `bench --connect` (prints READY <port>).")
+    var host: String?
+
+    @Option(help: "With --host: the port to listen on (0 picks a free one).")
+    var port: UInt16 = 0
+
+    @Option(help: "With --host: comma-separated sizes to serve, each \(ByteSize.grammar); as `bench --sizes`.")
+    var sizes = BenchCommand.defaultSizes
+
+    @Option(help: "With --host: bytes of each size's ring of slots (as `bench`, at least one slot).")
+    var ringBytes = "128MiB"
+
     /// A test hook: flips the last byte of slot 0 of every `pattern` cache after filling, so the bench's check must fail.
     @Flag(help: .hidden)
     var corrupt = false
 
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        guard let host else { return }
+        guard Self.isNumericAddress(host) else {
+            throw ValidationError("--host \(host) is not a numeric IPv4 or IPv6 address")
+        }
+        _ = try BenchCommand.parseSizes(sizes, option: "--sizes")
+        _ = try parsedRingBytes()
+    }
+
+    /// Whether `LLMConfig` accepts `host` as a listen address (a numeric IPv4 or IPv6 address).
+    static func isNumericAddress(_ host: String) -> Bool {
+        var config = LLMConfig()
+        config.listenAddress = IPEndpoint(host: host, port: 0)
+        return (try? config.validate()) != nil
+    }
+
+    private func parsedRingBytes() throws -> Int {
+        guard let bytes = ByteSize(ringBytes)?.bytes, bytes > 0, bytes <= 1 << 30 else {
+            throw ValidationError("--ring-bytes \(ringBytes) is not a size in 1B...1GiB (\(ByteSize.grammar))")
+        }
+        return bytes
+    }
+
     func run() throws {
         global.bootstrapLogging()
+        if let host { return try serveStandalone(on: host) }
         let prompt = LLMDataDist(role: .prompt, clusterID: clusterID)
         var config = LLMConfig()
         config.memoryPool = MemoryPoolConfig(size: poolBytes)
         config.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
         config.enableRemoteCacheAccessible = remoteAccessible
         config.syncKVTimeout = .seconds(30)
+        try LinkSecretVariable.apply(to: &config)
         let manager: CacheManager
         do {
             try prompt.initialize(config)
@@ -66,6 +111,42 @@ struct BenchServeCommand: ParsableCommand {
         Output.jsonLine(BenchServeReply(event: "exit", audit: audit, error: failure))
         if !audit.clean || failure != nil { throw ExitCode.failure }
     }
+}
+
+extension BenchServeCommand {
+    /// `--host`: fills the rings, prints `READY <port>`, serves until stdin closes, then frees and audits.
+    private func serveStandalone(on host: String) throws {
+        let sizes = try BenchCommand.parseSizes(sizes, option: "--sizes")
+        let ringBytes = try parsedRingBytes()
+        let prompt = LLMDataDist(role: .prompt, clusterID: clusterID)
+        var config = LLMConfig()
+        config.memoryPool = MemoryPoolConfig(
+            size: StandaloneBenchServer.poolBytes(sizes: sizes, ringBytes: ringBytes).roundedUp(toMultipleOf: 1 << 16))
+        config.listenAddress = IPEndpoint(host: host, port: port)
+        config.syncKVTimeout = .seconds(30)
+        try LinkSecretVariable.apply(to: &config)
+        let server: StandaloneBenchServer
+        do {
+            try prompt.initialize(config)
+            server = try StandaloneBenchServer(
+                manager: try prompt.cacheManager, clusterID: clusterID, sizes: sizes, ringBytes: ringBytes)
+        } catch {
+            prompt.finalize()
+            printToStandardError("datadist bench-serve: \(error)")
+            throw ExitCode.failure
+        }
+        Output.line("READY \(prompt.listenEndpoint?.port ?? 0)")
+        while readLine() != nil {}
+        let failure = server.free()
+        let audit = server.manager.audit()
+        prompt.finalize()
+        Output.line("EXIT audit \(audit)\(failure.map { ", \($0)" } ?? "")")
+        if !audit.isClean || failure != nil { throw ExitCode.failure }
+    }
+}
+
+extension Int {
+    fileprivate func roundedUp(toMultipleOf step: Int) -> Int { (self + step - 1) / step * step }
 }
 
 /// One JSON line `bench-serve` prints.

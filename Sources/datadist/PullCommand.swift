@@ -126,6 +126,7 @@ struct PullCommand: ParsableCommand {
         var config = LLMConfig()
         config.memoryPool = shape.pool(caches: 1)
         config.syncKVTimeout = .milliseconds(syncTimeoutMs)
+        try LinkSecretVariable.apply(to: &config)
         let manager: CacheManager
         let destination: Cache
         do {

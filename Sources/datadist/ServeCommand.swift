@@ -89,6 +89,7 @@ struct ServeCommand: ParsableCommand {
         var config = LLMConfig()
         config.memoryPool = shape.pool(caches: requests)
         config.listenAddress = IPEndpoint(host: host, port: port)
+        try LinkSecretVariable.apply(to: &config)
         let removed = try removedRequests()
         let caches: [Cache]
         let manager: CacheManager

@@ -11,8 +11,10 @@ import Testing
         ascending(from: seed + tensor * 10_000 + slot * width, count: width)
     }
 
-    @Test func mixedRequestAndPrefixKeysLandInTheirSlotsAndRequestKeysAreConsumed() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func mixedRequestAndPrefixKeysLandInTheirSlotsAndRequestKeysAreConsumed(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateCache(eightTensors, keys: [key(1), key(2), prefix, key(3)])
@@ -48,8 +50,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test func aMissingKeyReservesNothingAndIsNamedByIndex() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func aMissingKeyReservesNothingAndIsNamedByIndex(transport: TestTransport)
+        throws
+    {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateCache(eightTensors, keys: (1...4).map { key($0) })
@@ -74,8 +78,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test func badInputIsRefusedByNameAndChangesNothing() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func badInputIsRefusedByNameAndChangesNothing(transport: TestTransport)
+        throws
+    {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateCache(eightTensors, keys: [key(1), key(2)])
@@ -148,8 +154,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test func batchesBeyondOneMessageAreSplitAndStillAllOrNothing() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func batchesBeyondOneMessageAreSplitAndStillAllOrNothing(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let count = 1100  // more than BatchResolveRequest.maxItems (1024): two round trips
@@ -178,8 +186,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test func twoThreadsPullingOverlappingKeysGetEachKeyExactlyOnce() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func twoThreadsPullingOverlappingKeysGetEachKeyExactlyOnce(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let count = 96

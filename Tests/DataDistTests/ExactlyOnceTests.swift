@@ -72,9 +72,9 @@ import ThreadSanitizerSupport
         }
     }
 
-    @Test(arguments: [false, true])
-    func anUnlinkLetsAFinishedPullReleaseFirstSoItsKeyStaysConsumed(batched: Bool) throws {
-        let pair = try LinkedPair()
+    @Test(arguments: [false, true], TestTransport.transfers)
+    func anUnlinkLetsAFinishedPullReleaseFirstSoItsKeyStaysConsumed(batched: Bool, transport: TestTransport) throws {
+        let pair = try LinkedPair(transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let source = try prompt.allocateCache(Self.desc, keys: [Self.key])
         let destination = try decoder.allocateCache(Self.desc)
@@ -97,9 +97,11 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
-    @Test(arguments: [false, true])
-    func aPullWhoseOwnerUnlinksBeforeItsReleaseFailsAndTheKeyIsPulledOnce(batched: Bool) throws {
-        let pair = try LinkedPair()
+    @Test(arguments: [false, true], TestTransport.transfers)
+    func aPullWhoseOwnerUnlinksBeforeItsReleaseFailsAndTheKeyIsPulledOnce(batched: Bool, transport: TestTransport)
+        throws
+    {
+        let pair = try LinkedPair(transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let source = try prompt.allocateCache(Self.desc, keys: [Self.key])
         let destination = try decoder.allocateCache(Self.desc)
@@ -115,8 +117,10 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
-    @Test func aPullStillRunningWhenItsUnlinkStopsWaitingFailsAndTheKeyIsPulledOnce() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func aPullStillRunningWhenItsUnlinkStopsWaitingFailsAndTheKeyIsPulledOnce(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let source = try prompt.allocateCache(Self.desc, keys: [Self.key])
         let destination = try decoder.allocateCache(Self.desc)
@@ -130,8 +134,10 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
-    @Test func finalizeLetsAFinishedPullReleaseFirstSoItsKeyStaysConsumed() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func finalizeLetsAFinishedPullReleaseFirstSoItsKeyStaysConsumed(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let source = try prompt.allocateCache(Self.desc, keys: [Self.key])
         let destination = try decoder.allocateCache(Self.desc)

@@ -65,9 +65,9 @@ import Glibc
     /// Pulls request key 7 after a pull the fault failed with `status`: the failed pull gave the key back.
     func expectFailedPullGivesTheKeyBack(
         _ status: LLMStatusCode, faults: (prompt: String?, decoder: String?), mentioning: [String] = [],
-        relink: Bool, sourceLocation: SourceLocation = #_sourceLocation
+        relink: Bool, transport: TestTransport = .sharedMemory, sourceLocation: SourceLocation = #_sourceLocation
     ) throws {
-        let pair = try LinkedPair(faults: faults)
+        let pair = try LinkedPair(faults: faults, transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateCache(desc, keys: [key(7)])
@@ -94,33 +94,40 @@ import Glibc
         #expect(prompt.audit().isClean && decoder.audit().isClean, sourceLocation: sourceLocation)
     }
 
+    /// Over shared memory only: UCX moves the bytes itself, the runtime's copy (where the fault fires) never runs.
     @Test func aDataPlaneCopyFaultFailsThePullAndGivesTheKeyBack() throws {
         try expectFailedPullGivesTheKeyBack(
             .failed, faults: (nil, "copy@1"), mentioning: ["injected fault (DATADIST_FAULTS copy)"], relink: false)
     }
 
-    @Test func aSendFaultFailsTheLink() throws {
-        try expectFailedPullGivesTheKeyBack(.linkFailed, faults: (nil, "send@1"), relink: true)
+    @Test(arguments: TestTransport.transfers) func aSendFaultFailsTheLink(transport: TestTransport) throws {
+        try expectFailedPullGivesTheKeyBack(.linkFailed, faults: (nil, "send@1"), relink: true, transport: transport)
     }
 
-    @Test func aFailedReleaseFailsThePullAndGivesTheKeyBack() throws {
+    @Test(arguments: TestTransport.transfers) func aFailedReleaseFailsThePullAndGivesTheKeyBack(
+        transport: TestTransport
+    ) throws {
         // The decoder's first send is the resolve request, its second the release of the grant.
         try expectFailedPullGivesTheKeyBack(
             .linkFailed, faults: (nil, "send@2"), mentioning: ["before the release of its grant was sent"],
-            relink: true)
+            relink: true, transport: transport)
     }
 
-    @Test func aReceiveFaultFailsTheLink() throws {
-        try expectFailedPullGivesTheKeyBack(.linkFailed, faults: (nil, "receive@1"), relink: true)
+    @Test(arguments: TestTransport.transfers) func aReceiveFaultFailsTheLink(transport: TestTransport) throws {
+        try expectFailedPullGivesTheKeyBack(.linkFailed, faults: (nil, "receive@1"), relink: true, transport: transport)
     }
 
-    @Test func anOwnersSendFaultFailsTheLinkForTheRequester() throws {
+    @Test(arguments: TestTransport.transfers) func anOwnersSendFaultFailsTheLinkForTheRequester(
+        transport: TestTransport
+    ) throws {
         // The owner's first send is the welcome of the link, its second the grant.
-        try expectFailedPullGivesTheKeyBack(.linkFailed, faults: ("send@2", nil), relink: true)
+        try expectFailedPullGivesTheKeyBack(.linkFailed, faults: ("send@2", nil), relink: true, transport: transport)
     }
 
-    @Test func aFailedWelcomeFailsLinkClustersAndTheNextLinkWorks() throws {
-        let pair = try LinkedPair(link: false, faults: ("send@1", nil))
+    @Test(arguments: TestTransport.transfers) func aFailedWelcomeFailsLinkClustersAndTheNextLinkWorks(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(link: false, faults: ("send@1", nil), transport: transport)
         let (failed, failures) = pair.decoder.linkClusters([pair.promptInfo], timeout: .seconds(3))
         #expect(failed != .success && failures != [.success], "\(failed) \(failures)")
         #expect(eventually { (try? pair.prompt.cacheManager.audit().isClean) == true })
@@ -129,12 +136,15 @@ import Glibc
         try pair.finish()
     }
 
-    @Test func aPeerDeathFailsTheLink() throws {
-        try expectFailedPullGivesTheKeyBack(.linkFailed, faults: (nil, "peer-death@1"), relink: true)
+    @Test(arguments: TestTransport.all) func aPeerDeathFailsTheLink(transport: TestTransport) throws {
+        try expectFailedPullGivesTheKeyBack(
+            .linkFailed, faults: (nil, "peer-death@1"), relink: true, transport: transport)
     }
 
-    @Test func aTimedPeerDeathOfTheOwnerDropsTheLink() throws {
-        let pair = try LinkedPair(faults: ("peer-death@after=100ms", nil))
+    @Test(arguments: TestTransport.all) func aTimedPeerDeathOfTheOwnerDropsTheLink(transport: TestTransport)
+        throws
+    {
+        let pair = try LinkedPair(faults: ("peer-death@after=100ms", nil), transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let destination = try decoder.allocateCache(desc)
@@ -157,8 +167,8 @@ import Glibc
         #expect(prompt.audit().isClean && decoder.audit().isClean)
     }
 
-    @Test func withoutASpecNothingFails() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func withoutASpecNothingFails(transport: TestTransport) throws {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let destination = try decoder.allocateCache(desc)

@@ -82,8 +82,10 @@ import Glibc
         }
     }
 
-    @Test func aKeyPulledBeforeItsLeaseRunsOutIsDeliveredOnceAndNothingExpiresLater() throws {
-        let pair = try LinkedPair(configurePrompt: Self.lease(400))
+    @Test(arguments: TestTransport.transfers) func aKeyPulledBeforeItsLeaseRunsOutIsDeliveredOnceAndNothingExpiresLater(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport, configurePrompt: Self.lease(400))
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let sweeps = try Sweeps(prompt)
         let bound = KeyLeases.now()
@@ -99,8 +101,10 @@ import Glibc
 
     /// The pull reserved the key (the decoder is held between its copy and its release by the link's seam) when
     /// its lease runs out: the sweeper passes it by, and the pull consumes it.
-    @Test func aPullInFlightWhenTheLeaseRunsOutWinsAndConsumesTheKey() throws {
-        let pair = try LinkedPair(configurePrompt: Self.lease(100))
+    @Test(arguments: TestTransport.transfers) func aPullInFlightWhenTheLeaseRunsOutWinsAndConsumesTheKey(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport, configurePrompt: Self.lease(100))
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let sweeps = try Sweeps(prompt)
         let bound = KeyLeases.now()
@@ -118,8 +122,10 @@ import Glibc
     }
 
     /// The expiry holds the owner's table lock while a pull is on its way to it: the pull finds no key.
-    @Test func aLeaseThatRunsOutBeforeAPullReservesItWinsAndThePullFindsNoKey() throws {
-        let pair = try LinkedPair(configurePrompt: Self.lease(5000))  // only this test expires it
+    @Test(arguments: TestTransport.transfers) func aLeaseThatRunsOutBeforeAPullReservesItWinsAndThePullFindsNoKey(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport, configurePrompt: Self.lease(5000))  // only this test expires it
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         try prompt.deallocateCache(try prompt.allocateCache(Self.desc, keys: [Self.key]))
         let destination = try decoder.allocateCache(Self.desc)

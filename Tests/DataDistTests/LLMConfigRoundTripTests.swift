@@ -22,6 +22,12 @@ struct LLMConfigRoundTripTests {
         }
         config.enableRemoteCacheAccessible = Bool.random(using: &rng)
         config.enforceProductSupport = Bool.random(using: &rng)
+        if Int.random(in: 0..<3, using: &rng) == 0 {
+            let printable = (0..<Int.random(in: 16...64, using: &rng)).map { _ in
+                Character(Unicode.Scalar(UInt8.random(in: 0x20...0x7E, using: &rng)))
+            }
+            config.linkSecret = Bool.random(using: &rng) ? String(printable) : "ключ " + String(printable)
+        }
         let extras: [(String, [String])] = [
             ("llm.LinkTotalTime", ["0", "120", "4294967295"]), ("llm.LinkRetryCount", ["1", "3", "100", "007"]),
             ("llm.RdmaTrafficClass", ["132"]), ("llm.RdmaServiceLevel", ["4"]),

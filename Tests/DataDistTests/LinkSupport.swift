@@ -19,7 +19,8 @@ struct LinkedPair {
         decoderHostPool: Int? = 1 << 20,
         remoteAccessible: Bool = false, decoderRemoteAccessible: Bool? = nil, timeout: Duration = .seconds(2),
         link: Bool = true, faults: (prompt: String?, decoder: String?) = (nil, nil),
-        configurePrompt: (inout LLMConfig) -> Void = { _ in }
+        transport: TestTransport = .sharedMemory, configurePrompt: (inout LLMConfig) -> Void = { _ in },
+        configureDecoder: (inout LLMConfig) -> Void = { _ in }
     ) throws {
         var promptConfig = LLMConfig()
         promptConfig.memoryPool = MemoryPoolConfig(size: promptPool)
@@ -27,17 +28,23 @@ struct LinkedPair {
         promptConfig.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
         promptConfig.enableRemoteCacheAccessible = remoteAccessible
         promptConfig.syncKVTimeout = timeout
+        promptConfig.transport = transport.preference
         configurePrompt(&promptConfig)
         prompt = LLMDataDist(role: .prompt, clusterID: 1)
-        try prompt.initialize(promptConfig, environment: emulatorEnvironment(faults: faults.prompt))
+        try prompt.initialize(
+            promptConfig, environment: emulatorEnvironment(faults: faults.prompt).merging(transport.environment) { $1 })
         promptInfo = LLMClusterInfo(remoteClusterID: prompt.clusterID, remoteIPInfos: [prompt.listenEndpoint!])
         var decoderConfig = LLMConfig()
         decoderConfig.memoryPool = decoderPool.map { MemoryPoolConfig(size: $0) }
         decoderConfig.hostMemoryPool = decoderHostPool.map { MemoryPoolConfig(size: $0) }
         decoderConfig.enableRemoteCacheAccessible = decoderRemoteAccessible ?? remoteAccessible
         decoderConfig.syncKVTimeout = timeout
+        decoderConfig.transport = transport.preference
+        configureDecoder(&decoderConfig)
         decoder = LLMDataDist(role: .decoder, clusterID: 2)
-        try decoder.initialize(decoderConfig, environment: emulatorEnvironment(faults: faults.decoder))
+        try decoder.initialize(
+            decoderConfig,
+            environment: emulatorEnvironment(faults: faults.decoder).merging(transport.environment) { $1 })
         if link {
             let (status, statuses) = decoder.linkClusters([promptInfo], timeout: .seconds(3))
             #expect(status == .success && statuses == [.success], "link: \(status) \(statuses)")

@@ -5,16 +5,18 @@ import Testing
 
 /// Spec §15.2 link cases, in one process over loopback.
 @Suite(.timeLimit(.minutes(1))) struct LinkTests {
-    @Test func b20LinkAndUnlinkAndRelink() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func b20LinkAndUnlinkAndRelink(transport: TestTransport) throws {
+        let pair = try LinkedPair(transport: transport)
         #expect(pair.decoder.unlinkClusters([pair.promptInfo], timeout: .seconds(5)) == (.success, [.success]))
         #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.success, [.success]))
         try pair.finish()
     }
 
     /// The peer closes its end once it acknowledged an unlink; that close is part of the unlink, not a broken link.
-    @Test func aPullRightAfterACleanUnlinkIsNotYetLinkEveryTime() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func aPullRightAfterACleanUnlinkIsNotYetLinkEveryTime(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
         let manager = try pair.decoder.cacheManager
         let cache = try manager.allocateCache(CacheDesc(numTensors: 1, shape: [1, 4], dataType: .int8))
         for round in 0..<30 {
@@ -31,14 +33,16 @@ import Testing
         try pair.finish()
     }
 
-    @Test func b21LinkingTwiceIsAlreadyLink() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func b21LinkingTwiceIsAlreadyLink(transport: TestTransport) throws {
+        let pair = try LinkedPair(transport: transport)
         #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.alreadyLink, [.alreadyLink]))
         try pair.finish()
     }
 
-    @Test func b22AnEmptyListAndABadTimeoutAreParamInvalid() throws {
-        let pair = try LinkedPair(link: false)
+    @Test(arguments: TestTransport.transfers) func b22AnEmptyListAndABadTimeoutAreParamInvalid(transport: TestTransport)
+        throws
+    {
+        let pair = try LinkedPair(link: false, transport: transport)
         #expect(pair.decoder.linkClusters([]) == (.paramInvalid, []))
         #expect(pair.decoder.linkClusters([pair.promptInfo], timeout: .zero) == (.paramInvalid, []))
         #expect(pair.decoder.unlinkClusters([pair.promptInfo], timeout: .zero) == (.paramInvalid, []))
@@ -47,15 +51,18 @@ import Testing
         try pair.finish()
     }
 
-    @Test func anEnormousTimeoutIsAcceptedNotATrap() throws {
-        let pair = try LinkedPair(link: false)
+    @Test(arguments: TestTransport.transfers) func anEnormousTimeoutIsAcceptedNotATrap(transport: TestTransport) throws
+    {
+        let pair = try LinkedPair(link: false, transport: transport)
         #expect(pair.decoder.linkClusters([pair.promptInfo], timeout: .seconds(Int64.max)) == (.success, [.success]))
         #expect(pair.decoder.unlinkClusters([pair.promptInfo], timeout: .seconds(Int64.max)) == (.success, [.success]))
         try pair.finish()
     }
 
-    @Test func b19AnUnreachablePeerIsLinkFailedWithinTheTimeout() throws {
-        let pair = try LinkedPair(link: false)
+    @Test(arguments: TestTransport.transfers) func b19AnUnreachablePeerIsLinkFailedWithinTheTimeout(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(link: false, transport: transport)
         let port = pair.prompt.listenEndpoint!.port
         try pair.prompt.switchRole(.prompt, listenAddress: nil)
         let clock = ContinuousClock()
@@ -66,8 +73,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test func aPeerWithAnotherClusterIDIsLinkFailedNamingBothIDs() throws {
-        let pair = try LinkedPair(link: false)
+    @Test(arguments: TestTransport.transfers) func aPeerWithAnotherClusterIDIsLinkFailedNamingBothIDs(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(link: false, transport: transport)
         let logs = InMemoryLogHandler()
         let decoder = LLMDataDist(role: .decoder, clusterID: 3, logger: Logger(label: "test") { _ in logs })
         try decoder.initialize(LLMConfig(), environment: emulatorEnvironment())
@@ -78,14 +87,16 @@ import Testing
         try pair.finish()
     }
 
-    @Test func b23PeersMustAgreeOnRemoteCacheAccess() throws {
-        let pair = try LinkedPair(remoteAccessible: true, decoderRemoteAccessible: false, link: false)
+    @Test(arguments: TestTransport.transfers) func b23PeersMustAgreeOnRemoteCacheAccess(transport: TestTransport) throws
+    {
+        let pair = try LinkedPair(
+            remoteAccessible: true, decoderRemoteAccessible: false, link: false, transport: transport)
         #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.paramInvalid, [.paramInvalid]))
         try pair.finish()
     }
 
-    @Test func aLinkWorksInBothDirections() throws {
-        let pair = try LinkedPair(decoderPool: 4 << 20)
+    @Test(arguments: TestTransport.transfers) func aLinkWorksInBothDirections(transport: TestTransport) throws {
+        let pair = try LinkedPair(decoderPool: 4 << 20, transport: transport)
         let decoderCache = try pair.decoder.cacheManager.allocateCache(
             CacheDesc(numTensors: 2, shape: [1, 64], dataType: .int32), keys: [CacheKey(promptClusterID: 2, reqID: 5)])
         fill(decoderCache, seed: 7, ints: 64)
@@ -98,8 +109,8 @@ import Testing
         try pair.finish()
     }
 
-    @Test func b16SwitchRoleNeedsNoLinks() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func b16SwitchRoleNeedsNoLinks(transport: TestTransport) throws {
+        let pair = try LinkedPair(transport: transport)
         #expect { try pair.decoder.switchRole(.prompt) } throws: { ($0 as? LLMError)?.status == .existLink }
         #expect(pair.decoder.role == .decoder)
         _ = pair.decoder.unlinkClusters([pair.promptInfo])
@@ -111,8 +122,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test func forceUnlinkTearsDownThisSideAndThePeerNotices() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func forceUnlinkTearsDownThisSideAndThePeerNotices(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
         #expect(pair.decoder.unlinkClusters([pair.promptInfo], force: true) == (.success, [.success]))
         // The prompt sees the connection close and forgets the link; relinking works.
         var relinked = (LLMStatusCode.failed, [LLMStatusCode]())
@@ -124,8 +137,8 @@ import Testing
         try pair.finish()
     }
 
-    @Test func finalizeUnlinksEverything() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func finalizeUnlinksEverything(transport: TestTransport) throws {
+        let pair = try LinkedPair(transport: transport)
         pair.decoder.finalize()
         var linked = true
         for _ in 0..<100 where linked {

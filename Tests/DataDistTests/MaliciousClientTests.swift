@@ -18,15 +18,28 @@ import Glibc
 /// peer named.
 @Suite(.timeLimit(.minutes(1))) struct MaliciousClientTests {
     /// A raw protocol client: does the handshake by hand and offers no pools. After the handshake its control
-    /// channel is the Unix socket the owner connected to, as for a real peer.
+    /// channel is the Unix socket the owner connected to (memfd exchange), or the TCP connection of its hello
+    /// (UCX), as for a real peer.
     struct RawPeer {
         let channel: Socket
         var inbox = FrameInbox()
         var nextID: UInt64 = 100
         var poolCount = 0
+        /// Over UCX, the peer's own worker (the owner connects an endpoint to it during the handshake).
+        var node: UCXNode?
 
-        init(endpoint: IPEndpoint, clusterID: UInt64, expecting owner: UInt64) throws {
+        init(endpoint: IPEndpoint, clusterID: UInt64, expecting owner: UInt64, transport: TestTransport = .sharedMemory)
+            throws
+        {
             let deadline = ContinuousClock.now.advanced(by: .seconds(3))
+            guard transport == .sharedMemory else {
+                let (tcp, offer, node) = try scriptedUCXHello(
+                    to: endpoint, clusterID: clusterID, expecting: owner, transport: transport, until: deadline)
+                (channel, poolCount, self.node) = (tcp, offer.regions.count, node)
+                let welcome = try nextFrame()
+                #expect(welcome.kind == .welcome)
+                return
+            }
             let (tcp, unix) = try scriptedHello(
                 to: endpoint, clusterID: clusterID, expecting: owner, until: deadline)
             defer { tcp.close() }
@@ -81,15 +94,18 @@ import Glibc
             requesterIsBlocks: !blocks.isEmpty, blocks: blocks)
     }
 
-    @Test func everyForbiddenRequestIsRefusedAndGrantsAreExact() throws {
-        let pair = try LinkedPair(link: false)
+    @Test(arguments: TestTransport.all) func everyForbiddenRequestIsRefusedAndGrantsAreExact(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(link: false, transport: transport)
         let prompt = try pair.prompt.cacheManager
         let keyed = try prompt.allocateCache(
             CacheDesc(numTensors: 2, shape: [4, 16], dataType: .int32), keys: [CacheKey(promptClusterID: 1, reqID: 1)])
         let unkeyed = try prompt.allocateCache(CacheDesc(numTensors: 2, shape: [4, 16], dataType: .int32))
         let blocks = try prompt.allocateBlocksCache(
             CacheDesc(numTensors: 2, shape: [8, 16], dataType: .int32), key: BlocksCacheKey(clusterID: 1, modelID: 4))
-        var peer = try RawPeer(endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 66, expecting: 1)
+        var peer = try RawPeer(
+            endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 66, expecting: 1, transport: transport)
         #expect(peer.poolCount == 1)
 
         let refused: [(ResolveRequest, LLMStatusCode)] = [
@@ -164,12 +180,15 @@ import Glibc
 
     /// Batch resolves: a bad item refuses the whole batch and takes nothing; a grant covers exactly the named
     /// slots, in order; a peer that dies holding a batch grant gives every key back.
-    @Test func batchResolvesGrantExactlyTheNamedSlotsOrNothing() throws {
-        let pair = try LinkedPair(link: false)
+    @Test(arguments: TestTransport.all) func batchResolvesGrantExactlyTheNamedSlotsOrNothing(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(link: false, transport: transport)
         let prompt = try pair.prompt.cacheManager
         let keys = (1...4).map { CacheKey(promptClusterID: 1, reqID: UInt64($0)) }
         let cache = try prompt.allocateCache(CacheDesc(numTensors: 2, shape: [4, 16], dataType: .int32), keys: keys)
-        var peer = try RawPeer(endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 66, expecting: 1)
+        var peer = try RawPeer(
+            endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 66, expecting: 1, transport: transport)
         func refusal(_ items: [BatchResolveRequest.Item]) throws -> Refusal? {
             let reply = try peer.request(.batchResolve, BatchResolveRequest(items: items).encoded())
             return reply.kind == .refusal ? try Refusal(payload: reply.payload) : nil
@@ -214,23 +233,6 @@ import Glibc
         for key in keys { try prompt.removeCacheKey(key) }
         try prompt.deallocateCache(cache)
         #expect(prompt.audit().isClean)
-        try pair.finish()
-    }
-
-    @Test func aPeerFromAnotherHostIsToldCrossHostIsNotAvailable() throws {
-        let pair = try LinkedPair(link: false)
-        let tcp = try Socket.connectTCP(
-            SocketEndpoint(pair.promptInfo.remoteIPInfos[0]), until: ContinuousClock.now.advanced(by: .seconds(2)))
-        defer { tcp.close() }
-        let hello = Hello(
-            clusterID: 9, expectedClusterID: 1, remoteCacheAccessible: false, bootID: "another-host", unixSocket: "none"
-        )
-        try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
-        var inbox = FrameInbox()
-        let reply = try inbox.receiveFrame(from: tcp, until: ContinuousClock.now.advanced(by: .seconds(2)))
-        let failure = try Refusal(payload: reply.payload)
-        #expect(failure.status == LLMStatusCode.featureNotEnabled.rawValue)
-        #expect(failure.message.contains("cross-host transport not available yet"))
         try pair.finish()
     }
 

@@ -9,8 +9,10 @@ import Testing
         CacheKey(promptClusterID: 1, reqID: reqID, modelID: model)
     }
 
-    @Test func e01E02PullByKeyIntoAHostCacheThenTheKeysAreConsumed() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func e01E02PullByKeyIntoAHostCacheThenTheKeysAreConsumed(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateCache(eightTensors, keys: [key(1000), key(1001), key(1002), key(1003)])
@@ -38,8 +40,8 @@ import Testing
         try pair.finish()
     }
 
-    @Test func e03APullAfterRemoveCacheKeyFails() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func e03APullAfterRemoveCacheKeyFails(transport: TestTransport) throws {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateCache(eightTensors, keys: [key(1)])
@@ -51,8 +53,8 @@ import Testing
         try pair.finish()
     }
 
-    @Test func e04SizeAndBatchChecksOnBothSides() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func e04SizeAndBatchChecksOnBothSides(transport: TestTransport) throws {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateCache(
@@ -76,8 +78,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test func e05BlockPullsCheckBlockIndicesOnBothSides() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func e05BlockPullsCheckBlockIndicesOnBothSides(transport: TestTransport)
+        throws
+    {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateBlocksCache(
@@ -114,8 +118,8 @@ import Testing
         try pair.finish()
     }
 
-    @Test func e06E07NoLinkAndOwnCluster() throws {
-        let pair = try LinkedPair(link: false)
+    @Test(arguments: TestTransport.transfers) func e06E07NoLinkAndOwnCluster(transport: TestTransport) throws {
+        let pair = try LinkedPair(link: false, transport: transport)
         let decoder = try pair.decoder.cacheManager
         let destination = try decoder.allocateCache(eightTensors)
         expectRefusal(.notYetLink, mentioning: ["cluster 1"], in: decoder) {
@@ -134,8 +138,8 @@ import Testing
         try pair.finish()
     }
 
-    @Test func e08LayerRangesMustFitTheTensors() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func e08LayerRangesMustFitTheTensors(transport: TestTransport) throws {
+        let pair = try LinkedPair(transport: transport)
         let decoder = try pair.decoder.cacheManager
         let one = try decoder.allocateCache(CacheDesc(numTensors: 1, shape: [1, 4], dataType: .int8))
         expectRefusal(.paramInvalid, mentioning: ["multiple of tensorsPerLayer 2"], in: decoder) {
@@ -158,8 +162,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test func layerWisePullsConsumeTheKeyOnlyOnceEveryTensorWasPulled() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func layerWisePullsConsumeTheKeyOnlyOnceEveryTensorWasPulled(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateCache(
@@ -184,8 +190,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test func deallocateBeforeThePullStillServesTheKeyThenFreesTheMemory() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func deallocateBeforeThePullStillServesTheKeyThenFreesTheMemory(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateCache(eightTensors, keys: [key(9)])
@@ -199,8 +207,8 @@ import Testing
         try pair.finish()
     }
 
-    @Test func prefixKeysAreNeverConsumed() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func prefixKeysAreNeverConsumed(transport: TestTransport) throws {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let prefix = CacheKey(promptClusterID: 1, reqID: .max, prefixID: 42)
@@ -215,8 +223,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test func pullingByIDAndIndexConsumesTheBoundKeyAndRefusesUnboundSlots() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func pullingByIDAndIndexConsumesTheBoundKeyAndRefusesUnboundSlots(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let source = try prompt.allocateCache(
@@ -244,8 +254,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test func transferMatrixHostToHostAndBlocksToContiguous() throws {
-        let pair = try LinkedPair(promptHostPool: 1 << 20)
+    @Test(arguments: TestTransport.transfers) func transferMatrixHostToHostAndBlocksToContiguous(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(promptHostPool: 1 << 20, transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let hostSource = try prompt.allocateCache(
@@ -269,8 +281,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test func aHostDestinationNeedsADevicePoolHere() throws {
-        let pair = try LinkedPair(decoderPool: nil)
+    @Test(arguments: TestTransport.transfers) func aHostDestinationNeedsADevicePoolHere(transport: TestTransport) throws
+    {
+        let pair = try LinkedPair(decoderPool: nil, transport: transport)
         let decoder = try pair.decoder.cacheManager
         let destination = try decoder.allocateCache(
             CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32, placement: .host))
@@ -284,8 +297,10 @@ import Testing
 
 /// Remote-cache-accessible mode: pushes, and pulls by id and index that consume nothing.
 @Suite(.timeLimit(.minutes(1))) struct PushTests {
-    @Test func pushCacheWritesIntoTheRemoteSlotLayerByLayer() throws {
-        let pair = try LinkedPair(remoteAccessible: true)
+    @Test(arguments: TestTransport.transfers) func pushCacheWritesIntoTheRemoteSlotLayerByLayer(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(remoteAccessible: true, transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let target = try prompt.allocateCache(CacheDesc(numTensors: 4, shape: [2, 8], dataType: .int32))
@@ -318,8 +333,8 @@ import Testing
         try pair.finish()
     }
 
-    @Test func pushBlocksWritesRemoteBlocks() throws {
-        let pair = try LinkedPair(remoteAccessible: true)
+    @Test(arguments: TestTransport.transfers) func pushBlocksWritesRemoteBlocks(transport: TestTransport) throws {
+        let pair = try LinkedPair(remoteAccessible: true, transport: transport)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let target = try prompt.allocateBlocksCache(
@@ -341,8 +356,8 @@ import Testing
         try pair.finish()
     }
 
-    @Test func e14PushesNeedRemoteCacheAccess() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func e14PushesNeedRemoteCacheAccess(transport: TestTransport) throws {
+        let pair = try LinkedPair(transport: transport)
         let decoder = try pair.decoder.cacheManager
         let source = try decoder.allocateCache(CacheDesc(numTensors: 2, shape: [1, 8], dataType: .int32))
         let blocks = try decoder.allocateBlocksCache(CacheDesc(numTensors: 2, shape: [1, 8], dataType: .int32))

@@ -12,8 +12,10 @@ import Glibc
 @Suite(.timeLimit(.minutes(1))) struct ReservationTests {
     typealias RawPeer = MaliciousClientTests.RawPeer
 
-    @Test func concurrentPullsOfTheSameKeysSucceedExactlyOnceEach() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func concurrentPullsOfTheSameKeysSucceedExactlyOnceEach(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
         let second = LLMDataDist(role: .decoder, clusterID: 3)
         var config = LLMConfig()
         config.memoryPool = MemoryPoolConfig(size: 1 << 20)
@@ -56,12 +58,15 @@ import Glibc
         try pair.finish()
     }
 
-    @Test func aKeyRemovedWhileInFlightStaysRemovedWhenTheTransferFails() throws {
-        let pair = try LinkedPair(link: false)
+    @Test(arguments: TestTransport.transfers) func aKeyRemovedWhileInFlightStaysRemovedWhenTheTransferFails(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(link: false, transport: transport)
         let prompt = try pair.prompt.cacheManager
         let key = CacheKey(promptClusterID: 1, reqID: 7)
         let source = try prompt.allocateCache(CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32), keys: [key])
-        var peer = try RawPeer(endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 5, expecting: 1)
+        var peer = try RawPeer(
+            endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 5, expecting: 1, transport: transport)
         let grant = try Grant(
             payload: try peer.request(
                 .resolve,
@@ -81,13 +86,15 @@ import Glibc
         try pair.finish()
     }
 
-    @Test func aPeerThatDiesHoldingAKeyGivesItBack() throws {
-        let pair = try LinkedPair()
+    @Test(arguments: TestTransport.transfers) func aPeerThatDiesHoldingAKeyGivesItBack(transport: TestTransport) throws
+    {
+        let pair = try LinkedPair(transport: transport)
         let prompt = try pair.prompt.cacheManager
         let key = CacheKey(promptClusterID: 1, reqID: 8)
         let source = try prompt.allocateCache(CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32), keys: [key])
         fill(source, seed: 40, ints: 16)
-        var peer = try RawPeer(endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 6, expecting: 1)
+        var peer = try RawPeer(
+            endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 6, expecting: 1, transport: transport)
         _ = try peer.request(
             .resolve, MaliciousClientTests.resolve(.key(reqID: 8, prefixID: .max, modelID: 0), tensors: 0..<1).encoded()
         )

@@ -41,6 +41,8 @@ import Testing
         ("ack", .ack, []),
         ("refusal", .refusal, Refusal(status: 4, message: "cache key (1, 5) does not exist").encoded()),
         ("batch-resolve", .batchResolve, batch.encoded()),
+        ("challenge", .challenge, LinkChallenge(nonce: Array(0..<32)).encoded()),
+        ("proof", .proof, LinkProof(nonce: Array(32..<64), mac: Array(64..<96)).encoded()),
     ]
 
     static func resolve(_ target: ResolveTarget, blocks: [UInt32]) -> [UInt8] {
@@ -57,6 +59,7 @@ import Testing
     /// The first byte of a `FuzzMessages` input: the decoder's index in its `MessageDecoder` enumeration.
     static let messageSelectors: [MessageKind: UInt8] = [
         .hello: 0, .welcome: 1, .unlink: 1, .refusal: 2, .resolve: 3, .batchResolve: 4, .grant: 5, .release: 6,
+        .challenge: 8, .proof: 9,
     ]
 
     static var seeds: [Seed] {
@@ -88,6 +91,14 @@ import Testing
             Seed(target: "handshake", name: "refusal.bin", bytes: [1] + frame(.refusal, payloads[10].2)),
             Seed(target: "handshake", name: "no-regions.bin", bytes: [2] + noRegions.bytes),
             Seed(target: "handshake", name: "one-region-no-fd.bin", bytes: [2, 1, 0, 0, 0] + region.bytes),
+            // Step 3, frames split over writes: 3 chunk lengths (7, 1, 30 bytes, cycled), then the stream.
+            Seed(
+                target: "handshake", name: "split-frames.bin",
+                bytes: [3, 3, 6, 0, 29] + frame(.hello, hello.encoded()) + frame(.ping, [])
+                    + frame(.grant, grant.encoded())),
+            // Step 4, a scripted region exchange: 2 regions announced; a sealed memfd of 2 pages announced exactly,
+            // its descriptor split over two writes; then an unsealed one.
+            Seed(target: "handshake", name: "regions-sealed-unsealed.bin", bytes: [4, 2, 0, 0, 2, 6, 2, 2, 2]),
         ]
         return seeds
     }

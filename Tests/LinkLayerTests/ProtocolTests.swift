@@ -176,7 +176,10 @@ import Testing
         case .grant: (try? Grant(payload: payload))?.encoded()
         case .release: (try? ReleaseNotice(payload: payload))?.encoded()
         case .refusal: (try? Refusal(payload: payload))?.encoded()
+        case .ucxOffer: (try? UCXOffer(payload: payload))?.encoded()
         case .ping, .ack: payload.isEmpty ? [] : nil
+        case .challenge: (try? LinkChallenge(payload: payload))?.encoded()
+        case .proof: (try? LinkProof(payload: payload))?.encoded()
         }
     }
 

@@ -39,6 +39,48 @@ struct BenchCommandTests {
         #expect(output.stderr.contains("bench: pull_cache 16 KiB"), "no progress on stderr: \(output.stderr)")
     }
 
+    @Test("bench --connect: the pull_cache rows against a bench-serve --host started on its own; its audit clean")
+    func connectToAStandaloneBenchServe() throws {
+        let serve = try SpawnedCLI(
+            ["bench-serve", "--host", "127.0.0.1", "--sizes", "16KiB,64KiB", "--ring-bytes", "1MiB"])
+        let ready = try serve.nextLine().split(separator: " ")
+        let port = try #require(ready.count == 2 && ready[0] == "READY" ? UInt16(ready[1]) : nil, "\(ready)")
+        let output = try CLI.run(
+            ["bench", "--json", "--connect", "127.0.0.1:\(port)", "--sizes", "16KiB,64KiB", "--duration", "0.05"],
+            timeout: .seconds(60))
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.compactMap { $0["bytes"] as? Int }.sorted() == [16 << 10, 64 << 10])
+        for row in rows {
+            #expect(row["operation"] as? String == "pull_cache" && row["keys"] as? String == "prefix")
+            #expect(row["verified"] as? Bool == true && (row["gbps"] as? Double ?? 0) > 0, "\(row)")
+        }
+        // A size the server does not hold fails the run, naming what it serves; the server serves on.
+        let missing = try CLI.run(
+            ["bench", "--connect", "127.0.0.1:\(port)", "--sizes", "256KiB", "--duration", "0.05"],
+            timeout: .seconds(60))
+        #expect(missing.status != 0 && missing.stderr.contains("serves no 256 KiB ring"), "\(missing.stderr)")
+        serve.closeStandardInput()
+        #expect(try serve.wait() == 0, "\(serve.standardError)")
+        #expect(try serve.nextLine().hasPrefix("EXIT audit caches 0, keys 0, pages in use 0"))
+    }
+
+    @Test(
+        "bad --connect and --host values are refused, naming the value",
+        arguments: [
+            (["bench", "--connect", "127.0.0.1"], "--connect 127.0.0.1 is not HOST:PORT"),
+            (["bench", "--connect", "127.0.0.1:0"], "port 0"),
+            (["bench", "--connect", "localhost:7"], "localhost is not a numeric"),
+            (["bench", "--connect", "127.0.0.1:7", "--operations", "push_cache"], "only pull_cache"),
+            (["bench-serve", "--host", "no.such.host"], "--host no.such.host is not a numeric"),
+            (["bench-serve", "--host", "127.0.0.1", "--sizes", "12"], "--sizes 12"),
+            (["bench-serve", "--host", "127.0.0.1", "--ring-bytes", "0"], "--ring-bytes 0"),
+        ])
+    func refusesBadEndpoints(_ arguments: [String], _ named: String) throws {
+        let output = try CLI.run(arguments, timeout: .seconds(20))
+        #expect(output.status != 0 && output.stderr.contains(named), "\(arguments): \(output.stderr)")
+    }
+
     /// A short `bench --json` run (0.2 s per measurement) that must exit 0, and the rows it printed.
     static func jsonRun(sizes: String, operations: String) throws -> (output: CLI.Output, rows: [[String: Any]]) {
         let output = try CLI.run(
@@ -53,7 +95,7 @@ struct BenchCommandTests {
         "bad arguments are refused before anything runs",
         arguments: [
             ["--sizes", "16KB"], ["--sizes", "12"], ["--sizes", "1GiB"], ["--duration", "0"],
-            ["--operations", "pull_cache,teleport"],
+            ["--operations", "pull_cache,teleport"], ["--transport", "rdma"], ["--transport", "UCX"],
         ])
     func refusesBadArguments(_ arguments: [String]) throws {
         let output = try CLI.run(["bench"] + arguments, timeout: .seconds(20))
@@ -64,6 +106,21 @@ struct BenchCommandTests {
 }
 
 extension BenchCommandTests {
+    @Test(
+        "bench --transport: every pull row says which transport moved it, and it is the one asked for",
+        arguments: ["shm", "ucx"])
+    func rowsSayTheirTransport(transport: String) throws {
+        let output = try CLI.run(
+            [
+                "bench", "--json", "--sizes", "64KiB", "--duration", "0.1", "--operations", "pull_cache",
+                "--transport", transport,
+            ], timeout: .seconds(60))
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        #expect(!rows.isEmpty)
+        for row in rows { #expect(row["transport"] as? String == transport, "\(row)") }
+    }
+
     @Test("bench --operations pull_caches: one verified row per size, the whole batch of 32 request keys per call")
     func batchedPullRows() throws {
         let (output, rows) = try Self.jsonRun(sizes: "16KiB,32MiB", operations: "pull_caches")

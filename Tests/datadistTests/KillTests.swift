@@ -7,14 +7,18 @@ struct KillTests {
     static let shape = ["--layers", "2", "--tokens", "64", "--hidden", "256"]
     static let syncTimeoutMilliseconds = 500
     static let syncTimeout = Duration.milliseconds(syncTimeoutMilliseconds)
+    /// Each test runs over the memfd mapping and over UCX on TCP (as between hosts), both processes alike.
+    static let transports: [[String: String]] = [
+        ["DATADIST_TRANSPORT": "shm"], ["DATADIST_TRANSPORT": "ucx", "UCX_TLS": "tcp"],
+    ]
 
     /// A decoder pulling the prompt's prefix keys again and again, announcing when it is linked.
-    static func startStream(port: Int, extra: [String] = []) throws -> SpawnedCLI {
+    static func startStream(port: Int, extra: [String] = [], environment: [String: String]) throws -> SpawnedCLI {
         let pull = try SpawnedCLI(
             [
                 "pull", "--json", "--announce", "--port", "\(port)", "--prefix-keys", "--requests", "4",
                 "--repeat", "100000000", "--sync-timeout-ms", "\(syncTimeoutMilliseconds)",
-            ] + shape + extra)
+            ] + shape + extra, environment: environment)
         let linked = try pull.nextJSON()
         #expect(linked["event"] as? String == "linked")
         return pull
@@ -49,21 +53,24 @@ struct KillTests {
 
     @Test(
         "the prompt is SIGKILLed during a stream of pulls: the decoder fails with LLM_LINK_FAILED or LLM_TIMEOUT within syncKVTimeout + 1 s",
-        arguments: [0, 20])
-    func promptKilled(paceMilliseconds: Int) throws {
-        let (serve, port) = try TransferCommandTests.startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
-        let pull = try Self.startStream(port: port, extra: ["--pace-ms", "\(paceMilliseconds)"])
+        arguments: [0, 20], transports)
+    func promptKilled(paceMilliseconds: Int, transport: [String: String]) throws {
+        let (serve, port) = try TransferCommandTests.startServe(
+            ["--prefix-keys", "--requests", "4"] + Self.shape, environment: transport)
+        let pull = try Self.startStream(
+            port: port, extra: ["--pace-ms", "\(paceMilliseconds)"], environment: transport)
         _ = try Self.expectStreamFails(
             pull, after: { serve.signal(SIGKILL) }, with: ["LLM_LINK_FAILED", "LLM_TIMEOUT"])
         #expect(try serve.wait() == SIGKILL)
     }
 
     @Test(
-        "the prompt stops answering (SIGSTOP): the decoder's pull times out with LLM_TIMEOUT within syncKVTimeout + 1 s"
-    )
-    func promptStalled() throws {
-        let (serve, port) = try TransferCommandTests.startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
-        let pull = try Self.startStream(port: port)
+        "the prompt stops answering (SIGSTOP): the decoder's pull times out with LLM_TIMEOUT within syncKVTimeout + 1 s",
+        arguments: transports)
+    func promptStalled(transport: [String: String]) throws {
+        let (serve, port) = try TransferCommandTests.startServe(
+            ["--prefix-keys", "--requests", "4"] + Self.shape, environment: transport)
+        let pull = try Self.startStream(port: port, environment: transport)
         defer {
             serve.signal(SIGKILL)
             _ = try? serve.wait()
@@ -71,15 +78,18 @@ struct KillTests {
         _ = try Self.expectStreamFails(pull, after: { serve.signal(SIGSTOP) }, with: ["LLM_TIMEOUT"])
     }
 
-    @Test("the decoder is SIGKILLed mid-stream: the prompt serves other decoders and its audit is clean")
-    func decoderKilled() throws {
+    @Test(
+        "the decoder is SIGKILLed mid-stream: the prompt serves other decoders and its audit is clean",
+        arguments: transports)
+    func decoderKilled(transport: [String: String]) throws {
         let bigger = ["--layers", "2", "--tokens", "256", "--hidden", "1024"]
-        let (serve, port) = try TransferCommandTests.startServe(["--prefix-keys", "--requests", "4"] + bigger)
+        let (serve, port) = try TransferCommandTests.startServe(
+            ["--prefix-keys", "--requests", "4"] + bigger, environment: transport)
         let stream = try SpawnedCLI(
             [
                 "pull", "--json", "--announce", "--port", "\(port)", "--prefix-keys", "--requests", "4",
                 "--repeat", "100000000",
-            ] + bigger)
+            ] + bigger, environment: transport)
         #expect(try stream.nextJSON()["event"] as? String == "linked")
         Thread.sleep(forTimeInterval: 0.3)
         stream.signal(SIGKILL)
@@ -92,7 +102,7 @@ struct KillTests {
                     "--port", "\(port)", "--prefix-keys", "--requests", "4", "--repeat", "3", "--cluster-id",
                     "\(clusterID)",
                 ]
-                    + bigger)
+                    + bigger, environment: transport)
             #expect(status == 0, "cluster \(clusterID): \(report)")
             #expect(report["ok"] as? Bool == true && report["rounds"] as? Int == 3)
             #expect(report["bytes"] as? Int == 3 * 4 * 4 * 256 * 1024 * 2)

@@ -9,8 +9,8 @@ struct TransferCommandTests {
     static let smallRequestBytes = 6 * 32 * 64 * 2
 
     /// Starts `serve --json` and returns it with its port, read from the ready line.
-    static func startServe(_ arguments: [String]) throws -> (SpawnedCLI, Int) {
-        let serve = try SpawnedCLI(["serve", "--json"] + arguments)
+    static func startServe(_ arguments: [String], environment: [String: String] = [:]) throws -> (SpawnedCLI, Int) {
+        let serve = try SpawnedCLI(["serve", "--json"] + arguments, environment: environment)
         let ready = try serve.nextJSON()
         #expect(ready["event"] as? String == "ready")
         #expect(ready["pid"] as? Int == Int(serve.pid))
@@ -19,8 +19,8 @@ struct TransferCommandTests {
     }
 
     /// Runs `pull --json` to completion and returns its exit status and report.
-    static func runPull(_ arguments: [String]) throws -> (Int32, [String: Any]) {
-        let pull = try SpawnedCLI(["pull", "--json"] + arguments)
+    static func runPull(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, [String: Any]) {
+        let pull = try SpawnedCLI(["pull", "--json"] + arguments, environment: environment)
         let status = try pull.wait(timeout: .seconds(20))
         let report = try pull.nextJSON(timeout: .seconds(1))
         return (status, report)
@@ -159,6 +159,31 @@ struct TransferCommandTests {
             let output = try CLI.run(arguments, timeout: .seconds(20))
             #expect(output.status != 0 && output.stderr.contains(named), "\(arguments): \(output.stderr)")
         }
+    }
+
+    @Test("DATADIST_LINK_SECRET: the same secret links and pulls, none or another is refused, a short one rejected")
+    func linkSecretVariable() throws {
+        let secret = ["DATADIST_LINK_SECRET": "sixteen bytes or more"]
+        let serve = try SpawnedCLI(["serve", "--json", "--requests", "3"] + Self.smallShape, environment: secret)
+        let port = try #require(try serve.nextJSON()["port"] as? Int)
+        for (request, environment) in [(0, [:]), (1, ["DATADIST_LINK_SECRET": "another secret, long enough"])] {
+            let pull = try SpawnedCLI(
+                ["pull", "--json", "--port", "\(port)", "--requests", "1", "--first-request", "\(request)"]
+                    + Self.smallShape, environment: environment)
+            #expect(try pull.wait() != 0)
+            let failure = try #require(try pull.nextJSON(timeout: .seconds(1))["failure"] as? [String: Any])
+            #expect((failure["status"] as? [String: Any])?["name"] as? String == "LLM_LINK_FAILED", "\(failure)")
+        }
+        let pull = try SpawnedCLI(
+            ["pull", "--json", "--port", "\(port)", "--requests", "3"] + Self.smallShape, environment: secret)
+        #expect(try pull.wait() == 0, "\(pull.standardError)")
+        #expect(try pull.nextJSON(timeout: .seconds(1))["verified"] as? Bool == true)
+        serve.closeStandardInput()
+        #expect(try serve.wait() == 0)
+
+        let short = try CLI.run(["serve", "--requests", "1"], environment: ["DATADIST_LINK_SECRET": "too short"])
+        #expect(short.status != 0 && short.stderr.contains("DATADIST_LINK_SECRET"), "\(short.stderr)")
+        #expect(!short.stderr.contains("too short"), "the secret is shown: \(short.stderr)")
     }
 
     @Test("pull to a port nobody serves: LLM_LINK_FAILED, exit non-zero")

@@ -15,9 +15,15 @@ extern "C" {
 /// memfd_create(2) with MFD_CLOEXEC | MFD_ALLOW_SEALING; -1 and errno on failure.
 int datadist_memfd_create(const char *name);
 
-/// Fixes the size of a memfd for good (F_SEAL_SHRINK | F_SEAL_GROW, then F_SEAL_SEAL): whoever else maps it, a
-/// process holding a copy of the descriptor cannot truncate the pages away under the owner. 0, or -1 and errno.
+/// Fixes the size of a memfd for good (F_SEAL_SHRINK | F_SEAL_GROW): whoever else maps it, a process holding a
+/// copy of the descriptor cannot truncate the pages away under the owner. `datadist_memfd_seal_final` ends the
+/// sealing once the owner knows whether peers may write. 0, or -1 and errno.
 int datadist_memfd_seal_size(int fd);
+
+/// Ends the sealing of a memfd: with `future_write`, adds F_SEAL_FUTURE_WRITE (no new writable mapping or write(2)
+/// through any descriptor, the existing mappings keep their access), then F_SEAL_SEAL (no seal can be added or
+/// removed any more). 0, or -1 and errno.
+int datadist_memfd_seal_final(int fd, int future_write);
 
 /// 1 when `fd` is sealed against shrinking and growing (F_SEAL_SHRINK and F_SEAL_GROW), 0 when it is not (or
 /// cannot be sealed at all: not a memfd), -1 and errno when `fd` is no open descriptor.

@@ -39,6 +39,13 @@ extension LLMConfig {
                 copyThreads = Int(try OptionValue.unsigned(key, value, in: LLMConfig.copyThreadsRange))
             case LLMOptionKey.requestKeyLease:
                 requestKeyLease = .milliseconds(try OptionValue.timeoutMilliseconds(key, value))
+            case LLMOptionKey.linkSecret:
+                linkSecret = value
+            case LLMOptionKey.transport:
+                guard let preference = TransportPreference(optionValue: value) else {
+                    throw OptionValue.invalid(key, value, "must be auto, shm or ucx")
+                }
+                transport = preference
             default:
                 try OptionValue.checkPassThrough(key, value)
                 additionalOptions[key] = value
@@ -74,7 +81,8 @@ extension LLMConfig {
     /// Always emits `ge.exec.deviceId`, `ge.session_device_id`, `llm.SyncKvCacheWaitTime`,
     /// `llm.EnableCacheManager` (`"1"`) and `llm.EnableRemoteCacheAccessible` (explicit, so no default of the
     /// reference applies); `llm.listenIpInfo` and the pools when set; `llm.EnforceProductSupport` only when
-    /// `"0"`; `llm.CopyThreads` and `llm.RequestKeyLeaseTime` when set; and `additionalOptions` verbatim. Aliases are written under their primary key.
+    /// `"0"`; `llm.CopyThreads`, `llm.RequestKeyLeaseTime` and `llm.LinkSecret` when set; `llm.Transport` unless
+    /// `.automatic`; and `additionalOptions` verbatim. Aliases are written under their primary key.
     public var options: [String: String] {
         var result = additionalOptions
         result[LLMOptionKey.deviceID] = String(deviceID)
@@ -93,6 +101,8 @@ extension LLMConfig {
             result[LLMOptionKey.requestKeyLease] =
                 Self.wholeMilliseconds(requestKeyLease).map { String($0) } ?? "\(requestKeyLease)"
         }
+        if let linkSecret { result[LLMOptionKey.linkSecret] = linkSecret }
+        if transport != .automatic { result[LLMOptionKey.transport] = transport.optionValue }
         return result
     }
 

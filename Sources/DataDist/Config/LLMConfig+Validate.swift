@@ -2,7 +2,7 @@ import LinkLayer
 
 extension LLMConfig {
     /// Checks every field: `deviceID >= 0`; `syncKVTimeout` and `requestKeyLease` whole numbers of milliseconds
-    /// in 1...Int32.max, the lease only without `enableRemoteCacheAccessible`;
+    /// in 1...Int32.max, the lease only without `enableRemoteCacheAccessible`; `linkSecret` 16...1024 bytes;
     /// both pools (`MemoryPoolConfig.validate()`); `listenAddress` a numeric IPv4/IPv6 address; every
     /// `additionalOptions` entry against its key's rule (keys with a field of their own are refused); and that
     /// `llm.TransferBackend` comes with remote cache access and a listen address, as the reference requires.
@@ -19,6 +19,14 @@ extension LLMConfig {
                 throw .paramInvalid(
                     "\(field) \(requestKeyLease) needs enableRemoteCacheAccessible false "
                         + "(\(LLMOptionKey.enableRemoteCacheAccessible) = \"0\"): pulls consume no keys there")
+            }
+        }
+        if let linkSecret {
+            let bytes = linkSecret.utf8.count
+            guard Self.linkSecretLengths ~= bytes else {
+                throw .paramInvalid(
+                    "linkSecret (\(LLMOptionKey.linkSecret)) has \(bytes) bytes; it needs \(Self.linkSecretLengths) "
+                        + "(the value is not shown)")
             }
         }
         if let copyThreads, !(Self.copyThreadsRange ~= UInt64(max(0, copyThreads))) || copyThreads < 1 {
@@ -93,6 +101,7 @@ extension LLMConfig {
         LLMOptionKey.enableCacheManager: "nothing (cache-manager mode is always on)",
         LLMOptionKey.memoryPool: "memoryPool", LLMOptionKey.hostMemoryPool: "hostMemoryPool",
         LLMOptionKey.enforceProductSupport: "enforceProductSupport", LLMOptionKey.copyThreads: "copyThreads",
-        LLMOptionKey.requestKeyLease: "requestKeyLease",
+        LLMOptionKey.requestKeyLease: "requestKeyLease", LLMOptionKey.linkSecret: "linkSecret",
+        LLMOptionKey.transport: "transport",
     ]
 }

@@ -27,6 +27,10 @@ public enum LLMOptionKey {
     /// Lease of unpulled request keys in milliseconds, 1...Int32.max; DataDist's own key
     /// (`llm.RequestKeyLeaseTime`).
     public static let requestKeyLease = "llm.RequestKeyLeaseTime"
+    /// The secret linked clusters share, 16...1024 bytes; DataDist's own key (`llm.LinkSecret`).
+    public static let linkSecret = "llm.LinkSecret"
+    /// `auto`, `shm` or `ucx`; DataDist's own key (`llm.Transport`).
+    public static let transport = "llm.Transport"
 
     /// Link timeout in seconds, 0...2^32−1 (`llm.LinkTotalTime`).
     public static let linkTotalTime = "llm.LinkTotalTime"
@@ -57,7 +61,7 @@ public enum LLMOptionKey {
     public static let fieldKeys: [String] = [
         deviceID, deviceIDAlias, sessionDeviceID, syncKVTimeout, listenIPInfo, listenIPInfoAlias,
         enableRemoteCacheAccessible, enableCacheManager, memoryPool, hostMemoryPool, enforceProductSupport,
-        copyThreads, requestKeyLease,
+        copyThreads, requestKeyLease, linkSecret, transport,
     ]
 
     /// Named keys kept verbatim in `additionalOptions`; any other `ge.*` key is kept too.

@@ -14,6 +14,8 @@ final class LinkTable: Sendable {
     private let budget = Lock(MappingBudget.process)
     /// The server-side handshakes in progress on this instance's listener.
     let handshakes = PendingHandshakes()
+    /// The instance's UCX node, made by the first link over UCX.
+    let ucx: UCXNodeHolder
 
     /// What peers' pools may take of this process's address space: the process's budget, unless a test gives
     /// an instance one of its own (links set up later use it).
@@ -22,12 +24,21 @@ final class LinkTable: Sendable {
         set { budget.withLock { $0 = newValue } }
     }
 
+    /// How long one frame's send on an established link may wait for the peer to read before the link fails
+    /// (`ControlConnection.defaultSendTimeout`, unless a test shortens it; links set up later use it).
+    var sendTimeout: Duration {
+        get { sendBound.withLock { $0 } }
+        set { sendBound.withLock { $0 = newValue } }
+    }
+    private let sendBound = Lock(ControlConnection.defaultSendTimeout)
+
     /// Longer link and unlink timeouts are treated as this (a day is "wait as long as it takes").
     static let longestTimeout: Duration = .seconds(86_400)
 
     init(store: CacheStore) {
         self.store = store
         self.policy = OwnerPolicy(store: store)
+        self.ucx = UCXNodeHolder(transferTimeout: store.resources.config.syncKVTimeout)
     }
 
     private var resources: InstanceResources { store.resources }
@@ -133,6 +144,7 @@ final class LinkTable: Sendable {
             try? link.channel.requestUnlink(from: resources.clusterID, timeout: .milliseconds(200), what: "finalize")
             link.channel.close(.finalized)
         }
+        ucx.release()
     }
 
     /// Transfers in flight on a link being unlinked get this long before finalize goes on without them.
@@ -227,11 +239,13 @@ final class LinkTable: Sendable {
             guard let shared = pool.region.shared, shared.offset == 0 else { return nil }
             let kind: MemoryKind = pool.placement == .host ? .host : .device
             return PublishedRegion(
-                descriptor: RegionDescriptor(regionID: id, kind: kind, size: UInt64(pool.region.size)), fd: shared.fd)
+                descriptor: RegionDescriptor(regionID: id, kind: kind, size: UInt64(pool.region.size)), fd: shared.fd,
+                base: pool.region.address)
         }
         return LinkOffer(
             clusterID: resources.clusterID, remoteCacheAccessible: resources.config.enableRemoteCacheAccessible,
-            regions: regions)
+            regions: regions, transport: TransportChoice(resources.config.transport),
+            secret: resources.config.linkSecret.map { LinkSecret(Array($0.utf8)) })
     }
 
     /// Adds an established link. A live link to the same cluster is refused; a dead one is replaced.
@@ -253,7 +267,7 @@ final class LinkTable: Sendable {
             let channel = PeerChannel(
                 remoteClusterID: remoteID, socket: established.socket, inbox: established.inbox,
                 dataPlane: established.dataPlane, service: service, logger: resources.logger,
-                faults: resources.runtime.faults)
+                faults: resources.runtime.faults, sendTimeout: sendTimeout)
             registry.links[remoteID] = PeerLink(serial: serial, channel: channel)
             registry.lost[remoteID] = nil
             return channel
@@ -274,12 +288,6 @@ final class LinkTable: Sendable {
     fileprivate func refusal(for hello: Hello) -> LLMError? {
         let clusterID = resources.clusterID
         let remoteAccessible = resources.config.enableRemoteCacheAccessible
-        if hello.bootID != HostIdentity.bootID {
-            return LLMError(
-                .featureNotEnabled,
-                "cross-host transport not available yet: cluster \(hello.clusterID) runs on another host (boot id \(hello.bootID), this host \(HostIdentity.bootID))"
-            )
-        }
         if hello.expectedClusterID != clusterID {
             return LLMError(
                 .linkFailed,
@@ -313,6 +321,13 @@ private struct Admission: LinkAdmission {
     }
 
     func refusal(forFailedSetup problem: String) -> Refusal { Refusal(LLMError(.linkFailed, problem)) }
+
+    func refusal(forUnavailableTransport problem: String) -> Refusal {
+        Refusal(
+            LLMError(.featureNotEnabled, "transport \(table.store.resources.config.transport.optionValue): \(problem)"))
+    }
+
+    func ucxNode() throws(LinkError) -> UCXNode { try table.ucx.node() }
 
     var mappingBudget: MappingBudget { table.mappingBudget }
 }

@@ -218,7 +218,10 @@ struct Requester: Sendable {
         } catch {
             switch error {
             case .copy(let failure): throw failure
-            case .link(let failure): throw LLMError(.linkFailed, "\(operation): \(failure.message)")
+            case .link(let failure):
+                // A data plane that times out (UCX) gives `.timeout`; every other data-plane failure fails the link.
+                let status: LLMStatusCode = failure.kind == .timedOut ? .timeout : .linkFailed
+                throw LLMError(status, "\(operation): \(failure.message)")
             }
         }
     }

@@ -107,12 +107,19 @@ package final class ControlConnection: Sendable {
     /// How long the reader thread parks at most while requesters poll; it then looks again, so frames that
     /// arrive after the last requester stopped wait at most this long.
     private static let parkWhileRequestersPoll = DispatchTimeInterval.microseconds(200)
+    /// How long one frame's send may wait for the peer to read. A peer that sends requests and never reads
+    /// the replies fills both socket buffers; without a bound the reply's send (on the reader thread) would
+    /// block forever and the link's grants stay pinned. Past it the link closes as failed.
+    package static let defaultSendTimeout: Duration = .seconds(10)
+    /// This connection's bound on one frame's send (`defaultSendTimeout` unless a test shortens it).
+    package let sendTimeout: Duration
 
     package init(
         socket: Socket, peerClusterID: UInt64, logger: Logger, handler: any ControlHandler,
-        inbox: FrameInbox = FrameInbox(), faults: FaultPlan? = nil
+        inbox: FrameInbox = FrameInbox(), faults: FaultPlan? = nil, sendTimeout: Duration = defaultSendTimeout
     ) {
         self.faults = faults
+        self.sendTimeout = sendTimeout
         self.socket = socket
         self.peerClusterID = peerClusterID
         self.logger = logger
@@ -160,6 +167,7 @@ package final class ControlConnection: Sendable {
             try send(Frame(kind: kind, requestID: id, payload: payload), sealingPosts: kind == .unlink)
         } catch {
             _ = state.withLock { $0.waiters.removeValue(forKey: id) }
+            close(.failed("sending a request failed: \(error)"))
             throw LinkError(.closed, "\(what): sending to cluster \(peerClusterID) failed: \(error)")
         }
         pollForReply(waiter, for: min(Self.replySpin, timeout))
@@ -211,25 +219,38 @@ package final class ControlConnection: Sendable {
             return false
         }
         let bytes = Frame(kind: kind, requestID: 0, payload: payload).encoded()
-        return sendLock.withLock { send in
-            guard !send.isClosed, !send.postsSealed else { return false }
-            do { try socket.sendAll(bytes) } catch { return false }
-            return true
+        let deadline = ContinuousClock.now.advanced(by: sendTimeout)
+        let outcome = sendLock.withLock { send -> Result<Bool, Socket.Failure> in
+            guard !send.isClosed, !send.postsSealed else { return .success(false) }
+            do throws(Socket.Failure) {
+                try socket.sendAll(bytes, until: deadline)
+            } catch {
+                return .failure(error)
+            }
+            return .success(true)
+        }
+        switch outcome {
+        case .success(let sent): return sent
+        case .failure(let error):
+            close(.failed("posting a \(kind) failed: \(error)"))
+            return false
         }
     }
 
     /// Sends one frame (requests from any thread, replies from the reader); `sealingPosts`: an unlink or its
-    /// acknowledgement, after which nothing more is posted.
+    /// acknowledgement, after which nothing more is posted. Fails (ETIMEDOUT) when the peer has not read enough
+    /// of it within `sendTimeout`; a part may have gone out, so the caller closes the link.
     package func send(_ frame: Frame, sealingPosts: Bool = false) throws(Socket.Failure) {
         if let faults, faults.shouldFail(.send) {
             injectFailure(.send)
             throw Socket.Failure(operation: "send (\(FaultPlan.describe(.send)))", errno: EPIPE)
         }
         let bytes = frame.encoded()
+        let deadline = ContinuousClock.now.advanced(by: sendTimeout)
         try sendLock.withLock { send throws(Socket.Failure) in
             guard !send.isClosed else { throw Socket.Failure(operation: "send", errno: EBADF) }
             if sealingPosts { send.postsSealed = true }
-            try socket.sendAll(bytes)
+            try socket.sendAll(bytes, until: deadline)
         }
     }
 
@@ -377,7 +398,7 @@ package final class ControlConnection: Sendable {
                 handler.unclaimedReply(frame, on: self)
             }
             return .quiet
-        case .hello, .resolve, .batchResolve, .release, .unlink, .ping:
+        case .hello, .resolve, .batchResolve, .release, .unlink, .ping, .challenge, .proof, .ucxOffer:
             let reply = handler.serve(frame)
             if let response = reply.frame {
                 do {

@@ -61,16 +61,26 @@ package struct Socket: Sendable, Hashable {
         }
     }
 
-    /// Sends every byte (blocking).
-    package func sendAll(_ bytes: [UInt8]) throws(Failure) {
+    /// Sends every byte. With a deadline, a peer that stops reading (its receive buffer and our send buffer full)
+    /// makes this fail with ETIMEDOUT once the deadline passed, having sent a part or none; without, it blocks.
+    package func sendAll(_ bytes: [UInt8], until deadline: ContinuousClock.Instant? = nil) throws(Failure) {
+        let flags = Int32(MSG_NOSIGNAL) | (deadline == nil ? 0 : Int32(MSG_DONTWAIT))
         var sent = 0
         while sent < bytes.count {
             let result = bytes.withUnsafeBytes { buffer in
-                Glibc.send(fd, buffer.baseAddress! + sent, buffer.count - sent, Int32(MSG_NOSIGNAL))
+                Glibc.send(fd, buffer.baseAddress! + sent, buffer.count - sent, flags)
             }
             if result < 0 {
-                if errno == EINTR { continue }
-                throw Failure(operation: "send", errno: errno)
+                switch errno {
+                case EINTR: continue
+                case EAGAIN, EWOULDBLOCK:
+                    guard deadline != nil else { throw Failure(operation: "send", errno: errno) }
+                    guard try Self.poll([self], events: Int16(POLLOUT), until: deadline) != nil else {
+                        throw Failure(operation: "send (\(sent) of \(bytes.count) bytes sent)", errno: ETIMEDOUT)
+                    }
+                    continue
+                default: throw Failure(operation: "send", errno: errno)
+                }
             }
             sent += result
         }

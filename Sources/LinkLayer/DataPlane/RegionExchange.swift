@@ -1,14 +1,17 @@
 internal import CLinuxSupport
 internal import Glibc
 
-/// A local region offered to peers: its descriptor and the memfd that lets a peer map it.
+/// A local region offered to peers: its descriptor, the memfd that lets a peer on this host map it (-1: none),
+/// and where it lies in this process (nil: not reachable over UCX).
 package struct PublishedRegion: Sendable, Hashable {
     package var descriptor: RegionDescriptor
     package var fd: Int32
+    package var base: UInt?
 
-    package init(descriptor: RegionDescriptor, fd: Int32) {
+    package init(descriptor: RegionDescriptor, fd: Int32, base: UInt? = nil) {
         self.descriptor = descriptor
         self.fd = fd
+        self.base = base
     }
 }
 

@@ -22,30 +22,64 @@ package enum LinkHandshake {
                 throw LinkError(.io, "link to cluster \(remoteID) at \(endpoint): \(what)")
             }
         }
-        let unixName = "datadist.\(HostIdentity.processID).\(offer.clusterID).\(UInt64.random(in: 0...UInt64.max))"
-        let unixListener = try io { () throws(Socket.Failure) in try Socket.listenUnix(abstractName: unixName) }
-        defer { unixListener.close() }
+        let unixName =
+            offer.transport.offersSharedMemory
+            ? "datadist.\(HostIdentity.processID).\(offer.clusterID).\(UInt64.random(in: 0...UInt64.max))" : ""
+        // No Unix socket when only UCX may serve the link: the empty name tells the server so.
+        let unixListener =
+            unixName.isEmpty
+            ? nil : try io { () throws(Socket.Failure) in try Socket.listenUnix(abstractName: unixName) }
+        defer { unixListener?.close() }
         let tcp = try io { () throws(Socket.Failure) in try Socket.connectTCP(endpoint, until: deadline) }
-        defer { tcp.close() }
+        var tcpHandedOver = false
+        defer { if !tcpHandedOver { tcp.close() } }
         let hello = Hello(
             clusterID: offer.clusterID, expectedClusterID: remoteID,
             remoteCacheAccessible: offer.remoteCacheAccessible, bootID: HostIdentity.bootID, unixSocket: unixName)
+        let helloPayload = hello.encoded()
         try io { () throws(Socket.Failure) in
-            try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: hello.encoded()).encoded())
+            try tcp.sendAll(Frame(kind: .hello, requestID: 1, payload: helloPayload).encoded())
         }
-        // The server either refuses at once (a refusal frame) or connects to our Unix socket to exchange regions.
-        let ready = try io { () throws(Socket.Failure) in
-            try Socket.poll([tcp, unixListener], events: Int16(POLLIN), until: deadline)
-        }
-        guard let ready else {
-            throw LinkError(.io, "link to cluster \(remoteID) at \(endpoint): timed out after \(timeout)")
-        }
-        guard ready == 1 else {
-            var inbox = FrameInbox()
-            let reply = try io { () throws(Socket.Failure) in try inbox.receiveFrame(from: tcp, until: deadline) }
+        var authentication = LinkAuthentication.Client(secret: offer.secret, hello: helloPayload)
+        var tcpInbox = FrameInbox()
+        // The server refuses at once (a refusal frame), challenges us first if it has a secret (then refuses or goes
+        // on), and then either connects to our Unix socket to exchange regions or answers over TCP with its proof
+        // (with a secret) and its UCX offer.
+        while true {
+            let ready = try io { () throws(Socket.Failure) in
+                try Socket.poll([tcp] + (unixListener.map { [$0] } ?? []), events: Int16(POLLIN), until: deadline)
+            }
+            guard let ready else {
+                throw LinkError(.io, "link to cluster \(remoteID) at \(endpoint): timed out after \(timeout)")
+            }
+            if ready == 1 { break }
+            let reply = try io { () throws(Socket.Failure) in
+                try tcpInbox.receiveFrame(from: tcp, until: deadline, limit: UCXOffer.maxPayload)
+            }
+            do throws(LinkError) {
+                if try authentication.answer(reply, on: tcp, until: deadline) { continue }
+                if reply.kind == .proof {
+                    try authentication.checkServerProof(reply)
+                    continue
+                }
+                if reply.kind == .ucxOffer { try authentication.requireServerProven() }
+            } catch {
+                throw LinkError(error.kind, "link to cluster \(remoteID) at \(endpoint): \(error.message)")
+            }
+            if reply.kind == .ucxOffer {
+                let channel = try UCXHandshake.join(
+                    reply, on: tcp, inbox: tcpInbox, expecting: remoteID, at: endpoint, offer: offer,
+                    admission: admission, until: deadline)
+                tcpHandedOver = true
+                return channel
+            }
             try checkWelcome(reply, remoteID: remoteID, endpoint: endpoint)
             throw LinkError(
                 .protocolViolation, "link to cluster \(remoteID) at \(endpoint): welcomed before the region exchange")
+        }
+        guard let unixListener else {
+            throw LinkError(
+                .protocolViolation, "link to cluster \(remoteID) at \(endpoint): no Unix socket to accept on")
         }
         let unix = try io { () throws(Socket.Failure) in
             guard let unix = unixListener.accept() else { throw Socket.Failure(operation: "accept", errno: errno) }
@@ -53,12 +87,17 @@ package enum LinkHandshake {
         }
         var handedOver = false
         defer { if !handedOver { unix.close() } }
+        do throws(LinkError) {
+            try authentication.verifyServer(on: unix, until: deadline)
+        } catch {
+            throw LinkError(error.kind, "link to cluster \(remoteID) at \(endpoint): \(error.message)")
+        }
         let peerRegions = try io { () throws(Socket.Failure) in
             try RegionExchange.receive(
                 from: unix, writable: offer.remoteCacheAccessible, budget: admission.mappingBudget, until: deadline)
         }
         try io { () throws(Socket.Failure) in
-            try RegionExchange.send(offer.regions, to: unix, peerMayWrite: offer.remoteCacheAccessible)
+            try RegionExchange.send(offer.memfdRegions, to: unix, peerMayWrite: offer.remoteCacheAccessible)
         }
         var inbox = FrameInbox()
         let welcome = try io { () throws(Socket.Failure) in try inbox.receiveFrame(from: unix, until: deadline) }
@@ -105,9 +144,11 @@ package enum LinkHandshake {
         ticket: PendingHandshakes.Ticket? = nil
     ) -> Result<PeerChannel, Refusal>? {
         let deadline = ContinuousClock.now.advanced(by: timeout)
+        // Closed here unless a link over UCX keeps it as its control connection.
+        var keepSocket = false
         defer {
             ticket?.finish()
-            socket.close()
+            if !keepSocket { socket.close() }
         }
         func refuse(_ refusal: Refusal, on channel: Socket) -> Result<PeerChannel, Refusal> {
             try? channel.sendAll(Frame(kind: .refusal, requestID: 1, payload: refusal.encoded()).encoded())
@@ -119,21 +160,36 @@ package enum LinkHandshake {
             frame.kind == .hello, let hello = try? Hello(payload: frame.payload)
         else { return nil }
         ticket?.receivedHello()
+        let proof: LinkAuthentication.ServerProof?
+        do throws(LinkError) {
+            proof = try LinkAuthentication.challenge(
+                hello: frame.payload, secret: offer.secret, on: socket, until: deadline)
+        } catch {
+            return refuse(admission.refusal(forFailedSetup: "cluster \(hello.clusterID): \(error.message)"), on: socket)
+        }
         if let refusal = admission.screen(hello) { return refuse(refusal, on: socket) }
         let unix: Socket
+        switch connectForMemfdExchange(hello, offer: offer, until: deadline) {
+        case .connected(let connected):
+            unix = connected
+        case .unavailable(let why):
+            guard offer.transport.allowsUCX else {
+                return refuse(admission.refusal(forUnavailableTransport: why), on: socket)
+            }
+            let outcome = UCXHandshake.serve(
+                on: socket, hello: hello, offer: offer, proof: proof, admission: admission, until: deadline)
+            if case .success = outcome { keepSocket = true }
+            return outcome
+        }
         let peerRegions: [PeerMapping]
         do throws(Socket.Failure) {
-            unix = try Socket.connectUnix(abstractName: hello.unixSocket, until: deadline)
-            do throws(Socket.Failure) {
-                let pushes = offer.remoteCacheAccessible && hello.remoteCacheAccessible
-                try RegionExchange.send(offer.regions, to: unix, peerMayWrite: pushes)
-                peerRegions = try RegionExchange.receive(
-                    from: unix, writable: pushes, budget: admission.mappingBudget, until: deadline)
-            } catch {
-                unix.close()
-                throw error
-            }
+            let pushes = offer.remoteCacheAccessible && hello.remoteCacheAccessible
+            try proof?.send(on: unix, until: deadline)
+            try RegionExchange.send(offer.memfdRegions, to: unix, peerMayWrite: pushes)
+            peerRegions = try RegionExchange.receive(
+                from: unix, writable: pushes, budget: admission.mappingBudget, until: deadline)
         } catch {
+            unix.close()
             return refuse(
                 admission.refusal(forFailedSetup: "region exchange with cluster \(hello.clusterID) failed: \(error)"),
                 on: socket)
@@ -175,4 +231,8 @@ package protocol LinkAdmission {
     func refusal(forFailedSetup problem: String) -> Refusal
     /// What the peer's regions may take of this process's address space.
     var mappingBudget: MappingBudget { get }
+    /// The instance's UCX node (see `TransportChoice.swift` for the default of an application without UCX).
+    func ucxNode() throws(LinkError) -> UCXNode
+    /// The refusal sent when the link needs a transport this side does not offer.
+    func refusal(forUnavailableTransport problem: String) -> Refusal
 }

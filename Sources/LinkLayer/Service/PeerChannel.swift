@@ -9,9 +9,11 @@ package final class PeerChannel: Sendable {
     package let dataPlane: any DataPlane
 
     /// A channel over `socket` whose incoming requests `service` answers. Call `start()` to begin reading.
+    /// `sendTimeout` bounds how long one frame's send waits for the peer to read (then the link fails).
     package init(
         remoteClusterID: UInt64, socket: Socket, inbox: FrameInbox, dataPlane: any DataPlane,
-        service: any LinkService, logger: Logger, faults: FaultPlan? = nil
+        service: any LinkService, logger: Logger, faults: FaultPlan? = nil,
+        sendTimeout: Duration = ControlConnection.defaultSendTimeout
     ) {
         self.remoteClusterID = remoteClusterID
         self.dataPlane = dataPlane
@@ -19,7 +21,7 @@ package final class PeerChannel: Sendable {
             service: service, dataPlane: dataPlane, peerClusterID: remoteClusterID, logger: logger)
         connection = ControlConnection(
             socket: socket, peerClusterID: remoteClusterID, logger: logger, handler: dispatcher, inbox: inbox,
-            faults: faults)
+            faults: faults, sendTimeout: sendTimeout)
     }
 
     package func start() throws(LinkError) { try connection.start() }

@@ -35,7 +35,7 @@ struct ServiceDispatcher: ControlHandler {
                 frame: Frame(kind: .ack, requestID: frame.requestID, payload: []), closeAfterwards: true)
         case .ping:
             return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: []))
-        case .hello, .welcome, .grant, .ack, .refusal:
+        case .hello, .welcome, .grant, .ack, .refusal, .challenge, .proof, .ucxOffer:
             return refuse(
                 frame, service.refusal(forMalformed: "unexpected \(frame.kind) message on an established link"))
         }

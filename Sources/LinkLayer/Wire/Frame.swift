@@ -85,4 +85,10 @@ package enum MessageKind: UInt8, Sendable, CaseIterable {
     case refusal = 9
     /// A batch of resolves answered by one grant (`BatchResolveRequest`).
     case batchResolve = 10
+    /// Link authentication, server → client: a nonce to prove the link secret over (`LinkChallenge`).
+    case challenge = 11
+    /// Link authentication, either way: a proof of the link secret (`LinkProof`).
+    case proof = 12
+    /// One side's UCX worker address and regions, in the handshake of a link over UCX (`UCXOffer`).
+    case ucxOffer = 13
 }

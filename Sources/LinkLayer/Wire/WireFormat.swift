@@ -19,6 +19,9 @@ package struct WireWriter {
         bytes.append(contentsOf: utf8)
     }
 
+    /// Bytes as they are (a field of fixed length, such as a nonce).
+    package mutating func raw(_ value: [UInt8]) { bytes.append(contentsOf: value) }
+
     private mutating func append<T: FixedWidthInteger>(_ value: T) {
         withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
@@ -68,6 +71,13 @@ package struct WireReader {
         guard count <= limit else { throw .malformed("count \(count) exceeds \(limit)") }
         guard count * elementSize <= remaining else { throw .malformed("count \(count) but \(remaining) bytes left") }
         return count
+    }
+
+    /// The next `count` bytes as they are.
+    package mutating func raw(count: Int) throws(ProtocolError) -> [UInt8] {
+        guard remaining >= count else { throw .malformed("needs \(count) bytes, \(remaining) left") }
+        defer { position += count }
+        return Array(bytes[position..<position + count])
     }
 
     package func expectEnd() throws(ProtocolError) {

@@ -1,0 +1,151 @@
+internal import CUCX
+import Synchronization
+import ThreadSanitizerSupport
+
+/// An endpoint to a peer's worker and the peer's unpacked remote keys. Created with peer error handling: when
+/// the peer fails (dies, or the network goes) UCX calls the handler, which only records it; from then on
+/// nothing is posted on the endpoint, and the next user closes it. The lock guards the handle: it is held
+/// while operations are posted (nonblocking calls) and while the endpoint is closed, never while waiting.
+final class UCXEndpoint: Sendable {
+    let worker: UCXWorker
+    private let state = Lock(Handles())
+    /// The status UCX reported the endpoint failed with (its raw value), 0 while it has not failed.
+    private let failure = Atomic<Int8>(0)
+
+    private struct Handles: @unchecked Sendable {
+        var endpoint: OpaquePointer?
+        var keys: [UInt32: OpaquePointer] = [:]
+    }
+
+    /// An endpoint to the worker at `address` with the remote keys `keys` (region id → packed key), connected
+    /// by `deadline`: it is flushed once, which completes UCX's wireup with the peer (an endpoint closed while
+    /// its wireup is still in flight trips an assertion inside UCX 1.13), and shows the peer reachable.
+    init(
+        worker: UCXWorker, address: [UInt8], keys: [UInt32: [UInt8]], until deadline: ContinuousClock.Instant
+    ) throws(LinkError) {
+        self.worker = worker
+        let context = Unmanaged.passRetained(self)
+        var endpoint: OpaquePointer?
+        let status = address.withUnsafeBytes { raw in
+            datadist_ucp_ep_create(
+                worker.handle, OpaquePointer(raw.baseAddress!),
+                { argument, _, status in
+                    guard let argument else { return }
+                    Unmanaged<UCXEndpoint>.fromOpaque(argument).takeUnretainedValue().failed(status)
+                }, context.toOpaque(), &endpoint)
+        }
+        guard status == UCS_OK, let endpoint else {
+            context.release()
+            throw LinkError(.io, "UCX: ucp_ep_create failed: \(ucxDescription(status))")
+        }
+        var unpacked: [UInt32: OpaquePointer] = [:]
+        for (region, key) in keys {
+            var rkey: OpaquePointer?
+            let status = key.withUnsafeBytes { raw in ucp_ep_rkey_unpack(endpoint, raw.baseAddress, &rkey) }
+            guard status == UCS_OK, let rkey else {
+                state.withLock { $0 = Handles(endpoint: endpoint, keys: unpacked) }
+                close()
+                throw LinkError(
+                    .protocolViolation, "UCX: the remote key of region \(region) is unusable: \(ucxDescription(status))"
+                )
+            }
+            unpacked[region] = rkey
+        }
+        state.withLock { $0 = Handles(endpoint: endpoint, keys: unpacked) }
+        let problem: String?
+        switch post([], write: false) {
+        case .unusable(let reason), .failed(let reason, requests: _): problem = reason
+        case .requests(let requests):
+            if let flush = requests.first {
+                let status = worker.wait(for: flush, until: deadline) { self.failureDescription != nil }
+                if status != nil { ucp_request_free(flush) }
+                problem =
+                    status == UCS_OK
+                    ? nil : status.map { ucxDescription($0) } ?? failureDescription ?? "timed out connecting"
+            } else {
+                problem = nil
+            }
+        }
+        if let problem {
+            close()
+            throw LinkError(.io, "UCX: the endpoint to the peer did not connect: \(problem)")
+        }
+    }
+
+    private func failed(_ status: ucs_status_t) {
+        let raw = status.rawValue == 0 ? Int8(UCS_ERR_ENDPOINT_TIMEOUT.rawValue) : status.rawValue
+        _ = failure.compareExchange(expected: 0, desired: raw, ordering: .acquiringAndReleasing)
+    }
+
+    /// Why the endpoint failed, or nil.
+    var failureDescription: String? {
+        let raw = failure.load(ordering: .acquiring)
+        return raw == 0 ? nil : ucxDescription(ucs_status_t(rawValue: raw))
+    }
+
+    /// One operation to post: `count` bytes between local `local` and the peer's `remote` in region `region`.
+    struct Operation {
+        var local: UInt
+        var remote: UInt64
+        var count: Int
+        var region: UInt32
+    }
+
+    /// What posting a batch gave: the requests still in progress (the last one the flush), or why it stopped.
+    enum Posted {
+        case requests([UnsafeMutableRawPointer])
+        /// Nothing was posted: the endpoint is closed or failed.
+        case unusable(String)
+        /// Posting failed partway; `requests` were posted and must still complete.
+        case failed(String, requests: [UnsafeMutableRawPointer])
+    }
+
+    /// Posts `operations` (reads, or writes when `write`) and one flush.
+    func post(_ operations: [Operation], write: Bool) -> Posted {
+        state.withLock { handles -> Posted in
+            guard let endpoint = handles.endpoint else { return .unusable("the endpoint is closed") }
+            if let failure = failureDescription { return .unusable("the endpoint failed: \(failure)") }
+            var requests: [UnsafeMutableRawPointer] = []
+            requests.reserveCapacity(operations.count + 1)
+            for operation in operations where operation.count > 0 {
+                guard let rkey = handles.keys[operation.region] else {
+                    return .failed("no remote key for region \(operation.region)", requests: requests)
+                }
+                let result = datadist_ucp_rma(
+                    endpoint, write ? 1 : 0, UnsafeMutableRawPointer(bitPattern: operation.local), operation.count,
+                    operation.remote, rkey)
+                if datadist_ucs_ptr_is_err(result) != 0 {
+                    let status = datadist_ucs_ptr_status(result)
+                    return .failed("ucp_\(write ? "put" : "get")_nbx: \(ucxDescription(status))", requests: requests)
+                }
+                if let result { requests.append(result) }
+            }
+            let flush = datadist_ucp_ep_flush(endpoint)
+            if datadist_ucs_ptr_is_err(flush) != 0 {
+                return .failed(
+                    "ucp_ep_flush_nbx: \(ucxDescription(datadist_ucs_ptr_status(flush)))", requests: requests)
+            }
+            if let flush { requests.append(flush) }
+            return .requests(requests)
+        }
+    }
+
+    /// Closes the endpoint at once (`UCP_EP_CLOSE_FLAG_FORCE`: the peer is not asked), which also ends every
+    /// operation still in progress on it with an error. Later posts find it closed.
+    func close() {
+        let request: UnsafeMutableRawPointer?? = state.withLock { handles in
+            guard let endpoint = handles.endpoint else { return .none }
+            for key in handles.keys.values { ucp_rkey_destroy(key) }
+            handles = Handles()
+            let request = datadist_ucp_ep_close(endpoint, 1)
+            return .some(datadist_ucs_ptr_is_ptr(request) != 0 ? request : nil)
+        }
+        guard case .some(let pending) = request else { return }
+        if let pending {
+            // A forced close completes locally; bounded anyway. An unfinished one keeps the handler's context.
+            guard worker.wait(for: pending, until: .now.advanced(by: .seconds(2))) != nil else { return }
+            ucp_request_free(pending)
+        }
+        Unmanaged.passUnretained(self).release()
+    }
+}

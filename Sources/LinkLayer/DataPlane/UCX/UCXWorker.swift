@@ -1,0 +1,117 @@
+internal import CUCX
+internal import Glibc
+
+/// How an instance's UCX context is configured. UCX reads its own environment (`UCX_TLS`, `UCX_NET_DEVICES`, …)
+/// as always; `overrides` win over it (tests use them to pin a transport without touching the process
+/// environment), `defaults` apply only to variables the environment leaves unset.
+package struct UCXSettings: Sendable, Hashable {
+    /// UCX variables without the `UCX_` prefix, e.g. `["TLS": "tcp"]`.
+    package var overrides: [String: String]
+    package var defaults: [String: String]
+    /// How long one transfer may take before its endpoint is closed and it fails.
+    package var transferTimeout: Duration
+
+    /// DataDist's own defaults: none yet (every UCX setting is UCX's unless the user sets it).
+    package static let tunedDefaults: [String: String] = [:]
+
+    package init(
+        overrides: [String: String] = [:], defaults: [String: String] = tunedDefaults, transferTimeout: Duration
+    ) {
+        self.overrides = overrides
+        self.defaults = defaults
+        self.transferTimeout = transferTimeout
+    }
+
+    /// The variables to set in the context's configuration, given the process environment `environment`.
+    func effective(environment: [String: String]) -> [(String, String)] {
+        var result = overrides
+        for (name, value) in defaults where result[name] == nil && environment["UCX_\(name)"] == nil {
+            result[name] = value
+        }
+        return result.sorted { $0.key < $1.key }
+    }
+}
+
+/// The text of a UCX status.
+func ucxDescription(_ status: ucs_status_t) -> String { String(cString: ucs_status_string(status)) }
+
+/// One UCP context and its one worker. The worker is created thread-safe (`UCS_THREAD_MODE_MULTI`): transfer
+/// threads and the progress thread call it at once, and UCX serializes them inside each call, never across a
+/// wait on the peer.
+final class UCXWorker: @unchecked Sendable {
+    let context: OpaquePointer
+    let handle: OpaquePointer
+    let eventFD: Int32
+    /// This worker's address, as a peer needs it to create an endpoint to it.
+    let address: [UInt8]
+
+    init(settings: UCXSettings, environment: [String: String]) throws(LinkError) {
+        var config: OpaquePointer?
+        var status = ucp_config_read(nil, nil, &config)
+        guard status == UCS_OK, let config else {
+            throw LinkError(.io, "UCX: reading its configuration failed: \(ucxDescription(status))")
+        }
+        defer { ucp_config_release(config) }
+        for (name, value) in settings.effective(environment: environment) {
+            status = ucp_config_modify(config, name, value)
+            guard status == UCS_OK else {
+                throw LinkError(.io, "UCX: setting UCX_\(name)=\(value) failed: \(ucxDescription(status))")
+            }
+        }
+        var context: OpaquePointer?
+        status = datadist_ucp_init(config, &context)
+        guard status == UCS_OK, let context else {
+            throw LinkError(.io, "UCX: ucp_init failed: \(ucxDescription(status))")
+        }
+        var worker: OpaquePointer?
+        status = datadist_ucp_worker_create(context, &worker)
+        guard status == UCS_OK, let worker else {
+            ucp_cleanup(context)
+            throw LinkError(.io, "UCX: ucp_worker_create failed: \(ucxDescription(status))")
+        }
+        var fd: Int32 = -1
+        status = ucp_worker_get_efd(worker, &fd)
+        var addressPointer: OpaquePointer?
+        var addressLength = 0
+        if status == UCS_OK { status = ucp_worker_get_address(worker, &addressPointer, &addressLength) }
+        guard status == UCS_OK, let addressPointer else {
+            ucp_worker_destroy(worker)
+            ucp_cleanup(context)
+            throw LinkError(.io, "UCX: the worker's event fd or address: \(ucxDescription(status))")
+        }
+        address = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(addressPointer), count: addressLength))
+        ucp_worker_release_address(worker, addressPointer)
+        self.context = context
+        self.handle = worker
+        self.eventFD = fd
+    }
+
+    deinit {
+        ucp_worker_destroy(handle)
+        ucp_cleanup(context)
+    }
+
+    /// Progresses outstanding work once; nonzero when something happened.
+    @discardableResult
+    func progress() -> UInt32 { ucp_worker_progress(handle) }
+
+    /// Waits until `request` (a pointer `ucp_*_nbx` returned) is no longer in progress, progressing the worker,
+    /// until `deadline` or `abandon` says to stop; returns its status, or nil when it is still in progress.
+    func wait(
+        for request: UnsafeMutableRawPointer, until deadline: ContinuousClock.Instant, abandon: () -> Bool = { false }
+    ) -> ucs_status_t? {
+        var rounds = 0
+        while true {
+            let status = ucp_request_check_status(request)
+            if status != UCS_INPROGRESS { return status }
+            if progress() == 0 {
+                rounds += 1
+                if rounds & 63 == 0 {
+                    if abandon() || ContinuousClock.now >= deadline { return nil }
+                    // Leave the core to the peer when it runs here too (tests, one host).
+                    sched_yield()
+                }
+            }
+        }
+    }
+}

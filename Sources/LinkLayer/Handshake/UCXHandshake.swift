@@ -1,0 +1,117 @@
+/// The UCX part of a link's handshake, over the TCP connection of the hello, which then stays the link's control
+/// connection. The server sends its `ucxOffer` (worker address, regions, remote keys); the client answers with
+/// its own (or a refusal), then the server welcomes it.
+enum UCXHandshake {
+    /// The server side, after the hello was accepted and the memfd exchange was not made. On success the channel
+    /// owns `tcp`.
+    static func serve(
+        on tcp: Socket, hello: Hello, offer: LinkOffer, proof: LinkAuthentication.ServerProof?,
+        admission: some LinkAdmission, until deadline: ContinuousClock.Instant
+    ) -> Result<PeerChannel, Refusal> {
+        func refuse(_ refusal: Refusal) -> Result<PeerChannel, Refusal> {
+            try? tcp.sendAll(Frame(kind: .refusal, requestID: 1, payload: refusal.encoded()).encoded())
+            return .failure(refusal)
+        }
+        let peer = hello.clusterID
+        let node: UCXNode
+        let mine: UCXOffer
+        do throws(LinkError) {
+            node = try admission.ucxNode()
+            mine = try node.offer(
+                of: offer.regions, remoteWrite: offer.remoteCacheAccessible && hello.remoteCacheAccessible)
+        } catch {
+            return refuse(admission.refusal(forUnavailableTransport: "cluster \(peer): \(error.message)"))
+        }
+        var inbox = FrameInbox()
+        let reply: Frame
+        do throws(Socket.Failure) {
+            try proof?.send(on: tcp, until: deadline)
+            try tcp.sendAll(Frame(kind: .ucxOffer, requestID: 1, payload: mine.encoded()).encoded())
+            reply = try inbox.receiveFrame(from: tcp, until: deadline, limit: UCXOffer.maxPayload)
+        } catch {
+            return refuse(admission.refusal(forFailedSetup: "UCX exchange with cluster \(peer) failed: \(error)"))
+        }
+        if reply.kind == .refusal, let refusal = try? Refusal(payload: reply.payload) { return .failure(refusal) }
+        guard reply.kind == .ucxOffer, let theirs = try? UCXOffer(payload: reply.payload) else {
+            return refuse(
+                admission.refusal(
+                    forFailedSetup: "cluster \(peer) answered the UCX offer with a malformed \(reply.kind)"))
+        }
+        let dataPlane: UCXDataPlane
+        do throws(LinkError) {
+            dataPlane = try UCXDataPlane(node: node, peerClusterID: peer, offer: theirs, until: deadline)
+        } catch {
+            return refuse(admission.refusal(forFailedSetup: "cluster \(peer): \(error.message)"))
+        }
+        let established = EstablishedLink(
+            remoteClusterID: peer, socket: tcp, inbox: inbox, dataPlane: dataPlane)
+        let channel: PeerChannel
+        switch admission.register(established) {
+        case .success(let registered): channel = registered
+        case .failure(let refusal): return refuse(refusal)
+        }
+        do throws(LinkError) {
+            try channel.start()
+        } catch {
+            return .failure(admission.refusal(forFailedSetup: error.message))
+        }
+        do throws(Socket.Failure) {
+            try channel.connection.send(
+                Frame(kind: .welcome, requestID: 1, payload: ClusterIdentifier(offer.clusterID).encoded()))
+        } catch {
+            channel.connection.close(.failed("sending the welcome failed: \(error)"))
+        }
+        return .success(channel)
+    }
+
+    /// The client side, given the server's `ucxOffer` frame read from `inbox`. On success the channel owns `tcp`.
+    static func join(
+        _ frame: Frame, on tcp: Socket, inbox: FrameInbox, expecting remoteID: UInt64, at endpoint: SocketEndpoint,
+        offer: LinkOffer, admission: some LinkAdmission, until deadline: ContinuousClock.Instant
+    ) throws(LinkError) -> PeerChannel {
+        let what = "link to cluster \(remoteID) at \(endpoint)"
+        func refuse(_ refusal: Refusal) -> LinkError {
+            try? tcp.sendAll(Frame(kind: .refusal, requestID: 1, payload: refusal.encoded()).encoded())
+            return LinkError(refusal)
+        }
+        guard offer.transport.allowsUCX else {
+            throw refuse(
+                admission.refusal(
+                    forUnavailableTransport:
+                        "\(what): the peer offers only UCX (it is on another host, or its memfd exchange failed), and this side's transport is shared memory"
+                ))
+        }
+        guard let theirs = try? UCXOffer(payload: frame.payload) else {
+            throw refuse(admission.refusal(forFailedSetup: "\(what): a malformed UCX offer"))
+        }
+        let node: UCXNode
+        let mine: UCXOffer
+        let dataPlane: UCXDataPlane
+        do throws(LinkError) {
+            node = try admission.ucxNode()
+            mine = try node.offer(of: offer.regions, remoteWrite: offer.remoteCacheAccessible)
+            dataPlane = try UCXDataPlane(node: node, peerClusterID: remoteID, offer: theirs, until: deadline)
+        } catch {
+            throw refuse(admission.refusal(forUnavailableTransport: "\(what): \(error.message)"))
+        }
+        var inbox = inbox
+        let welcome: Frame
+        do throws(Socket.Failure) {
+            try tcp.sendAll(Frame(kind: .ucxOffer, requestID: 1, payload: mine.encoded()).encoded())
+            welcome = try inbox.receiveFrame(from: tcp, until: deadline)
+        } catch {
+            dataPlane.close(.failed("the handshake failed"))
+            throw LinkError(.io, "\(what): \(error.timedOut ? "timed out" : "\(error)")")
+        }
+        do throws(LinkError) {
+            try LinkHandshake.checkWelcome(welcome, remoteID: remoteID, endpoint: endpoint)
+        } catch {
+            dataPlane.close(.failed("the handshake failed"))
+            throw error
+        }
+        let established = EstablishedLink(remoteClusterID: remoteID, socket: tcp, inbox: inbox, dataPlane: dataPlane)
+        let channel = try admission.register(established).mapError { LinkError($0) }.get()
+        try channel.start()
+        return channel
+    }
+}
