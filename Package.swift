@@ -31,6 +31,8 @@ let package = Package(
         .library(name: "datadist_c", type: .dynamic, targets: ["DataDistC"]),
         // The same fake without aclrtMemset: a library lacking one required symbol.
         .library(name: "_FakeAscendCLNoMemset", type: .dynamic, targets: ["CFakeAscendCLNoMemset"]),
+        // The same fake without the IPC entry points: a library on which device sharing is not available.
+        .library(name: "_FakeAscendCLNoIPC", type: .dynamic, targets: ["CFakeAscendCLNoIPC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
@@ -57,6 +59,11 @@ let package = Package(
         .target(name: "CDataDist"),
         .target(name: "CFakeAscendCL", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "CFakeAscendCLNoMemset", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "CFakeAscendCLNoIPC", cSettings: [.define("_GNU_SOURCE")]),
+        // A peer process for the sharing tests: imports keys through the fake library or the emulator's protocol.
+        .executableTarget(
+            name: "datadist-ipc-peer", dependencies: ["CLinuxSupport"], path: "Tests/IPCPeer",
+            cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
 
         // Swift layers, bottom up. ThreadSanitizerSupport is empty except in `make tsan`'s build (see its one file).
         .target(name: "ThreadSanitizerSupport", swiftSettings: strict),

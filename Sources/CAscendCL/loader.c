@@ -18,7 +18,10 @@ struct ascend_library {
     _(aclrtGetSocName) _(aclrtMalloc) _(aclrtFree) _(aclrtMallocHost) _(aclrtFreeHost) _(aclrtMemcpy) \
     _(aclrtMemset) _(aclrtGetMemInfo) _(aclrtSynchronizeDevice)
 
-#define OPTIONAL_SYMBOLS(_) _(aclrtGetDeviceInfo) _(aclGetRecentErrMsg) _(dsmi_get_board_info)
+#define OPTIONAL_SYMBOLS(_) _(aclrtGetDeviceInfo) _(aclGetRecentErrMsg) _(dsmi_get_board_info) \
+    _(aclrtIpcMemGetExportKey) _(aclrtIpcMemSetImportPid) _(aclrtIpcMemImportByKey) _(aclrtIpcMemClose) \
+    _(aclrtDeviceGetBareTgid) _(aclrtDeviceCanAccessPeer) _(aclrtDeviceEnablePeerAccess) _(aclrtCreateStream) \
+    _(aclrtDestroyStream) _(aclrtSynchronizeStream) _(aclrtMemcpyAsync) _(aclrtHostRegister) _(aclrtHostUnregister)
 
 static void set_detail(char *detail, size_t len, const char *text) {
     if (detail == NULL || len == 0) return;
@@ -78,6 +81,18 @@ const char *ascend_library_path(const ascend_library *library) { return library-
 
 void *ascend_library_lookup(const ascend_library *library, const char *symbol) {
     return dlsym(library->handle, symbol);
+}
+
+int ascend_library_present(const char *name, char *detail, size_t detail_len) {
+    dlerror();
+    void *handle = dlopen(name, RTLD_LAZY | RTLD_LOCAL);
+    if (handle == NULL) {
+        set_detail(detail, detail_len, dlerror());
+        return 0;
+    }
+    dlclose(handle);
+    set_detail(detail, detail_len, "");
+    return 1;
 }
 
 static __thread const ascend_library *bound_library;

@@ -7,6 +7,8 @@ public struct DeviceError: Error, Sendable, Hashable, CustomStringConvertible {
         case system(Int32)
         /// The runtime could not be loaded or selected.
         case unavailable
+        /// The runtime or its library lacks the feature the call needs; the message names what is missing.
+        case notSupported
     }
 
     public let code: Code
@@ -27,7 +29,7 @@ public struct DeviceError: Error, Sendable, Hashable, CustomStringConvertible {
         switch code {
         case .acl(let value): "\(message) (ACL error \(value))"
         case .system(let errno): "\(message) (errno \(errno))"
-        case .unavailable: message
+        case .unavailable, .notSupported: message
         }
     }
 }
@@ -45,6 +47,12 @@ public enum ACLCode {
     public static let memoryAllocation: Int32 = 207_001
     public static let memoryFree: Int32 = 207_002
     public static let noDevice: Int32 = 207_004
+    /// `ACL_ERROR_RT_FEATURE_NOT_SUPPORT`, e.g. IPC on a chip without it.
+    public static let featureNotSupported: Int32 = 207_000
+    /// `ACL_ERROR_RT_ADDR_UNALIGNED`.
+    public static let addressUnaligned: Int32 = 107_008
+    /// A driver failure (the code the fake uses for refusals the vendor leaves undocumented).
+    public static let driverInternal: Int32 = 507_899
     /// `ACL_ERROR_RT_SYS_DMA`: the copy engine failed.
     public static let systemDMA: Int32 = 507_013
 }

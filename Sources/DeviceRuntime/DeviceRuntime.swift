@@ -96,6 +96,45 @@ public protocol DeviceRuntime: AnyObject, Sendable {
     func copy(
         to destination: UInt, capacity: Int, from source: UInt, count: Int, kind: MemcpyKind, device: Int32
     ) throws(DeviceError)
+
+    // Device sharing (DeviceSharing.swift has the types and, for runtimes without it, refusing defaults). A call
+    // whose feature is unavailable throws `.notSupported` naming what is missing.
+
+    /// Whether `feature` is available, and if not, why (e.g. the library lacks a symbol).
+    func availability(of feature: DeviceFeature) -> FeatureAvailability
+    /// The PID an exporter whitelists for this process (`aclrtDeviceGetBareTgid`: the host PID, also in containers).
+    func sharingProcessID() throws(DeviceError) -> Int32
+    /// Exports `size` bytes at `address` (page-aligned, inside one live device allocation on `device`) for other
+    /// processes to import by the returned key (`aclrtIpcMemGetExportKey`).
+    func exportRegion(at address: UInt, size: Int, device: Int32, validation: ImportValidation)
+        throws(DeviceError) -> SharingKey
+    /// Whitelists `processIDs` for importing `key`, an export of this runtime (`aclrtIpcMemSetImportPid`).
+    func allowImport(of key: SharingKey, by processIDs: [Int32]) throws(DeviceError)
+    /// Maps another process's export into this one for `device`; returns its address here
+    /// (`aclrtIpcMemImportByKey`). An export from another device needs `peerAccess` or `enablePeerAccess`.
+    func importRegion(_ key: SharingKey, on device: Int32, peerAccess: Bool) throws(DeviceError) -> UInt
+    /// Closes an import or an export of this runtime (`aclrtIpcMemClose`): importers close first, the exporter last.
+    func closeShared(_ key: SharingKey) throws(DeviceError)
+    /// Whether `device` can reach `peer`'s memory (`aclrtDeviceCanAccessPeer`); the two must differ.
+    func canAccessPeer(_ device: Int32, peer: Int32) throws(DeviceError) -> Bool
+    /// Lets `device` reach `peer`'s memory (`aclrtDeviceEnablePeerAccess`).
+    func enablePeerAccess(from device: Int32, to peer: Int32) throws(DeviceError)
+    /// A new stream on `device` (`aclrtCreateStream`).
+    func createStream(on device: Int32) throws(DeviceError) -> DeviceStream
+    /// Queues a copy on `stream` (`aclrtMemcpyAsync`); its host side must be pinned (`allocateHost` or
+    /// `registerHost`), and the bytes are only there after `synchronize`.
+    func copyAsync(
+        to destination: UInt, capacity: Int, from source: UInt, count: Int, kind: MemcpyKind, on stream: DeviceStream
+    ) throws(DeviceError)
+    /// Waits for every copy queued on `stream` (`aclrtSynchronizeStream`).
+    func synchronize(_ stream: DeviceStream) throws(DeviceError)
+    /// Finishes the stream's copies and destroys it (`aclrtDestroyStream`).
+    func destroyStream(_ stream: DeviceStream) throws(DeviceError)
+    /// Pins `size` bytes of the caller's host memory at `address` for `device`; returns the address the device
+    /// uses for it (`aclrtHostRegister`).
+    func registerHost(at address: UInt, size: Int, device: Int32) throws(DeviceError) -> UInt
+    /// Undoes `registerHost` (`aclrtHostUnregister`).
+    func unregisterHost(at address: UInt, device: Int32) throws(DeviceError)
 }
 
 extension DeviceRuntime {

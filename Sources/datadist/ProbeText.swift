@@ -46,12 +46,58 @@ enum ProbeText {
         }
 
         line()
+        line("Device transfers")
+        for row in transferRows(report.transfers) {
+            line("  \(row.ok ? "✓" : "✗") \(padded(row.name, 13))  \(row.text)")
+        }
+
+        line()
         line("Host")
         for check in hostChecks(report.host) {
             line("  \(check.ok ? "✓" : "!") \(padded(check.name, 9))  \(check.text)")
             if let hint = check.hint { line("    \(padded("", 9))  hint: \(hint)") }
         }
         return out
+    }
+
+    struct TransferRow {
+        var name: String
+        var ok: Bool
+        var text: String
+    }
+
+    static func transferRows(_ transfers: ProbeReport.Transfers) -> [TransferRow] {
+        func feature(_ name: String, _ feature: ProbeReport.Feature, _ what: String) -> TransferRow {
+            TransferRow(name: name, ok: feature.available, text: feature.reason ?? what)
+        }
+        var rows = [
+            feature("IPC", transfers.ipc, "available: device memory can be exported to other processes by key")
+        ]
+        let peer = transfers.peerAccess
+        if peer.available {
+            let reachable = peer.pairs.filter(\.accessible)
+            var text = "\(reachable.count) of \(peer.pairs.count) device pairs reach each other"
+            let unreachable = peer.pairs.filter { !$0.accessible }.prefix(8).map { "\($0.device)→\($0.peer)" }
+            if !unreachable.isEmpty { text += "; not: " + unreachable.joined(separator: ", ") }
+            if peer.pairs.count - reachable.count > unreachable.count { text += ", …" }
+            rows.append(TransferRow(name: "peer access", ok: !peer.pairs.isEmpty && unreachable.isEmpty, text: text))
+        } else {
+            rows.append(TransferRow(name: "peer access", ok: false, text: peer.reason ?? "not available"))
+        }
+        rows.append(
+            feature(
+                "async copy", transfers.asyncCopy, "available: copies queued on streams, awaited with a stream sync"))
+        rows.append(
+            feature("host register", transfers.hostRegister, "available: host memory can be registered for a device"))
+        let hcomm = transfers.hcomm
+        rows.append(
+            TransferRow(
+                name: "libhcomm", ok: hcomm.present,
+                text: hcomm.present
+                    ? "\(hcomm.name) present (the vendor's one-sided library; detected only, not used)"
+                    : "\(hcomm.name) not found (the vendor's one-sided library; detected only): \(hcomm.detail ?? "dlopen failed")"
+            ))
+        return rows
     }
 
     struct HostCheck {

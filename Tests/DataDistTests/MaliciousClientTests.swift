@@ -32,7 +32,7 @@ import Glibc
             throws
         {
             let deadline = ContinuousClock.now.advanced(by: .seconds(3))
-            guard transport == .sharedMemory else {
+            guard transport == .sharedMemory || transport == .aclIPC else {
                 let (tcp, offer, node) = try scriptedUCXHello(
                     to: endpoint, clusterID: clusterID, expecting: owner, transport: transport, until: deadline)
                 (channel, poolCount, self.node) = (tcp, offer.regions.count, node)
@@ -106,7 +106,8 @@ import Glibc
             CacheDesc(numTensors: 2, shape: [8, 16], dataType: .int32), key: BlocksCacheKey(clusterID: 1, modelID: 4))
         var peer = try RawPeer(
             endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 66, expecting: 1, transport: transport)
-        #expect(peer.poolCount == 1)
+        // Over ACL IPC the pool goes only by key, and only to a peer that announces key sharing (this one does not).
+        #expect(peer.poolCount == (transport == .aclIPC ? 0 : 1))
 
         let refused: [(ResolveRequest, LLMStatusCode)] = [
             (Self.resolve(.key(reqID: 2, prefixID: .max, modelID: 0)), .kvCacheNotExist),  // unbound key

@@ -268,7 +268,14 @@ import Testing
             try decoder.pullCache(key(1), into: hostDestination)
         }
         let deviceDestination = try decoder.allocateCache(CacheDesc(numTensors: 1, shape: [1, 16], dataType: .int32))
-        try decoder.pullCache(key(1), into: deviceDestination)
+        if transport == .aclIPC {
+            // The ACL backend's host pool (aclrtMallocHost) has neither a memfd nor an IPC key.
+            expectRefusal(.featureNotEnabled, mentioning: ["host pool", "acl backend"], in: decoder) {
+                try decoder.pullCache(key(1), into: deviceDestination)
+            }
+        } else {
+            try decoder.pullCache(key(1), into: deviceDestination)
+        }
         let blocks = try prompt.allocateBlocksCache(
             CacheDesc(numTensors: 1, shape: [4, 16], dataType: .int32), key: BlocksCacheKey(clusterID: 1))
         expectRefusal(.paramInvalid, mentioning: ["blocks → contiguous"], in: decoder) {

@@ -19,7 +19,8 @@ import Glibc
         let second = LLMDataDist(role: .decoder, clusterID: 3)
         var config = LLMConfig()
         config.memoryPool = MemoryPoolConfig(size: 1 << 20)
-        try second.initialize(config, environment: emulatorEnvironment())
+        config.transport = transport.preference
+        try second.initialize(config, environment: emulatorEnvironment().merging(transport.environment) { $1 })
         defer { second.finalize() }
         #expect(second.linkClusters([pair.promptInfo]) == (.success, [.success]))
         let prompt = try pair.prompt.cacheManager

@@ -19,6 +19,9 @@ enum FakeACL {
         TestPaths.builtProducts.appendingPathComponent("lib_FakeAscendCLNoMemset.so").path
     }
 
+    /// The fake built without the IPC entry points.
+    static var noIPCPath: String { TestPaths.builtProducts.appendingPathComponent("lib_FakeAscendCLNoIPC.so").path }
+
     static let logger = Logger(label: "test.acl", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// Removes a directory made by `temporaryDirectory()`.

@@ -57,7 +57,7 @@ struct ProbeCommandTests {
         #expect(
             Set(topLevelKeys) == [
                 "backend", "backendReason", "library", "attemptedLibrary", "socName", "boardID", "product",
-                "productName", "ambiguous", "detectionNote", "devices", "operations", "host",
+                "productName", "ambiguous", "detectionNote", "devices", "operations", "host", "transfers",
             ])
     }
 

@@ -32,7 +32,20 @@ enum {
     ACL_ERROR_RT_NO_DEVICE = 207004,
     ACL_ERROR_RT_INTERNAL_ERROR = 507000,
     ACL_ERROR_RT_DEVICE_MEM_ERROR = 507053,
+    ACL_ERROR_RT_DRV_INTERNAL_ERROR = 507899,
 };
+
+// aclrtIpcMem* flags and key length (acl_rt.h, CANN 8.3).
+#define ACL_RT_IPC_MEM_EXPORT_FLAG_DEFAULT 0x0UL
+#define ACL_RT_IPC_MEM_EXPORT_FLAG_DISABLE_PID_VALIDATION 0x1UL
+#define ACL_RT_IPC_MEM_IMPORT_FLAG_DEFAULT 0x0UL
+#define ACL_RT_IPC_MEM_IMPORT_FLAG_ENABLE_PEER_ACCESS 0x1UL
+enum { ACL_IPC_KEY_LEN = 65 };
+
+// aclrtHostRegisterType
+enum { ACL_HOST_REGISTER_MAPPED = 0 };
+
+typedef void *aclrtStream;
 
 // aclrtMemcpyKind
 enum {
@@ -91,6 +104,21 @@ typedef struct ascend_acl_table {
     aclError (*aclrtGetDeviceInfo)(uint32_t deviceId, int attr, int64_t *value);
     const char *(*aclGetRecentErrMsg)(void);
     int (*dsmi_get_board_info)(int deviceId, ascend_dsmi_board_info *info);
+    // optional: device sharing (IPC, peer access, streams, host registration); see ascend_sharing_symbols
+    aclError (*aclrtIpcMemGetExportKey)(void *devPtr, size_t size, char *key, size_t len, uint64_t flags);
+    aclError (*aclrtIpcMemSetImportPid)(const char *key, int32_t *pid, size_t num);
+    aclError (*aclrtIpcMemImportByKey)(void **devPtr, const char *key, uint64_t flags);
+    aclError (*aclrtIpcMemClose)(const char *key);
+    aclError (*aclrtDeviceGetBareTgid)(int32_t *pid);
+    aclError (*aclrtDeviceCanAccessPeer)(int32_t *canAccessPeer, int32_t deviceId, int32_t peerDeviceId);
+    aclError (*aclrtDeviceEnablePeerAccess)(int32_t peerDeviceId, uint32_t flags);
+    aclError (*aclrtCreateStream)(aclrtStream *stream);
+    aclError (*aclrtDestroyStream)(aclrtStream stream);
+    aclError (*aclrtSynchronizeStream)(aclrtStream stream);
+    aclError (*aclrtMemcpyAsync)(void *dst, size_t destMax, const void *src, size_t count, int kind,
+                                 aclrtStream stream);
+    aclError (*aclrtHostRegister)(void *ptr, uint64_t size, int type, void **devPtr);
+    aclError (*aclrtHostUnregister)(void *ptr);
 } ascend_acl_table;
 
 typedef enum ascend_load_status {
@@ -110,6 +138,10 @@ const char *ascend_library_path(const ascend_library *library);
 
 /// dlsym on the loaded library, for optional or diagnostic symbols; NULL if absent.
 void *ascend_library_lookup(const ascend_library *library, const char *symbol);
+
+/// Whether `name` loads with dlopen (then closed again at once: detection only, nothing is called). Returns 1,
+/// or 0 with dlerror's text in `detail`.
+int ascend_library_present(const char *name, char *detail, size_t detail_len);
 
 /// Makes `device` current on the calling thread (aclrtSetDevice) unless it already is; ACL keeps the
 /// current device per thread.

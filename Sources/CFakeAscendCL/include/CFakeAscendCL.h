@@ -9,6 +9,16 @@
 //   FAKE_ACL_BOARD_ID       dsmi board id, decimal or 0x hex (default 0x40, an Atlas 800I A2)
 //   FAKE_ACL_STUB_MODE      "1": behave like CANN's stub libraries (every aclError call returns 100039,
 //                           aclrtGetSocName returns NULL)
+//   FAKE_ACL_IPC            "0": a chip without IPC (the aclrtIpcMem* calls return 207000); default "1"
+//   FAKE_ACL_PEER_ACCESS    "0": no device pair can access each other; default "1" (every pair)
+//
+// Device sharing as the vendor documents it: device memory is a memfd per aclrtMalloc, so a key from
+// aclrtIpcMemGetExportKey (65 bytes, page-aligned range inside one allocation) imported by another process of
+// the same user maps the same bytes; the importer's PID must be whitelisted with aclrtIpcMemSetImportPid unless
+// the export used DISABLE_PID_VALIDATION; an importer closing after the exporter gets 507899; aclrtFree refuses
+// memory still exported. Asynchronous copies queue on their stream and run at aclrtSynchronizeStream (or
+// aclrtSynchronizeDevice, aclrtDestroyStream); their host side must be pinned. Codes the vendor leaves
+// undocumented (a PID not whitelisted, a closed key) are 507899, a driver failure; an unaligned range is 107008.
 //
 // Each dlopen'ed copy of the library (a copy at another path is a separate instance) has its own state.
 // A process that links this target statically AND dlopens the library must look these hooks up with dlsym
@@ -36,10 +46,15 @@ void fake_acl_reset_counts(void);
 /// default. Returns 0 on success, -1 for an unknown key, -2 for a value the key cannot take (nothing changes).
 int fake_acl_configure(const char *key, const char *value);
 
+/// Live objects of one kind in this instance: "exports", "imports" (keys open here), "streams", "device",
+/// "host", "registrations" (allocations); 0 for another name.
+uint64_t fake_acl_open_count(const char *what);
+
 /// Function-pointer types of the hooks, for callers that resolve them with dlsym.
 typedef uint64_t (*fake_acl_call_count_fn)(const char *symbol);
 typedef void (*fake_acl_reset_counts_fn)(void);
 typedef int (*fake_acl_configure_fn)(const char *key, const char *value);
+typedef uint64_t (*fake_acl_open_count_fn)(const char *what);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "datadist_ipc.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif

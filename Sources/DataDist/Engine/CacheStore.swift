@@ -87,10 +87,20 @@ final class CacheStore: Sendable {
         LLMError(.failed, "the LLMDataDist of cluster \(resources.clusterID) was finalized")
     }
 
-    /// Pools a peer may reach, by the region id the link handshake gave them.
+    /// Pools a peer may reach, by the region id the link handshake gave them: those with a memfd, and the device
+    /// pool when the runtime exports device memory by key (the ACL backend's IPC).
     var sharedPools: [(UInt32, BlockPool)] {
-        [(UInt32(0), resources.devicePool), (UInt32(1), resources.hostPool)].compactMap { id, pool in
-            pool.flatMap { $0.region.shared == nil ? nil : (id, $0) }
+        var pools: [(UInt32, BlockPool)] = []
+        if let device = resources.devicePool, device.region.shared != nil || sharesDevicePoolByKey {
+            pools.append((0, device))
         }
+        if let host = resources.hostPool, host.region.shared != nil { pools.append((1, host)) }
+        return pools
+    }
+
+    /// Whether device memory goes to (and comes from) same-host peers by IPC key: the ACL backend, when its library
+    /// has the IPC entry points (the emulator's pools are memfds).
+    var sharesDevicePoolByKey: Bool {
+        resources.runtime.backend == .acl && resources.runtime.availability(of: .ipc).isAvailable
     }
 }

@@ -127,9 +127,14 @@ final class InstanceResources: Sendable {
 }
 
 extension LLMError {
-    /// Maps a runtime error once, at the DataDist boundary: ACL UCE codes pass through, out-of-memory becomes
-    /// `.deviceOutOfMemory`, anything else `.failed`.
+    /// Maps a runtime error once, at the DataDist boundary: a missing feature (`.notSupported`, ACL's 207000)
+    /// becomes `.featureNotEnabled`, ACL UCE codes pass through, out-of-memory becomes `.deviceOutOfMemory`,
+    /// anything else `.failed`.
     init(runtimeError error: DeviceError, while doing: String) {
+        if error.code == .notSupported || error.aclCode == ACLCode.featureNotSupported {
+            self.init(.featureNotEnabled, "\(doing): \(error)")
+            return
+        }
         switch error.aclCode {
         case 507_053?: self.init(.deviceMemError, "\(doing): \(error)")
         case 507_057?: self.init(.suspectRemoteError, "\(doing): \(error)")

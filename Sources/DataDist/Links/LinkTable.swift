@@ -233,19 +233,24 @@ final class LinkTable: Sendable {
         }
     }
 
-    /// What this instance brings to a link: the pools the runtime can hand to another process.
+    /// What this instance brings to a link: the pools the runtime can hand to another process, by memfd or (device
+    /// pools of a runtime with IPC) by key.
     private var offer: LinkOffer {
         let regions = store.sharedPools.compactMap { id, pool -> PublishedRegion? in
-            guard let shared = pool.region.shared, shared.offset == 0 else { return nil }
             let kind: MemoryKind = pool.placement == .host ? .host : .device
-            return PublishedRegion(
-                descriptor: RegionDescriptor(regionID: id, kind: kind, size: UInt64(pool.region.size)), fd: shared.fd,
-                base: pool.region.address)
+            let descriptor = RegionDescriptor(regionID: id, kind: kind, size: UInt64(pool.region.size))
+            guard let shared = pool.region.shared else {
+                return PublishedRegion(descriptor: descriptor, fd: -1, base: pool.region.address)
+            }
+            guard shared.offset == 0 else { return nil }
+            return PublishedRegion(descriptor: descriptor, fd: shared.fd, base: pool.region.address)
         }
         return LinkOffer(
             clusterID: resources.clusterID, remoteCacheAccessible: resources.config.enableRemoteCacheAccessible,
             regions: regions, transport: TransportChoice(resources.config.transport),
-            secret: resources.config.linkSecret.map { LinkSecret(Array($0.utf8)) })
+            secret: resources.config.linkSecret.map { LinkSecret(Array($0.utf8)) },
+            deviceSharing: store.sharesDevicePoolByKey
+                ? DeviceSharing(runtime: resources.runtime, device: resources.config.deviceID) : nil)
     }
 
     /// Adds an established link. A live link to the same cluster is refused; a dead one is replaced.

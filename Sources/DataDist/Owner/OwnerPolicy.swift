@@ -201,10 +201,7 @@ struct OwnerPolicy: Sendable {
         for tensor in tensors {
             let base = entry.addresses[tensor]
             guard let (regionID, pool) = pools.first(where: { $0.1.region.contains(base, entry.tensorSize) }) else {
-                throw LLMError(
-                    .featureNotEnabled,
-                    "cache \(entry.id) is not in a pool this host can share (registered memory is served only inside this process)"
-                )
+                throw unshareable(entry, at: base)
             }
             let offset = UInt64(base - pool.region.address)
             extents.append(
@@ -212,6 +209,30 @@ struct OwnerPolicy: Sendable {
                     .init(regionID: regionID, offset: offset + UInt64($0 * entry.stride), length: UInt64(entry.stride))
                 } ?? .init(regionID: regionID, offset: offset, length: UInt64(entry.tensorSize)))
         }
+    }
+
+    /// Why `entry`'s memory at `base` cannot go to a peer: a pool the runtime cannot hand to another process (the
+    /// ACL backend's host pool, or its device pool without IPC), or registered memory.
+    private func unshareable(_ entry: CacheEntry, at base: UInt) -> LLMError {
+        let resources = store.resources
+        let backend = resources.runtime.backend
+        if let host = resources.hostPool, host.region.contains(base, entry.tensorSize) {
+            return LLMError(
+                .featureNotEnabled,
+                "cache \(entry.id) is in the host pool, which the \(backend) backend cannot share with another process (its pinned host memory has no memfd)"
+            )
+        }
+        if let device = resources.devicePool, device.region.contains(base, entry.tensorSize) {
+            let why = resources.runtime.availability(of: .ipc).reason ?? "its device memory has no memfd"
+            return LLMError(
+                .featureNotEnabled,
+                "cache \(entry.id) is in the device pool, which the \(backend) backend cannot share with another process: \(why)"
+            )
+        }
+        return LLMError(
+            .featureNotEnabled,
+            "cache \(entry.id) is not in a pool this host can share (registered memory is served only inside this process)"
+        )
     }
 
     /// The entry, slot and bound key a request names.

@@ -37,7 +37,8 @@ extension ProbeReport {
             attemptedLibrary: choice.attemptedLibrary, socName: caps.socName, boardID: caps.boardID,
             product: caps.product.rawValue, productName: caps.product.displayName,
             ambiguous: caps.ambiguousCandidates?.map(\.rawValue), detectionNote: caps.note, devices: devices,
-            operations: operations, host: Host(HostReport.current()))
+            operations: operations, host: Host(HostReport.current()),
+            transfers: try Transfers.collect(runtime: runtime, environment: environment))
     }
 }
 

@@ -1,5 +1,5 @@
 /// What `datadist probe` reports: the backend in use and why, the product identity, the devices, the gate of
-/// every operation, and host facts that matter for pinned memory.
+/// every operation, host facts that matter for pinned memory, and the device transfer paths.
 ///
 /// The JSON form (`Codable`) is a stable contract: field names do not change, optional fields are written as
 /// `null` rather than left out, and `operations` has one entry per `Operation` raw value.
@@ -30,6 +30,8 @@ public struct ProbeReport: Sendable, Codable, Hashable {
     public var operations: [String: Gate]
     /// Limits and layout of this host.
     public var host: Host
+    /// Which device transfer paths this host has: IPC, peer access, async copies, host registration, libhcomm.
+    public var transfers: Transfers
 
     /// One device as the runtime reports it.
     public struct Device: Sendable, Codable, Hashable {
@@ -114,7 +116,7 @@ public struct ProbeReport: Sendable, Codable, Hashable {
     public init(
         backend: String, backendReason: String, library: String?, attemptedLibrary: String?, socName: String?,
         boardID: UInt32?, product: String, productName: String, ambiguous: [String]?, detectionNote: String,
-        devices: [Device], operations: [String: Gate], host: Host
+        devices: [Device], operations: [String: Gate], host: Host, transfers: Transfers
     ) {
         self.backend = backend
         self.backendReason = backendReason
@@ -129,6 +131,7 @@ public struct ProbeReport: Sendable, Codable, Hashable {
         self.devices = devices
         self.operations = operations
         self.host = host
+        self.transfers = transfers
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -146,5 +149,6 @@ public struct ProbeReport: Sendable, Codable, Hashable {
         try container.encode(devices, forKey: .devices)
         try container.encode(operations, forKey: .operations)
         try container.encode(host, forKey: .host)
+        try container.encode(transfers, forKey: .transfers)
     }
 }

@@ -217,17 +217,21 @@ struct Requester: Sendable {
     }
 
     /// Has the link's data plane carry out `moves`; local memory is in `placement`, the peer's is mapped host
-    /// memory (the emulator's pools).
+    /// memory (the emulator's pools) or, for a pool imported by key (the ACL backend's IPC), device memory.
     func move(
         _ moves: [ExtentMove], _ direction: TransferDirection, local placement: Placement, over link: PeerLink,
         operation: String
     ) throws(LLMError) {
         let resources = self.resources
+        let dataPlane = link.channel.dataPlane
+        // One grant's extents lie in one pool of the peer.
+        let remote: Placement =
+            moves.first.map { dataPlane.reachesDeviceMemory(of: $0.remote.regionID) } == true ? .device : .host
         do throws(TransferFailure<LLMError>) {
-            try link.channel.dataPlane.transfer(moves, direction) { segments throws(LLMError) in
+            try dataPlane.transfer(moves, direction) { segments throws(LLMError) in
                 switch direction {
-                case .read: try resources.copy(segments, to: placement, from: .host)
-                case .write: try resources.copy(segments, to: .host, from: placement)
+                case .read: try resources.copy(segments, to: placement, from: remote)
+                case .write: try resources.copy(segments, to: remote, from: placement)
                 }
             }
         } catch {

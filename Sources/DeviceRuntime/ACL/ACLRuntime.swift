@@ -17,6 +17,8 @@ public final class ACLRuntime: DeviceRuntime {
     private let logger: Logger
     /// Memory handed out and not yet freed, by address; `free` accepts only these.
     private let live = Lock<[UInt: DeviceMemory]>([:])
+    /// Keys, streams and host registrations open for device sharing (ACLSharing.swift).
+    let shared = Lock<ACLSharedState>(ACLSharedState())
 
     /// Loads the ACL library at `libraryPath` (a path, or a bare name for the loader's search), initialises
     /// ACL, and reads the device count and product identity. `environment["DATADIST_PRODUCT"]` overrides the
@@ -66,6 +68,14 @@ public final class ACLRuntime: DeviceRuntime {
         guard let address = library.lookup(symbol: "fake_acl_call_count") else { return nil }
         typealias CallCount = @convention(c) (UnsafePointer<CChar>?) -> UInt64
         return unsafeBitCast(address, to: CallCount.self)(symbol)
+    }
+
+    /// How many objects of one kind the loaded fake test library holds open ("exports", "imports", "streams",
+    /// "device", "host", "registrations"); nil on a real ACL runtime.
+    public func fakeOpenCount(_ what: String) -> UInt64? {
+        guard let address = library.lookup(symbol: "fake_acl_open_count") else { return nil }
+        typealias OpenCount = @convention(c) (UnsafePointer<CChar>?) -> UInt64
+        return unsafeBitCast(address, to: OpenCount.self)(what)
     }
 
     public func deviceInfo(_ device: Int32) throws(DeviceError) -> DeviceInfo {

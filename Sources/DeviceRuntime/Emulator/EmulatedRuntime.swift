@@ -42,6 +42,9 @@ public final class EmulatedRuntime: DeviceRuntime {
     private let emulatedNodes: [Int]
     private let logger: Logger
     private let state: Lock<State>
+    /// Keys, streams, host registrations and peer access for device sharing (EmulatorSharing.swift). Never
+    /// locked together with `state`.
+    let shared = Lock<EmulatorSharedState>(EmulatorSharedState())
 
     private struct State {
         var table = EmulatorAllocationTable()
@@ -123,6 +126,13 @@ public final class EmulatedRuntime: DeviceRuntime {
     }
 
     public func free(_ memory: DeviceMemory) throws(DeviceError) {
+        let exports = shared.withLock { $0.exports.values.count { $0.allocation == memory.address } }
+        guard exports == 0 else {
+            throw DeviceError(
+                .acl(ACLCode.memoryFree),
+                "memory at 0x\(String(memory.address, radix: 16)) is still exported by \(exports) key(s); close them first"
+            )
+        }
         let removed = state.withLock { state -> EmulatorAllocation? in
             guard let allocation = state.table.remove(memory) else { return nil }
             if case .device(let device) = allocation.memory.placement {
@@ -155,16 +165,7 @@ public final class EmulatedRuntime: DeviceRuntime {
             throw DeviceError(
                 .acl(ACLCode.invalidParam), "copy count \(count) does not fit the destination capacity \(capacity)")
         }
-        let destinationOnDevice = kind == .hostToDevice || kind == .deviceToDevice
-        let sourceOnDevice = kind == .deviceToHost || kind == .deviceToDevice
-        try state.withLock { state throws(DeviceError) in
-            if destinationOnDevice {
-                try Self.checkDeviceRange(destination, count: count, in: state.table, role: "destination", kind: kind)
-            }
-            if sourceOnDevice {
-                try Self.checkDeviceRange(source, count: count, in: state.table, role: "source", kind: kind)
-            }
-        }
+        try checkDeviceSides(to: destination, from: source, count: count, kind: kind)
         guard count > 0 else { return }
         if let faults, faults.shouldFail(.copy) {
             throw DeviceError(
@@ -253,17 +254,39 @@ public final class EmulatedRuntime: DeviceRuntime {
         }
     }
 
-    private static func checkDeviceRange(
-        _ address: UInt, count: Int, in table: EmulatorAllocationTable, role: String, kind: MemcpyKind
-    ) throws(DeviceError) {
-        guard let allocation = table.allocation(containing: address),
-            case .device = allocation.memory.placement,
-            Int(address - allocation.memory.address) <= allocation.memory.size - count
-        else {
-            throw DeviceError(
-                .acl(ACLCode.runtimeParamInvalid),
-                "\(role) 0x\(String(address, radix: 16)) of a \(kind) copy of \(count) bytes is not inside a live device allocation"
-            )
+    /// Checks that the device sides of a `kind` copy lie inside live device memory: an allocation of this
+    /// runtime, an import, or a host registration.
+    func checkDeviceSides(to destination: UInt, from source: UInt, count: Int, kind: MemcpyKind) throws(DeviceError) {
+        let destinationOnDevice = kind == .hostToDevice || kind == .deviceToDevice
+        let sourceOnDevice = kind == .deviceToHost || kind == .deviceToDevice
+        for (address, role, onDevice) in [
+            (destination, "destination", destinationOnDevice), (source, "source", sourceOnDevice),
+        ]
+        where onDevice {
+            guard
+                liveAllocation(containing: address, count: count, placement: .device) != nil
+                    || shared.withLock({ $0.deviceReachable(address, count: count) })
+            else {
+                throw DeviceError(
+                    .acl(ACLCode.runtimeParamInvalid),
+                    "\(role) 0x\(String(address, radix: 16)) of a \(kind) copy of \(count) bytes is not inside a live device allocation"
+                )
+            }
+        }
+    }
+
+    enum PlacementKind { case device, host }
+
+    /// The live allocation of `placement`'s kind holding all of `[address, address + count)`.
+    func liveAllocation(containing address: UInt, count: Int, placement: PlacementKind) -> EmulatorAllocation? {
+        state.withLock { state -> EmulatorAllocation? in
+            guard let allocation = state.table.allocation(containing: address),
+                Int(address - allocation.memory.address) <= allocation.memory.size - count
+            else { return nil }
+            switch (allocation.memory.placement, placement) {
+            case (.device, .device), (.host, .host): return allocation
+            default: return nil
+            }
         }
     }
 }

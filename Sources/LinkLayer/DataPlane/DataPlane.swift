@@ -50,4 +50,11 @@ package protocol DataPlane: Sendable {
     ) throws(TransferFailure<CopyFailure>)
     /// The link closed, for `reason`: the peer's regions are no longer to be touched.
     func close(_ reason: CloseReason)
+    /// Whether the addresses `transfer` hands to `copy` for the peer's region `regionID` are device memory of this
+    /// process (a pool imported by key) rather than host memory.
+    func reachesDeviceMemory(of regionID: UInt32) -> Bool
+}
+
+extension DataPlane {
+    package func reachesDeviceMemory(of regionID: UInt32) -> Bool { false }
 }

@@ -19,12 +19,17 @@ package struct PublishedRegion: Sendable, Hashable {
 /// per region with its memfd attached.
 package enum RegionExchange {
     package static let maxRegions = 16
+    /// Set in the count when this side also shares pools by IPC key (`IPCExchange`), which then follows the
+    /// memfds if both sides set it.
+    static let keysFollow: UInt32 = 1 << 31
 
     /// Sends `regions`; each memfd goes as a read-only descriptor unless `peerMayWrite` (remote-cache access,
-    /// where the peer's pushes write into the pools).
-    package static func send(_ regions: [PublishedRegion], to unix: Socket, peerMayWrite: Bool) throws(Socket.Failure) {
+    /// where the peer's pushes write into the pools). `announcingKeys` says this side shares by key too.
+    package static func send(
+        _ regions: [PublishedRegion], to unix: Socket, peerMayWrite: Bool, announcingKeys: Bool = false
+    ) throws(Socket.Failure) {
         var header = WireWriter()
-        header.u32(UInt32(regions.count))
+        header.u32(UInt32(regions.count) | (announcingKeys ? keysFollow : 0))
         try unix.send(header.bytes, passing: -1)
         for region in regions {
             var writer = WireWriter()
@@ -44,12 +49,20 @@ package enum RegionExchange {
     package static func receive(
         from unix: Socket, writable: Bool, budget: MappingBudget = .process, until deadline: ContinuousClock.Instant
     ) throws(Socket.Failure) -> [PeerMapping] {
+        try receiveAnnounced(from: unix, writable: writable, budget: budget, until: deadline).mappings
+    }
+
+    /// `receive`, also saying whether the peer announced that it shares pools by key.
+    package static func receiveAnnounced(
+        from unix: Socket, writable: Bool, budget: MappingBudget = .process, until deadline: ContinuousClock.Instant
+    ) throws(Socket.Failure) -> (mappings: [PeerMapping], keysFollow: Bool) {
         let (header, stray) = try unix.receive(count: 4, until: deadline)
         if stray >= 0 { _ = Glibc.close(stray) }
         var reader = WireReader(header[...])
-        guard let count = try? reader.u32(), count <= maxRegions else {
+        guard let word = try? reader.u32(), word & ~keysFollow <= maxRegions else {
             throw Socket.Failure(operation: "region count", errno: EPROTO)
         }
+        let count = word & ~keysFollow
         var mappings: [PeerMapping] = []
         for _ in 0..<count {
             let (bytes, fd) = try unix.receive(count: RegionDescriptor.encodedSize, until: deadline)
@@ -63,6 +76,6 @@ package enum RegionExchange {
                 try PeerMapping(
                     fd: fd, descriptor: descriptor, writable: writable, budget: budget, peerBytes: peerBytes))
         }
-        return mappings
+        return (mappings, word & keysFollow != 0)
     }
 }

@@ -96,20 +96,32 @@ package enum LinkHandshake {
         } catch {
             throw LinkError(error.kind, "link to cluster \(remoteID) at \(endpoint): \(error.message)")
         }
-        let peerRegions = try io { () throws(Socket.Failure) in
-            try RegionExchange.receive(
+        let (peerRegions, serverSharesKeys) = try io { () throws(Socket.Failure) in
+            try RegionExchange.receiveAnnounced(
                 from: unix, writable: offer.remoteCacheAccessible, budget: admission.mappingBudget, until: deadline)
         }
         try io { () throws(Socket.Failure) in
-            try RegionExchange.send(offer.memfdRegions, to: unix, peerMayWrite: offer.remoteCacheAccessible)
+            try RegionExchange.send(
+                offer.memfdRegions, to: unix, peerMayWrite: offer.remoteCacheAccessible,
+                announcingKeys: offer.sharesKeys)
         }
+        // Keys only when both sides share by key; otherwise the handshake is the memfd one alone.
+        let keys = try io { () throws(Socket.Failure) -> IPCExchange.Keys in
+            guard serverSharesKeys, offer.sharesKeys else { return IPCExchange.Keys() }
+            let serverPID = try IPCExchange.receivePID(from: unix, until: deadline)
+            try IPCExchange.sendPID(offer.deviceSharing, to: unix)
+            return try IPCExchange.exchangeKeys(offer, peerPID: serverPID, on: unix, until: deadline)
+        }
+        // From here the data plane owns the keys: dropping it (a failed welcome) closes them.
+        let dataPlane = SharedMemoryDataPlane(
+            peerClusterID: remoteID, mappings: peerRegions, imports: keys.imports, exports: keys.exports,
+            sharing: offer.deviceSharing)
         var inbox = FrameInbox()
         let welcome = try io { () throws(Socket.Failure) in try inbox.receiveFrame(from: unix, until: deadline) }
         try checkWelcome(welcome, remoteID: remoteID, endpoint: endpoint)
         // Whatever the peer sent right after the welcome is already in `inbox`; the connection reads on from there.
         let established = EstablishedLink(
-            remoteClusterID: remoteID, socket: unix, inbox: inbox,
-            dataPlane: SharedMemoryDataPlane(peerClusterID: remoteID, mappings: peerRegions))
+            remoteClusterID: remoteID, socket: unix, inbox: inbox, dataPlane: dataPlane)
         let channel = try admission.register(established).mapError { LinkError($0) }.get()
         handedOver = true
         try channel.start()
@@ -186,12 +198,22 @@ package enum LinkHandshake {
             return outcome
         }
         let peerRegions: [PeerMapping]
+        let keys: IPCExchange.Keys
         do throws(Socket.Failure) {
             let pushes = offer.remoteCacheAccessible && hello.remoteCacheAccessible
             try proof?.send(on: unix, until: deadline)
-            try RegionExchange.send(offer.memfdRegions, to: unix, peerMayWrite: pushes)
-            peerRegions = try RegionExchange.receive(
+            try RegionExchange.send(
+                offer.memfdRegions, to: unix, peerMayWrite: pushes, announcingKeys: offer.sharesKeys)
+            let clientSharesKeys: Bool
+            (peerRegions, clientSharesKeys) = try RegionExchange.receiveAnnounced(
                 from: unix, writable: pushes, budget: admission.mappingBudget, until: deadline)
+            if clientSharesKeys, offer.sharesKeys {
+                try IPCExchange.sendPID(offer.deviceSharing, to: unix)
+                let clientPID = try IPCExchange.receivePID(from: unix, until: deadline)
+                keys = try IPCExchange.exchangeKeys(offer, peerPID: clientPID, on: unix, until: deadline)
+            } else {
+                keys = IPCExchange.Keys()
+            }
         } catch {
             unix.close()
             return refuse(
@@ -200,7 +222,9 @@ package enum LinkHandshake {
         }
         let established = EstablishedLink(
             remoteClusterID: hello.clusterID, socket: unix, inbox: FrameInbox(),
-            dataPlane: SharedMemoryDataPlane(peerClusterID: hello.clusterID, mappings: peerRegions))
+            dataPlane: SharedMemoryDataPlane(
+                peerClusterID: hello.clusterID, mappings: peerRegions, imports: keys.imports, exports: keys.exports,
+                sharing: offer.deviceSharing))
         let channel: PeerChannel
         switch admission.register(established) {
         case .success(let registered): channel = registered

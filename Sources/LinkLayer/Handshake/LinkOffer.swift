@@ -6,11 +6,15 @@ package struct LinkOffer: Sendable {
     package var regions: [PublishedRegion]
     package var transport: TransportChoice
     package var secret: LinkSecret?
+    /// How this side shares its regions without a memfd (device pools of the ACL backend) with a peer on this
+    /// host, and imports the peer's; nil: it does not.
+    package var deviceSharing: DeviceSharing?
 
     package init(
         clusterID: UInt64, remoteCacheAccessible: Bool, regions: [PublishedRegion],
-        transport: TransportChoice = .sharedMemory, secret: LinkSecret? = nil
+        transport: TransportChoice = .sharedMemory, secret: LinkSecret? = nil, deviceSharing: DeviceSharing? = nil
     ) {
+        self.deviceSharing = deviceSharing
         self.clusterID = clusterID
         self.remoteCacheAccessible = remoteCacheAccessible
         self.regions = regions
@@ -20,6 +24,12 @@ package struct LinkOffer: Sendable {
 
     /// The regions a peer on this host can map (those with a memfd).
     var memfdRegions: [PublishedRegion] { regions.filter { $0.fd >= 0 } }
+
+    /// Whether this side shares regions by IPC key with a peer on this host (and imports the peer's).
+    var sharesKeys: Bool { deviceSharing != nil }
+
+    /// The regions a peer on this host can only import by key.
+    var keyRegions: [PublishedRegion] { regions.filter { $0.fd < 0 && $0.base != nil } }
 }
 
 /// A link whose handshake is done, before it is registered and started: the control socket (with any bytes

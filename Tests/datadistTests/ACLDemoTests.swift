@@ -1,0 +1,38 @@
+import DataDistTestSupport
+import Foundation
+import Testing
+
+/// `datadist demo` on the ACL backend through the fake vendor library: two processes, the device pools shared by
+/// IPC key.
+@Suite("datadist demo on the ACL backend")
+struct ACLDemoTests {
+    @Test("two processes link over IPC keys: every byte verified, both audits clean")
+    func demoOverIPC() throws {
+        let library = try #require(CLI.fakeLibrary, "lib_FakeAscendCL.so not found in \(TestPaths.builtProducts.path)")
+        let output = try CLI.run(
+            ["demo", "--json"], environment: ["DATADIST_BACKEND": "acl", "DATADIST_ACL_LIBRARY": library],
+            timeout: .seconds(60))
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
+        #expect(report["ok"] as? Bool == true, "problems: \(report["problems"] ?? "none")")
+        #expect(report["verified"] as? Bool == true)
+        #expect(report["auditsClean"] as? Bool == true)
+        #expect(report["wholePulls"] as? Int == 4)
+        #expect(report["layerWisePulls"] as? Int == 3)
+        let pids = [report["servePID"] as? Int, report["pullPID"] as? Int]
+        #expect(pids[0] != nil && pids[1] != nil && pids[0] != pids[1], "two processes: \(pids)")
+    }
+
+    @Test("without the IPC symbols the pull fails with LLM_FEATURE_NOT_ENABLED naming the missing symbol")
+    func demoWithoutIPC() throws {
+        let library = try #require(CLI.fakeLibrary, "lib_FakeAscendCL.so not found in \(TestPaths.builtProducts.path)")
+        let noIPC = URL(fileURLWithPath: library).deletingLastPathComponent()
+            .appendingPathComponent("lib_FakeAscendCLNoIPC.so").path
+        let output = try CLI.run(
+            ["demo", "--requests", "3"], environment: ["DATADIST_BACKEND": "acl", "DATADIST_ACL_LIBRARY": noIPC],
+            timeout: .seconds(60))
+        #expect(output.status != 0)
+        #expect(output.stdout.contains("LLM_FEATURE_NOT_ENABLED"), "\(output.stdout)")
+        #expect(output.stdout.contains("aclrtIpcMemGetExportKey"), "\(output.stdout)")
+    }
+}
