@@ -253,9 +253,13 @@ final class LinkTable: Sendable {
                 ? DeviceSharing(runtime: resources.runtime, device: resources.config.deviceID) : nil)
     }
 
+    /// How long a link to a cluster that links again may take to answer a ping before it is taken for dead.
+    static let stalePeerPing: Duration = .milliseconds(500)
+
     /// Adds an established link. A live link to the same cluster is refused; a dead one is replaced.
     fileprivate func register(_ established: EstablishedLink) throws(LLMError) -> PeerChannel {
         let remoteID = established.remoteClusterID
+        closeIfStale(cluster: remoteID)
         return try registry.withLock { registry throws(LLMError) in
             guard !registry.isClosed else { throw LLMError(.failed, "cluster \(resources.clusterID) was finalized") }
             if let existing = registry.links[remoteID] {
@@ -277,6 +281,19 @@ final class LinkTable: Sendable {
             registry.lost[remoteID] = nil
             return channel
         }
+    }
+
+    /// A cluster links again while this side still holds a link to it: after a cut network or a peer killed
+    /// while it was cut, the old link may be dead without this side knowing (its close never arrived). One that
+    /// does not answer a ping within `stalePeerPing` is closed as failed (its pins are released), so the relink
+    /// is not refused with `.alreadyLink`; a live one answers and the new link is refused as before.
+    private func closeIfStale(cluster remoteID: UInt64) {
+        guard let existing = registry.withLock({ $0.links[remoteID]?.channel }), existing.isOpen,
+            !existing.answersPing(within: Self.stalePeerPing)
+        else { return }
+        resources.logger.notice(
+            "cluster \(remoteID) linked again and its old link did not answer a ping: closing the old link")
+        existing.close(.failed("cluster \(remoteID) linked again and this link did not answer a ping"))
     }
 
     /// Link `serial` closed (its service already voided the grants it held): forget it, remembering a broken link.

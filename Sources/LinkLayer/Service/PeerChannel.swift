@@ -47,6 +47,11 @@ package final class PeerChannel: Sendable {
         connection.post(.release, ReleaseNotice(pinID: pinID, succeeded: succeeded).encoded())
     }
 
+    /// Whether the peer answers a ping within `timeout`.
+    package func answersPing(within timeout: Duration) -> Bool {
+        (try? connection.request(.ping, [], timeout: timeout, what: "ping")) != nil
+    }
+
     /// Asks the peer to close the link, as this cluster.
     package func requestUnlink(from clusterID: UInt64, timeout: Duration, what: String) throws(LinkError) {
         _ = try connection.request(.unlink, ClusterIdentifier(clusterID).encoded(), timeout: timeout, what: what)
