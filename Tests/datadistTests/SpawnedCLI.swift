@@ -69,7 +69,10 @@ final class SpawnedCLI {
         return object
     }
 
+    /// Writes `line` to the child's stdin; throws (EPIPE) rather than killing the test process with SIGPIPE when
+    /// the child is gone.
     func send(_ line: String) throws {
+        Glibc.signal(SIGPIPE, SIG_IGN)
         try input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
     }
 
