@@ -143,7 +143,9 @@ final class CrossHostTests {
         try hosts.setLink(up: true)
 
         let again = try startPull(port: port, ["--prefix-keys", "--requests", "4", "--repeat", "3"] + Self.shape)
-        #expect(try again.wait(timeout: .seconds(30)) == 0, "stderr: \(again.standardError)")
+        #expect(
+            try again.wait(timeout: .seconds(30)) == 0,
+            "stderr: \(again.standardError)\nthe prompt's: \(serve.standardError)")
         let report = try again.nextJSON(timeout: .seconds(1))
         #expect(report["ok"] as? Bool == true && report["rounds"] as? Int == 3, "\(report)")
         // The lost decoder's link ends on the prompt's side within its own deadlines; wait for the pins to go.
