@@ -180,7 +180,9 @@ import ThreadSanitizerSupport
 /// A callback-shaped synchronizer (what a C ABI or Python caller provides).
 @Suite(.timeLimit(.minutes(1))) struct BlockingLayerSynchronizerTests {
     @Test func aBlockingCallbackDelaysOnlyItsOwnTask() async throws {
-        let pair = try LinkedPair(remoteAccessible: true)
+        // A long syncKVTimeout: the blocked layer must wait for as long as this test takes to see the other task
+        // finish, which in a loaded suite (other tests blocking the cooperative threads) was seen to be 5-7 s.
+        let pair = try LinkedPair(remoteAccessible: true, timeout: .seconds(60))
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let target = try prompt.allocateCache(TransferAsyncTests.target)
         let blocked = try decoder.allocateCache(TransferAsyncTests.source)

@@ -74,9 +74,13 @@ final class TaskOutcome: Sendable {
         return state.withLock { $0.results }
     }
 
+    /// Where waiters are resumed: a queue of its own, not the global concurrent pool, whose few threads (one per
+    /// core) other code may be blocking; a waiter must not depend on one coming free.
+    private static let notifications = DispatchQueue(label: "datadist.task-outcomes")
+
     func results() async -> [UInt64: LLMStatusCode] {
         await withCheckedContinuation { continuation in
-            group.notify(queue: .global()) { continuation.resume() }
+            group.notify(queue: Self.notifications) { continuation.resume() }
         }
         return state.withLock { $0.results }
     }
