@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libnuma-dev libhwloc-dev libssl-dev libucx-dev pkg-config iproute2 nftables python3-venv
 BIN := .build/debug/datadist
 
-.PHONY: deps build lint format test tsan asan fuzz demo bench docs clean python pytest python-bench
+.PHONY: deps build lint format test tsan asan fuzz demo demo-cross-host bench docs clean python pytest python-bench
 PYTHON ?= python3
 PY_VENV := .build/pytest-venv
 
@@ -76,6 +76,10 @@ demo: build
 	@echo
 	@echo "== datadist demo: a prompt and a decoder process transfer KV caches over loopback"
 	@$(BIN) demo
+
+# The demo across two network namespaces joined by a veth pair (two hosts on one machine; needs root).
+demo-cross-host: build
+	@$(BIN) demo --cross-host
 
 # `datadist bench` on a release build: every row beside the copy ceilings of the same run (a few minutes).
 # BENCH_ARGS passes options through, e.g. `make bench BENCH_ARGS="--json --sizes 1MiB,4MiB"`.
