@@ -43,12 +43,12 @@ final class CrossHostTests {
     }
 
     /// A decoder pulling the prompt's prefix keys again and again across the veth, announcing when it is linked.
-    func startStream(port: Int) throws -> SpawnedCLI {
+    func startStream(port: Int, paceMilliseconds: Int = 0) throws -> SpawnedCLI {
         let pull = try startPull(
             port: port,
             [
                 "--announce", "--prefix-keys", "--requests", "4", "--repeat", "100000000", "--sync-timeout-ms",
-                "\(Self.syncTimeoutMilliseconds)",
+                "\(Self.syncTimeoutMilliseconds)", "--pace-ms", "\(paceMilliseconds)",
             ] + Self.shape)
         let linked = try pull.nextJSON()
         #expect(linked["event"] as? String == "linked", "\(linked)")
@@ -138,7 +138,10 @@ final class CrossHostTests {
     @Test("the link goes down mid-stream: the decoder fails in time, the prompt releases its pins, a relink works")
     func linkDownThenRelink() throws {
         let (serve, port) = try startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
-        let pull = try startStream(port: port)
+        // Paced, so that the cut almost always falls between pulls (the next pull's request for a grant then times
+        // out): a one-sided read in flight at the cut reaches the prompt after the link is back, from a decoder
+        // that is gone, and UCX 1.13 aborts the prompt answering it (README, Transports: known limitation).
+        let pull = try startStream(port: port, paceMilliseconds: 200)
         try expectStreamFails(pull) { try hosts.setLink(up: false) }
         try hosts.setLink(up: true)
 

@@ -1,10 +1,11 @@
 internal import CUCX
+import Dispatch
 import Synchronization
 import ThreadSanitizerSupport
 
 /// An endpoint to a peer's worker and the peer's unpacked remote keys. Created with peer error handling: when
-/// the peer fails (dies, or the network goes) UCX calls the handler, which only records it; from then on
-/// nothing is posted on the endpoint, and the next user closes it. The lock guards the handle: it is held
+/// the peer fails (dies, or the network goes) UCX calls the handler, which records it and has the endpoint
+/// closed right after; from then on nothing is posted on it. The lock guards the handle: it is held
 /// while operations are posted (nonblocking calls) and while the endpoint is closed, never while waiting.
 final class UCXEndpoint: Sendable {
     let worker: UCXWorker
@@ -74,8 +75,19 @@ final class UCXEndpoint: Sendable {
 
     private func failed(_ status: ucs_status_t) {
         let raw = status.rawValue == 0 ? Int8(UCS_ERR_ENDPOINT_TIMEOUT.rawValue) : status.rawValue
-        _ = failure.compareExchange(expected: 0, desired: raw, ordering: .acquiringAndReleasing)
+        guard failure.compareExchange(expected: 0, desired: raw, ordering: .acquiringAndReleasing).exchanged else {
+            return
+        }
+        // Closed at once, off the progress call that reported the failure (closing waits on the worker). A failed
+        // endpoint left open is still found by UCX for messages the peer sent before the failure and that arrive
+        // later (a cut link coming back): UCX 1.13 then answers a peer's read on the failed endpoint and aborts the
+        // process ("ucp_request.inl: Fatal: unexpected error: Endpoint timeout", seen with the veth taken down and
+        // up again). Once closed, such messages name no endpoint and are dropped.
+        Self.closer.async { self.close() }
     }
+
+    /// Where failed endpoints are closed.
+    private static let closer = DispatchQueue(label: "datadist.ucx-endpoint-close")
 
     /// Why the endpoint failed, or nil.
     var failureDescription: String? {
