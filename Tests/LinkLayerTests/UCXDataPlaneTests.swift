@@ -176,4 +176,45 @@ import Testing
         writer.u32(.max)
         #expect(throws: ProtocolError.self) { _ = try UCXOffer(payload: writer.bytes + [1, 2, 3]) }
     }
+
+    @Test func ourUCXDefaultsApplyOnlyWhereNeitherTheEnvironmentNorAnOverrideSetsThem() {
+        let settings = UCXSettings(overrides: ["TLS": "tcp", "TCP_RX_SEG_SIZE": "128k"], transferTimeout: .seconds(1))
+        #expect(settings.defaults == UCXSettings.tunedDefaults)
+        #expect(!UCXSettings.tunedDefaults.isEmpty)
+        let untouched = Dictionary(uniqueKeysWithValues: settings.effective(environment: [:]).map { ($0.0, $0.1) })
+        #expect(untouched == ["TLS": "tcp", "TCP_RX_SEG_SIZE": "128k", "TCP_TX_SEG_SIZE": "512k"])
+        let userSet = settings.effective(environment: ["UCX_TCP_TX_SEG_SIZE": "16k"])
+        #expect(userSet.map(\.0) == ["TCP_RX_SEG_SIZE", "TLS"])
+    }
+
+    @Test func aReadOfManyOfOurSegmentsOnTCPMovesEveryByte() throws {
+        let (owner, requester) = (try Self.node(tcp: true), try Self.node(tcp: true))
+        #expect(owner.settings.defaults == UCXSettings.tunedDefaults)
+        // 4 MiB + 3 bytes: eight of our 512 KiB segments and a short one.
+        let count = (4 << 20) + 3
+        let remote = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 64)
+        let local = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 64)
+        defer {
+            remote.deallocate()
+            local.deallocate()
+        }
+        for index in 0..<count { remote[index] = UInt8(truncatingIfNeeded: index &* 13 &+ index >> 12) }
+        local.initializeMemory(as: UInt8.self, repeating: 0)
+        let region = PublishedRegion(
+            descriptor: RegionDescriptor(regionID: 9, kind: .host, size: UInt64(count)), fd: -1,
+            base: UInt(bitPattern: remote.baseAddress))
+        let offer = try owner.offer(of: [region], remoteWrite: false)
+        let plane = try UCXDataPlane(
+            node: requester, peerClusterID: 1, offer: UCXOffer(payload: offer.encoded()),
+            until: .now.advanced(by: .seconds(5)))
+        defer { plane.close(.unlinked) }
+        try Self.transfer(
+            plane,
+            [
+                ExtentMove(
+                    local: UInt(bitPattern: local.baseAddress),
+                    remote: Grant.Extent(regionID: 9, offset: 0, length: UInt64(count)), count: count)
+            ], .read)
+        #expect(Array(local) == Array(remote))
+    }
 }

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Two hosts on one machine: two network namespaces joined by a veth pair (10.213.0.1 and 10.213.0.2), UCX on TCP.
+# In one run, per size: our pull (`datadist bench-serve --host` in the first namespace, `datadist bench --connect`
+# in the second: the pull_cache rows) beside a plain single TCP stream between the same two addresses (python3,
+# first → second, the direction a pull moves bytes) and `ucx_perftest -t ucp_get` (the same transport and sizes;
+# once with UCX's own defaults, once with DataDist's UCX defaults, and once more with those and `-e`, error
+# handling on the endpoint, as ours). Prints GB/s (10^9 bytes/s) and our pull's ratio to each reference.
+#
+# Needs root (ip netns) and iproute2, python3 and ucx_perftest (Debian ucx-utils). Removes its namespaces on exit.
+# UCX_* variables set by the caller reach every UCX side (ours and ucx_perftest) and win over our defaults.
+#
+# Exit codes: 0 table printed; 1 a side failed; 2 usage or a missing tool.
+set -euo pipefail
+
+# DataDist's UCX defaults, as `UCXSettings.tunedDefaults` (Sources/LinkLayer/DataPlane/UCX/UCXWorker.swift): the
+# perftest runs "with ours" get the same, so both sides run with the same settings.
+readonly DATADIST_UCX_DEFAULTS="UCX_TCP_TX_SEG_SIZE=512k UCX_TCP_RX_SEG_SIZE=512k"
+
+readonly DEFAULT_SIZES="1MiB,4MiB,16MiB"
+sizes=$DEFAULT_SIZES duration=2
+
+usage() {
+    cat <<EOF
+usage: $0 [--sizes LIST] [--duration SECONDS]
+  --sizes LIST     comma-separated sizes, suffix KiB/MiB or plain bytes (default $DEFAULT_SIZES)
+  --duration S     seconds per measurement (default $duration)
+environment:
+  DATADIST   our binary (default .build/release/datadist; build it with 'swift build -c release --product datadist')
+  UCX_*      passed to both sides (e.g. UCX_TCP_TX_SEG_SIZE=256k), over DataDist's defaults
+EOF
+}
+die() { echo "compare-cross-host: $*" >&2; exit 2; }
+failed() { echo "compare-cross-host: FAILED: $*" >&2; exit 1; }
+
+while (( $# > 0 )); do
+    case "$1" in
+        --sizes) (( $# >= 2 )) || die "--sizes needs a value"; sizes="$2"; shift 2 ;;
+        --duration) (( $# >= 2 )) || die "--duration needs a value"; duration="$2"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown argument '$1'" ;;
+    esac
+done
+[[ "$duration" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--duration $duration is not a number of seconds"
+(( EUID == 0 )) || die "needs root (network namespaces)"
+for tool in ip python3 ucx_perftest; do command -v "$tool" >/dev/null || die "needs $tool"; done
+DATADIST=${DATADIST:-.build/release/datadist}
+[[ -x "$DATADIST" ]] || die "no $DATADIST (swift build -c release --product datadist)"
+DATADIST=$(realpath "$DATADIST")
+
+bytes_of() {
+    local s=$1
+    case "$s" in
+        *GiB) echo $(( ${s%GiB} << 30 )) ;; *MiB) echo $(( ${s%MiB} << 20 )) ;; *KiB) echo $(( ${s%KiB} << 10 )) ;;
+        *[!0-9]*|'') die "size '$s' is not of the form N, NKiB, NMiB or NGiB" ;; *) echo "$s" ;;
+    esac
+}
+IFS=, read -r -a size_list <<< "$sizes"
+for s in "${size_list[@]}"; do bytes_of "$s" >/dev/null; done
+
+# The namespaces, named after this process; removed on any exit.
+readonly NS_A="ddcmp$$a" NS_B="ddcmp$$b" ADDR_A=10.213.0.1 ADDR_B=10.213.0.2
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null || true
+    exec 3>&- 2>/dev/null || true
+    ip netns delete "$NS_A" 2>/dev/null || true
+    ip netns delete "$NS_B" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+ip netns add "$NS_A"
+ip netns add "$NS_B"
+ip link add "v$NS_A" type veth peer name "v$NS_B"
+ip link set "v$NS_A" netns "$NS_A"
+ip link set "v$NS_B" netns "$NS_B"
+ip -n "$NS_A" address add "$ADDR_A/24" dev "v$NS_A"
+ip -n "$NS_B" address add "$ADDR_B/24" dev "v$NS_B"
+for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
+ip -n "$NS_A" link set "v$NS_A" up
+ip -n "$NS_B" link set "v$NS_B" up
+in_a() { ip netns exec "$NS_A" "$@"; }
+in_b() { ip netns exec "$NS_B" "$@"; }
+export UCX_TLS=${UCX_TLS:-tcp}
+
+# A plain TCP stream: the sender in A writes SIZE-byte buffers for DURATION seconds, the receiver in B counts
+# bytes from the first to the end of the stream. Prints GB/s.
+readonly TCP_SEND='
+import socket, sys, time
+size, duration, port = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+listener = socket.socket(); listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind((sys.argv[4], port)); listener.listen(1); print("READY", flush=True)
+connection, _ = listener.accept()
+buffer = memoryview(bytearray(b"\x5a" * size)); end = time.monotonic() + duration
+while time.monotonic() < end: connection.sendall(buffer)
+connection.close()
+'
+readonly TCP_RECEIVE='
+import socket, sys, time
+connection = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+buffer = memoryview(bytearray(4 << 20)); total = 0; start = None
+while True:
+    n = connection.recv_into(buffer)
+    if n == 0: break
+    if start is None: start = time.monotonic()
+    total += n
+print("%.4f" % (total / (time.monotonic() - start) / 1e9))
+'
+tcp_stream() {
+    local size=$1 port=$((15000 + RANDOM % 1000))
+    in_a python3 -c "$TCP_SEND" "$size" "$duration" "$port" "$ADDR_A" > "$work/tcp-ready" &
+    local sender=$!
+    for _ in $(seq 100); do grep -q READY "$work/tcp-ready" 2>/dev/null && break; sleep 0.05; done
+    in_b python3 -c "$TCP_RECEIVE" "$ADDR_A" "$port" || failed "the plain TCP stream at $size bytes"
+    wait "$sender"
+}
+
+# ucx_perftest ucp_get, the server in A, the reader in B; extra environment first, then "--" and perftest flags.
+# Its bandwidth column is MB/s of 2^20 bytes; printed here as GB/s (10^9). Iterations: about 1 GiB per size.
+perftest_get() {
+    local size=$1; shift
+    local env_words=()
+    while [[ "$1" != "--" ]]; do env_words+=("$1"); shift; done
+    shift
+    local iterations=$(( (1 << 30) / size )) port=$((16000 + RANDOM % 1000))
+    (( iterations < 20 )) && iterations=20
+    in_a env "${env_words[@]}" ucx_perftest -p "$port" "$@" > "$work/perftest-server" 2>&1 &
+    local server=$!
+    sleep 0.3
+    local out
+    out=$(in_b env "${env_words[@]}" timeout 120 ucx_perftest "$ADDR_A" -p "$port" -t ucp_get -s "$size" \
+        -n "$iterations" -w 10 -f "$@" 2>&1) || { kill "$server" 2>/dev/null; failed "ucx_perftest at $size: $out"; }
+    wait "$server" || true
+    awk '$1 ~ /^[0-9]+$/ && NF >= 6 { bw = $6 } END { if (bw == "") exit 1; printf "%.4f\n", bw * 1048576 / 1e9 }' \
+        <<< "$out" || failed "no ucx_perftest figure at $size: $out"
+}
+
+# Our pull: bench-serve stands in A until its stdin (fd 3 here) closes; bench --connect pulls from B.
+readonly SERVE_PORT=17000
+mkfifo "$work/serve-in"
+in_a env DATADIST_TRANSPORT=ucx "$DATADIST" bench-serve --host "$ADDR_A" --port "$SERVE_PORT" --sizes "$sizes" \
+    < "$work/serve-in" > "$work/serve-out" 2> "$work/serve-err" &
+server_pid=$!
+exec 3> "$work/serve-in"
+for _ in $(seq 600); do grep -q READY "$work/serve-out" 2>/dev/null && break; sleep 0.1; done
+grep -q READY "$work/serve-out" || failed "bench-serve did not start: $(cat "$work/serve-err")"
+in_b env DATADIST_TRANSPORT=ucx "$DATADIST" bench --connect "$ADDR_A:$SERVE_PORT" --sizes "$sizes" \
+    --duration "$duration" --json > "$work/ours.json" 2> "$work/bench-err" || failed "bench --connect: $(tail -5 "$work/bench-err")"
+exec 3>&-
+wait "$server_pid" || failed "bench-serve exited with an unclean audit: $(tail -3 "$work/serve-out")"
+server_pid=""
+
+read -r -a ours_env <<< "$DATADIST_UCX_DEFAULTS"
+# Only our defaults the caller did not set, as UCXSettings does.
+perftest_ours_env=()
+for word in "${ours_env[@]}"; do
+    name=${word%%=*}
+    if [[ -z "${!name:-}" ]]; then perftest_ours_env+=("$word"); fi
+done
+
+echo "UCX_TLS=$UCX_TLS; DataDist's UCX defaults: ${perftest_ours_env[*]:-none}; caller's: $(env | grep '^UCX_' | grep -v '^UCX_TLS=' | tr '\n' ' ')"
+printf "%-8s %9s %11s %11s %11s %11s %9s %9s %9s\n" size "pull GB/s" "tcp stream" "perftest" "pt ours" "pt ours -e" \
+    "×tcp" "×pt ours" "×pt -e"
+for s in "${size_list[@]}"; do
+    size=$(bytes_of "$s")
+    ours=$(python3 -c '
+import json, sys
+rows = [r for r in json.load(open(sys.argv[1])) if r["operation"] == "pull_cache" and r["bytes"] == int(sys.argv[2])
+        and r.get("p50us") is None]
+if not rows or not all(r["verified"] for r in rows): sys.exit(1)
+print("%.4f" % rows[0]["gbps"])' "$work/ours.json" "$size") || failed "no verified pull_cache row at $s"
+    tcp=$(tcp_stream "$size")
+    plain=$(perftest_get "$size" --)
+    tuned=$(perftest_get "$size" "${perftest_ours_env[@]}" --)
+    tuned_e=$(perftest_get "$size" "${perftest_ours_env[@]}" -- -e)
+    python3 -c '
+import sys
+s, ours, tcp, plain, tuned, tuned_e = sys.argv[1], *map(float, sys.argv[2:])
+print("%-8s %9.2f %11.2f %11.2f %11.2f %11.2f %8.2fx %8.2fx %8.2fx" % (
+    s, ours, tcp, plain, tuned, tuned_e, ours / tcp, ours / tuned, ours / tuned_e))' \
+        "$s" "$ours" "$tcp" "$plain" "$tuned" "$tuned_e"
+done
