@@ -185,6 +185,14 @@ import Testing
         #expect(untouched == ["TLS": "tcp", "TCP_RX_SEG_SIZE": "128k", "TCP_TX_SEG_SIZE": "512k"])
         let userSet = settings.effective(environment: ["UCX_TCP_TX_SEG_SIZE": "16k"])
         #expect(userSet.map(\.0) == ["TCP_RX_SEG_SIZE", "TLS"])
+        // TCP's defaults only where UCX may use TCP: a warning on stdout otherwise ("invalid configurations").
+        let defaultsOnly = UCXSettings(transferTimeout: .seconds(1))
+        #expect(defaultsOnly.effective(environment: ["UCX_TLS": "shm,cma"]).isEmpty)
+        #expect(defaultsOnly.effective(environment: ["UCX_TLS": "^tcp"]).isEmpty)
+        #expect(defaultsOnly.effective(environment: ["UCX_TLS": "^shm"]).count == 2)
+        #expect(defaultsOnly.effective(environment: ["UCX_TLS": "sm, TCP"]).count == 2)
+        #expect(defaultsOnly.effective(environment: [:]).count == 2)
+        #expect(UCXSettings.allowsTCP("all") && !UCXSettings.allowsTCP("rc,ud"))
     }
 
     @Test func aReadOfManyOfOurSegmentsOnTCPMovesEveryByte() throws {
