@@ -48,7 +48,10 @@ struct BenchCommandTests {
         let ready = try serve.nextLine().split(separator: " ")
         let port = try #require(ready.count == 2 && ready[0] == "READY" ? UInt16(ready[1]) : nil, "\(ready)")
         let output = try CLI.run(
-            ["bench", "--json", "--connect", "127.0.0.1:\(port)", "--sizes", "16KiB,64KiB,256KiB", "--duration", "0.05"],
+            [
+                "bench", "--json", "--connect", "127.0.0.1:\(port)", "--sizes", "16KiB,64KiB,256KiB", "--duration",
+                "0.05",
+            ],
             timeout: .seconds(60))
         #expect(output.status == 0, "stderr: \(output.stderr)")
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
