@@ -4,7 +4,8 @@
 # in the second: the pull_cache rows) beside a plain single TCP stream between the same two addresses (python3,
 # first → second, the direction a pull moves bytes) and `ucx_perftest -t ucp_get` (the same transport and sizes;
 # once with UCX's own defaults, once with DataDist's UCX defaults, and once more with those and `-e`, error
-# handling on the endpoint, as ours). Prints GB/s (10^9 bytes/s) and our pull's ratio to each reference.
+# handling on the endpoint, as ours). Prints GB/s (10^9 bytes/s) and our pull's ratio to each reference, and our
+# pull_caches (32 keys of that size per call; GB/s of the whole batch) beside the TCP stream.
 #
 # Needs root (ip netns) and iproute2, python3 and ucx_perftest (Debian ucx-utils). Removes its namespaces on exit.
 # UCX_* variables set by the caller reach every UCX side (ours and ucx_perftest) and win over our defaults.
@@ -140,8 +141,13 @@ perftest_get() {
 
 # Our pull: bench-serve stands in A until its stdin (fd 3 here) closes; bench --connect pulls from B.
 readonly SERVE_PORT=17000
+# Rings of 32 keys of the largest size, so that pull_caches (32 distinct keys per call) runs at every size.
+largest=0
+for s in "${size_list[@]}"; do b=$(bytes_of "$s"); (( b > largest )) && largest=$b; done
+ring_bytes=$(( 32 * largest ))
 mkfifo "$work/serve-in"
 in_a env DATADIST_TRANSPORT=ucx "$DATADIST" bench-serve --host "$ADDR_A" --port "$SERVE_PORT" --sizes "$sizes" \
+    --ring-bytes "$ring_bytes" \
     < "$work/serve-in" > "$work/serve-out" 2> "$work/serve-err" &
 server_pid=$!
 exec 3> "$work/serve-in"
@@ -161,7 +167,7 @@ done
 for pass in $(seq "$passes"); do
     echo "compare-cross-host: pass $pass of $passes" >&2
     in_b env DATADIST_TRANSPORT=ucx "$DATADIST" bench --connect "$ADDR_A:$SERVE_PORT" --sizes "$sizes" \
-        --operations pull_cache --duration "$duration" --json > "$work/ours-$pass.json" 2> "$work/bench-err" \
+        --operations pull_cache,pull_caches --duration "$duration" --json > "$work/ours-$pass.json" 2> "$work/bench-err" \
         || failed "bench --connect: $(tail -5 "$work/bench-err")"
     for s in "${size_list[@]}"; do
         size=$(bytes_of "$s")
@@ -182,26 +188,33 @@ python3 - "$work" "$passes" "${named_sizes[@]}" <<'PY' || failed "no verified pu
 import json, sys
 work, passes = sys.argv[1], int(sys.argv[2])
 named = [(n, int(b)) for n, b in (a.split("=") for a in sys.argv[3:])]
-ours = {}
+ours, batches = {}, {}
 for p in range(1, passes + 1):
     for row in json.load(open(f"{work}/ours-{p}.json")):
-        if row["operation"] != "pull_cache" or row.get("p50us") is not None:
+        if row["operation"] not in ("pull_cache", "pull_caches") or row.get("p50us") is not None:
             continue
         if not row["verified"]:
-            sys.exit(f"pass {p}: the pull_cache row at {row['bytes']} bytes moved wrong bytes")
-        ours[row["bytes"]] = max(ours.get(row["bytes"], 0), row["gbps"])
+            sys.exit(f"pass {p}: the {row['operation']} row at {row['bytes']} bytes moved wrong bytes")
+        if row["operation"] == "pull_cache":
+            ours[row["bytes"]] = max(ours.get(row["bytes"], 0), row["gbps"])
+        else:
+            size = row["bytes"] // row["batch"]
+            batches[size] = max(batches.get(size, 0), row["gbps"])
 refs = {}
 for line in open(f"{work}/references"):
     size, *values = line.split()
     best = refs.setdefault(int(size), [0.0] * 4)
     refs[int(size)] = [max(a, float(b)) for a, b in zip(best, values)]
-print("%-8s %9s %11s %11s %11s %11s %9s %9s %9s" % (
-    "size", "pull", "tcp stream", "perftest", "pt ours", "pt ours -e", "×tcp", "×pt ours", "×pt -e"))
+print("%-8s %9s %11s %11s %11s %11s %9s %9s %9s %10s %9s" % (
+    "size", "pull", "tcp stream", "perftest", "pt ours", "pt ours -e", "×tcp", "×pt ours", "×pt -e", "batch ×32",
+    "batch×tcp"))
 for name, size in named:
     if size not in ours:
         sys.exit(f"no pull_cache row at {name}")
     tcp, plain, tuned, tuned_e = refs[size]
     o = ours[size]
-    print("%-8s %9.2f %11.2f %11.2f %11.2f %11.2f %8.2fx %8.2fx %8.2fx" % (
-        name, o, tcp, plain, tuned, tuned_e, o / tcp, o / tuned, o / tuned_e))
+    b = batches.get(size)
+    batch = ("%10.2f %8.2fx" % (b, b / tcp)) if b else "%10s %9s" % ("-", "-")
+    print("%-8s %9.2f %11.2f %11.2f %11.2f %11.2f %8.2fx %8.2fx %8.2fx %s" % (
+        name, o, tcp, plain, tuned, tuned_e, o / tcp, o / tuned, o / tuned_e, batch))
 PY
