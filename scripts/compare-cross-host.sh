@@ -14,8 +14,8 @@
 set -euo pipefail
 
 # DataDist's UCX defaults, as `UCXSettings.tunedDefaults` (Sources/LinkLayer/DataPlane/UCX/UCXWorker.swift): the
-# perftest runs "with ours" get the same, so both sides run with the same settings.
-readonly DATADIST_UCX_DEFAULTS="UCX_TCP_TX_SEG_SIZE=512k UCX_TCP_RX_SEG_SIZE=512k"
+# perftest runs "with ours" get the same, so both sides run with the same settings. None at present (see there).
+readonly DATADIST_UCX_DEFAULTS=""
 
 readonly DEFAULT_SIZES="1MiB,4MiB,16MiB"
 sizes=$DEFAULT_SIZES duration=2 passes=2
@@ -119,7 +119,7 @@ tcp_stream() {
     wait "$sender"
 }
 
-# ucx_perftest ucp_get, the server in A, the reader in B; extra environment first, then "--" and perftest flags.
+# ucx_perftest ucp_get, the server in A, the reader in B; env arguments (NAME=VALUE, -u NAME) first, then "--" and perftest flags.
 # Its bandwidth column is MB/s of 2^20 bytes; printed here as GB/s (10^9). Iterations: about 1 GiB per size.
 perftest_get() {
     local size=$1; shift
@@ -161,6 +161,12 @@ for word in "${ours_env[@]}"; do
     if [[ -z "${!name:-}" ]]; then perftest_ours_env+=("$word"); fi
 done
 
+# The "UCX defaults" column: without the caller's UCX_* (but UCX_TLS).
+ucx_defaults_env=()
+for name in $(env | sed -n 's/^\(UCX_[A-Z0-9_]*\)=.*/\1/p'); do
+    if [[ "$name" != UCX_TLS ]]; then ucx_defaults_env+=(-u "$name"); fi
+done
+
 # Each pass measures every column once, in turn; the table shows each column's best pass, so a burst of load
 # from other work on the machine does not land on one column only.
 : > "$work/references"
@@ -171,7 +177,7 @@ for pass in $(seq "$passes"); do
         || failed "bench --connect: $(tail -5 "$work/bench-err")"
     for s in "${size_list[@]}"; do
         size=$(bytes_of "$s")
-        echo "$size $(tcp_stream "$size") $(perftest_get "$size" --)" \
+        echo "$size $(tcp_stream "$size") $(perftest_get "$size" "${ucx_defaults_env[@]}" --)" \
             "$(perftest_get "$size" "${perftest_ours_env[@]}" --) $(perftest_get "$size" "${perftest_ours_env[@]}" -- -e)" \
             >> "$work/references"
     done

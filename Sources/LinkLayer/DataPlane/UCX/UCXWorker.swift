@@ -11,12 +11,12 @@ package struct UCXSettings: Sendable, Hashable {
     /// How long one transfer may take before its endpoint is closed and it fails.
     package var transferTimeout: Duration
 
-    /// DataDist's own defaults, measured (`scripts/compare-cross-host.sh`, README "Transports"): over TCP UCX
-    /// carries a one-sided read as messages of at most one segment each; 512 KiB segments instead of UCX's 8 KiB
-    /// (send) and 64 KiB (receive) make fewer, larger messages, about twice the bandwidth of `ucp_get` at 1 to 16
-    /// MiB between two network namespaces. Only TCP reads them, so they apply only where `UCX_TLS` leaves TCP in;
-    /// a variable the user sets wins.
-    package static let tunedDefaults: [String: String] = ["TCP_TX_SEG_SIZE": "512k", "TCP_RX_SEG_SIZE": "512k"]
+    /// DataDist's own defaults: none. Measured (`scripts/compare-cross-host.sh`, README "Transports"): 512 KiB
+    /// TCP segments (`TCP_TX_SEG_SIZE`, `TCP_RX_SEG_SIZE`) instead of UCX's 8 and 64 KiB made reads over TCP about
+    /// 1.5–2× faster between two namespaces, but with them a link cut mid-pull sometimes (3 of 45 runs, 0 of 60
+    /// with UCX's) aborted the owner inside UCX 1.13 (`ucp_get_req_handler`: "Fatal: unexpected error: Endpoint
+    /// timeout"), so they are the user's to set, not ours.
+    package static let tunedDefaults: [String: String] = [:]
 
     package init(
         overrides: [String: String] = [:], defaults: [String: String] = tunedDefaults, transferTimeout: Duration
