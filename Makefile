@@ -1,6 +1,6 @@
 # DataDist: `make demo` runs the main job, `make test` the test suite, `make bench` the benchmark. All install missing system packages first.
 SWIFT ?= swift
-APT_PACKAGES := libnuma-dev libhwloc-dev libssl-dev libucx-dev pkg-config iproute2 nftables python3-venv
+APT_PACKAGES := libnuma-dev libhwloc-dev libssl-dev libucx-dev pkg-config iproute2 nftables python3-venv ucx-utils
 BIN := .build/debug/datadist
 
 .PHONY: deps build lint format test tsan asan fuzz demo demo-cross-host bench docs clean python pytest python-bench

@@ -57,7 +57,8 @@ struct BenchCommand: ParsableCommand {
     @Option(
         help: """
             Pull from a `datadist bench-serve --host` started elsewhere, at HOST:PORT ([v6]:PORT; a numeric \
-            address), instead of starting a prompt process: the pull_cache bandwidth rows of --sizes only.
+            address), instead of starting a prompt process: the pull_cache bandwidth rows of --sizes, and pull_caches \
+            (32 of its prefix keys per call) up to 16 MiB.
             """)
     var connect: String?
 
@@ -65,7 +66,7 @@ struct BenchCommand: ParsableCommand {
     var promptClusterID: UInt64 = 1
 
     /// Operations `--connect` can run: those whose keys a standalone bench-serve holds and pulls never consume.
-    static let connectOperations: Set<String> = ["pull_cache"]
+    static let connectOperations: Set<String> = ["pull_cache", "pull_caches"]
 
     @Option(
         help:

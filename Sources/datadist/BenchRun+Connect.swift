@@ -1,7 +1,7 @@
 import DataDist
 import Foundation
 
-/// `bench --connect`: the pull_cache bandwidth rows against a standalone `bench-serve --host` started elsewhere,
+/// `bench --connect`: the pull_cache bandwidth rows (and pull_caches, batches of its prefix keys) against a standalone `bench-serve --host` started elsewhere,
 /// over the rings its manifest lists (`BenchServeManifest`), instead of a prompt process of this run's own.
 extension BenchRun {
     func runConnectedRows(to endpoint: IPEndpoint, promptCluster: UInt64) throws {
@@ -17,11 +17,69 @@ extension BenchRun {
                     "bench-serve at \(endpoint) serves no \(ByteSize(bytes: size)) ring (it serves \(served))")
                 continue
             }
-            try record {
-                try pullPrefixRing(
-                    size, slots: ring.slots, keyBase: ring.keyBase, promptCluster: promptCluster, decoder: decoder)
+            if operations.contains("pull_cache") {
+                try record {
+                    try pullPrefixRing(
+                        size, slots: ring.slots, keyBase: ring.keyBase, promptCluster: promptCluster, decoder: decoder)
+                }
+            }
+            if operations.contains("pull_caches") {
+                try recordIfAny {
+                    try pullPrefixBatches(size, ring: ring, promptCluster: promptCluster, decoder: decoder)
+                }
             }
         }
+    }
+
+    /// pull_caches against a standalone bench-serve: `pullBatch` prefix keys of the server's ring per call (call c
+    /// pulls ring slots (c × batch + i) mod the ring's slots), into the adjacent slots of a `pullBatch`-slot
+    /// destination; GB/s counts the whole batch. Prefix keys are never consumed, so the ring serves every call;
+    /// a ring of fewer than `pullBatch` keys is skipped with a note.
+    private func pullPrefixBatches(
+        _ size: Int, ring: BenchServeManifest.Ring, promptCluster: UInt64, decoder: BenchDecoder
+    ) throws -> BenchRow? {
+        let batch = Self.pullBatch
+        guard size <= Self.pullBatchLargestSize else {
+            notes.append(
+                "pull_caches skipped at \(ByteSize(bytes: size)): a batch of \(batch) would take \(ByteSize(bytes: batch * size))"
+            )
+            return nil
+        }
+        // pullCaches refuses a key twice in one call.
+        guard ring.slots >= batch else {
+            notes.append(
+                "pull_caches skipped at \(ByteSize(bytes: size)): the bench-serve's ring holds \(ring.slots) keys, a batch needs \(batch) (a larger --ring-bytes)"
+            )
+            return nil
+        }
+        let manager = decoder.manager
+        let destination = try Self.ring(manager, slots: batch, bytes: size)
+        defer { try? manager.deallocateCache(destination) }
+        let address = destination.tensorAddresses[0]
+        let keyID = { (call: Int, i: Int) in ring.keyBase + UInt64((call * batch + i) % ring.slots) }
+        let pull = { (call: Int) throws(LLMError) in
+            try manager.pullCaches(
+                (0..<batch).map { i in
+                    CachePull(
+                        CacheKey(promptClusterID: promptCluster, reqID: .max, prefixID: keyID(call, i)),
+                        into: destination, batchIndex: i)
+                })
+        }
+        try pull(0)
+        var mismatch = Self.check(base: address, slot: 0, bytes: size, id: keyID(0, 0), what: "first batch")
+        let pattern = CopyCeilings.Pattern(segments: batch, segmentBytes: size, scattered: false)
+        // Calls 1, 2, … in order: the last measured call is the iteration count.
+        let measured = try measure(pattern) { call in try pull(call + 1) }
+        let last = measured.timing.iterations
+        mismatch =
+            mismatch
+            ?? Self.check(
+                base: address, slot: batch - 1, bytes: size, id: keyID(last, batch - 1), what: "last batch")
+        var row = row(
+            "pull_caches", bytes: batch * size, measured: measured, keys: "prefix",
+            pattern: "batch of \(batch) × 1 tensor of \(ByteSize(bytes: size))", mismatch: mismatch)
+        row.batch = batch
+        return row
     }
 
     /// Pulls the server's manifest (its prefix key is never consumed) into a cache of this decoder and reads it.

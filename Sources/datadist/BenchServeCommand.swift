@@ -129,7 +129,8 @@ extension BenchServeCommand {
         do {
             try prompt.initialize(config)
             server = try StandaloneBenchServer(
-                manager: try prompt.cacheManager, clusterID: clusterID, sizes: sizes, ringBytes: ringBytes)
+                manager: try prompt.cacheManager, clusterID: clusterID, sizes: sizes, ringBytes: ringBytes,
+                corrupt: corrupt)
         } catch {
             prompt.finalize()
             printToStandardError("datadist bench-serve: \(error)")

@@ -48,8 +48,9 @@ struct StandaloneBenchServer {
         sizes.map { max(1, ringBytes / $0) * $0 + (64 << 10) }.reduce(BenchServeManifest.manifestBytes + (1 << 20), +)
     }
 
-    /// Allocates and fills every ring and writes the manifest.
-    init(manager: CacheManager, clusterID: UInt64, sizes: [Int], ringBytes: Int) throws {
+    /// Allocates and fills every ring and writes the manifest; `corrupt` (a test hook) flips the last byte of slot 0
+    /// of every ring after filling.
+    init(manager: CacheManager, clusterID: UInt64, sizes: [Int], ringBytes: Int, corrupt: Bool = false) throws {
         self.manager = manager
         var rings: [BenchServeManifest.Ring] = []
         var caches: [(Cache, [CacheKey])] = []
@@ -69,6 +70,7 @@ struct StandaloneBenchServer {
                         address: cache.tensorAddresses[0] + UInt(slot * size), bytes: size,
                         request: ring.keyBase + UInt64(slot), tensor: 0)
                 }
+                if corrupt { BenchMemory.flipByte(at: cache.tensorAddresses[0] + UInt(size - 1)) }
                 rings.append(ring)
             }
             manifest = BenchServeManifest(rings: rings)

@@ -176,4 +176,58 @@ import Testing
         writer.u32(.max)
         #expect(throws: ProtocolError.self) { _ = try UCXOffer(payload: writer.bytes + [1, 2, 3]) }
     }
+
+    static let segments = ["TCP_TX_SEG_SIZE": "512k", "TCP_RX_SEG_SIZE": "512k"]
+
+    @Test func defaultsApplyOnlyWhereNeitherTheEnvironmentNorAnOverrideSetsThem() {
+        let settings = UCXSettings(
+            overrides: ["TLS": "tcp", "TCP_RX_SEG_SIZE": "128k"], defaults: Self.segments, transferTimeout: .seconds(1))
+        let untouched = Dictionary(uniqueKeysWithValues: settings.effective(environment: [:]).map { ($0.0, $0.1) })
+        #expect(untouched == ["TLS": "tcp", "TCP_RX_SEG_SIZE": "128k", "TCP_TX_SEG_SIZE": "512k"])
+        let userSet = settings.effective(environment: ["UCX_TCP_TX_SEG_SIZE": "16k"])
+        #expect(userSet.map(\.0) == ["TCP_RX_SEG_SIZE", "TLS"])
+        // TCP's defaults only where UCX may use TCP: a warning on stdout otherwise ("invalid configurations").
+        let defaultsOnly = UCXSettings(defaults: Self.segments, transferTimeout: .seconds(1))
+        #expect(defaultsOnly.effective(environment: ["UCX_TLS": "shm,cma"]).isEmpty)
+        #expect(defaultsOnly.effective(environment: ["UCX_TLS": "^tcp"]).isEmpty)
+        #expect(defaultsOnly.effective(environment: ["UCX_TLS": "^shm"]).count == 2)
+        #expect(defaultsOnly.effective(environment: ["UCX_TLS": "sm, TCP"]).count == 2)
+        #expect(defaultsOnly.effective(environment: [:]).count == 2)
+        #expect(UCXSettings.allowsTCP("all") && !UCXSettings.allowsTCP("rc,ud"))
+        #expect(UCXSettings(transferTimeout: .seconds(1)).effective(environment: [:]).isEmpty)
+    }
+
+    @Test func aReadOfManyLargeSegmentsOnTCPMovesEveryByte() throws {
+        // A transport's variable reaches it (UCX 1.13 takes it without the TCP_ prefix; the context is made).
+        let settings = UCXSettings(overrides: ["TLS": "tcp"], defaults: Self.segments, transferTimeout: .seconds(5))
+        let (owner, requester) = (
+            try UCXNode(settings: settings, environment: [:]), try UCXNode(settings: settings, environment: [:])
+        )
+        // 4 MiB + 3 bytes: eight 512 KiB segments and a short one.
+        let count = (4 << 20) + 3
+        let remote = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 64)
+        let local = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 64)
+        defer {
+            remote.deallocate()
+            local.deallocate()
+        }
+        for index in 0..<count { remote[index] = UInt8(truncatingIfNeeded: index &* 13 &+ index >> 12) }
+        local.initializeMemory(as: UInt8.self, repeating: 0)
+        let region = PublishedRegion(
+            descriptor: RegionDescriptor(regionID: 9, kind: .host, size: UInt64(count)), fd: -1,
+            base: UInt(bitPattern: remote.baseAddress))
+        let offer = try owner.offer(of: [region], remoteWrite: false)
+        let plane = try UCXDataPlane(
+            node: requester, peerClusterID: 1, offer: UCXOffer(payload: offer.encoded()),
+            until: .now.advanced(by: .seconds(5)))
+        defer { plane.close(.unlinked) }
+        try Self.transfer(
+            plane,
+            [
+                ExtentMove(
+                    local: UInt(bitPattern: local.baseAddress),
+                    remote: Grant.Extent(regionID: 9, offset: 0, length: UInt64(count)), count: count)
+            ], .read)
+        #expect(Array(local) == Array(remote))
+    }
 }

@@ -39,30 +39,61 @@ struct BenchCommandTests {
         #expect(output.stderr.contains("bench: pull_cache 16 KiB"), "no progress on stderr: \(output.stderr)")
     }
 
-    @Test("bench --connect: the pull_cache rows against a bench-serve --host started on its own; its audit clean")
+    @Test(
+        "bench --connect: the pull_cache and pull_caches rows against a bench-serve --host started on its own; its audit clean"
+    )
     func connectToAStandaloneBenchServe() throws {
         let serve = try SpawnedCLI(
-            ["bench-serve", "--host", "127.0.0.1", "--sizes", "16KiB,64KiB", "--ring-bytes", "1MiB"])
+            ["bench-serve", "--host", "127.0.0.1", "--sizes", "16KiB,64KiB,256KiB", "--ring-bytes", "2MiB"])
         let ready = try serve.nextLine().split(separator: " ")
         let port = try #require(ready.count == 2 && ready[0] == "READY" ? UInt16(ready[1]) : nil, "\(ready)")
         let output = try CLI.run(
-            ["bench", "--json", "--connect", "127.0.0.1:\(port)", "--sizes", "16KiB,64KiB", "--duration", "0.05"],
+            [
+                "bench", "--json", "--connect", "127.0.0.1:\(port)", "--sizes", "16KiB,64KiB,256KiB", "--duration",
+                "0.05",
+            ],
             timeout: .seconds(60))
         #expect(output.status == 0, "stderr: \(output.stderr)")
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
-        #expect(rows.compactMap { $0["bytes"] as? Int }.sorted() == [16 << 10, 64 << 10])
+        let single = rows.filter { $0["operation"] as? String == "pull_cache" }
+        let batched = rows.filter { $0["operation"] as? String == "pull_caches" }
+        #expect(single.compactMap { $0["bytes"] as? Int }.sorted() == [16 << 10, 64 << 10, 256 << 10])
+        // pull_caches: 32 distinct prefix keys per call; the 256 KiB ring holds only 8, so that size has no row.
+        #expect(batched.compactMap { $0["bytes"] as? Int }.sorted() == [32 * (16 << 10), 32 * (64 << 10)])
+        #expect(single.count + batched.count == rows.count)
         for row in rows {
-            #expect(row["operation"] as? String == "pull_cache" && row["keys"] as? String == "prefix")
+            #expect(row["keys"] as? String == "prefix")
             #expect(row["verified"] as? Bool == true && (row["gbps"] as? Double ?? 0) > 0, "\(row)")
         }
         // A size the server does not hold fails the run, naming what it serves; the server serves on.
         let missing = try CLI.run(
-            ["bench", "--connect", "127.0.0.1:\(port)", "--sizes", "256KiB", "--duration", "0.05"],
+            ["bench", "--connect", "127.0.0.1:\(port)", "--sizes", "1MiB", "--duration", "0.05"],
             timeout: .seconds(60))
-        #expect(missing.status != 0 && missing.stderr.contains("serves no 256 KiB ring"), "\(missing.stderr)")
+        #expect(missing.status != 0 && missing.stderr.contains("serves no 1 MiB ring"), "\(missing.stderr)")
         serve.closeStandardInput()
         #expect(try serve.wait() == 0, "\(serve.standardError)")
         #expect(try serve.nextLine().hasPrefix("EXIT audit caches 0, keys 0, pages in use 0"))
+    }
+
+    @Test(
+        "bench --connect against a bench-serve --host whose sources are corrupted: pull_cache and pull_caches rows say so",
+        arguments: ["pull_cache", "pull_caches"])
+    func connectDetectsCorruptedSources(operation: String) throws {
+        let serve = try SpawnedCLI(
+            ["bench-serve", "--host", "127.0.0.1", "--sizes", "16KiB", "--ring-bytes", "1MiB", "--corrupt"])
+        let ready = try serve.nextLine().split(separator: " ")
+        let port = try #require(ready.count == 2 && ready[0] == "READY" ? UInt16(ready[1]) : nil, "\(ready)")
+        let output = try CLI.run(
+            [
+                "bench", "--json", "--connect", "127.0.0.1:\(port)", "--sizes", "16KiB", "--operations", operation,
+                "--duration", "0.05",
+            ], timeout: .seconds(60))
+        #expect(output.status != 0, "stdout: \(output.stdout)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.count == 1 && rows.first?["operation"] as? String == operation, "\(rows)")
+        #expect(rows.first?["verified"] as? Bool == false, "\(rows)")
+        serve.closeStandardInput()
+        #expect(try serve.wait() == 0, "\(serve.standardError)")
     }
 
     @Test(

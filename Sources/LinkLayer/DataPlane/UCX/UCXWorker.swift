@@ -11,7 +11,11 @@ package struct UCXSettings: Sendable, Hashable {
     /// How long one transfer may take before its endpoint is closed and it fails.
     package var transferTimeout: Duration
 
-    /// DataDist's own defaults: none yet (every UCX setting is UCX's unless the user sets it).
+    /// DataDist's own defaults: none. Measured (`scripts/compare-cross-host.sh`, README "Transports"): 512 KiB
+    /// TCP segments (`TCP_TX_SEG_SIZE`, `TCP_RX_SEG_SIZE`) instead of UCX's 8 and 64 KiB made reads over TCP about
+    /// 1.5–2× faster between two namespaces, but with them a link cut mid-pull sometimes (3 of 45 runs, 0 of 60
+    /// with UCX's) aborted the owner inside UCX 1.13 (`ucp_get_req_handler`: "Fatal: unexpected error: Endpoint
+    /// timeout"), so they are the user's to set, not ours.
     package static let tunedDefaults: [String: String] = [:]
 
     package init(
@@ -22,13 +26,36 @@ package struct UCXSettings: Sendable, Hashable {
         self.transferTimeout = transferTimeout
     }
 
-    /// The variables to set in the context's configuration, given the process environment `environment`.
-    func effective(environment: [String: String]) -> [(String, String)] {
+    /// The variables (without `UCX_`) to set in the context's configuration, given the process environment
+    /// `environment`: the overrides, and each default the environment and the overrides leave unset (a default
+    /// of TCP's only while TCP may be used).
+    package func effective(environment: [String: String]) -> [(String, String)] {
         var result = overrides
+        let tcpInUse = Self.allowsTCP(result["TLS"] ?? environment["UCX_TLS"])
         for (name, value) in defaults where result[name] == nil && environment["UCX_\(name)"] == nil {
+            if name.hasPrefix(Self.tcpPrefix), !tcpInUse { continue }
             result[name] = value
         }
         return result.sorted { $0.key < $1.key }
+    }
+
+    private static let tcpPrefix = "TCP_"
+
+    /// Whether a `UCX_TLS` value (nil: unset, every transport) lets UCX use TCP.
+    package static func allowsTCP(_ tls: String?) -> Bool {
+        guard var list = tls?.lowercased() else { return true }
+        let excluding = list.hasPrefix("^")
+        if excluding { list.removeFirst() }
+        let names = list.split(separator: ",").map { String($0.filter { $0 != " " }) }
+        return excluding ? !names.contains("tcp") : names.contains("tcp") || names.contains("all")
+    }
+
+    /// The name `ucp_config_modify` takes for a variable: UCP's own by its name; a transport's without its
+    /// prefix (UCX 1.13 hands names it does not know to each transport's table as they are, and a transport's
+    /// table spells `UCX_TCP_TX_SEG_SIZE` as `TX_SEG_SIZE`; the prefixed name matches nothing and UCX warns
+    /// "invalid configurations").
+    static func configurationKey(_ variable: String) -> String {
+        variable.hasPrefix(tcpPrefix) ? String(variable.dropFirst(tcpPrefix.count)) : variable
     }
 }
 
@@ -53,7 +80,7 @@ final class UCXWorker: @unchecked Sendable {
         }
         defer { ucp_config_release(config) }
         for (name, value) in settings.effective(environment: environment) {
-            status = ucp_config_modify(config, name, value)
+            status = ucp_config_modify(config, UCXSettings.configurationKey(name), value)
             guard status == UCS_OK else {
                 throw LinkError(.io, "UCX: setting UCX_\(name)=\(value) failed: \(ucxDescription(status))")
             }

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Two hosts on one machine: two network namespaces joined by a veth pair (10.213.0.1 and 10.213.0.2), UCX on TCP.
+# In one run, per size: our pull (`datadist bench-serve --host` in the first namespace, `datadist bench --connect`
+# in the second: the pull_cache rows) beside a plain single TCP stream between the same two addresses (python3,
+# first → second, the direction a pull moves bytes) and `ucx_perftest -t ucp_get` (the same transport and sizes;
+# once with UCX's own defaults, once with DataDist's UCX defaults, and once more with those and `-e`, error
+# handling on the endpoint, as ours). Prints GB/s (10^9 bytes/s) and our pull's ratio to each reference, and our
+# pull_caches (32 keys of that size per call; GB/s of the whole batch) beside the TCP stream.
+#
+# Needs root (ip netns) and iproute2, python3 and ucx_perftest (Debian ucx-utils). Removes its namespaces on exit.
+# UCX_* variables set by the caller reach every UCX side (ours and ucx_perftest) and win over our defaults.
+#
+# Exit codes: 0 table printed; 1 a side failed; 2 usage or a missing tool.
+set -euo pipefail
+
+# DataDist's UCX defaults, as `UCXSettings.tunedDefaults` (Sources/LinkLayer/DataPlane/UCX/UCXWorker.swift): the
+# perftest runs "with ours" get the same, so both sides run with the same settings. None at present (see there).
+readonly DATADIST_UCX_DEFAULTS=""
+
+readonly DEFAULT_SIZES="1MiB,4MiB,16MiB"
+sizes=$DEFAULT_SIZES duration=2 passes=2
+
+usage() {
+    cat <<EOF
+usage: $0 [--sizes LIST] [--duration SECONDS]
+  --sizes LIST     comma-separated sizes, suffix KiB/MiB or plain bytes (default $DEFAULT_SIZES)
+  --duration S     seconds per measurement (default $duration)
+  --passes N       measure every column N times, in turn, and show each column's best (default $passes)
+environment:
+  DATADIST   our binary (default .build/release/datadist; build it with 'swift build -c release --product datadist')
+  UCX_*      passed to both sides (e.g. UCX_TCP_TX_SEG_SIZE=256k), over DataDist's defaults
+EOF
+}
+die() { echo "compare-cross-host: $*" >&2; exit 2; }
+failed() { echo "compare-cross-host: FAILED: $*" >&2; exit 1; }
+
+while (( $# > 0 )); do
+    case "$1" in
+        --sizes) (( $# >= 2 )) || die "--sizes needs a value"; sizes="$2"; shift 2 ;;
+        --duration) (( $# >= 2 )) || die "--duration needs a value"; duration="$2"; shift 2 ;;
+        --passes) (( $# >= 2 )) || die "--passes needs a value"; passes="$2"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown argument '$1'" ;;
+    esac
+done
+[[ "$duration" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--duration $duration is not a number of seconds"
+[[ "$passes" =~ ^[1-9][0-9]*$ ]] || die "--passes $passes is not a count of 1 or more"
+(( EUID == 0 )) || die "needs root (network namespaces)"
+for tool in ip python3 ucx_perftest; do command -v "$tool" >/dev/null || die "needs $tool"; done
+DATADIST=${DATADIST:-.build/release/datadist}
+[[ -x "$DATADIST" ]] || die "no $DATADIST (swift build -c release --product datadist)"
+DATADIST=$(realpath "$DATADIST")
+
+bytes_of() {
+    local s=$1
+    case "$s" in
+        *GiB) echo $(( ${s%GiB} << 30 )) ;; *MiB) echo $(( ${s%MiB} << 20 )) ;; *KiB) echo $(( ${s%KiB} << 10 )) ;;
+        *[!0-9]*|'') die "size '$s' is not of the form N, NKiB, NMiB or NGiB" ;; *) echo "$s" ;;
+    esac
+}
+IFS=, read -r -a size_list <<< "$sizes"
+for s in "${size_list[@]}"; do bytes_of "$s" >/dev/null; done
+
+# The namespaces, named after this process; removed on any exit.
+readonly NS_A="ddcmp$$a" NS_B="ddcmp$$b" ADDR_A=10.213.0.1 ADDR_B=10.213.0.2
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null || true
+    exec 3>&- 2>/dev/null || true
+    ip netns delete "$NS_A" 2>/dev/null || true
+    ip netns delete "$NS_B" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+ip netns add "$NS_A"
+ip netns add "$NS_B"
+ip link add "v$NS_A" type veth peer name "v$NS_B"
+ip link set "v$NS_A" netns "$NS_A"
+ip link set "v$NS_B" netns "$NS_B"
+ip -n "$NS_A" address add "$ADDR_A/24" dev "v$NS_A"
+ip -n "$NS_B" address add "$ADDR_B/24" dev "v$NS_B"
+for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
+ip -n "$NS_A" link set "v$NS_A" up
+ip -n "$NS_B" link set "v$NS_B" up
+in_a() { ip netns exec "$NS_A" "$@"; }
+in_b() { ip netns exec "$NS_B" "$@"; }
+export UCX_TLS=${UCX_TLS:-tcp}
+
+# A plain TCP stream: the sender in A writes SIZE-byte buffers for DURATION seconds, the receiver in B counts
+# bytes from the first to the end of the stream. Prints GB/s.
+readonly TCP_SEND='
+import socket, sys, time
+size, duration, port = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+listener = socket.socket(); listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind((sys.argv[4], port)); listener.listen(1); print("READY", flush=True)
+connection, _ = listener.accept()
+buffer = memoryview(bytearray(b"\x5a" * size)); end = time.monotonic() + duration
+while time.monotonic() < end: connection.sendall(buffer)
+connection.close()
+'
+readonly TCP_RECEIVE='
+import socket, sys, time
+connection = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+buffer = memoryview(bytearray(4 << 20)); total = 0; start = None
+while True:
+    n = connection.recv_into(buffer)
+    if n == 0: break
+    if start is None: start = time.monotonic()
+    total += n
+print("%.4f" % (total / (time.monotonic() - start) / 1e9))
+'
+tcp_stream() {
+    local size=$1 port=$((15000 + RANDOM % 1000))
+    in_a python3 -c "$TCP_SEND" "$size" "$duration" "$port" "$ADDR_A" > "$work/tcp-ready" &
+    local sender=$!
+    for _ in $(seq 100); do grep -q READY "$work/tcp-ready" 2>/dev/null && break; sleep 0.05; done
+    in_b python3 -c "$TCP_RECEIVE" "$ADDR_A" "$port" || failed "the plain TCP stream at $size bytes"
+    wait "$sender"
+}
+
+# ucx_perftest ucp_get, the server in A, the reader in B; env arguments (NAME=VALUE, -u NAME) first, then "--" and perftest flags.
+# Its bandwidth column is MB/s of 2^20 bytes; printed here as GB/s (10^9). Iterations: about 1 GiB per size.
+perftest_get() {
+    local size=$1; shift
+    local env_words=()
+    while [[ "$1" != "--" ]]; do env_words+=("$1"); shift; done
+    shift
+    local iterations=$(( (1 << 30) / size )) port=$((16000 + RANDOM % 1000))
+    (( iterations < 20 )) && iterations=20
+    in_a env "${env_words[@]}" ucx_perftest -p "$port" "$@" > "$work/perftest-server" 2>&1 &
+    local server=$!
+    sleep 0.3
+    local out
+    out=$(in_b env "${env_words[@]}" timeout 120 ucx_perftest "$ADDR_A" -p "$port" -t ucp_get -s "$size" \
+        -n "$iterations" -w 10 -f "$@" 2>&1) || { kill "$server" 2>/dev/null; failed "ucx_perftest at $size: $out"; }
+    wait "$server" || true
+    awk '$1 ~ /^[0-9]+$/ && NF >= 6 { bw = $6 } END { if (bw == "") exit 1; printf "%.4f\n", bw * 1048576 / 1e9 }' \
+        <<< "$out" || failed "no ucx_perftest figure at $size: $out"
+}
+
+# Our pull: bench-serve stands in A until its stdin (fd 3 here) closes; bench --connect pulls from B.
+readonly SERVE_PORT=17000
+# Rings of 32 keys of the largest size, so that pull_caches (32 distinct keys per call) runs at every size.
+largest=0
+for s in "${size_list[@]}"; do b=$(bytes_of "$s"); (( b > largest )) && largest=$b; done
+ring_bytes=$(( 32 * largest ))
+mkfifo "$work/serve-in"
+in_a env DATADIST_TRANSPORT=ucx "$DATADIST" bench-serve --host "$ADDR_A" --port "$SERVE_PORT" --sizes "$sizes" \
+    --ring-bytes "$ring_bytes" \
+    < "$work/serve-in" > "$work/serve-out" 2> "$work/serve-err" &
+server_pid=$!
+exec 3> "$work/serve-in"
+for _ in $(seq 600); do grep -q READY "$work/serve-out" 2>/dev/null && break; sleep 0.1; done
+grep -q READY "$work/serve-out" || failed "bench-serve did not start: $(cat "$work/serve-err")"
+read -r -a ours_env <<< "$DATADIST_UCX_DEFAULTS"
+# Only our defaults the caller did not set, as UCXSettings does.
+perftest_ours_env=()
+for word in "${ours_env[@]}"; do
+    name=${word%%=*}
+    if [[ -z "${!name:-}" ]]; then perftest_ours_env+=("$word"); fi
+done
+
+# The "UCX defaults" column: without the caller's UCX_* (but UCX_TLS).
+ucx_defaults_env=()
+for name in $(env | sed -n 's/^\(UCX_[A-Z0-9_]*\)=.*/\1/p'); do
+    if [[ "$name" != UCX_TLS ]]; then ucx_defaults_env+=(-u "$name"); fi
+done
+
+# Each pass measures every column once, in turn; the table shows each column's best pass, so a burst of load
+# from other work on the machine does not land on one column only.
+: > "$work/references"
+for pass in $(seq "$passes"); do
+    echo "compare-cross-host: pass $pass of $passes" >&2
+    in_b env DATADIST_TRANSPORT=ucx "$DATADIST" bench --connect "$ADDR_A:$SERVE_PORT" --sizes "$sizes" \
+        --operations pull_cache,pull_caches --duration "$duration" --json > "$work/ours-$pass.json" 2> "$work/bench-err" \
+        || failed "bench --connect: $(tail -5 "$work/bench-err")"
+    for s in "${size_list[@]}"; do
+        size=$(bytes_of "$s")
+        echo "$size $(tcp_stream "$size") $(perftest_get "$size" "${ucx_defaults_env[@]}" --)" \
+            "$(perftest_get "$size" "${perftest_ours_env[@]}" --) $(perftest_get "$size" "${perftest_ours_env[@]}" -- -e)" \
+            >> "$work/references"
+    done
+done
+exec 3>&-
+wait "$server_pid" || failed "bench-serve exited with an unclean audit: $(tail -3 "$work/serve-out")"
+server_pid=""
+
+echo "UCX_TLS=$UCX_TLS; DataDist's UCX defaults: ${perftest_ours_env[*]:-none}; caller's: $(env | grep '^UCX_' | grep -v '^UCX_TLS=' | tr '\n' ' ')"
+echo "GB/s, best of $passes passes of ${duration} s; ratios: our pull over each reference"
+named_sizes=()
+for s in "${size_list[@]}"; do named_sizes+=("$s=$(bytes_of "$s")"); done
+python3 - "$work" "$passes" "${named_sizes[@]}" <<'PY' || failed "no verified pull_cache row"
+import json, sys
+work, passes = sys.argv[1], int(sys.argv[2])
+named = [(n, int(b)) for n, b in (a.split("=") for a in sys.argv[3:])]
+ours, batches = {}, {}
+for p in range(1, passes + 1):
+    for row in json.load(open(f"{work}/ours-{p}.json")):
+        if row["operation"] not in ("pull_cache", "pull_caches") or row.get("p50us") is not None:
+            continue
+        if not row["verified"]:
+            sys.exit(f"pass {p}: the {row['operation']} row at {row['bytes']} bytes moved wrong bytes")
+        if row["operation"] == "pull_cache":
+            ours[row["bytes"]] = max(ours.get(row["bytes"], 0), row["gbps"])
+        else:
+            size = row["bytes"] // row["batch"]
+            batches[size] = max(batches.get(size, 0), row["gbps"])
+refs = {}
+for line in open(f"{work}/references"):
+    size, *values = line.split()
+    best = refs.setdefault(int(size), [0.0] * 4)
+    refs[int(size)] = [max(a, float(b)) for a, b in zip(best, values)]
+print("%-8s %9s %11s %11s %11s %11s %9s %9s %9s %10s %9s" % (
+    "size", "pull", "tcp stream", "perftest", "pt ours", "pt ours -e", "×tcp", "×pt ours", "×pt -e", "batch ×32",
+    "batch×tcp"))
+for name, size in named:
+    if size not in ours:
+        sys.exit(f"no pull_cache row at {name}")
+    tcp, plain, tuned, tuned_e = refs[size]
+    o = ours[size]
+    b = batches.get(size)
+    batch = ("%10.2f %8.2fx" % (b, b / tcp)) if b else "%10s %9s" % ("-", "-")
+    print("%-8s %9.2f %11.2f %11.2f %11.2f %11.2f %8.2fx %8.2fx %8.2fx %s" % (
+        name, o, tcp, plain, tuned, tuned_e, o / tcp, o / tuned, o / tuned_e, batch))
+PY
