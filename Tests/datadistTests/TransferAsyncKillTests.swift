@@ -21,9 +21,13 @@ struct TransferAsyncKillTests {
         }
     }
 
-    @Test("the task fails with LLM_LINK_FAILED or LLM_TIMEOUT within syncKVTimeout + 1 s, and the audit stays clean")
-    func receiverKilled() async throws {
-        let serve = try SpawnedCLI(["bench-serve", "--remote-accessible", "--pool-bytes", "\(16 << 20)"])
+    /// Over the memfd mapping and over UCX on TCP, both processes alike (as `KillTests`).
+    @Test(
+        "the task fails with LLM_LINK_FAILED or LLM_TIMEOUT within syncKVTimeout + 1 s, and the audit stays clean",
+        arguments: KillTests.transports)
+    func receiverKilled(transport: [String: String]) async throws {
+        let serve = try SpawnedCLI(
+            ["bench-serve", "--remote-accessible", "--pool-bytes", "\(16 << 20)"], environment: transport)
         defer {
             serve.signal(SIGKILL)
             _ = try? serve.wait()
@@ -38,11 +42,13 @@ struct TransferAsyncKillTests {
         config.memoryPool = MemoryPoolConfig(size: 16 << 20)
         config.enableRemoteCacheAccessible = true
         config.syncKVTimeout = Self.syncTimeout
-        try decoder.initialize(config, environment: ["DATADIST_BACKEND": "emulator"])
+        try decoder.initialize(config, environment: ["DATADIST_BACKEND": "emulator"].merging(transport) { $1 })
         defer { decoder.finalize() }
         let prompt = LLMClusterInfo(
             remoteClusterID: 1, remoteIPInfos: [IPEndpoint(host: "127.0.0.1", port: UInt16(port))])
         #expect(decoder.linkClusters([prompt], timeout: .seconds(5)).0 == .success)
+        let expected: TransportPreference = transport["DATADIST_TRANSPORT"] == "ucx" ? .ucx : .sharedMemory
+        #expect(decoder.linkTransport(toCluster: 1) == expected)
         let manager = try decoder.cacheManager
         let source = try manager.allocateBlocksCache(
             CacheDesc(numTensors: 16, shape: [4, 32768], dataType: .float16))
