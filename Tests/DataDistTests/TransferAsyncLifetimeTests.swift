@@ -45,7 +45,7 @@ import ThreadSanitizerSupport
                 return true
             }, configs: [Self.slotConfig(target, batch: 1)])
         let started = ContinuousClock.now
-        #expect(stuck.synchronize() == .timeout)
+        #expect(await stuck.wait() == .timeout)
         #expect(ContinuousClock.now - started < .seconds(2))
         #expect(stuck.results() == [.timeout])
         #expect(holds(filled(seed: 10, tensor: 3, count: 8), at: target.tensorAddresses[3] + 32))
@@ -190,7 +190,9 @@ import ThreadSanitizerSupport
     @Test(arguments: TestTransport.transfers) func aBlockingCallbackDelaysOnlyItsOwnTask(transport: TestTransport)
         async throws
     {
-        let pair = try LinkedPair(remoteAccessible: true, transport: transport)
+        // A long syncKVTimeout: the test's own continuation may wait for a cooperative thread while other suites
+        // block theirs, and layer 1 is released only after it ran.
+        let pair = try LinkedPair(remoteAccessible: true, timeout: .seconds(20), transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let target = try prompt.allocateCache(TransferAsyncTests.target)
         let blocked = try decoder.allocateCache(TransferAsyncTests.source)
