@@ -62,6 +62,32 @@ import Testing
         }
     }
 
+    /// Over the wire, on each data plane: a push to a raw address inside a tensor writes exactly its bytes there,
+    /// nothing before or after them.
+    @Test(arguments: TestTransport.transfers) func aRawPushWritesExactlyTheGrantedBytes(transport: TestTransport)
+        throws
+    {
+        let pair = try LinkedPair(remoteAccessible: true, transport: transport)
+        let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
+        let target = try prompt.allocateCache(CacheDesc(numTensors: 2, shape: [1, 16], dataType: .int32))
+        fill(target, seed: 0, ints: 16)
+        let source = try decoder.allocateCache(CacheDesc(numTensors: 2, shape: [1, 8], dataType: .int32))
+        fill(source, seed: 300, ints: 8)
+        let addresses = target.tensorAddresses.map { $0 + 16 }  // 32 bytes from int 4 of each tensor
+        let task = try decoder.transferCacheAsync(
+            source, synchronizer: ScriptedSynchronizer(),
+            configs: [TransferConfig(destinationClusterID: 1, destinationAddresses: addresses)])
+        #expect(task.results() == [.success])
+        for tensor in 0..<2 {
+            #expect(holds(filled(seed: 300, tensor: tensor, count: 8), at: addresses[tensor]))
+            #expect(holds(filled(seed: 0, tensor: tensor, count: 4), at: target.tensorAddresses[tensor]))
+            #expect(holds(filled(seed: 0, tensor: tensor, from: 12, count: 4), at: addresses[tensor] + 32))
+        }
+        try decoder.deallocateCache(source)
+        try prompt.deallocateCache(target)
+        try pair.finish()
+    }
+
     @Test func theTargetRoundTripsOnTheWire() throws {
         let request = Self.push(0xdead_beef, bytes: 42)
         #expect(try ResolveRequest(payload: request.encoded()) == request)

@@ -17,8 +17,10 @@ import ThreadSanitizerSupport
             destinationLayers: 0..<layers.count)
     }
 
-    @Test func aRunningTaskReportsTimeoutAndAnUnansweredLayerTimesOut() async throws {
-        let pair = try LinkedPair(remoteAccessible: true, timeout: .milliseconds(300))
+    @Test(arguments: TestTransport.transfers) func aRunningTaskReportsTimeoutAndAnUnansweredLayerTimesOut(
+        transport: TestTransport
+    ) async throws {
+        let pair = try LinkedPair(remoteAccessible: true, timeout: .milliseconds(300), transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let target = try prompt.allocateCache(Self.target)
         let source = try decoder.allocateCache(Self.source)
@@ -43,7 +45,7 @@ import ThreadSanitizerSupport
                 return true
             }, configs: [Self.slotConfig(target, batch: 1)])
         let started = ContinuousClock.now
-        #expect(stuck.synchronize() == .timeout)
+        #expect(await stuck.wait() == .timeout)
         #expect(ContinuousClock.now - started < .seconds(2))
         #expect(stuck.results() == [.timeout])
         #expect(holds(filled(seed: 10, tensor: 3, count: 8), at: target.tensorAddresses[3] + 32))
@@ -55,8 +57,10 @@ import ThreadSanitizerSupport
     /// While the synchronizer waits for layer l + 1, layer l is already on the wire: the synchronizer releases layer
     /// l + 1 only once the receiver holds layer l's bytes, so a task that sent only after the next answer would
     /// never finish (it would time out, or be refused after the deadline).
-    @Test func layerLIsSentWhileLayerLPlusOneIsAwaited() async throws {
-        let pair = try LinkedPair(remoteAccessible: true, timeout: .seconds(20))
+    @Test(arguments: TestTransport.transfers) func layerLIsSentWhileLayerLPlusOneIsAwaited(transport: TestTransport)
+        async throws
+    {
+        let pair = try LinkedPair(remoteAccessible: true, timeout: .seconds(20), transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let layers = 8
         let target = try prompt.allocateCache(CacheDesc(numTensors: 2 * layers, shape: [1, 8], dataType: .int32))
@@ -86,8 +90,10 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
-    @Test func theTaskHoldsItsSourceThroughADeallocate() async throws {
-        let pair = try LinkedPair(remoteAccessible: true)
+    @Test(arguments: TestTransport.transfers) func theTaskHoldsItsSourceThroughADeallocate(transport: TestTransport)
+        async throws
+    {
+        let pair = try LinkedPair(remoteAccessible: true, transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let target = try prompt.allocateCache(Self.target)
         let source = try decoder.allocateCache(Self.source)
@@ -112,8 +118,8 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
-    @Test func manyTasksAtOnce() async throws {
-        let pair = try LinkedPair(decoderPool: 16 << 20, remoteAccessible: true)
+    @Test(arguments: TestTransport.transfers) func manyTasksAtOnce(transport: TestTransport) async throws {
+        let pair = try LinkedPair(decoderPool: 16 << 20, remoteAccessible: true, transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let count = 12
         let target = try prompt.allocateCache(CacheDesc(numTensors: 6, shape: [Int64(count), 8], dataType: .int32))
@@ -147,8 +153,10 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
-    @Test func finalizeFailsRunningTasksAndReturns() async throws {
-        let pair = try LinkedPair(remoteAccessible: true, timeout: .seconds(20))
+    @Test(arguments: TestTransport.transfers) func finalizeFailsRunningTasksAndReturns(transport: TestTransport)
+        async throws
+    {
+        let pair = try LinkedPair(remoteAccessible: true, timeout: .seconds(20), transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let target = try prompt.allocateCache(Self.target)
         let source = try decoder.allocateCache(Self.source)
@@ -179,10 +187,12 @@ import ThreadSanitizerSupport
 
 /// A callback-shaped synchronizer (what a C ABI or Python caller provides).
 @Suite(.timeLimit(.minutes(1))) struct BlockingLayerSynchronizerTests {
-    @Test func aBlockingCallbackDelaysOnlyItsOwnTask() async throws {
-        // A long syncKVTimeout: the blocked layer must wait for as long as this test takes to see the other task
-        // finish, which in a loaded suite (other tests blocking the cooperative threads) was seen to be 5-7 s.
-        let pair = try LinkedPair(remoteAccessible: true, timeout: .seconds(60))
+    @Test(arguments: TestTransport.transfers) func aBlockingCallbackDelaysOnlyItsOwnTask(transport: TestTransport)
+        async throws
+    {
+        // A long syncKVTimeout: the test's own continuation may wait for a cooperative thread while other suites
+        // block theirs (5-7 s seen), and layer 1 is released only after it ran.
+        let pair = try LinkedPair(remoteAccessible: true, timeout: .seconds(60), transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let target = try prompt.allocateCache(TransferAsyncTests.target)
         let blocked = try decoder.allocateCache(TransferAsyncTests.source)

@@ -26,14 +26,17 @@ func filled(seed: Int32, tensor: Int, from: Int = 0, count: Int) -> [Int32] {
     (from..<from + count).map { seed + Int32(tensor * 10_000 + $0) }
 }
 
-/// Another remote-accessible prompt (cluster `clusterID`), linked from `pair`'s decoder.
-func linkedExtraPrompt(_ clusterID: UInt64, to pair: LinkedPair) throws -> (LLMDataDist, LLMClusterInfo) {
+/// Another remote-accessible prompt (cluster `clusterID`), linked from `pair`'s decoder over `transport`.
+func linkedExtraPrompt(_ clusterID: UInt64, to pair: LinkedPair, transport: TestTransport) throws -> (
+    LLMDataDist, LLMClusterInfo
+) {
     var config = LLMConfig()
+    config.transport = transport.preference
     config.memoryPool = MemoryPoolConfig(size: 1 << 20)
     config.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
     config.enableRemoteCacheAccessible = true
     let prompt = LLMDataDist(role: .prompt, clusterID: clusterID)
-    try prompt.initialize(config, environment: emulatorEnvironment())
+    try prompt.initialize(config, environment: emulatorEnvironment().merging(transport.environment) { $1 })
     let info = LLMClusterInfo(remoteClusterID: clusterID, remoteIPInfos: [prompt.listenEndpoint!])
     let (status, _) = pair.decoder.linkClusters([info], timeout: .seconds(3))
     guard status == .success else { throw LLMError(status, "link to cluster \(clusterID)") }

@@ -9,8 +9,10 @@ import Testing
     /// 3 layers (6 tensors) of two 32-byte slots.
     static let target = CacheDesc(numTensors: 6, shape: [2, 8], dataType: .int32)
 
-    @Test func keyConfigsMapLayersRelativelyFromRangesNotStartingAtZero() async throws {
-        let pair = try LinkedPair(remoteAccessible: true)
+    @Test(arguments: TestTransport.transfers) func keyConfigsMapLayersRelativelyFromRangesNotStartingAtZero(
+        transport: TestTransport
+    ) async throws {
+        let pair = try LinkedPair(remoteAccessible: true, transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let target = try prompt.allocateCache(Self.target)
         fill(target, seed: 0, ints: 16)
@@ -39,8 +41,9 @@ import Testing
         try pair.finish()
     }
 
-    @Test func rawAddressesContiguousAndIntoBlocks() throws {
-        let pair = try LinkedPair(remoteAccessible: true)
+    @Test(arguments: TestTransport.transfers) func rawAddressesContiguousAndIntoBlocks(transport: TestTransport) throws
+    {
+        let pair = try LinkedPair(remoteAccessible: true, transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let target = try prompt.allocateCache(Self.target)
         fill(target, seed: 0, ints: 16)
@@ -85,8 +88,8 @@ import Testing
         try pair.finish()
     }
 
-    @Test func blocksToBlocksByKeyAndByAddress() throws {
-        let pair = try LinkedPair(remoteAccessible: true)
+    @Test(arguments: TestTransport.transfers) func blocksToBlocksByKeyAndByAddress(transport: TestTransport) throws {
+        let pair = try LinkedPair(remoteAccessible: true, transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let target = try prompt.allocateBlocksCache(
             CacheDesc(numTensors: 2, shape: [8, 4], dataType: .int32), key: BlocksCacheKey(clusterID: 1, modelID: 2))
@@ -128,8 +131,10 @@ import Testing
         try pair.finish()
     }
 
-    @Test func twoConfigsToOneClusterShareTheirResult() throws {
-        let pair = try LinkedPair(remoteAccessible: true)
+    @Test(arguments: TestTransport.transfers) func twoConfigsToOneClusterShareTheirResult(transport: TestTransport)
+        throws
+    {
+        let pair = try LinkedPair(remoteAccessible: true, transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
         let target = try prompt.allocateCache(Self.target)
         let source = try decoder.allocateCache(Self.source)
@@ -163,10 +168,12 @@ import Testing
         try pair.finish()
     }
 
-    @Test func aRefusedLayerFailsItsConfigsAndEndsTheTask() async throws {
-        let pair = try LinkedPair(remoteAccessible: true)
+    @Test(arguments: TestTransport.transfers) func aRefusedLayerFailsItsConfigsAndEndsTheTask(transport: TestTransport)
+        async throws
+    {
+        let pair = try LinkedPair(remoteAccessible: true, transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
-        let (third, thirdInfo) = try linkedExtraPrompt(3, to: pair)
+        let (third, thirdInfo) = try linkedExtraPrompt(3, to: pair, transport: transport)
         let target = try prompt.allocateCache(Self.target)
         fill(target, seed: 0, ints: 16)
         let other = try third.cacheManager.allocateCache(Self.target)
@@ -205,10 +212,12 @@ import Testing
         try pair.finish()
     }
 
-    @Test func aFailedTransferEndsTheTaskAndIsRecordedForItsCluster() throws {
-        let pair = try LinkedPair(remoteAccessible: true)
+    @Test(arguments: TestTransport.transfers) func aFailedTransferEndsTheTaskAndIsRecordedForItsCluster(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(remoteAccessible: true, transport: transport)
         let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
-        let (third, thirdInfo) = try linkedExtraPrompt(3, to: pair)
+        let (third, thirdInfo) = try linkedExtraPrompt(3, to: pair, transport: transport)
         let target = try prompt.allocateCache(CacheDesc(numTensors: 4, shape: [2, 8], dataType: .int32))
         let other = try third.cacheManager.allocateCache(Self.target)
         fill(other, seed: 0, ints: 16)

@@ -21,9 +21,13 @@ struct TransferAsyncKillTests {
         }
     }
 
-    @Test("the task fails with LLM_LINK_FAILED or LLM_TIMEOUT within syncKVTimeout + 1 s, and the audit stays clean")
-    func receiverKilled() async throws {
-        let serve = try SpawnedCLI(["bench-serve", "--remote-accessible", "--pool-bytes", "\(16 << 20)"])
+    /// Over the memfd mapping and over UCX on TCP, both processes alike (as `KillTests`).
+    @Test(
+        "the task fails with LLM_LINK_FAILED or LLM_TIMEOUT within syncKVTimeout + 1 s, and the audit stays clean",
+        arguments: KillTests.transports)
+    func receiverKilled(transport: [String: String]) async throws {
+        let serve = try SpawnedCLI(
+            ["bench-serve", "--remote-accessible", "--pool-bytes", "\(16 << 20)"], environment: transport)
         defer {
             serve.signal(SIGKILL)
             _ = try? serve.wait()
@@ -38,11 +42,13 @@ struct TransferAsyncKillTests {
         config.memoryPool = MemoryPoolConfig(size: 16 << 20)
         config.enableRemoteCacheAccessible = true
         config.syncKVTimeout = Self.syncTimeout
-        try decoder.initialize(config, environment: ["DATADIST_BACKEND": "emulator"])
+        try decoder.initialize(config, environment: ["DATADIST_BACKEND": "emulator"].merging(transport) { $1 })
         defer { decoder.finalize() }
         let prompt = LLMClusterInfo(
             remoteClusterID: 1, remoteIPInfos: [IPEndpoint(host: "127.0.0.1", port: UInt16(port))])
         #expect(decoder.linkClusters([prompt], timeout: .seconds(5)).0 == .success)
+        let expected: TransportPreference = transport["DATADIST_TRANSPORT"] == "ucx" ? .ucx : .sharedMemory
+        #expect(decoder.linkTransport(toCluster: 1) == expected)
         let manager = try decoder.cacheManager
         let source = try manager.allocateBlocksCache(
             CacheDesc(numTensors: 16, shape: [4, 32768], dataType: .float16))
@@ -62,8 +68,11 @@ struct TransferAsyncKillTests {
         serve.signal(SIGKILL)
         let killed = ContinuousClock.now
         sync.peerKilled.store(true, ordering: .releasing)
-        let status = await task.wait()
-        let elapsed = ContinuousClock.now - killed
+        // The end is timed on a thread of its own: this test's continuation may wait for a cooperative thread.
+        let (status, ended) = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: (task.synchronize(), ContinuousClock.now)) }
+        }
+        let elapsed = ended - killed
         #expect([LLMStatusCode.linkFailed, .timeout].contains(status), "\(status)")
         #expect(elapsed <= Self.syncTimeout + .seconds(1), "the task took \(elapsed) to fail")
         #expect(task.results() == [status])

@@ -1,5 +1,4 @@
 import DeviceRuntime
-import Dispatch
 import Logging
 import Synchronization
 import ThreadSanitizerSupport
@@ -30,26 +29,32 @@ final class AsyncTransferRun: Sendable {
     private let source: LocalPin
     private let store: CacheStore
     private let workers: TransferWorkers
+    private let deadlines: SynchronizerDeadlines
     private let synchronizer: any LayerSynchronizer
     private let state = Lock(State())
     private let onFinish: @Sendable (AsyncTransferRun) -> Void
 
     init(
         configs: [LayerTransfer], sender: LayerSender, source: LocalPin, store: CacheStore, workers: TransferWorkers,
-        synchronizer: any LayerSynchronizer, onFinish: @escaping @Sendable (AsyncTransferRun) -> Void
+        deadlines: SynchronizerDeadlines, synchronizer: any LayerSynchronizer,
+        onFinish: @escaping @Sendable (AsyncTransferRun) -> Void
     ) {
         self.configs = configs
         self.sender = sender
         self.source = source
         self.store = store
         self.workers = workers
+        self.deadlines = deadlines
         self.synchronizer = synchronizer
         self.onFinish = onFinish
     }
 
-    /// Starts the driver.
+    /// Starts the driver on the calling thread: it runs there until its first real suspension (a synchronizer
+    /// that releases layer 0 at once has it queued before this returns), then on `DriverExecutor`. Starting it on
+    /// the executor instead cost a thread hop before layer 0 was asked (up to milliseconds under load), a lag that a
+    /// transfer running at the compute's pace never makes up.
     func start() {
-        Task(executorPreference: DriverExecutor.shared) { [self] in await drive() }
+        Task.immediateDetached(executorPreference: DriverExecutor.shared) { [self] in await drive() }
     }
 
     /// Ends the task now with `status` for every config (finalize); what is being sent, if anything, finishes
@@ -66,10 +71,6 @@ final class AsyncTransferRun: Sendable {
 
     // MARK: driver
 
-    /// Where the synchronizers' timeouts fire: a queue of its own, so that callbacks blocking Dispatch's shared
-    /// threads cannot hold a timeout back.
-    private static let watchdogs = DispatchQueue(label: "datadist.transfer-watchdogs")
-
     private func drive() async {
         let timeout = store.resources.config.syncKVTimeout
         let layers = Set(configs.flatMap { Array($0.sourceLayers) }).sorted()
@@ -80,12 +81,11 @@ final class AsyncTransferRun: Sendable {
                 return true
             }
             guard proceed else { break }
-            // The wait is bounded by a timer, not by the synchronizer's cooperation.
-            let watchdog = DispatchWorkItem { [self] in giveUp(on: layer, after: timeout) }
-            Self.watchdogs.asyncAfter(
-                deadline: .now() + .nanoseconds(timeout.clampedNanoseconds), execute: watchdog)
+            // The wait is bounded by a deadline on a thread of its own, not by the synchronizer's cooperation (nor
+            // by Dispatch's shared threads, which blocking callbacks may hold).
+            let deadline = deadlines.arm(after: timeout) { [self] in giveUp(on: layer, after: timeout) }
             let answer = await synchronizer.synchronize(layer: layer, timeout: timeout)
-            watchdog.cancel()
+            deadlines.cancel(deadline)
             let current = state.withLock { state -> Bool in
                 guard state.awaiting == layer else { return false }
                 state.awaiting = nil

@@ -8,6 +8,7 @@ final class AsyncTransfers: Sendable {
     static let workerThreads = 2
 
     let workers = TransferWorkers(threads: AsyncTransfers.workerThreads)
+    let deadlines = SynchronizerDeadlines()
     private let state = Lock<(runs: [ObjectIdentifier: AsyncTransferRun], closed: Bool)>(([:], false))
 
     /// Registers and starts `run`; false once finalizing.
@@ -40,5 +41,6 @@ final class AsyncTransfers: Sendable {
     func waitAndStop(_ runs: [AsyncTransferRun]) {
         for run in runs { _ = run.outcome.wait(nil) }
         workers.stop()
+        deadlines.stop()
     }
 }
