@@ -186,6 +186,14 @@ public func datadistCacheTaskResults(
     }
 }
 
+@_cdecl("datadist_cache_task_is_done")
+public func datadistCacheTaskIsDone(_ task: OpaquePointer?, _ out: UnsafeMutablePointer<Bool>?) -> UInt32 {
+    abiCall { () throws(LLMError) in
+        let out = try requireOutput(out, "out")
+        out.pointee = try Handles.lookup(task, TaskHandle.self, "task").task.isDone
+    }
+}
+
 @_cdecl("datadist_cache_task_release")
 public func datadistCacheTaskRelease(_ task: OpaquePointer?) -> UInt32 {
     abiCall { () throws(LLMError) in try Handles.release(task, TaskHandle.self, "task") }

@@ -135,6 +135,13 @@ func isClean(_ manager: OpaquePointer) -> Bool {
     @Test func aCallbackDrivenPushByKeyAndByAddressLandsEveryByte() throws {
         let pair = try LinkedPair(prompt: 41, decoder: 42)
         defer { pair.close() }
+        var transport: UnsafePointer<CChar>?
+        #expect(datadist_engine_link_transport(pair.decoder.pointer, 41, &transport) == success)
+        #expect(transport.map { String(cString: $0) } == "shm")
+        #expect(datadist_engine_link_transport(pair.decoder.pointer, 77, &transport) == 0x5010_B007)
+        #expect(lastError() == "cluster_id 77 is not linked")
+        #expect(datadist_engine_link_transport(pair.decoder.pointer, 41, nil) == paramInvalid)
+        #expect(datadist_engine_link_transport(nil, 41, &transport) == paramInvalid)
         let source = try allocate(pair.decoderManager, tensors: 6, shape: [1, 64])  // 3 layers
         let byKey = try allocate(pair.promptManager, tensors: 6, shape: [1, 64])
         let byAddress = try allocate(pair.promptManager, tensors: 6, shape: [1, 64])
@@ -225,6 +232,10 @@ func isClean(_ manager: OpaquePointer) -> Bool {
         var status: UInt32 = 0
         #expect(datadist_cache_task_synchronize(task, 10_000, &status) == success)
         #expect(status == paramInvalid)
+        var done = false
+        #expect(datadist_cache_task_is_done(task, &done) == success && done)
+        #expect(datadist_cache_task_is_done(task, nil) == paramInvalid)
+        #expect(datadist_cache_task_is_done(nil, &done) == paramInvalid)
         var codes: [UInt32] = [0, 0]
         var sent = [false, false]
         var count = 0

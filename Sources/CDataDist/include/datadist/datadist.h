@@ -197,6 +197,9 @@ datadist_status datadist_engine_link_clusters(
 datadist_status datadist_engine_unlink_clusters(
     datadist_engine *engine, const datadist_cluster_info *clusters, size_t count, int32_t timeout_ms, bool force,
     datadist_status *rets, size_t *rets_written);
+/* The data plane of the link to cluster_id: "shm" (the memfd mapping) or "ucx", a static string;
+ * DATADIST_NOT_YET_LINK when there is no such link. */
+datadist_status datadist_engine_link_transport(datadist_engine *engine, uint64_t cluster_id, const char **out);
 /* listen_ip_info "ip:port" or NULL (stop listening). */
 datadist_status datadist_engine_switch_role(datadist_engine *engine, int32_t role, const char *listen_ip_info);
 /* The engine's cache manager for this initialisation; release it with datadist_cache_manager_release. */
@@ -274,7 +277,8 @@ typedef struct datadist_cache_task datadist_cache_task;
  * at a time per task, in ascending layer order. It must not throw or longjmp. */
 typedef bool (*datadist_layer_sync_fn)(void *user_data, uint32_t layer_index, int64_t timeout_ms);
 /* Called exactly once per datadist_transfer_cache_async* call (when not NULL), on any thread, once the library
- * will not call synchronize with user_data again: before an error return, or after the task ended. */
+ * will not call synchronize with user_data again: before an error return, or some time after the task ended
+ * (up to the instance's sync_kv_timeout later). */
 typedef void (*datadist_release_fn)(void *user_data);
 
 /* To raw addresses: 2 per layer sent (K, V), in layer order. Layers [src_layer_start, src_layer_stop) of the
@@ -326,6 +330,8 @@ datadist_status datadist_cache_task_synchronize(datadist_cache_task *task, int64
 datadist_status datadist_cache_task_results(
     datadist_cache_task *task, int64_t timeout_ms, datadist_status *codes, bool *sent, size_t capacity,
     size_t *count);
+/* Whether the task has ended (its results are final; synchronize is not called for any further layer). */
+datadist_status datadist_cache_task_is_done(datadist_cache_task *task, bool *out);
 datadist_status datadist_cache_task_release(datadist_cache_task *task);
 
 #ifdef __cplusplus
