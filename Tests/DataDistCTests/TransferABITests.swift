@@ -120,7 +120,9 @@ func isClean(_ manager: OpaquePointer) -> Bool {
     func fill(_ cache: OpaquePointer, tensors: Int, seed: UInt8) throws {
         for (tensor, address) in try tensorAddresses(cache, tensors).enumerated() {
             let bytes = UnsafeMutablePointer<UInt8>(bitPattern: UInt(address))!
-            for offset in 0..<Self.tensorBytes { bytes[offset] = UInt8(truncatingIfNeeded: offset &* 7 &+ tensor &* 31) &+ seed }
+            for offset in 0..<Self.tensorBytes {
+                bytes[offset] = UInt8(truncatingIfNeeded: offset &* 7 &+ tensor &* 31) &+ seed
+            }
         }
     }
 
@@ -327,7 +329,8 @@ func isClean(_ manager: OpaquePointer) -> Bool {
         calls.append(("kind", "configs[0].kind 7 is not 0 (slot) or 1 (blocks)", { byKey(badKind) }))
         calls.append(("src range", "configs[0].src_layers [2, 1) needs 0 <= start < stop", { byKey(badRange) }))
         calls.append(("dst range", "configs[0].dst_layers [0, 0) needs 0 <= start < stop", { byKey(emptyRange) }))
-        calls.append(("blocks batch", "configs[0].src_batch_index 1 must be 0 for a blocks key", { byKey(blocksBatch) }))
+        calls.append(
+            ("blocks batch", "configs[0].src_batch_index 1 must be 0 for a blocks key", { byKey(blocksBatch) }))
         calls.append(("layers", "exceeds the 2 layers of the source", { byKey(tooManyLayers) }))
         calls.append(("odd tensors", "has 3 tensors", { byKey(good, cache: odd) }))
         calls.append(("unlinked", "99", { byKey(unlinked) }))
