@@ -21,6 +21,13 @@ final class SyncRecorder: Sendable {
 
     static func threadID() -> UInt64 { UInt64(pthread_self()) }
 
+    /// Waits (up to 10 s) until `release` ran `count` times: the user data must outlive the task.
+    func released(_ count: Int) -> Bool {
+        let deadline = Date().addingTimeInterval(10)
+        while releases.load(ordering: .relaxed) < count, Date() < deadline { usleep(1000) }
+        return releases.load(ordering: .relaxed) == count
+    }
+
     var userData: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
 
     static func from(_ pointer: UnsafeMutableRawPointer?) -> SyncRecorder {
@@ -196,14 +203,8 @@ func isClean(_ manager: OpaquePointer) -> Bool {
         #expect(datadist_cache_task_release(task) == paramInvalid)
         #expect(lastError().contains("is not a live cache task handle"))
         // Each task's user data was released once, after its task ended.
-        let deadline = Date().addingTimeInterval(10)
-        while recorder.releases.load(ordering: .relaxed) + second.releases.load(ordering: .relaxed) < 2,
-            Date() < deadline
-        {
-            usleep(1000)
-        }
-        #expect(recorder.releases.load(ordering: .relaxed) == 1)
-        #expect(second.releases.load(ordering: .relaxed) == 1)
+        #expect(recorder.released(1))
+        #expect(second.released(1))
         for cache in [source] { #expect(datadist_deallocate_cache(pair.decoderManager, cache) == success) }
         for cache in [byKey, byAddress] { #expect(datadist_deallocate_cache(pair.promptManager, cache) == success) }
         for cache in [source, byKey, byAddress] { _ = datadist_cache_release(cache) }
@@ -252,6 +253,7 @@ func isClean(_ manager: OpaquePointer) -> Bool {
         #expect(datadist_cache_task_results(task, 0, nil, nil, 0, &count) == success && count == 2)
         #expect(recorder.layers.withLock { $0 } == [0, 1])
         #expect(datadist_cache_task_release(task) == success)
+        #expect(recorder.released(1))
         #expect(datadist_deallocate_cache(pair.decoderManager, source) == success)
         #expect(datadist_deallocate_cache(pair.promptManager, remote) == success)
         _ = datadist_cache_release(source)
@@ -393,6 +395,7 @@ func isClean(_ manager: OpaquePointer) -> Bool {
         #expect(datadist_cache_task_results(task, -1, nil, nil, 0, nil) == paramInvalid)
         #expect(datadist_cache_task_synchronize(task, -1, &status) == success && status == success)
         #expect(datadist_cache_task_release(task) == success)
+        #expect(runner.released(1))
         for cache in [source, odd] { #expect(datadist_deallocate_cache(pair.decoderManager, cache) == success) }
         #expect(datadist_deallocate_cache(pair.promptManager, remote) == success)
         for cache in [source, odd, remote] { _ = datadist_cache_release(cache) }

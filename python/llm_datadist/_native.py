@@ -228,6 +228,13 @@ for _name, (_restype, _argtypes) in _PROTOTYPES.items():
     _function.argtypes = _argtypes
 
 
+# The hot calls again, without argtypes: ctypes then converts nothing, and the caller passes arguments already in
+# their C form (pointers, c_int64 for 64-bit integers, ints below 2^31 for 32-bit ones). Measured on the 16 KiB
+# pull path: about 0.5 us less per call than the argtypes conversion of its six arguments.
+fast = ctypes.CDLL(library_path())
+fast.datadist_pull_cache.restype = c_uint32
+
+
 def last_error() -> str:
     message = lib.datadist_last_error()
     return message.decode("utf-8", "replace") if message else ""

@@ -26,8 +26,9 @@ from .types import BlocksCacheKey, Cache, CacheDesc, CacheKey, CacheKeyByIdAndIn
 __all__ = ["CacheManager", "CacheAudit"]
 
 _LAYER_KWARGS = ("src_layer_range", "dst_layer_range", "tensor_num_per_layer")
-_pull_cache = _native.lib.datadist_pull_cache
+_pull_cache = _native.fast.datadist_pull_cache  # no argtypes: the fast path passes C values
 _byref = ctypes.byref
+_WHOLE_SLOT = ctypes.c_int64(-1)
 
 
 @dataclass(frozen=True)
@@ -224,13 +225,13 @@ class CacheManager:
             and type(batch_index) is int
             and size == -1
             and type(size) is int
-            and 0 <= batch_index <= 0xFFFFFFFF
+            and 0 <= batch_index <= 0x7FFFFFFF  # passed as a C int
             and cache_key._pullable
             and not cache._is_blocks
             and not self._remote_accessible
             and self._engine._epoch == self._epoch
         ):
-            status = _pull_cache(self._handle, _byref(cache_key._c), cache._handle, batch_index, -1, None)
+            status = _pull_cache(self._handle, _byref(cache_key._c), cache._handle, batch_index, _WHOLE_SLOT, None)
             if status:
                 _native.check(status)
             return

@@ -80,8 +80,9 @@ final class AsyncTransferRun: Sendable {
                 return true
             }
             guard proceed else { break }
-            // The wait is bounded by a timer, not by the synchronizer's cooperation.
-            let watchdog = DispatchWorkItem { [self] in giveUp(on: layer, after: timeout) }
+            // The wait is bounded by a timer, not by the synchronizer's cooperation. A cancelled timer stays queued
+            // until its deadline; held weakly, it does not keep the run (and its synchronizer) alive that long.
+            let watchdog = DispatchWorkItem { [weak self] in self?.giveUp(on: layer, after: timeout) }
             Self.watchdogs.asyncAfter(
                 deadline: .now() + .nanoseconds(timeout.clampedNanoseconds), execute: watchdog)
             let answer = await synchronizer.synchronize(layer: layer, timeout: timeout)

@@ -277,8 +277,8 @@ typedef struct datadist_cache_task datadist_cache_task;
  * at a time per task, in ascending layer order. It must not throw or longjmp. */
 typedef bool (*datadist_layer_sync_fn)(void *user_data, uint32_t layer_index, int64_t timeout_ms);
 /* Called exactly once per datadist_transfer_cache_async* call (when not NULL), on any thread, once the library
- * will not call synchronize with user_data again: before an error return, or some time after the task ended
- * (up to the instance's sync_kv_timeout later). */
+ * will not call synchronize with user_data again: before an error return, or once the task has ended and no
+ * synchronize call is running. user_data must stay valid until then. */
 typedef void (*datadist_release_fn)(void *user_data);
 
 /* To raw addresses: 2 per layer sent (K, V), in layer order. Layers [src_layer_start, src_layer_stop) of the
