@@ -117,6 +117,27 @@ private func linkOrUnlink(
     return result.status.rawValue
 }
 
+/// "shm" and "ucx", NUL-terminated, made once and never freed or written.
+nonisolated(unsafe) private let transportNames: [TransportPreference: UnsafeMutablePointer<CChar>] = [
+    .sharedMemory: copyCString(TransportPreference.sharedMemory.rawValue),
+    .ucx: copyCString(TransportPreference.ucx.rawValue),
+]
+
+@_cdecl("datadist_engine_link_transport")
+public func datadistEngineLinkTransport(
+    _ engine: OpaquePointer?, _ clusterID: UInt64, _ out: UnsafeMutablePointer<UnsafePointer<CChar>?>?
+) -> UInt32 {
+    abiCall { () throws(LLMError) in
+        let out = try requireOutput(out, "out")
+        let handle = try Handles.lookup(engine, EngineHandle.self, "engine")
+        guard let transport = handle.engine.linkTransport(toCluster: clusterID), let name = transportNames[transport]
+        else {
+            throw LLMError(.notYetLink, "cluster_id \(clusterID) is not linked")
+        }
+        out.pointee = UnsafePointer(name)
+    }
+}
+
 @_cdecl("datadist_engine_switch_role")
 public func datadistEngineSwitchRole(_ engine: OpaquePointer?, _ role: Int32, _ listen: UnsafePointer<CChar>?)
     -> UInt32

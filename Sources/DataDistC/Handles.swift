@@ -53,6 +53,17 @@ final class CacheHandle: Sendable {
     init(_ cache: Cache) { self.cache = cache }
 }
 
+/// A cache task handle: one `transferCacheAsync` task and its number of configs.
+final class TaskHandle: Sendable {
+    let task: CacheTask
+    let configCount: Int
+
+    init(_ task: CacheTask, configCount: Int) {
+        self.task = task
+        self.configCount = configCount
+    }
+}
+
 /// Every live handle by its address, so a NULL, freed or foreign pointer is refused instead of dereferenced.
 /// Lookups return a strong reference taken under the lock, so a release racing with a call cannot free the
 /// object the call is using.
@@ -102,6 +113,7 @@ enum Handles {
         switch type {
         case is EngineHandle.Type: "engine"
         case is ManagerHandle.Type: "cache manager"
+        case is TaskHandle.Type: "cache task"
         default: "cache"
         }
     }

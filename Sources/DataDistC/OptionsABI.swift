@@ -24,6 +24,7 @@ nonisolated(unsafe) private let optionKeyText: UnsafeMutablePointer<CChar> = {
         ("enableSwitchRole", LLMOptionKey.enableSwitchRole), ("bufferPoolConfig", LLMOptionKey.bufferPoolConfig),
         ("flowGraphMemMaxSize", LLMOptionKey.flowGraphMemMaxSize), ("deployResPath", LLMOptionKey.deployResPath),
         ("clusterInfo", LLMOptionKey.clusterInfo), ("outputMaxSize", LLMOptionKey.outputMaxSize),
+        ("linkSecret", LLMOptionKey.linkSecret), ("transport", LLMOptionKey.transport),
     ]
     return copyCString(pairs.map { "\($0.0)=\($0.1)\n" }.joined())
 }()
@@ -43,7 +44,7 @@ private func mallocCString(_ text: String) -> UnsafeMutablePointer<CChar>? {
 
 /// A string kept for the life of the process (made once, at first use; a process without the few bytes fails
 /// there).
-private func copyCString(_ text: String) -> UnsafeMutablePointer<CChar> {
+func copyCString(_ text: String) -> UnsafeMutablePointer<CChar> {
     guard let copy = mallocCString(text) else { fatalError("out of memory copying \(text.utf8.count) bytes") }
     return copy
 }

@@ -65,6 +65,41 @@ class ClusterInfoC(Structure):
     ]
 
 
+class TransferConfigC(Structure):
+    _fields_ = [
+        ("dst_cluster_id", c_uint64),
+        ("dst_addrs", POINTER(c_uint64)),
+        ("dst_addr_count", c_size_t),
+        ("has_src_layers", c_bool),
+        ("src_layer_start", c_int64),
+        ("src_layer_stop", c_int64),
+        ("src_batch_index", c_uint32),
+    ]
+
+
+TRANSFER_TO_SLOT = 0
+TRANSFER_TO_BLOCKS = 1
+
+
+class TransferKeyConfigC(Structure):
+    _fields_ = [
+        ("kind", c_int32),
+        ("slot", CacheKeyByIdC),
+        ("blocks", BlocksCacheKeyC),
+        ("src_layer_start", c_int64),
+        ("src_layer_stop", c_int64),
+        ("dst_layer_start", c_int64),
+        ("dst_layer_stop", c_int64),
+        ("src_batch_index", c_uint32),
+    ]
+
+
+# datadist_layer_sync_fn and datadist_release_fn: ctypes takes the GIL for each call of a Python callback made
+# from a library thread, and only for that call.
+SYNC_FN = ctypes.CFUNCTYPE(c_bool, c_void_p, c_uint32, c_int64)
+RELEASE_FN = ctypes.CFUNCTYPE(None, c_void_p)
+
+
 class AuditC(Structure):
     _fields_ = [
         ("live_caches", c_int64),
@@ -127,6 +162,7 @@ _PROTOTYPES = {
         [_P, POINTER(ClusterInfoC), c_size_t, c_int32, c_bool, _U32_ARRAY, POINTER(c_size_t)],
     ),
     "datadist_engine_switch_role": (c_uint32, [_P, c_int32, c_char_p]),
+    "datadist_engine_link_transport": (c_uint32, [_P, c_uint64, POINTER(c_char_p)]),
     "datadist_engine_cache_manager": (c_uint32, [_P, _PP]),
     "datadist_cache_manager_release": (c_uint32, [_P]),
     "datadist_cache_release": (c_uint32, [_P]),
@@ -167,12 +203,36 @@ _PROTOTYPES = {
     ),
     "datadist_unregister_cache": (c_uint32, [_P, c_int64]),
     "datadist_audit_cache_manager": (c_uint32, [_P, POINTER(AuditC)]),
+    "datadist_transfer_cache_async": (
+        c_uint32,
+        [_P, _P, SYNC_FN, RELEASE_FN, c_void_p, POINTER(TransferConfigC), c_size_t, _I64_ARRAY, c_size_t,
+         _I64_ARRAY, c_size_t, c_uint64, _PP],
+    ),
+    "datadist_transfer_cache_async_by_key": (
+        c_uint32,
+        [_P, _P, SYNC_FN, RELEASE_FN, c_void_p, POINTER(TransferKeyConfigC), c_size_t, _I64_ARRAY, c_size_t,
+         _I64_ARRAY, c_size_t, _PP],
+    ),
+    "datadist_cache_task_synchronize": (c_uint32, [_P, c_int64, POINTER(c_uint32)]),
+    "datadist_cache_task_results": (
+        c_uint32,
+        [_P, c_int64, _U32_ARRAY, POINTER(c_bool), c_size_t, POINTER(c_size_t)],
+    ),
+    "datadist_cache_task_is_done": (c_uint32, [_P, POINTER(c_bool)]),
+    "datadist_cache_task_release": (c_uint32, [_P]),
 }
 
 for _name, (_restype, _argtypes) in _PROTOTYPES.items():
     _function = getattr(lib, _name)
     _function.restype = _restype
     _function.argtypes = _argtypes
+
+
+# The hot calls again, without argtypes: ctypes then converts nothing, and the caller passes arguments already in
+# their C form (pointers, c_int64 for 64-bit integers, ints below 2^31 for 32-bit ones). Measured on the 16 KiB
+# pull path: about 0.5 us less per call than the argtypes conversion of its six arguments.
+fast = ctypes.CDLL(library_path())
+fast.datadist_pull_cache.restype = c_uint32
 
 
 def last_error() -> str:

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import _native, transfer
 from ._check import (
+    INT64_MAX,
     UINT64_MAX,
     check_int64,
     check_int_list,
@@ -25,8 +26,9 @@ from .types import BlocksCacheKey, Cache, CacheDesc, CacheKey, CacheKeyByIdAndIn
 __all__ = ["CacheManager", "CacheAudit"]
 
 _LAYER_KWARGS = ("src_layer_range", "dst_layer_range", "tensor_num_per_layer")
-_pull_cache = _native.lib.datadist_pull_cache
+_pull_cache = _native.fast.datadist_pull_cache  # no argtypes: the fast path passes C values
 _byref = ctypes.byref
+_WHOLE_SLOT = ctypes.c_int64(-1)
 
 
 @dataclass(frozen=True)
@@ -223,13 +225,13 @@ class CacheManager:
             and type(batch_index) is int
             and size == -1
             and type(size) is int
-            and 0 <= batch_index <= 0xFFFFFFFF
+            and 0 <= batch_index <= 0x7FFFFFFF  # passed as a C int
             and cache_key._pullable
             and not cache._is_blocks
             and not self._remote_accessible
             and self._engine._epoch == self._epoch
         ):
-            status = _pull_cache(self._handle, _byref(cache_key._c), cache._handle, batch_index, -1, None)
+            status = _pull_cache(self._handle, _byref(cache_key._c), cache._handle, batch_index, _WHOLE_SLOT, None)
             if status:
                 _native.check(status)
             return
@@ -520,19 +522,81 @@ class CacheManager:
     def transfer_cache_async(
         self,
         src_cache: Cache,
-        layer_synchronizer: Any,
-        transfer_configs: Any,
+        layer_synchronizer: "transfer.LayerSynchronizer",
+        transfer_configs: Union[
+            List["transfer.TransferConfig"], Tuple["transfer.TransferConfig", ...],
+            List["transfer.TransferWithCacheKeyConfig"], Tuple["transfer.TransferWithCacheKeyConfig", ...],
+        ],
         src_block_indices: Optional[List[int]] = None,
         dst_block_indices: Optional[List[int]] = None,
         dst_block_memory_size: Optional[int] = None,
     ) -> "transfer.CacheTask":
-        """Layer-wise asynchronous transfer (not available yet: LLM_FEATURE_NOT_ENABLED, after the type checks)."""
-        self._live()
+        """Pushes ``src_cache`` layer by layer as ``layer_synchronizer`` releases each layer, in the background, to
+        every config's destination (raw addresses: ``TransferConfig``; remote caches by key:
+        ``TransferWithCacheKeyConfig``). Block lists: ``src_block_indices[i]`` → ``dst_block_indices[i]`` for a
+        blocks source; for a contiguous source, ``dst_block_indices`` with ``dst_block_memory_size`` cut the slot
+        into blocks. Needs ``enable_remote_cache_accessible`` on both sides."""
+        handle = self._live()
         check_isinstance("src_cache", src_cache, Cache)
         check_isinstance("layer_synchronizer", layer_synchronizer, transfer.LayerSynchronizer)
         check_isinstance("transfer_configs", transfer_configs, (list, tuple))
-        return transfer.transfer_cache_async(
-            src_cache, layer_synchronizer, transfer_configs, src_block_indices, dst_block_indices, dst_block_memory_size
+        raise_if_false(
+            src_cache.cache_desc.placement != Placement.HOST,
+            f"src_cache {src_cache.cache_id} is a HOST cache; transfer_cache_async sends from device caches",
+        )
+        for name, indices in (("src_block_indices", src_block_indices), ("dst_block_indices", dst_block_indices)):
+            if indices is not None:
+                check_int_list(name, indices, check_uint64)
+                for index, value in enumerate(indices):
+                    raise_if_false(value <= INT64_MAX, f"{name}[{index}] = {value} exceeds int64")
+        check_uint64("dst_block_memory_size", dst_block_memory_size, allow_none=True)
+        src_blocks = list(src_block_indices or ())
+        dst_blocks = list(dst_block_indices or ())
+        block_bytes = dst_block_memory_size or 0
+        if src_blocks:
+            raise_if_false(bool(dst_blocks), "src_block_indices need dst_block_indices: blocks → cache is unsupported")
+            raise_if_false(
+                len(src_blocks) == len(dst_blocks),
+                f"len(src_block_indices) = {len(src_blocks)} differs from len(dst_block_indices) = {len(dst_blocks)}",
+            )
+        if not src_cache.is_blocks_cache and dst_blocks:
+            raise_if_false(block_bytes > 0, "dst_block_indices to a contiguous src_cache need dst_block_memory_size")
+        raise_if_false(
+            block_bytes == 0 or bool(dst_blocks), f"dst_block_memory_size = {block_bytes} needs dst_block_indices"
+        )
+        raise_if_false(
+            src_cache.cache_desc.num_tensors % 2 == 0,
+            f"num_tensors = {src_cache.cache_desc.num_tensors} of src_cache must be even (2 tensors per layer)",
+        )
+        # The reference takes key configs only in remote-cache-accessible mode, raw addresses otherwise; DataDist
+        # needs that mode for both (a push writes the peer's pool), so there either kind goes, one kind per call.
+        allowed: Any = (
+            (transfer.TransferConfig, transfer.TransferWithCacheKeyConfig)
+            if self._remote_accessible
+            else transfer.TransferConfig
+        )
+        by_key = bool(transfer_configs) and isinstance(transfer_configs[0], transfer.TransferWithCacheKeyConfig)
+        for index, config in enumerate(transfer_configs):
+            check_isinstance(f"transfer_configs[{index}]", config, allowed)
+            if isinstance(config, transfer.TransferWithCacheKeyConfig) != by_key:
+                raise TypeError(f"transfer_configs[{index}] is a {type(config).__name__}; one call takes one kind")
+        raise_if_false(len(transfer_configs) > 0, "transfer_configs is empty")
+        layers = src_cache.cache_desc.num_tensors // 2
+        for index, config in enumerate(transfer_configs):
+            name = f"transfer_configs[{index}]"
+            source = config.src_layer_range if config.src_layer_range is not None else range(0, layers)
+            raise_if_false(source.stop <= layers, f"{name}.src_layer_range {source!r} exceeds the {layers} layers")
+            if isinstance(config, transfer.TransferConfig):
+                raise_if_false(
+                    len(config.dst_addrs) == 2 * len(source),
+                    f"{name}.dst_addrs has {len(config.dst_addrs)} addresses; {len(source)} layers need "
+                    f"{2 * len(source)}",
+                )
+            if src_blocks:
+                raise_if_false(config.src_batch_index == 0, f"{name}.src_batch_index must be 0 with src blocks")
+        return transfer.start(
+            handle, src_cache._handle, layer_synchronizer, list(transfer_configs), by_key, src_blocks, dst_blocks,
+            block_bytes,
         )
 
     # -- diagnostics -------------------------------------------------------------------------------------

@@ -119,6 +119,16 @@ class LLMDataDist:
         _native.check(_native.lib.datadist_engine_listen_port(self._handle, ctypes.byref(port)))
         return port.value
 
+    def link_transport(self, cluster_id: int) -> str:
+        """The data plane of the link to ``cluster_id`` (DataDist's own): ``"shm"`` (the peer's pool mapped on this
+        host) or ``"ucx"``; ``LLMException(LLM_NOT_YET_LINK)`` without a link. Pick one with the options key
+        ``llm.Transport`` (``auto``, ``shm``, ``ucx``) in the dict given to ``init``."""
+        self._require_init()
+        check_uint64("cluster_id", cluster_id)
+        name = ctypes.c_char_p()
+        _native.check(_native.lib.datadist_engine_link_transport(self._handle, cluster_id, ctypes.byref(name)))
+        return (name.value or b"").decode()
+
     def _clusters(self, clusters: Union[List[LLMClusterInfo], Tuple[LLMClusterInfo, ...]], timeout: int):
         self._require_init()
         check_isinstance("clusters", clusters, (list, tuple))

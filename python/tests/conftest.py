@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -20,8 +20,13 @@ HOST_POOL = json.dumps({"memory_size": 16 << 20})
 class Peer:
     """A ``peer.py`` process: ``call(op, **arguments)`` returns its JSON reply."""
 
-    def __init__(self, cluster_id: int, remote_accessible: bool = False) -> None:
-        environment = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    def __init__(
+        self, cluster_id: int, remote_accessible: bool = False, options: Optional[Dict[str, str]] = None,
+        environment: Optional[Dict[str, str]] = None,
+    ) -> None:
+        environment = dict(
+            os.environ, **(environment or {}), PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", "")
+        )
         self.process = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "peer.py")],
             stdin=subprocess.PIPE,
@@ -30,7 +35,7 @@ class Peer:
             env=environment,
         )
         self.cluster_id = cluster_id
-        reply = self.call("init", cluster_id=cluster_id, remote_accessible=remote_accessible)
+        reply = self.call("init", cluster_id=cluster_id, remote_accessible=remote_accessible, options=options or {})
         assert reply["ok"], reply
         self.port = reply["port"]
 
@@ -58,7 +63,9 @@ def cluster_info(cluster_id: int, port: int) -> ld.LLMClusterInfo:
     return info
 
 
-def make_engine(cluster_id: int, role: ld.LLMRole = ld.LLMRole.DECODER, **settings: Any) -> ld.LLMDataDist:
+def make_engine(
+    cluster_id: int, role: ld.LLMRole = ld.LLMRole.DECODER, options: Optional[Dict[str, str]] = None, **settings: Any
+) -> ld.LLMDataDist:
     config = ld.LLMConfig()
     config.mem_pool_cfg = POOL
     config.host_mem_pool_cfg = HOST_POOL
@@ -66,7 +73,7 @@ def make_engine(cluster_id: int, role: ld.LLMRole = ld.LLMRole.DECODER, **settin
     for name, value in settings.items():
         setattr(config, name, value)
     engine = ld.LLMDataDist(role, cluster_id)
-    engine.init(config.generate_options())
+    engine.init(dict(config.generate_options(), **(options or {})))
     return engine
 
 

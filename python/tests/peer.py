@@ -31,7 +31,9 @@ def main() -> None:
                 if request.get("remote_accessible"):
                     config.enable_remote_cache_accessible = True
                 engine = ld.LLMDataDist(ld.LLMRole.PROMPT, request["cluster_id"])
-                engine.init(config.generate_options())
+                options = config.generate_options()
+                options.update(request.get("options", {}))  # DataDist's own keys (llm.Transport, ...)
+                engine.init(options)
                 reply["port"] = engine.listen_port()
             elif op in ("alloc", "alloc_blocks"):
                 manager = engine.cache_manager
@@ -47,6 +49,7 @@ def main() -> None:
                     raw[:] = pattern(request["seed"], index, raw.size)
                 caches[cache.cache_id] = cache
                 reply["cache_id"] = cache.cache_id
+                reply["tensor_addrs"] = cache.tensor_addrs
             elif op == "remove_key":
                 engine.cache_manager.remove_cache_key(ld.CacheKey(request["cluster"], request["req"]))
             elif op == "check":

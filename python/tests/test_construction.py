@@ -300,18 +300,118 @@ def test_type_value_exception_split_on_every_method(engine):
     manager.deallocate_blocks_cache(blocks)
 
 
-def test_async_transfer_api_is_feature_not_enabled(engine):
+class NeverCalled(ld.LayerSynchronizer):
+    def synchronize_layer(self, layer_index, timeout_in_millis):
+        raise AssertionError("a refused transfer_cache_async must not ask its synchronizer")
+
+
+def test_e17_e19_transfer_cache_async_validation():
+    engine = make_engine(70, enable_remote_cache_accessible=True)
     manager = engine.cache_manager
-    cache = manager.allocate_cache(ld.CacheDesc(2, [1, 8], F16))
-    for args in ((None, None, []), ("cache", None, []), (cache, None, [])):  # E17
+    sync = NeverCalled()
+    cache = manager.allocate_cache(ld.CacheDesc(6, [1, 8], F16))  # 3 layers
+    odd = manager.allocate_cache(ld.CacheDesc(3, [1, 8], F16))
+    blocks = manager.allocate_blocks_cache(ld.CacheDesc(2, [4, 8], F16))
+    host = manager.allocate_cache(ld.CacheDesc(2, [1, 8], F16, ld.Placement.HOST))
+    good = ld.TransferConfig(71, [1] * 6)
+    keyed = ld.TransferWithCacheKeyConfig(ld.CacheKeyByIdAndIndex(71, 1), range(0, 1), range(0, 1))
+    for args in ((None, None, [good]), ("cache", None, [good]), (cache, None, [good])):  # E17
         with pytest.raises(TypeError):
             manager.transfer_cache_async(*args)
-    assert status_of(ld.TransferConfig, 1, [1, 2]) == S.LLM_FEATURE_NOT_ENABLED
-    key = ld.BlocksCacheKey(1)
-    assert status_of(ld.TransferWithCacheKeyConfig, key, range(0, 2), range(0, 2)) == S.LLM_FEATURE_NOT_ENABLED
-    assert status_of(ld.LayerSynchronizer) == S.LLM_FEATURE_NOT_ENABLED
-    assert status_of(ld.CacheTask) == S.LLM_FEATURE_NOT_ENABLED
+    with pytest.raises(TypeError, match="transfer_configs"):
+        manager.transfer_cache_async(cache, sync, good)
+    with pytest.raises(TypeError, match=r"transfer_configs\[1\]"):
+        manager.transfer_cache_async(cache, sync, [good, 5])
+    with pytest.raises(TypeError, match="one kind"):
+        manager.transfer_cache_async(cache, sync, [keyed, good])
+    with pytest.raises(TypeError, match="src_block_indices"):
+        manager.transfer_cache_async(blocks, sync, [good], src_block_indices="0")
+    with pytest.raises(ValueError, match="dst_block_indices"):
+        manager.transfer_cache_async(blocks, sync, [good], [0], [-1])
+    with pytest.raises(ValueError, match="dst_block_memory_size"):
+        manager.transfer_cache_async(cache, sync, [good], None, [0], -1)
+    refused = {
+        "E19 three tensors": (odd, sync, [ld.TransferConfig(71, [1] * 2, range(0, 1))]),
+        "E19 4 addresses for 3 layers": (cache, sync, [ld.TransferConfig(71, [1] * 4)]),
+        "host source": (host, sync, [ld.TransferConfig(71, [1, 2])]),
+        "range past the layers": (cache, sync, [ld.TransferConfig(71, [1] * 4, range(2, 4))]),
+        "empty configs": (cache, sync, []),
+        "blocks to a cache": (blocks, sync, [good], [0], None),
+        "block list lengths": (blocks, sync, [good], [0, 1], [0]),
+        "contiguous to blocks without a size": (cache, sync, [good], None, [0]),
+        "a size without blocks": (cache, sync, [good], None, None, 64),
+        "blocks with a batch index": (blocks, sync, [ld.TransferConfig(71, [1, 2], None, 1)], [0], [0]),
+        "unequal ranges": (cache, sync, [keyed], None, None),
+    }
+    keyed.dst_layer_range = range(0, 2)  # each setter checks its value; the pair is checked when a task starts
+    for name, args in refused.items():
+        assert status_of(manager.transfer_cache_async, *args) == S.LLM_PARAM_INVALID, name
+    keyed.dst_layer_range = range(0, 1)
+    assert status_of(manager.transfer_cache_async, cache, sync, [good]) == S.LLM_NOT_YET_LINK
+    assert status_of(manager.transfer_cache_async, cache, sync, [keyed]) == S.LLM_NOT_YET_LINK
+    # Nothing above started a task or changed the manager.
+    audit = manager.audit()
+    assert (audit.live_caches, audit.bound_keys, audit.orphans, audit.pinned_by_peers) == (4, 0, 0, 0)
+    for item in (cache, odd, host):
+        manager.deallocate_cache(item)
+    manager.deallocate_blocks_cache(blocks)
+    assert manager.audit().is_clean
+    engine.finalize()
+
+
+def test_transfer_cache_async_needs_remote_cache_access(engine):
+    manager = engine.cache_manager
+    cache = manager.allocate_cache(ld.CacheDesc(2, [1, 8], F16))
+    keyed = ld.TransferWithCacheKeyConfig(ld.BlocksCacheKey(5), range(0, 1), range(0, 1))
+    with pytest.raises(TypeError, match=r"transfer_configs\[0\]"):  # key configs: remote-accessible mode only
+        manager.transfer_cache_async(cache, NeverCalled(), [keyed])
+    status = status_of(manager.transfer_cache_async, cache, NeverCalled(), [ld.TransferConfig(5, [1, 2])])
+    assert status == S.LLM_PARAM_INVALID  # DataDist pushes need that mode for raw addresses too
     manager.deallocate_cache(cache)
+
+
+def test_transfer_config_types_check_each_argument():
+    with pytest.raises(NotImplementedError):
+        ld.LayerSynchronizer().synchronize_layer(0, None)
+    config = ld.TransferConfig(1, (10, 20), range(1, 2), 3)
+    assert (config.dst_cluster_id, config.dst_addrs, config.src_layer_range, config.src_batch_index) == (
+        1, [10, 20], range(1, 2), 3)
+    assert config.dst_layer_range is None
+    with pytest.raises(TypeError, match="dst_cluster_id"):
+        ld.TransferConfig("1", [1, 2])
+    with pytest.raises(ValueError, match="dst_cluster_id"):
+        ld.TransferConfig(-1, [1, 2])
+    with pytest.raises(TypeError, match="dst_addrs"):
+        ld.TransferConfig(1, 5)
+    with pytest.raises(ValueError, match=r"dst_addrs\[1\]"):
+        ld.TransferConfig(1, [1, 1 << 64])
+    with pytest.raises(TypeError, match="src_layer_range"):
+        ld.TransferConfig(1, [1, 2], [0, 1])
+    for bad in (range(2, 1), range(1, 1), range(0, 4, 2)):
+        assert status_of(ld.TransferConfig, 1, [1, 2], bad) == S.LLM_PARAM_INVALID, bad
+    with pytest.raises(ValueError, match="src_batch_index"):
+        ld.TransferConfig(1, [1, 2], None, -1)
+    with pytest.raises(TypeError, match="dst_addrs"):
+        config.dst_addrs = None
+    assert config.dst_addrs == [10, 20]
+
+    key = ld.CacheKeyByIdAndIndex(7, 3, 1)
+    keyed = ld.TransferWithCacheKeyConfig(key, range(2, 4), range(0, 2), 1)
+    assert (keyed.cache_key, keyed.src_layer_range, keyed.dst_layer_range, keyed.src_batch_index) == (
+        key, range(2, 4), range(0, 2), 1)
+    assert keyed.dst_cluster_id == 7
+    for args in ((None, range(0, 1), range(0, 1)), (ld.CacheKey(7, 1), range(0, 1), range(0, 1)),
+                 (key, None, range(0, 1)), (key, range(0, 1), None)):
+        with pytest.raises(TypeError):
+            ld.TransferWithCacheKeyConfig(*args)
+    assert status_of(ld.TransferWithCacheKeyConfig, key, range(0, 2), range(0, 1)) == S.LLM_PARAM_INVALID
+    assert status_of(ld.TransferWithCacheKeyConfig, key, range(-1, 1), range(0, 2)) == S.LLM_PARAM_INVALID
+    assert status_of(ld.TransferWithCacheKeyConfig, ld.BlocksCacheKey(7), range(0, 1), range(0, 1), 1) == (
+        S.LLM_PARAM_INVALID)
+    with pytest.raises(ValueError, match="src_batch_index"):
+        keyed.src_batch_index = 1 << 32
+    keyed.cache_key = ld.BlocksCacheKey(8)
+    assert keyed.dst_cluster_id == 8
 
 
 def test_every_method_of_a_finalized_cache_manager_is_engine_finalized():

@@ -28,6 +28,9 @@ public final class CacheTask: Sendable {
         return clusters.map { results[$0] }
     }
 
+    /// Whether the task has ended: its results are final and its synchronizer is asked about no further layer.
+    public var isDone: Bool { outcome.isDone }
+
     /// `synchronize()` for Swift concurrency callers: suspends, without blocking a thread, until the task is done.
     public func wait() async -> LLMStatusCode {
         let results = await outcome.results()
@@ -52,6 +55,8 @@ final class TaskOutcome: Sendable {
             if !state.done { state.results[cluster] = status }
         }
     }
+
+    var isDone: Bool { state.withLock { $0.done } }
 
     /// Marks the task done (once) and wakes its waiters.
     func finish() {

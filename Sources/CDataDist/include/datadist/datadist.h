@@ -8,10 +8,10 @@
  * message naming the argument. Output arguments are written only on success.
  *
  * Handles are opaque: an engine (one LLMDataDist instance), a cache manager (the engine's, for one
- * initialisation: after datadist_engine_finalize every call on it returns DATADIST_ENGINE_FINALIZED) and a cache
- * (the value a cache manager returned). Each handle is freed with its own *_release / *_destroy call; a freed
- * handle is refused, not dereferenced. Releasing a cache handle frees only the handle, never the cache's memory
- * (that is datadist_deallocate_cache's job).
+ * initialisation: after datadist_engine_finalize every call on it returns DATADIST_ENGINE_FINALIZED), a cache
+ * (the value a cache manager returned) and a cache task (a running or ended transfer_cache_async). Each handle
+ * is freed with its own *_release / *_destroy call; a freed handle is refused, not dereferenced. Releasing a cache
+ * handle frees only the handle, never the cache's memory (that is datadist_deallocate_cache's job).
  *
  * Thread safety: every call may be made from any thread, and calls on one engine or cache manager from many
  * threads at once are safe. Blocking calls (link, unlink, pull, push) block only the calling thread.
@@ -197,6 +197,9 @@ datadist_status datadist_engine_link_clusters(
 datadist_status datadist_engine_unlink_clusters(
     datadist_engine *engine, const datadist_cluster_info *clusters, size_t count, int32_t timeout_ms, bool force,
     datadist_status *rets, size_t *rets_written);
+/* The data plane of the link to cluster_id: "shm" (the memfd mapping) or "ucx", a static string;
+ * DATADIST_NOT_YET_LINK when there is no such link. */
+datadist_status datadist_engine_link_transport(datadist_engine *engine, uint64_t cluster_id, const char **out);
 /* listen_ip_info "ip:port" or NULL (stop listening). */
 datadist_status datadist_engine_switch_role(datadist_engine *engine, int32_t role, const char *listen_ip_info);
 /* The engine's cache manager for this initialisation; release it with datadist_cache_manager_release. */
@@ -262,6 +265,74 @@ datadist_status datadist_register_blocks_cache(
     const datadist_blocks_cache_key *key, int32_t remote_accessible, datadist_cache **out);
 datadist_status datadist_unregister_cache(datadist_cache_manager *manager, int64_t cache_id);
 datadist_status datadist_audit_cache_manager(datadist_cache_manager *manager, datadist_audit *out);
+
+/* Layer-wise asynchronous push (the reference's transfer_cache_async; needs enable_remote_cache_accessible on
+ * both sides). A task handle reports the outcome; release it with datadist_cache_task_release (the task goes on
+ * running without its handle). */
+typedef struct datadist_cache_task datadist_cache_task;
+
+/* Returns when layer layer_index of the source may be sent: true to send it, false to abort the task (its
+ * configs covering that layer get DATADIST_PARAM_INVALID). timeout_ms is how long the task waits for the answer
+ * (-1: no limit); a later answer is ignored. Called from a thread of the library's, never the caller's, one call
+ * at a time per task, in ascending layer order. It must not throw or longjmp. */
+typedef bool (*datadist_layer_sync_fn)(void *user_data, uint32_t layer_index, int64_t timeout_ms);
+/* Called exactly once per datadist_transfer_cache_async* call (when not NULL), on any thread, once the library
+ * will not call synchronize with user_data again: before an error return, or once the task has ended and no
+ * synchronize call is running. user_data must stay valid until then. */
+typedef void (*datadist_release_fn)(void *user_data);
+
+/* To raw addresses: 2 per layer sent (K, V), in layer order. Layers [src_layer_start, src_layer_stop) of the
+ * source, or every layer when has_src_layers is false. */
+typedef struct datadist_transfer_config {
+    uint64_t dst_cluster_id;
+    const uint64_t *dst_addrs;
+    size_t dst_addr_count;
+    bool has_src_layers;
+    int64_t src_layer_start;
+    int64_t src_layer_stop;
+    uint32_t src_batch_index;
+} datadist_transfer_config;
+
+#define DATADIST_TRANSFER_TO_SLOT 0   /* slot: a remote cache's slot (contiguous sources) */
+#define DATADIST_TRANSFER_TO_BLOCKS 1 /* blocks: a remote model's blocks cache (blocks sources) */
+
+/* To a remote cache named by key: source layer src_layer_start + i goes to destination layer
+ * dst_layer_start + i; both ranges non-empty and of one length. */
+typedef struct datadist_transfer_key_config {
+    int32_t kind; /* DATADIST_TRANSFER_TO_* */
+    datadist_cache_key_by_id slot;
+    datadist_blocks_cache_key blocks;
+    int64_t src_layer_start;
+    int64_t src_layer_stop;
+    int64_t dst_layer_start;
+    int64_t dst_layer_stop;
+    uint32_t src_batch_index; /* slot destinations only */
+} datadist_transfer_key_config;
+
+/* Checks everything that needs no peer (errors are returned here), then pushes in the background. Block lists:
+ * count 0 means none; dst_block_bytes 0 means none (for a contiguous source with dst_blocks). */
+datadist_status datadist_transfer_cache_async(
+    datadist_cache_manager *manager, const datadist_cache *src_cache, datadist_layer_sync_fn synchronize,
+    datadist_release_fn release, void *user_data, const datadist_transfer_config *configs, size_t config_count,
+    const int64_t *src_blocks, size_t src_block_count, const int64_t *dst_blocks, size_t dst_block_count,
+    uint64_t dst_block_bytes, datadist_cache_task **out);
+datadist_status datadist_transfer_cache_async_by_key(
+    datadist_cache_manager *manager, const datadist_cache *src_cache, datadist_layer_sync_fn synchronize,
+    datadist_release_fn release, void *user_data, const datadist_transfer_key_config *configs, size_t config_count,
+    const int64_t *src_blocks, size_t src_block_count, const int64_t *dst_blocks, size_t dst_block_count,
+    datadist_cache_task **out);
+/* Waits up to timeout_ms (-1: until done) and writes the task's overall status to *out: DATADIST_TIMEOUT if it
+ * is still running (it goes on), else the first result that is neither success nor missing, else success. */
+datadist_status datadist_cache_task_synchronize(datadist_cache_task *task, int64_t timeout_ms, datadist_status *out);
+/* Waits as datadist_cache_task_synchronize does, then writes one result per config, in order, to the first
+ * min(capacity, count) entries of codes and sent (sent[i] false: config i's last layer was never sent; while
+ * still running every code is DATADIST_TIMEOUT); *count is the number of configs. */
+datadist_status datadist_cache_task_results(
+    datadist_cache_task *task, int64_t timeout_ms, datadist_status *codes, bool *sent, size_t capacity,
+    size_t *count);
+/* Whether the task has ended (its results are final; synchronize is not called for any further layer). */
+datadist_status datadist_cache_task_is_done(datadist_cache_task *task, bool *out);
+datadist_status datadist_cache_task_release(datadist_cache_task *task);
 
 #ifdef __cplusplus
 }
