@@ -225,12 +225,22 @@ package enum LinkHandshake {
             dataPlane: SharedMemoryDataPlane(
                 peerClusterID: hello.clusterID, mappings: peerRegions, imports: keys.imports, exports: keys.exports,
                 sharing: offer.deviceSharing))
+        return admit(established, offer: offer, admission: admission) { refusal in
+            defer { unix.close() }
+            return refuse(refusal, on: unix)
+        }
+    }
+
+    /// The server's last steps, on either data plane: registers `established` (or answers `refuse` with the
+    /// admission's refusal), starts its reader and welcomes the client.
+    static func admit(
+        _ established: EstablishedLink, offer: LinkOffer, admission: some LinkAdmission,
+        refuse: (Refusal) -> Result<PeerChannel, Refusal>
+    ) -> Result<PeerChannel, Refusal> {
         let channel: PeerChannel
         switch admission.register(established) {
         case .success(let registered): channel = registered
-        case .failure(let refusal):
-            defer { unix.close() }
-            return refuse(refusal, on: unix)
+        case .failure(let refusal): return refuse(refusal)
         }
         // The reader may start first: the client sends nothing before it has the welcome.
         do throws(LinkError) {

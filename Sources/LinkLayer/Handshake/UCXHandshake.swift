@@ -45,23 +45,7 @@ enum UCXHandshake {
         }
         let established = EstablishedLink(
             remoteClusterID: peer, socket: tcp, inbox: inbox, dataPlane: dataPlane)
-        let channel: PeerChannel
-        switch admission.register(established) {
-        case .success(let registered): channel = registered
-        case .failure(let refusal): return refuse(refusal)
-        }
-        do throws(LinkError) {
-            try channel.start()
-        } catch {
-            return .failure(admission.refusal(forFailedSetup: error.message))
-        }
-        do throws(Socket.Failure) {
-            try channel.connection.send(
-                Frame(kind: .welcome, requestID: 1, payload: ClusterIdentifier(offer.clusterID).encoded()))
-        } catch {
-            channel.connection.close(.failed("sending the welcome failed: \(error)"))
-        }
-        return .success(channel)
+        return LinkHandshake.admit(established, offer: offer, admission: admission, refuse: refuse)
     }
 
     /// The client side, given the server's `ucxOffer` frame read from `inbox`. On success the channel owns `tcp`.
