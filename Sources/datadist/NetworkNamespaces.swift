@@ -25,6 +25,7 @@ struct NamespacePair {
     /// 15 bytes) and this process. Removes what it made if a step fails.
     static func create(tag: String = "dd") throws(NamespaceError) -> NamespacePair {
         if let reason = unavailableReason { throw NamespaceError(message: reason) }
+        removeStale(tag: tag)
         let suffix = "\(tag)\(getpid() % 100_000)"
         let pair = NamespacePair(
             first: "\(suffix)a", second: "\(suffix)b", firstInterface: "v\(suffix)a", secondInterface: "v\(suffix)b",
@@ -36,6 +37,18 @@ struct NamespacePair {
             throw error
         }
         return pair
+    }
+
+    /// Deletes the pairs of `tag` whose process is gone: one that exited without destroying its pair (a test
+    /// process ends before the last instance of its suite is released) leaves it behind.
+    static func removeStale(tag: String) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []
+        for name in names where name.hasPrefix(tag) && (name.hasSuffix("a") || name.hasSuffix("b")) {
+            guard let pid = Int32(name.dropFirst(tag.count).dropLast()), kill(pid, 0) != 0, errno == ESRCH else {
+                continue
+            }
+            try? IPCommand.run(["netns", "delete", name], quiet: true)
+        }
     }
 
     private func setUp() throws(NamespaceError) {

@@ -35,6 +35,9 @@ enum CLI {
         for name in ["LD_LIBRARY_PATH", "ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"] {
             if let value = parent[name] { environment[name] = value }
         }
+        // No Swift backtracer in a crashing child: it inherits the child's stdout, and once it hung (under ASan, after
+        // UCX aborted a `serve`) holding the pipe open, so the test waiting for that stdout to end never did.
+        environment["SWIFT_BACKTRACE"] = parent["SWIFT_BACKTRACE"] ?? "enable=no"
         environment.merge(variables) { _, new in new }
         return environment
     }

@@ -7,7 +7,7 @@ import Testing
 /// the bytes over TCP: two namespaces of one machine share /dev/shm and the PID namespace, so UCX's shared-memory
 /// transports would otherwise treat them as one host.
 @Suite(
-    "two hosts: serve and pull in two network namespaces", .serialized,
+    "two hosts: serve and pull in two network namespaces", .serialized, .timeLimit(.minutes(3)),
     .enabled(if: NamespacePair.unavailableReason == nil, "needs root and iproute2 (network namespaces)"))
 final class CrossHostTests {
     static let shape = ["--layers", "2", "--tokens", "64", "--hidden", "256"]
@@ -87,6 +87,7 @@ final class CrossHostTests {
 
     @Test("demo --cross-host: every byte verified across the namespaces, both audits clean")
     func demo() throws {
+        defer { hosts.destroy() }  // the suite instance of the last test may outlive the process
         let output = try CLI.run(
             ["demo", "--cross-host", "--json", "--requests", "4"] + Self.shape, environment: ["UCX_TLS": "tcp"],
             timeout: .seconds(60))
@@ -102,6 +103,7 @@ final class CrossHostTests {
 
     @Test("automatic selection: the memfd exchange cannot cross namespaces, so UCX carries the pulls")
     func automaticFallsBackToUCX() throws {
+        defer { hosts.destroy() }  // the suite instance of the last test may outlive the process
         let (serve, port) = try startServe(["--requests", "4", "--remove", "3"] + Self.shape)
         let pull = try startPull(port: port, ["--requests", "4", "--removed", "3"] + Self.shape)
         #expect(try pull.wait(timeout: .seconds(30)) == 0, "stderr: \(pull.standardError)")
@@ -117,6 +119,7 @@ final class CrossHostTests {
 
     @Test("DATADIST_TRANSPORT=shm across namespaces: the link is refused with LLM_FEATURE_NOT_ENABLED")
     func sharedMemoryOnlyIsRefused() throws {
+        defer { hosts.destroy() }  // the suite instance of the last test may outlive the process
         let (serve, port) = try startServe(["--requests", "2"] + Self.shape)
         let pull = try startPull(port: port, ["--requests", "2"] + Self.shape, transport: "shm")
         #expect(try pull.wait(timeout: .seconds(30)) != 0)
@@ -129,6 +132,7 @@ final class CrossHostTests {
 
     @Test("the prompt is SIGKILLed mid-stream across the veth: the decoder fails within syncKVTimeout + 1 s")
     func promptKilled() throws {
+        defer { hosts.destroy() }  // the suite instance of the last test may outlive the process
         let (serve, port) = try startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
         let pull = try startStream(port: port)
         try expectStreamFails(pull) { serve.signal(SIGKILL) }
@@ -137,6 +141,7 @@ final class CrossHostTests {
 
     @Test("the link goes down mid-stream: the decoder fails in time, the prompt releases its pins, a relink works")
     func linkDownThenRelink() throws {
+        defer { hosts.destroy() }  // the suite instance of the last test may outlive the process
         let (serve, port) = try startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
         // Paced, so that the cut almost always falls between pulls (the next pull's request for a grant then times
         // out): a one-sided read in flight at the cut reaches the prompt after the link is back, from a decoder
@@ -168,6 +173,7 @@ final class CrossHostTests {
 
     @Test("packets dropped (2 % each way) and the link shaped to 200 Mbit/s: every pull still arrives intact")
     func lossyNetwork() throws {
+        defer { hosts.destroy() }  // the suite instance of the last test may outlive the process
         try hosts.impair(lossPercent: 2, rateMbit: 200)
         let (serve, port) = try startServe(["--requests", "6"] + Self.shape)
         let pull = try startPull(port: port, ["--requests", "6", "--sync-timeout-ms", "10000"] + Self.shape)

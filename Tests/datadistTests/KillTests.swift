@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Peers dying or stalling in the middle of a stream of pulls, as separate processes killed with signals.
-@Suite("datadist serve / pull: killed and stalled peers", .serialized)
+@Suite("datadist serve / pull: killed and stalled peers", .serialized, .timeLimit(.minutes(3)))
 struct KillTests {
     static let shape = ["--layers", "2", "--tokens", "64", "--hidden", "256"]
     static let syncTimeoutMilliseconds = 500
