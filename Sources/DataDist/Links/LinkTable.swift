@@ -164,9 +164,14 @@ final class LinkTable: Sendable {
 
     /// The live link to `clusterID`, for a transfer named `operation`.
     func link(to clusterID: UInt64, for operation: String) throws(LLMError) -> PeerLink {
-        let (link, lostReason) = registry.withLock { ($0.links[clusterID], $0.lost[clusterID]) }
+        let (link, lostReason, unlinking) = registry.withLock { registry in
+            let link = registry.links[clusterID]
+            return (link, registry.lost[clusterID], link.map { registry.unlinking.contains($0.serial) } ?? false)
+        }
         guard let link, link.channel.isOpen else {
-            if let reason = lostReason {
+            // A link that just broke may still be listed, its close not yet recorded: it failed all the same.
+            let closed = link?.channel.closeReason.flatMap { $0.isDeliberate || unlinking ? nil : $0 }
+            if let reason = lostReason ?? closed {
                 throw LLMError(
                     .linkFailed,
                     "\(operation): the link to cluster \(clusterID) failed (\(reason)); unlink and link again")

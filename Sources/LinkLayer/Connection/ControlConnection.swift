@@ -149,6 +149,9 @@ package final class ControlConnection: Sendable {
 
     package var isOpen: Bool { state.withLock { $0.closedReason == nil } }
 
+    /// Why the connection closed, or nil while it is open.
+    package var closeReason: CloseReason? { state.withLock { $0.closedReason } }
+
     /// Sends a request and waits up to `timeout` for its reply. A `refusal` reply is thrown as `.refused`.
     package func request(_ kind: MessageKind, _ payload: [UInt8], timeout: Duration, what: String) throws(LinkError)
         -> Frame

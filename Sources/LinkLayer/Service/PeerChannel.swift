@@ -28,6 +28,9 @@ package final class PeerChannel: Sendable {
 
     package var isOpen: Bool { connection.isOpen }
 
+    /// Why the link closed, or nil while it is open.
+    package var closeReason: CloseReason? { connection.closeReason }
+
     /// Asks the owner to resolve and pin `request`.
     package func resolve(_ request: ResolveRequest, timeout: Duration, what: String) throws(LinkError) -> Grant {
         try grant(of: connection.request(.resolve, request.encoded(), timeout: timeout, what: what), what: what)
