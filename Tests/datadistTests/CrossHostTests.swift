@@ -18,8 +18,6 @@ final class CrossHostTests {
         hosts = try NamespacePair.create(tag: "xh")
     }
 
-    deinit { hosts.destroy() }
-
     /// What both sides get besides the test's own settings: UCX on TCP over the veth.
     static func environment(_ transport: String = "auto") -> [String: String] {
         ["UCX_TLS": "tcp", "DATADIST_TRANSPORT": transport]
@@ -87,7 +85,7 @@ final class CrossHostTests {
 
     @Test("demo --cross-host: every byte verified across the namespaces, both audits clean")
     func demo() throws {
-        defer { hosts.destroy() }  // the suite instance of the last test may outlive the process
+        defer { hosts.destroy() }  // not in deinit: the last test's suite instance may outlive the process
         let output = try CLI.run(
             ["demo", "--cross-host", "--json", "--requests", "4"] + Self.shape, environment: ["UCX_TLS": "tcp"],
             timeout: .seconds(60))
@@ -103,7 +101,7 @@ final class CrossHostTests {
 
     @Test("automatic selection: the memfd exchange cannot cross namespaces, so UCX carries the pulls")
     func automaticFallsBackToUCX() throws {
-        defer { hosts.destroy() }  // the suite instance of the last test may outlive the process
+        defer { hosts.destroy() }  // not in deinit: the last test's suite instance may outlive the process
         let (serve, port) = try startServe(["--requests", "4", "--remove", "3"] + Self.shape)
         let pull = try startPull(port: port, ["--requests", "4", "--removed", "3"] + Self.shape)
         #expect(try pull.wait(timeout: .seconds(30)) == 0, "stderr: \(pull.standardError)")
@@ -119,7 +117,7 @@ final class CrossHostTests {
 
     @Test("DATADIST_TRANSPORT=shm across namespaces: the link is refused with LLM_FEATURE_NOT_ENABLED")
     func sharedMemoryOnlyIsRefused() throws {
-        defer { hosts.destroy() }  // the suite instance of the last test may outlive the process
+        defer { hosts.destroy() }  // not in deinit: the last test's suite instance may outlive the process
         let (serve, port) = try startServe(["--requests", "2"] + Self.shape)
         let pull = try startPull(port: port, ["--requests", "2"] + Self.shape, transport: "shm")
         #expect(try pull.wait(timeout: .seconds(30)) != 0)
@@ -132,7 +130,7 @@ final class CrossHostTests {
 
     @Test("the prompt is SIGKILLed mid-stream across the veth: the decoder fails within syncKVTimeout + 1 s")
     func promptKilled() throws {
-        defer { hosts.destroy() }  // the suite instance of the last test may outlive the process
+        defer { hosts.destroy() }  // not in deinit: the last test's suite instance may outlive the process
         let (serve, port) = try startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
         let pull = try startStream(port: port)
         try expectStreamFails(pull) { serve.signal(SIGKILL) }
@@ -141,7 +139,7 @@ final class CrossHostTests {
 
     @Test("the link goes down mid-stream: the decoder fails in time, the prompt releases its pins, a relink works")
     func linkDownThenRelink() throws {
-        defer { hosts.destroy() }  // the suite instance of the last test may outlive the process
+        defer { hosts.destroy() }  // not in deinit: the last test's suite instance may outlive the process
         let (serve, port) = try startServe(["--prefix-keys", "--requests", "4"] + Self.shape)
         // Paced, so that the cut almost always falls between pulls (the next pull's request for a grant then times
         // out): a one-sided read in flight at the cut reaches the prompt after the link is back, from a decoder
@@ -173,7 +171,7 @@ final class CrossHostTests {
 
     @Test("packets dropped (2 % each way) and the link shaped to 200 Mbit/s: every pull still arrives intact")
     func lossyNetwork() throws {
-        defer { hosts.destroy() }  // the suite instance of the last test may outlive the process
+        defer { hosts.destroy() }  // not in deinit: the last test's suite instance may outlive the process
         try hosts.impair(lossPercent: 2, rateMbit: 200)
         let (serve, port) = try startServe(["--requests", "6"] + Self.shape)
         let pull = try startPull(port: port, ["--requests", "6", "--sync-timeout-ms", "10000"] + Self.shape)

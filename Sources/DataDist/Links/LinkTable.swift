@@ -164,14 +164,9 @@ final class LinkTable: Sendable {
 
     /// The live link to `clusterID`, for a transfer named `operation`.
     func link(to clusterID: UInt64, for operation: String) throws(LLMError) -> PeerLink {
-        let (link, lostReason, unlinking) = registry.withLock { registry in
-            let link = registry.links[clusterID]
-            return (link, registry.lost[clusterID], link.map { registry.unlinking.contains($0.serial) } ?? false)
-        }
+        let (link, lostReason) = registry.withLock { ($0.links[clusterID], $0.lost[clusterID]) }
         guard let link, link.channel.isOpen else {
-            // A link that just broke may still be listed, its close not yet recorded: it failed all the same.
-            let closed = link?.channel.closeReason.flatMap { $0.isDeliberate || unlinking ? nil : $0 }
-            if let reason = lostReason ?? closed {
+            if let reason = lostReason ?? link.flatMap(brokenReason) {
                 throw LLMError(
                     .linkFailed,
                     "\(operation): the link to cluster \(clusterID) failed (\(reason)); unlink and link again")
@@ -179,6 +174,13 @@ final class LinkTable: Sendable {
             throw LLMError(.notYetLink, "\(operation): cluster \(clusterID) is not linked; call linkClusters first")
         }
         return link
+    }
+
+    /// Why `link`, closed but still listed (its close not yet recorded), broke; nil when it was closed on purpose.
+    /// Off the hot path: asked only once a transfer found its link closed.
+    private func brokenReason(_ link: PeerLink) -> CloseReason? {
+        guard let reason = link.channel.closeReason, !reason.isDeliberate else { return nil }
+        return registry.withLock { $0.unlinking.contains(link.serial) } ? nil : reason
     }
 
     // MARK: setting links up
