@@ -102,6 +102,10 @@ static int parse_flag(const char *text, int *out) {
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+// Held shared by each synchronous copy while its bytes move outside `lock`, so that copies on several threads run
+// at once as on a device; taken exclusively (under `lock`) before any memory is unmapped, so nothing is unmapped
+// under a copy.
+static pthread_rwlock_t copying = PTHREAD_RWLOCK_INITIALIZER;
 static char *overrides[KEY_COUNT];   // NULL: use getenv; guarded by lock
 
 typedef struct interned {
@@ -306,6 +310,9 @@ static int record_allocation(allocation entry) {
 // Drops the record and releases what the fake itself allocated (device memfds, pinned host memory); imported
 // and registered memory is released by their own calls.
 static void remove_allocation(allocation *entry) {
+    // Copies start only under `lock`, which the caller holds: once this barrier passes, none is in flight.
+    pthread_rwlock_wrlock(&copying);
+    pthread_rwlock_unlock(&copying);
     if (entry->kind == KIND_DEVICE) {
         munmap((void *)entry->base, entry->mapped);
         close(entry->fd);
@@ -688,8 +695,13 @@ EXPORT aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t c
     aclError rc = enter(&cfg, 1, "aclrtMemcpy");
     if (rc == ACL_SUCCESS) rc = check_copy(dst, destMax, src, count, kind);
     if (rc == ACL_SUCCESS) rc = check_cross_device(dst, src, count, kind, 0);
-    if (rc == ACL_SUCCESS && count > 0) memmove(dst, src, count);
+    int moving = rc == ACL_SUCCESS && count > 0;
+    if (moving) pthread_rwlock_rdlock(&copying);
     pthread_mutex_unlock(&lock);
+    if (moving) {
+        memmove(dst, src, count);
+        pthread_rwlock_unlock(&copying);
+    }
     return rc;
 }
 
