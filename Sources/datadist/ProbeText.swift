@@ -97,6 +97,13 @@ enum ProbeText {
                     ? "\(hcomm.name) present (the vendor's one-sided library; detected only, not used)"
                     : "\(hcomm.name) not found (the vendor's one-sided library; detected only): \(hcomm.detail ?? "dlopen failed")"
             ))
+        let ucx = transfers.ucx
+        let selection = ucx.selection.map { "; UCX_TLS=\($0) picks among them" } ?? ""
+        rows.append(
+            TransferRow(
+                name: "UCX", ok: ucx.available,
+                text: ucx.available
+                    ? ucx.transports.joined(separator: ", ") + selection : ucx.reason ?? "not available"))
         return rows
     }
 

@@ -2,7 +2,7 @@ import DataDistTestSupport
 import Foundation
 import Testing
 
-/// `datadist probe`'s device transfer paths: IPC (and why not), peer access per device pair, libhcomm.
+/// `datadist probe`'s device transfer paths: IPC (and why not), peer access per device pair, libhcomm, UCX.
 @Suite("datadist probe: device transfers")
 struct ProbeTransfersTests {
     private func fake(_ name: String = "lib_FakeAscendCL.so") throws -> String {
@@ -76,6 +76,29 @@ struct ProbeTransfersTests {
         let report = try transfers([:])
         for name in ["ipc", "asyncCopy", "hostRegister", "peerAccess"] {
             #expect((report[name] as? [String: Any])?["available"] as? Bool == true, "\(name)")
+        }
+    }
+
+    @Test("UCX's transports on this host, as ucx_info -d lists them; UCX_TLS reported as the selection, in JSON and text")
+    func ucxTransports() throws {
+        let environment = ["UCX_TLS": "tcp"]
+        let ucx = try #require(try transfers(environment)["ucx"] as? [String: Any])
+        #expect(ucx["available"] as? Bool == true)
+        #expect(ucx["reason"] is NSNull)
+        #expect(ucx["selection"] as? String == "tcp")
+        let transports = try #require(ucx["transports"] as? [String])
+        // Every UCX build has its loopback transport and, on a host with one, TCP over the loopback interface.
+        #expect(transports.contains { $0.hasPrefix("self/") })
+        #expect(transports.contains("tcp/lo"))
+        #expect(transports.allSatisfy { $0.split(separator: "/").count == 2 })
+        let text = try CLI.run(["probe"], environment: environment)
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("✓ UCX"))
+        #expect(text.stdout.contains("tcp/lo"))
+        #expect(text.stdout.contains("UCX_TLS=tcp picks among them"))
+        if ProcessInfo.processInfo.environment["UCX_TLS"] == nil {
+            let unset = try #require(try transfers([:])["ucx"] as? [String: Any])
+            #expect(unset["selection"] is NSNull)
         }
     }
 }

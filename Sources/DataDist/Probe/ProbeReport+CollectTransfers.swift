@@ -1,10 +1,12 @@
 import DeviceRuntime
+import LinkLayer
 
 extension ProbeReport.Transfers {
     /// `DATADIST_HCOMM_LIBRARY` names the one-sided library to look for (default `libhcomm.so`).
     static let hcommVariable = "DATADIST_HCOMM_LIBRARY"
 
-    /// Asks `runtime` which features it has and which device pairs reach each other, and looks for libhcomm.
+    /// Asks `runtime` which features it has and which device pairs reach each other, looks for libhcomm, and asks
+    /// UCX for its transports.
     ///
     /// - Throws: `.failed` naming the pair when the runtime cannot answer for a pair of valid devices.
     static func collect(runtime: any DeviceRuntime, environment: [String: String]) throws(LLMError) -> Self {
@@ -35,6 +37,20 @@ extension ProbeReport.Transfers {
             ipc: feature(.ipc),
             peerAccess: ProbeReport.PeerAccess(available: peer.isAvailable, reason: peer.reason, pairs: pairs),
             asyncCopy: feature(.asyncCopy), hostRegister: feature(.hostRegister),
-            hcomm: ProbeReport.Library(name: name, present: hcomm.present, detail: hcomm.present ? nil : hcomm.detail))
+            hcomm: ProbeReport.Library(name: name, present: hcomm.present, detail: hcomm.present ? nil : hcomm.detail),
+            ucx: ucxTransports(environment: environment))
+    }
+
+    private static func ucxTransports(environment: [String: String]) -> ProbeReport.UCXTransports {
+        let selection = environment["UCX_TLS"].flatMap { $0.isEmpty ? nil : $0 }
+        switch UCXTransportList.query() {
+        case .success(let transports):
+            return ProbeReport.UCXTransports(
+                available: !transports.isEmpty, reason: transports.isEmpty ? "UCX found no transport" : nil,
+                transports: transports, selection: selection)
+        case .failure(let error):
+            return ProbeReport.UCXTransports(
+                available: false, reason: error.message, transports: [], selection: selection)
+        }
     }
 }

@@ -11,13 +11,46 @@ extension ProbeReport {
         public var hostRegister: Feature
         /// The vendor's one-sided communication library (`libhcomm.so`), detected with dlopen only, not used.
         public var hcomm: Library
+        /// The transports UCX has on this host, for links to peers the memfd mapping cannot reach.
+        public var ucx: UCXTransports
 
-        public init(ipc: Feature, peerAccess: PeerAccess, asyncCopy: Feature, hostRegister: Feature, hcomm: Library) {
+        public init(
+            ipc: Feature, peerAccess: PeerAccess, asyncCopy: Feature, hostRegister: Feature, hcomm: Library,
+            ucx: UCXTransports
+        ) {
             self.ipc = ipc
             self.peerAccess = peerAccess
             self.asyncCopy = asyncCopy
             self.hostRegister = hostRegister
             self.hcomm = hcomm
+            self.ucx = ucx
+        }
+    }
+
+    /// What UCX offers on this host.
+    public struct UCXTransports: Sendable, Codable, Hashable {
+        /// Whether UCX could list its transports.
+        public var available: Bool
+        /// Why not; nil when available.
+        public var reason: String?
+        /// Every transport resource UCX found, as "transport/device" (`tcp/eth0`, `cma/memory`, `rc_mlx5/mlx5_0:1`).
+        public var transports: [String]
+        /// `UCX_TLS` as set in the environment (what UCX may pick from `transports`), nil when unset.
+        public var selection: String?
+
+        public init(available: Bool, reason: String?, transports: [String], selection: String?) {
+            self.available = available
+            self.reason = reason
+            self.transports = transports
+            self.selection = selection
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(available, forKey: .available)
+            try container.encode(reason, forKey: .reason)
+            try container.encode(transports, forKey: .transports)
+            try container.encode(selection, forKey: .selection)
         }
     }
 
