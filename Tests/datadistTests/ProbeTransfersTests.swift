@@ -79,7 +79,7 @@ struct ProbeTransfersTests {
         }
     }
 
-    @Test("UCX's transports on this host, as ucx_info -d lists them; UCX_TLS reported as the selection, in JSON and text")
+    @Test("UCX's transports on this host, as ucx_info -d lists them; UCX_TLS as the selection, in JSON and text")
     func ucxTransports() throws {
         let environment = ["UCX_TLS": "tcp"]
         let ucx = try #require(try transfers(environment)["ucx"] as? [String: Any])
