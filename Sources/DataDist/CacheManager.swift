@@ -221,13 +221,17 @@ public final class CacheManager: Sendable {
         }
     }
 
-    /// Drops a cache and every key bound to it (registered or allocated). Unknown ids: no-op.
+    /// Drops a cache and every key bound to it (registered or allocated). Unknown ids: no-op. When it returns, no
+    /// peer moves bytes of the cache any more: a peer's transfer of it in flight is waited for, up to
+    /// `LLMConfig.syncKVTimeout`, and then fails (its link is closed); so registered memory may be freed then.
     public func unregisterCache(_ cacheID: Int64) throws(LLMError) {
         try resources.gate(.unregisterCache)
-        try store.table.withLock { table throws(LLMError) in
+        let withdrawn = try store.table.withLock { table throws(LLMError) -> [UInt32] in
             try store.ensureOpen(table)
             table.erase(cacheID)
+            return table.takeWithdrawnRegions()
         }
+        links.settlePeerTransfers(ofUnregistered: cacheID, withdrawing: withdrawn)
     }
 
     // MARK: diagnostics
