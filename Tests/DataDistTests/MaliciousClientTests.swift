@@ -267,15 +267,18 @@ import Glibc
         #expect(published.allSatisfy { $0.descriptor.size == 256 }, "each region is exactly one tensor")
 
         let grant = try Grant(
-            payload: try peer.request(.resolve, Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 2)).encoded())
-                .payload)
+            payload: try peer.request(
+                .resolve, Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 2)).encoded()
+            )
+            .payload)
         #expect(grant.extents.map(\.regionID) == published.map(\.descriptor.regionID))
         #expect(grant.extents.allSatisfy { $0.offset == 128 && $0.length == 64 })
         try peer.post(.release, ReleaseNotice(pinID: grant.pinID, succeeded: true).encoded())
 
         let refused: [(ResolveRequest, LLMStatusCode)] = [
             (Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 4)), .kvCacheNotExist),  // past the batch
-            (Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 3), bytes: 65), .paramInvalid),  // past the slot
+            // past the slot
+            (Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 3), bytes: 65), .paramInvalid),
             (Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 0), tensors: 1..<3), .paramInvalid),
             (Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 0), write: true), .paramInvalid),
             (Self.resolve(.key(reqID: 2, prefixID: .max, modelID: 0)), .featureNotEnabled),  // not remote-accessible
@@ -288,7 +291,8 @@ import Glibc
         #expect(prompt.audit().pinnedByPeers == 0)
         try prompt.unregisterCache(registered.cacheID)
         #expect(try peer.refusal(of: Self.resolve(.key(reqID: 1, prefixID: .max, modelID: 0))) == .kvCacheNotExist)
-        #expect(try peer.refusal(of: Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 0))) == .kvCacheNotExist)
+        #expect(
+            try peer.refusal(of: Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 0))) == .kvCacheNotExist)
         peer.channel.close()
         try prompt.unregisterCache(unshared.cacheID)
         try pair.finish()

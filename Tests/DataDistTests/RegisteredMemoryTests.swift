@@ -149,7 +149,8 @@ final class CallerMemory: @unchecked Sendable {
             let written = readInt32s(at: memory.addresses[tensor], count: 256)
             let expected = Self.pattern(seed: 1, tensor: tensor, offset: 0, count: 256)
             #expect(Array(written[128..<192]) == (0..<64).map { 500 + Int32(tensor * 10_000 + 64 + $0) })
-            #expect(Array(written[..<128]) == Array(expected[..<128]) && Array(written[192...]) == Array(expected[192...]))
+            #expect(
+                Array(written[..<128]) == Array(expected[..<128]) && Array(written[192...]) == Array(expected[192...]))
             let blocks = readInt32s(at: blocksMemory.addresses[tensor], count: 256)
             let before = Self.pattern(seed: 2, tensor: tensor, offset: 0, count: 256)
             for block in 0..<8 {
@@ -222,7 +223,9 @@ final class CallerMemory: @unchecked Sendable {
         #expect(shm.decoder.linkTransport(toCluster: 1) == .sharedMemory)
         let decoder = try shm.decoder.cacheManager
         let destination = try decoder.allocateCache(Self.desc)
-        expectRefusal(.featureNotEnabled, mentioning: ["caller memory", "memfd", "DATADIST_TRANSPORT=ucx"], in: decoder) {
+        expectRefusal(
+            .featureNotEnabled, mentioning: ["caller memory", "memfd", "DATADIST_TRANSPORT=ucx"], in: decoder
+        ) {
             try decoder.pullCache(key(1), into: destination)
         }
         expectRefusal(.featureNotEnabled, mentioning: ["caller memory", "memfd", "UCX"], in: decoder) {
