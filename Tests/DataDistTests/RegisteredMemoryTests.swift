@@ -287,6 +287,29 @@ final class CallerMemory: @unchecked Sendable {
         try pair.finish()
     }
 
+    /// Two registrations of the same memory share its regions: unregistering one leaves the other reachable.
+    @Test func identicalRegistrationsShareTheirRegionsUntilTheLastGoes() throws {
+        let pair = try LinkedPair(link: false, transport: .ucxTCP)
+        let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
+        let memory = CallerMemory(tensors: 2, bytes: Self.tensorBytes)
+        defer { memory.free() }
+        memory.fill(seed: 60)
+        let first = try prompt.registerCache(Self.desc, addresses: memory.addresses, keys: [key(1)])
+        let second = try prompt.registerCache(Self.desc, addresses: memory.addresses, keys: [key(2)])
+        #expect(prompt.store.table.withLock { $0.registeredRegions.published.count } == 2)
+        Self.link(pair)
+        try prompt.unregisterCache(first.cacheID)
+        let destination = try decoder.allocateCache(Self.desc)
+        try decoder.pullCache(key(2), into: destination, batchIndex: 1)
+        #expect(
+            readInt32s(at: destination.tensorAddresses[1] + 256, count: 64)
+                == Self.pattern(seed: 60, tensor: 1, offset: 0, count: 64))
+        try prompt.unregisterCache(second.cacheID)
+        #expect(prompt.store.table.withLock { $0.registeredRegions.published.isEmpty })
+        try decoder.deallocateCache(destination)
+        try pair.finish()
+    }
+
     /// An unregister while a peer's pull of the cache has copied but not yet released waits for that release;
     /// later pulls find no cache.
     @Test(arguments: overUCX) func unregisterWaitsForAPeersTransferInFlight(transport: TestTransport) throws {
