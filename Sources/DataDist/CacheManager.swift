@@ -221,13 +221,19 @@ public final class CacheManager: Sendable {
         }
     }
 
-    /// Drops a cache and every key bound to it (registered or allocated). Unknown ids: no-op.
+    /// Drops a cache and every key bound to it (registered or allocated). Unknown ids: no-op. For a registered
+    /// cache, when it returns no peer moves bytes of it any more: a peer's transfer of it in flight is waited for,
+    /// up to `LLMConfig.syncKVTimeout`, and then fails (its link is closed), so the caller may free the memory.
     public func unregisterCache(_ cacheID: Int64) throws(LLMError) {
         try resources.gate(.unregisterCache)
-        try store.table.withLock { table throws(LLMError) in
+        let (registered, withdrawn) = try store.table.withLock { table throws(LLMError) -> (Bool, [UInt32]) in
             try store.ensureOpen(table)
+            let registered = table.entry(cacheID).map { !$0.isOwned } ?? false
             table.erase(cacheID)
+            return (registered, table.takeWithdrawnRegions())
         }
+        // A peer's pin keeps pool memory alive by itself; caller memory is the caller's to free once this returns.
+        if registered { links.settlePeerTransfers(ofUnregistered: cacheID, withdrawing: withdrawn) }
     }
 
     // MARK: diagnostics

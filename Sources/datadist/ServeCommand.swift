@@ -17,7 +17,9 @@ struct ServeCommand: ParsableCommand {
             `datadist pull` checks, removes the keys of --remove, prints `READY <port>` (a JSON line with --json) \
             and serves until stdin closes, SIGTERM or SIGINT arrives, or --linger-seconds pass. A line `audit` on \
             stdin prints the current audit. At exit it removes the remaining keys, deallocates, prints its audit \
-            as a JSON line and exits 0 only if the audit is clean.
+            as a JSON line and exits 0 only if the audit is clean. With --registered the caches are memory this \
+            process allocates itself, registered with registerCache (remote-accessible): only UCX serves them, \
+            so links go over UCX (automatic transport).
             """)
 
     @Option(help: "Requests to serve (ids 0..<requests), one cache each.")
@@ -41,6 +43,12 @@ struct ServeCommand: ParsableCommand {
 
     @Flag(help: "Bind prefix keys (never consumed by a pull) instead of request keys.")
     var prefixKeys = false
+
+    @Flag(
+        help:
+            "Serve memory this process allocates itself, registered with registerCache (needs --prefix-keys: keys of registered caches are never consumed)."
+    )
+    var registered = false
 
     @Option(help: "Stop serving after this many seconds.")
     var lingerSeconds: Double?
@@ -73,6 +81,18 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("--corrupt-byte \(corruptByte) must be request:tensor:byte inside the caches")
         }
         if let linger = lingerSeconds, !(linger > 0) { throw ValidationError("--linger-seconds \(linger) must be > 0") }
+        if registered, !prefixKeys {
+            throw ValidationError(
+                "--registered needs --prefix-keys: pulls never consume the keys of a registered cache, as prefix keys")
+        }
+        if registered, requests * shape.tensors > 240 {
+            throw ValidationError(
+                "--registered registers \(requests * shape.tensors) tensors (--requests × 2 × --layers); at most 240 addresses can be registered"
+            )
+        }
+        if registered, !removed.isEmpty {
+            throw ValidationError("--registered cannot --remove: removeCacheKey leaves the keys of registered caches")
+        }
     }
 
     func removedRequests() throws -> [UInt64] {
@@ -87,16 +107,18 @@ struct ServeCommand: ParsableCommand {
 
         let prompt = LLMDataDist(role: .prompt, clusterID: clusterID)
         var config = LLMConfig()
-        config.memoryPool = shape.pool(caches: requests)
+        config.memoryPool = shape.pool(caches: registered ? 1 : requests)
         config.listenAddress = IPEndpoint(host: host, port: port)
         try LinkSecretVariable.apply(to: &config)
         let removed = try removedRequests()
         let caches: [Cache]
         let manager: CacheManager
+        var memory: [UInt] = []
+        defer { for address in memory { BenchMemory.free(address) } }
         do {
             try prompt.initialize(config)
             manager = try prompt.cacheManager
-            caches = try allocateFilled(manager)
+            caches = try allocateFilled(manager, memory: &memory)
             for request in removed {
                 try manager.removeCacheKey(demoKey(request, promptCluster: clusterID, prefix: prefixKeys))
             }
@@ -137,7 +159,9 @@ struct ServeCommand: ParsableCommand {
             for request in 0..<UInt64(requests) {
                 try manager.removeCacheKey(demoKey(request, promptCluster: clusterID, prefix: prefixKeys))
             }
-            for cache in caches { try manager.deallocateCache(cache) }
+            for cache in caches {
+                if registered { try manager.unregisterCache(cache.cacheID) } else { try manager.deallocateCache(cache) }
+            }
         } catch {
             cleanupError = "\(error)"
         }
@@ -151,12 +175,26 @@ struct ServeCommand: ParsableCommand {
         if !clean { throw ExitCode.failure }
     }
 
-    /// One cache per request, each bound to its key and filled with the pattern.
-    private func allocateFilled(_ manager: CacheManager) throws -> [Cache] {
+    /// One cache per request, each bound to its key and filled with the pattern: allocated, or (--registered)
+    /// registered from buffers of this process, whose addresses go to `memory`.
+    private func allocateFilled(_ manager: CacheManager, memory: inout [UInt]) throws -> [Cache] {
         var caches: [Cache] = []
         for request in 0..<UInt64(requests) {
-            let cache = try manager.allocateCache(
-                shape.desc, keys: [demoKey(request, promptCluster: clusterID, prefix: prefixKeys)])
+            let key = demoKey(request, promptCluster: clusterID, prefix: prefixKeys)
+            let cache: Cache
+            if registered {
+                var addresses: [UInt] = []
+                for _ in 0..<shape.tensors {
+                    guard let address = BenchMemory.allocate(shape.tensorBytes) else {
+                        throw ValidationError("cannot allocate \(shape.tensorBytes) bytes to register")
+                    }
+                    memory.append(address)
+                    addresses.append(address)
+                }
+                cache = try manager.registerCache(shape.desc, addresses: addresses, keys: [key], remoteAccessible: true)
+            } else {
+                cache = try manager.allocateCache(shape.desc, keys: [key])
+            }
             caches.append(cache)
             for (tensor, address) in cache.tensorAddresses.enumerated() {
                 KVPattern.fill(address: address, bytes: shape.tensorBytes, request: request, tensor: UInt64(tensor))

@@ -27,6 +27,8 @@ import Glibc
         var poolCount = 0
         /// Over UCX, the peer's own worker (the owner connects an endpoint to it during the handshake).
         var node: UCXNode?
+        /// Over UCX, the owner's offer (its regions and where they lie).
+        var offer: UCXOffer?
 
         init(endpoint: IPEndpoint, clusterID: UInt64, expecting owner: UInt64, transport: TestTransport = .sharedMemory)
             throws
@@ -35,7 +37,7 @@ import Glibc
             guard transport == .sharedMemory || transport == .aclIPC else {
                 let (tcp, offer, node) = try scriptedUCXHello(
                     to: endpoint, clusterID: clusterID, expecting: owner, transport: transport, until: deadline)
-                (channel, poolCount, self.node) = (tcp, offer.regions.count, node)
+                (channel, poolCount, self.node, self.offer) = (tcp, offer.regions.count, node, offer)
                 let welcome = try nextFrame()
                 #expect(welcome.kind == .welcome)
                 return
@@ -239,6 +241,63 @@ import Glibc
 
     /// A peer whose region exchange offers a pool the owner could not rely on: a file that is not sealed
     /// against shrinking (so the peer could truncate it under the owner's copies).
+    /// Registered caller memory over UCX: the owner publishes each remote-accessible registered tensor as a
+    /// region of exactly its bytes, grants exactly the named slot inside it, refuses what lies outside it or is
+    /// not remote-accessible, and after an unregister grants nothing of it.
+    @Test(arguments: [TestTransport.ucx, .ucxTCP]) func registeredMemoryIsGrantedOnlyInsideTheNamedSlot(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(link: false, transport: transport)
+        let prompt = try pair.prompt.cacheManager
+        let desc = CacheDesc(numTensors: 2, shape: [4, 16], dataType: .int32)
+        let (memory, hidden) = (CallerMemory(tensors: 2, bytes: 256), CallerMemory(tensors: 2, bytes: 256))
+        defer {
+            memory.free()
+            hidden.free()
+        }
+        let registered = try prompt.registerCache(
+            desc, addresses: memory.addresses, keys: [CacheKey(promptClusterID: 1, reqID: 1)])
+        let unshared = try prompt.registerCache(
+            desc, addresses: hidden.addresses, keys: [CacheKey(promptClusterID: 1, reqID: 2)], remoteAccessible: false)
+        var peer = try RawPeer(
+            endpoint: pair.promptInfo.remoteIPInfos[0], clusterID: 66, expecting: 1, transport: transport)
+        let offer = try #require(peer.offer)
+        let published = offer.regions.filter { $0.descriptor.regionID >= 16 }
+        #expect(published.map(\.base) == memory.addresses.map(UInt64.init), "only the remote-accessible tensors")
+        #expect(published.allSatisfy { $0.descriptor.size == 256 }, "each region is exactly one tensor")
+
+        let grant = try Grant(
+            payload: try peer.request(
+                .resolve, Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 2)).encoded()
+            )
+            .payload)
+        #expect(grant.extents.map(\.regionID) == published.map(\.descriptor.regionID))
+        #expect(grant.extents.allSatisfy { $0.offset == 128 && $0.length == 64 })
+        try peer.post(.release, ReleaseNotice(pinID: grant.pinID, succeeded: true).encoded())
+
+        let refused: [(ResolveRequest, LLMStatusCode)] = [
+            (Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 4)), .kvCacheNotExist),  // past the batch
+            // past the slot
+            (Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 3), bytes: 65), .paramInvalid),
+            (Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 0), tensors: 1..<3), .paramInvalid),
+            (Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 0), write: true), .paramInvalid),
+            (Self.resolve(.key(reqID: 2, prefixID: .max, modelID: 0)), .featureNotEnabled),  // not remote-accessible
+            (Self.resolve(.slot(cacheID: unshared.cacheID, batchIndex: 0)), .featureNotEnabled),
+        ]
+        for (request, status) in refused {
+            #expect(try peer.refusal(of: request) == status, "\(request.target)")
+        }
+        #expect(try peer.request(.ping, []).kind == .ack)
+        #expect(prompt.audit().pinnedByPeers == 0)
+        try prompt.unregisterCache(registered.cacheID)
+        #expect(try peer.refusal(of: Self.resolve(.key(reqID: 1, prefixID: .max, modelID: 0))) == .kvCacheNotExist)
+        #expect(
+            try peer.refusal(of: Self.resolve(.slot(cacheID: registered.cacheID, batchIndex: 0))) == .kvCacheNotExist)
+        peer.channel.close()
+        try prompt.unregisterCache(unshared.cacheID)
+        try pair.finish()
+    }
+
     @Test func aPeerOfferingAnUnsealedPoolIsRefusedAndTheOwnerServesOn() throws {
         let pair = try LinkedPair(link: false)
         let deadline = ContinuousClock.now.advanced(by: .seconds(3))

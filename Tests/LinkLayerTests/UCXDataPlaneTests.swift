@@ -171,6 +171,40 @@ import Testing
         #expect(throws: ProtocolError.self) { _ = try UCXOffer(payload: offer.encoded()) }
     }
 
+    @Test func anOfferOfThePoolsAndEveryRegisteredTensorDecodes() throws {
+        let offer = UCXOffer(
+            workerAddress: [1], regions: (0..<UInt32(UCXOffer.maxRegions)).map { Self.region(id: $0, key: [1, 2, 3]) })
+        #expect(try UCXOffer(payload: offer.encoded()) == offer)
+        #expect(UCXOffer.maxRegions >= RegionExchange.maxRegions + 240)
+    }
+
+    /// Registered caller memory is withdrawn once its cache is unregistered: unmapped, and left out of every
+    /// later offer, also one that still lists it (made from a snapshot taken before).
+    @Test func aWithdrawnRegionIsNeverOfferedAgain() throws {
+        let (owner, requester) = (try Self.node(tcp: true), try Self.node(tcp: true))
+        let (remote, local) = (Self.buffer(seed: 11), Self.buffer(seed: 0))
+        defer {
+            remote.deallocate()
+            local.deallocate()
+        }
+        let region = PublishedRegion(
+            descriptor: RegionDescriptor(regionID: 20, kind: .device, size: UInt64(Self.size)), fd: -1,
+            base: UInt(bitPattern: remote.baseAddress), isCallerMemory: true)
+        let offer = try owner.offer(of: [region], remoteWrite: false)
+        #expect(offer.regions.map(\.descriptor.regionID) == [20])
+        let plane = try UCXDataPlane(
+            node: requester, peerClusterID: 1, offer: UCXOffer(payload: offer.encoded()),
+            until: .now.advanced(by: .seconds(5)))
+        let move = ExtentMove(
+            local: UInt(bitPattern: local.baseAddress), remote: Grant.Extent(regionID: 20, offset: 64, length: 512),
+            count: 512)
+        try Self.transfer(plane, [move], .read)
+        #expect(Array(local[0..<512]) == Array(remote[64..<576]))
+        plane.close(.unlinked)
+        owner.withdraw([20])
+        #expect(try owner.offer(of: [region], remoteWrite: false).regions.isEmpty)
+    }
+
     @Test func aHugeAnnouncedAddressLengthIsRefusedWithoutReadingOn() {
         var writer = WireWriter()
         writer.u32(.max)

@@ -115,6 +115,21 @@ final class CrossHostTests {
         #expect(try serve.nextJSON()["clean"] as? Bool == true)
     }
 
+    @Test("registered caller memory (serve --registered) pulled across the veth over UCX, every byte")
+    func registeredMemory() throws {
+        defer { hosts.destroy() }  // not in deinit: the last test's suite instance may outlive the process
+        let (serve, port) = try startServe(["--registered", "--prefix-keys", "--requests", "4"] + Self.shape)
+        let pull = try startPull(port: port, ["--prefix-keys", "--requests", "4", "--repeat", "2"] + Self.shape)
+        #expect(try pull.wait(timeout: .seconds(30)) == 0, "stderr: \(pull.standardError)")
+        let report = try pull.nextJSON(timeout: .seconds(1))
+        #expect(report["ok"] as? Bool == true && report["verified"] as? Bool == true, "\(report)")
+        #expect(report["bytesVerified"] as? Int == 2 * 4 * 2 * 2 * 64 * 256 * 2, "2 rounds × 4 requests")
+        #expect(report["transport"] as? String == "ucx")
+        try expectPromptClean(serve, boundKeys: 4)
+        serve.closeStandardInput()
+        #expect(try serve.nextJSON()["clean"] as? Bool == true)
+    }
+
     @Test("DATADIST_TRANSPORT=shm across namespaces: the link is refused with LLM_FEATURE_NOT_ENABLED")
     func sharedMemoryOnlyIsRefused() throws {
         defer { hosts.destroy() }  // not in deinit: the last test's suite instance may outlive the process

@@ -153,6 +153,8 @@ struct TransferCommandTests {
         for (arguments, named) in [
             (["serve", "--remove", "9", "--requests", "2"], "--remove 9"),
             (["serve", "--hidden", "6"], "--hidden 6"),
+            (["serve", "--registered"], "--prefix-keys"),
+            (["serve", "--registered", "--prefix-keys", "--requests", "40"], "240"),
             (["pull", "--port", "1", "--repeat", "2"], "--prefix-keys"),
             (["pull", "--port", "1", "--cluster-id", "1"], "--cluster-id 1"),
             (["demo", "--requests", "1"], "--requests 1"),
@@ -185,6 +187,32 @@ struct TransferCommandTests {
         let short = try CLI.run(["serve", "--requests", "1"], environment: ["DATADIST_LINK_SECRET": "too short"])
         #expect(short.status != 0 && short.stderr.contains("DATADIST_LINK_SECRET"), "\(short.stderr)")
         #expect(!short.stderr.contains("too short"), "the secret is shown: \(short.stderr)")
+    }
+
+    @Test(
+        "serve --registered: caller memory pulled by another process over UCX (automatic selection), every byte; refused over shm only",
+        arguments: [[:], ["UCX_TLS": "tcp"]])
+    func registeredMemoryAcrossProcesses(environment: [String: String]) throws {
+        let (serve, port) = try Self.startServe(
+            ["--registered", "--prefix-keys", "--requests", "3"] + Self.smallShape, environment: environment)
+        let common = ["--port", "\(port)", "--prefix-keys", "--requests", "3"] + Self.smallShape
+        let (status, report) = try Self.runPull(common + ["--repeat", "2"], environment: environment)
+        #expect(status == 0, "\(report)")
+        #expect(report["ok"] as? Bool == true && report["verified"] as? Bool == true, "\(report)")
+        #expect(report["transport"] as? String == "ucx", "\(report)")
+        #expect(report["bytesVerified"] as? Int == 2 * 3 * Self.smallRequestBytes)
+
+        let (refusedStatus, refused) = try Self.runPull(
+            common + ["--cluster-id", "3"], environment: environment.merging(["DATADIST_TRANSPORT": "shm"]) { $1 })
+        #expect(refusedStatus != 0)
+        let failure = try #require(refused["failure"] as? [String: Any], "\(refused)")
+        #expect((failure["status"] as? [String: Any])?["name"] as? String == "LLM_FEATURE_NOT_ENABLED", "\(failure)")
+
+        serve.closeStandardInput()
+        let exit = try serve.nextJSON()
+        #expect(try serve.wait() == 0)
+        #expect(exit["clean"] as? Bool == true, "\(exit)")
+        #expect((exit["audit"] as? [String: Any])?["liveCaches"] as? Int == 0, "every registration was dropped")
     }
 
     @Test("pull to a port nobody serves: LLM_LINK_FAILED, exit non-zero")

@@ -21,6 +21,8 @@ struct CacheTable: Sendable {
     private var nextPinID: UInt64 = 1
     /// Addresses registered through registerCache / registerBlocksCache (the reference caps them at 240).
     private(set) var registeredAddresses = 0
+    /// The regions of remote-accessible registered caches, as links publish them over UCX.
+    private(set) var registeredRegions = RegisteredRegions()
     var isClosed = false
     /// Leases of unpulled request keys; nil when `LLMConfig.requestKeyLease` is not set.
     private(set) var leases: KeyLeases?
@@ -52,7 +54,13 @@ struct CacheTable: Sendable {
             if keys.updateValue(KeyBinding(cacheID: id, slot: slot), forKey: key) != nil { keysGone += 1 }
             keysBound += 1
         }
-        if !entry.isOwned { registeredAddresses += entry.addresses.count }
+        if !entry.isOwned {
+            registeredAddresses += entry.addresses.count
+            if entry.remoteAccessible {
+                registeredRegions.add(
+                    cache: id, addresses: entry.addresses, size: entry.tensorSize, placement: entry.placement)
+            }
+        }
         let leased = leases != nil && entry.isOwned
         let keyBySlot = leased ? entry.keyBySlot : [:]
         let previous = entries.updateValue(entry, forKey: id)
@@ -187,9 +195,20 @@ struct CacheTable: Sendable {
 
     /// The part of `retire` after the keys: keeps the memory reachable while local copies still use it.
     private mutating func retireMemory(of entry: CacheEntry) {
-        if !entry.isOwned { registeredAddresses -= entry.addresses.count }
+        if !entry.isOwned {
+            registeredAddresses -= entry.addresses.count
+            registeredRegions.remove(cache: entry.id)
+        }
         let record = entry.record
         if record.retire() { draining[entry.id] = record }
+    }
+
+    /// The regions of registered caches erased since the last call that no cache uses any more.
+    mutating func takeWithdrawnRegions() -> [UInt32] { registeredRegions.takeWithdrawn() }
+
+    /// The links (serials) whose transfers in flight pin cache `cacheID`.
+    func linksPinning(_ cacheID: Int64) -> Set<UInt64> {
+        Set(pins.values.lazy.filter { $0.memory.contains { $0.id == cacheID } }.map(\.link))
     }
 
     /// Called after `CacheRecord.unpin()` returned true: the last local copy of an erased
@@ -213,7 +232,8 @@ struct CacheTable: Sendable {
         entries.modify(id) { $0.keyBySlot[slot] = key }
     }
 
-    /// Pins `memory` for a transfer of link `link` (its serial), with what the transfer reserved.
+    /// Pins `memory` for a transfer of link `link` (its serial), with what the transfer reserved. A registered
+    /// cache's record holds no pool memory; pinned, it tells an unregister that a peer still moves its bytes.
     mutating func pin(_ memory: [CacheRecord], link: UInt64, reservations: [Reservation] = []) -> UInt64 {
         defer { nextPinID += 1 }
         pins[nextPinID] = Pin(memory: memory, link: link, reservations: reservations)
@@ -248,6 +268,7 @@ struct CacheTable: Sendable {
         leases?.removeAll()
         (keysBound, keysGone) = (0, 0)
         registeredAddresses = 0
+        registeredRegions.removeAll()
         isClosed = true
     }
 

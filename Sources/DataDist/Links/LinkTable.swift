@@ -198,10 +198,11 @@ final class LinkTable: Sendable {
         if registry.withLock({ $0.links[remoteID] }) != nil {
             throw LLMError(.alreadyLink, "cluster \(remoteID) is already linked")
         }
+        let offer = self.offer
         do throws(LinkError) {
             _ = try LinkHandshake.connect(
                 to: SocketEndpoint(endpoint), expecting: remoteID, offer: offer, timeout: timeout,
-                admission: Admission(table: self))
+                admission: Admission(table: self, offer: offer))
         } catch {
             throw LLMError(error)
         }
@@ -233,17 +234,22 @@ final class LinkTable: Sendable {
 
     /// The server side of a handshake on an accepted connection (on its own thread).
     private func accept(_ socket: Socket, ticket: PendingHandshakes.Ticket) {
+        let offer = self.offer
         if case .failure(let refusal)? = LinkHandshake.accept(
-            on: socket, offer: offer, admission: Admission(table: self), ticket: ticket)
+            on: socket, offer: offer, admission: Admission(table: self, offer: offer), ticket: ticket)
         {
             resources.logger.notice("refused a link request: \(refusal.message)")
         }
     }
 
     /// What this instance brings to a link: the pools the runtime can hand to another process, by memfd or (device
-    /// pools of a runtime with IPC) by key.
+    /// pools of a runtime with IPC) by key, and, unless the transport is shared memory only, the remote-accessible
+    /// registered caches, which only UCX reaches: with any of those, an automatic transport links over UCX.
     private var offer: LinkOffer {
-        let regions = store.sharedPools.compactMap { id, pool -> PublishedRegion? in
+        let preference = TransportChoice(resources.config.transport)
+        let registered =
+            preference == .sharedMemory ? [] : store.table.withLock { $0.registeredRegions.published }
+        let pools = store.sharedPools.compactMap { id, pool -> PublishedRegion? in
             let kind: MemoryKind = pool.placement == .host ? .host : .device
             let descriptor = RegionDescriptor(regionID: id, kind: kind, size: UInt64(pool.region.size))
             guard let shared = pool.region.shared else {
@@ -254,7 +260,7 @@ final class LinkTable: Sendable {
         }
         return LinkOffer(
             clusterID: resources.clusterID, remoteCacheAccessible: resources.config.enableRemoteCacheAccessible,
-            regions: regions, transport: TransportChoice(resources.config.transport),
+            regions: pools + registered, transport: registered.isEmpty ? preference : .ucx,
             secret: resources.config.linkSecret.map { LinkSecret(Array($0.utf8)) },
             deviceSharing: store.sharesDevicePoolByKey
                 ? DeviceSharing(runtime: resources.runtime, device: resources.config.deviceID) : nil)
@@ -264,8 +270,11 @@ final class LinkTable: Sendable {
     static let stalePeerPing: Duration = .milliseconds(500)
 
     /// Adds an established link. A live link to the same cluster is refused; a dead one is replaced.
-    fileprivate func register(_ established: EstablishedLink) throws(LLMError) -> PeerChannel {
+    fileprivate func register(_ established: EstablishedLink, offered: Set<UInt32>) throws(LLMError) -> PeerChannel {
         let remoteID = established.remoteClusterID
+        let overUCX = established.dataPlane is UCXDataPlane
+        let reach = LinkReach(
+            peerClusterID: remoteID, overUCX: overUCX, registeredRegions: overUCX ? offered : [])
         closeIfStale(cluster: remoteID)
         return try registry.withLock { registry throws(LLMError) in
             guard !registry.isClosed else { throw LLMError(.failed, "cluster \(resources.clusterID) was finalized") }
@@ -278,7 +287,7 @@ final class LinkTable: Sendable {
             }
             let serial = registry.takeSerial()
             let service = OwnerService(
-                policy: policy, linkSerial: serial, peerClusterID: remoteID, logger: resources.logger,
+                policy: policy, linkSerial: serial, peerClusterID: remoteID, reach: reach, logger: resources.logger,
                 onClose: { [weak self] reason in self?.forget(serial: serial, cluster: remoteID, reason: reason) })
             let channel = PeerChannel(
                 remoteClusterID: remoteID, socket: established.socket, inbox: established.inbox,
@@ -338,12 +347,19 @@ final class LinkTable: Sendable {
 /// The link table's say in the handshake.
 private struct Admission: LinkAdmission {
     let table: LinkTable
+    /// The registered-memory regions the offer of this handshake publishes (over UCX).
+    let offered: Set<UInt32>
+
+    init(table: LinkTable, offer: LinkOffer) {
+        self.table = table
+        offered = Set(offer.regions.lazy.filter(\.isCallerMemory).map(\.descriptor.regionID))
+    }
 
     func screen(_ hello: Hello) -> Refusal? { table.refusal(for: hello).map(Refusal.init) }
 
     func register(_ link: EstablishedLink) -> Result<PeerChannel, Refusal> {
         do throws(LLMError) {
-            return .success(try table.register(link))
+            return .success(try table.register(link, offered: offered))
         } catch {
             return .failure(Refusal(error))
         }

@@ -37,6 +37,11 @@ final class UCXNodeHolder: Sendable {
     /// Lets the node go (finalize): it stops once the links that still hold it are gone.
     func release() { state.withLock { $0.node = nil } }
 
+    /// Unregisters `regions` from the node's UCX context, if there is a node (without one nothing is registered).
+    func withdraw(_ regions: [UInt32]) {
+        state.withLock { $0.node }?.withdraw(regions)
+    }
+
     /// The node, made now if there is none.
     func node() throws(LinkError) -> UCXNode {
         try state.withLock { state throws(LinkError) in

@@ -10,13 +10,15 @@ import ThreadSanitizerSupport
 struct OwnerPolicy: Sendable {
     let store: CacheStore
 
-    /// Finds what `request` names, checks the transfer it describes, and pins it for link `serial`.
-    func resolve(_ request: ResolveRequest, link serial: UInt64) -> Result<Grant, LLMError> {
+    /// Finds what `request` names, checks the transfer it describes, and pins it for link `serial`, whose peer
+    /// reaches registered memory as `reach` says.
+    func resolve(_ request: ResolveRequest, link serial: UInt64, reach: LinkReach? = nil) -> Result<Grant, LLMError> {
         let remoteAccessible = store.resources.config.enableRemoteCacheAccessible
         let pools = store.sharedPools
+        let reach = reach ?? .poolsOnly(peer: 0)
         return grantUnderLock { table throws(LLMError) in
             let (unpinned, memory, consumedKey) = try grant(
-                for: request, in: table, remoteAccessible: remoteAccessible, pools: pools)
+                for: request, in: table, remoteAccessible: remoteAccessible, pools: pools, reach: reach)
             // A pull through a request key of an owned cache takes those tensors now; the release settles it.
             let reservations = consumedKey.flatMap { table.reserve($0, tensors: request.tensors) }.map { [$0] } ?? []
             var grant = unpinned
@@ -27,9 +29,12 @@ struct OwnerPolicy: Sendable {
 
     /// Checks every item of `request` under one lock; grants all of them under one pin, or refuses with the
     /// first bad item and takes nothing.
-    func resolveBatch(_ request: BatchResolveRequest, link serial: UInt64) -> Result<Grant, LLMError> {
+    func resolveBatch(_ request: BatchResolveRequest, link serial: UInt64, reach: LinkReach? = nil) -> Result<
+        Grant, LLMError
+    > {
         let remoteAccessible = store.resources.config.enableRemoteCacheAccessible
         let pools = store.sharedPools
+        let reach = reach ?? .poolsOnly(peer: 0)
         return grantUnderLock { table throws(LLMError) in
             var extents: [Grant.Extent] = []
             extents.reserveCapacity(request.extentCount)
@@ -58,9 +63,11 @@ struct OwnerPolicy: Sendable {
                             "the remote cache \(entry.id) has \(entry.desc.numTensors) tensors, the local cache \(item.tensorCount)"
                         )
                     }
-                    try appendExtents(of: entry, tensors: single.tensors, slot: slot, pools: pools, to: &extents)
+                    try appendExtents(
+                        of: entry, tensors: single.tensors, slot: slot, pools: pools, table: table, reach: reach,
+                        to: &extents)
                     let reservable = key.namespace == .request && entry.isOwned && !remoteAccessible
-                    if let held = entry.memory, pinnedEntries.insert(entry.id).inserted { memory.append(held) }
+                    if pinnedEntries.insert(entry.id).inserted { memory.append(entry.record) }
                     if found.isEmpty { (kind, stride) = (MemoryKind(entry.placement), entry.stride) }
                     found.append((entry.desc.numTensors, reservable, key))
                 } catch {
@@ -120,32 +127,35 @@ struct OwnerPolicy: Sendable {
     /// Returns no entry: a copy of it still alive when the reservation updates the table would make that update
     /// copy the entry's slot map (copy-on-write), a cost proportional to the cache's slots on every pull.
     private func grant(
-        for request: ResolveRequest, in table: CacheTable, remoteAccessible: Bool, pools: [(UInt32, BlockPool)]
+        for request: ResolveRequest, in table: CacheTable, remoteAccessible: Bool, pools: [(UInt32, BlockPool)],
+        reach: LinkReach
     ) throws(LLMError) -> (Grant, [CacheRecord], consumedKey: IndexKey?) {
         if case .address(let address) = request.target {
             let (grant, memory) = try addressGrant(
-                address, request, in: table, remoteAccessible: remoteAccessible, pools: pools)
+                address, request, in: table, remoteAccessible: remoteAccessible, pools: pools, reach: reach)
             return (grant, memory, nil)
         }
         let (entry, slot, boundKey) = try target(of: request, in: table)
         try check(request, against: entry, remoteAccessible: remoteAccessible)
         var extents: [Grant.Extent] = []
         try appendExtents(
-            of: entry, tensors: request.tensors, slot: request.blocks.isEmpty ? slot : nil, pools: pools, to: &extents)
+            of: entry, tensors: request.tensors, slot: request.blocks.isEmpty ? slot : nil, pools: pools, table: table,
+            reach: reach, to: &extents)
         let consumes =
             boundKey?.namespace == .request && entry.isOwned && !entry.isBlocks && !request.write && !remoteAccessible
         // `slots` only informs the peer (a batch of more than UInt32.max slots says UInt32.max).
         let grant = Grant(
             pinID: 0, kind: MemoryKind(entry.placement), isBlocks: entry.isBlocks, stride: UInt64(entry.stride),
             slots: UInt32(clamping: entry.slots), tensorCount: UInt32(entry.desc.numTensors), extents: extents)
-        return (grant, entry.memory.map { [$0] } ?? [], consumes ? boundKey : nil)
+        // The record: a cache's pool memory, or (registered) what an unregister waits for.
+        return (grant, [entry.record], consumes ? boundKey : nil)
     }
 
     /// The grant of a push to a raw address: `request.bytesPerSlot` bytes from `address`, which must lie inside one
     /// tensor of a cache that accepts pushes (the extent never reaches past that tensor).
     private func addressGrant(
         _ raw: UInt64, _ request: ResolveRequest, in table: CacheTable, remoteAccessible: Bool,
-        pools: [(UInt32, BlockPool)]
+        pools: [(UInt32, BlockPool)], reach: LinkReach
     ) throws(LLMError) -> (Grant, [CacheRecord]) {
         let clusterID = store.resources.clusterID
         let hex = "0x" + String(raw, radix: 16)
@@ -179,31 +189,48 @@ struct OwnerPolicy: Sendable {
             throw LLMError(
                 .featureNotEnabled, "host → host transfers are not supported (cache \(entry.id) is on the host)")
         }
-        guard let (regionID, pool) = pools.first(where: { $0.1.region.contains(address, count) }) else {
-            throw LLMError(
-                .featureNotEnabled,
-                "cache \(entry.id) is not in a pool this host can share (registered memory is served only inside this process)"
-            )
+        let extent: Grant.Extent
+        if let (regionID, pool) = pools.first(where: { $0.1.region.contains(address, count) }) {
+            extent = Grant.Extent(
+                regionID: regionID, offset: UInt64(address - pool.region.address), length: UInt64(count))
+        } else if !entry.isOwned, let tensor = entry.addresses.firstIndex(of: base) {
+            let regions = try reach.regions(of: entry.id, ids: table.registeredRegions.ids(of: entry.id))
+            extent = Grant.Extent(regionID: regions[tensor], offset: UInt64(address - base), length: UInt64(count))
+        } else {
+            throw unshareable(entry, at: base)
         }
-        let extent = Grant.Extent(
-            regionID: regionID, offset: UInt64(address - pool.region.address), length: UInt64(count))
         let grant = Grant(
             pinID: 0, kind: MemoryKind(entry.placement), isBlocks: entry.isBlocks, stride: UInt64(entry.stride),
             slots: UInt32(clamping: entry.slots), tensorCount: 1, extents: [extent])
-        return (grant, entry.memory.map { [$0] } ?? [])
+        return (grant, [entry.record])
     }
 
-    /// Appends where `tensors` of `entry` lie in the shared pools: slot `slot` of each, or (nil) the whole tensor.
+    /// Appends where `tensors` of `entry` lie in the shared pools, or for registered memory in the regions
+    /// published for it: slot `slot` of each, or (nil) the whole tensor.
     private func appendExtents(
-        of entry: CacheEntry, tensors: Range<Int>, slot: Int?, pools: [(UInt32, BlockPool)],
-        to extents: inout [Grant.Extent]
+        of entry: CacheEntry, tensors: Range<Int>, slot: Int?, pools: [(UInt32, BlockPool)], table: CacheTable,
+        reach: LinkReach, to extents: inout [Grant.Extent]
     ) throws(LLMError) {
+        var registered: [UInt32]?
         for tensor in tensors {
             let base = entry.addresses[tensor]
-            guard let (regionID, pool) = pools.first(where: { $0.1.region.contains(base, entry.tensorSize) }) else {
+            let regionID: UInt32
+            let offset: UInt64
+            if let (id, pool) = pools.first(where: { $0.1.region.contains(base, entry.tensorSize) }) {
+                (regionID, offset) = (id, UInt64(base - pool.region.address))
+            } else if !entry.isOwned {
+                // A registered tensor is a region of its own, whole.
+                let ids: [UInt32]
+                if let registered {
+                    ids = registered
+                } else {
+                    ids = try reach.regions(of: entry.id, ids: table.registeredRegions.ids(of: entry.id))
+                    registered = ids
+                }
+                (regionID, offset) = (ids[tensor], 0)
+            } else {
                 throw unshareable(entry, at: base)
             }
-            let offset = UInt64(base - pool.region.address)
             extents.append(
                 slot.map {
                     .init(regionID: regionID, offset: offset + UInt64($0 * entry.stride), length: UInt64(entry.stride))
@@ -211,8 +238,8 @@ struct OwnerPolicy: Sendable {
         }
     }
 
-    /// Why `entry`'s memory at `base` cannot go to a peer: a pool the runtime cannot hand to another process (the
-    /// ACL backend's host pool, or its device pool without IPC), or registered memory.
+    /// Why `entry`'s pool memory at `base` cannot go to a peer: a pool the runtime cannot hand to another process
+    /// (the ACL backend's host pool, or its device pool without IPC).
     private func unshareable(_ entry: CacheEntry, at base: UInt) -> LLMError {
         let resources = store.resources
         let backend = resources.runtime.backend
@@ -229,10 +256,7 @@ struct OwnerPolicy: Sendable {
                 "cache \(entry.id) is in the device pool, which the \(backend) backend cannot share with another process: \(why)"
             )
         }
-        return LLMError(
-            .featureNotEnabled,
-            "cache \(entry.id) is not in a pool this host can share (registered memory is served only inside this process)"
-        )
+        return LLMError(.featureNotEnabled, "cache \(entry.id) is not in a pool this host can share")
     }
 
     /// The entry, slot and bound key a request names.

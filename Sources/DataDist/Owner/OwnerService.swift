@@ -8,16 +8,18 @@ struct OwnerService: LinkService {
     /// The link's serial: the pins its peer takes carry it.
     let linkSerial: UInt64
     let peerClusterID: UInt64
+    /// What of registered memory this link's peer reaches.
+    let reach: LinkReach
     let logger: Logger
     /// Forgets the link once it closed (the link table's bookkeeping).
     let onClose: @Sendable (CloseReason) -> Void
 
     func resolve(_ request: ResolveRequest) -> Result<Grant, Refusal> {
-        policy.resolve(request, link: linkSerial).mapError(Refusal.init)
+        policy.resolve(request, link: linkSerial, reach: reach).mapError(Refusal.init)
     }
 
     func resolveBatch(_ request: BatchResolveRequest) -> Result<Grant, Refusal> {
-        policy.resolveBatch(request, link: linkSerial).mapError(Refusal.init)
+        policy.resolveBatch(request, link: linkSerial, reach: reach).mapError(Refusal.init)
     }
 
     func release(_ notice: ReleaseNotice) {

@@ -7,11 +7,15 @@ package struct PublishedRegion: Sendable, Hashable {
     package var descriptor: RegionDescriptor
     package var fd: Int32
     package var base: UInt?
+    /// Memory the application allocated itself (not a pool): only UCX can reach it, so neither the memfd nor the
+    /// IPC-key exchange offers it.
+    package var isCallerMemory: Bool
 
-    package init(descriptor: RegionDescriptor, fd: Int32, base: UInt? = nil) {
+    package init(descriptor: RegionDescriptor, fd: Int32, base: UInt? = nil, isCallerMemory: Bool = false) {
         self.descriptor = descriptor
         self.fd = fd
         self.base = base
+        self.isCallerMemory = isCallerMemory
     }
 }
 

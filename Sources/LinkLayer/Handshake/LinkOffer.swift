@@ -29,7 +29,7 @@ package struct LinkOffer: Sendable {
     var sharesKeys: Bool { deviceSharing != nil }
 
     /// The regions a peer on this host can only import by key.
-    var keyRegions: [PublishedRegion] { regions.filter { $0.fd < 0 && $0.base != nil } }
+    var keyRegions: [PublishedRegion] { regions.filter { $0.fd < 0 && $0.base != nil && !$0.isCallerMemory } }
 }
 
 /// A link whose handshake is done, before it is registered and started: the control socket (with any bytes

@@ -7,7 +7,13 @@ package final class UCXNode: Sendable {
     package let settings: UCXSettings
     let worker: UCXWorker
     private let progress: UCXProgressThread
-    private let registrations = Lock<[UInt32: UCXRegistration]>([:])
+    private let registrations = Lock(Registrations())
+
+    private struct Registrations {
+        var byRegion: [UInt32: UCXRegistration] = [:]
+        /// Regions withdrawn for good (`withdraw`): never registered again, even by an offer made just before.
+        var withdrawn: Set<UInt32> = []
+    }
 
     /// Creates the context, worker and progress thread; `environment` is the process's (for `defaults`).
     package init(settings: UCXSettings, environment: [String: String]) throws(LinkError) {
@@ -20,25 +26,46 @@ package final class UCXNode: Sendable {
     deinit { progress.stop() }
 
     /// This node's offer of `regions`, each registered on first use (writable by peers when `remoteWrite`).
-    /// A region registered before under the same id, base and size is not registered again.
+    /// A region registered before under the same id, base and size is not registered again; a withdrawn one is
+    /// left out.
     package func offer(of regions: [PublishedRegion], remoteWrite: Bool) throws(LinkError) -> UCXOffer {
         var offered: [UCXOffer.Region] = []
         for region in regions {
             guard let base = region.base else { continue }
             let size = Int(clamping: region.descriptor.size)
             let id = region.descriptor.regionID
-            let known = registrations.withLock { $0[id] }
+            let (known, withdrawn) = registrations.withLock { ($0.byRegion[id], $0.withdrawn.contains(id)) }
+            guard !withdrawn else { continue }
             let registration: UCXRegistration
             if let known, known.base == base, known.size == size {
                 registration = known
             } else {
-                registration = try UCXRegistration(worker: worker, base: base, size: size, remoteWrite: remoteWrite)
-                registrations.withLock { $0[id] = registration }
+                let made = try UCXRegistration(worker: worker, base: base, size: size, remoteWrite: remoteWrite)
+                // Registered outside the lock (ucp_mem_map may pin pages); one withdrawn meanwhile is dropped again.
+                guard
+                    registrations.withLock({ state -> Bool in
+                        guard !state.withdrawn.contains(id) else { return false }
+                        state.byRegion[id] = made
+                        return true
+                    })
+                else { continue }
+                registration = made
             }
             offered.append(
                 UCXOffer.Region(
                     descriptor: region.descriptor, base: UInt64(base), remoteKey: registration.packedKey))
         }
         return UCXOffer(workerAddress: worker.address, regions: offered)
+    }
+
+    /// Unregisters `regionIDs` (`ucp_mem_unmap`) for good: the memory behind them may go once this returns. The
+    /// caller must know that no peer is moving bytes of them any more; later offers leave them out.
+    package func withdraw(_ regionIDs: [UInt32]) {
+        // The registrations taken out are unmapped when the last reference goes: here, outside the lock.
+        let dropped = registrations.withLock { state -> [UCXRegistration] in
+            state.withdrawn.formUnion(regionIDs)
+            return regionIDs.compactMap { state.byRegion.removeValue(forKey: $0) }
+        }
+        withExtendedLifetime(dropped) {}
     }
 }

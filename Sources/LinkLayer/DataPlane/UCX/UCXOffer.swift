@@ -20,10 +20,11 @@ package struct UCXOffer: Sendable, Hashable {
     package static let maxWorkerAddress = 64 << 10
     /// A packed remote key takes tens to hundreds of bytes per memory domain.
     package static let maxRemoteKey = 4096
-    package static let maxRegions = RegionExchange.maxRegions
-    /// The longest encoded offer.
-    package static let maxPayload =
-        4 + maxWorkerAddress + 4 + maxRegions * (RegionDescriptor.encodedSize + 8 + 2 + maxRemoteKey)
+    /// The pools and, beside them, registered caller memory (one region per registered tensor: at most 240).
+    package static let maxRegions = RegionExchange.maxRegions + 240
+    /// The longest encoded offer: one frame (remote keys of tens of bytes each keep real offers far below it).
+    package static let maxPayload = min(
+        Frame.maxPayload, 4 + maxWorkerAddress + 4 + maxRegions * (RegionDescriptor.encodedSize + 8 + 2 + maxRemoteKey))
 
     package init(workerAddress: [UInt8], regions: [Region]) {
         self.workerAddress = workerAddress
