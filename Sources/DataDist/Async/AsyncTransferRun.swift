@@ -97,6 +97,7 @@ final class AsyncTransferRun: Sendable {
             enqueue(layer)
         }
         state.withLock { $0.driverDone = true }
+        outcome.beginClosing()
         finishIfIdle()
     }
 
