@@ -136,7 +136,7 @@ extension BenchRun {
             streamingCeilingGBps: ceilings.streaming, streamingRatio: gbps / ceilings.streaming,
             iterations: Self.asyncTrials, seconds: tail * tLayer, keys: "blocks",
             pattern:
-                "\(layers) layers × 2, GB/s of one push after compute; tail \(BenchTable.f(tail, 2))× t_layer",
+                "\(layers) layers × 2, GB/s of one push after compute; tail \(BenchTable.f(tail, 2))× t_layer (no task: \(BenchTable.f(median(directRatios), 2))×)",
             verified: mismatch == nil, notes: mismatch)
     }
 

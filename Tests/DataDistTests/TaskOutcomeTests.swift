@@ -3,45 +3,35 @@ import Testing
 
 @testable import DataDist
 
-/// A task's outcome as its waiters see it: before it is closing, while closing (waiters poll, then sleep), done.
+/// A task's outcome as its waiters see it: timed waits while it runs, every kind of waiter woken at its end, and
+/// results that no longer change once it ended.
 @Suite(.timeLimit(.minutes(1))) struct TaskOutcomeTests {
-    @Test func aWaiterGetsTheResultsWhetherTheEndComesDuringItsPollOrAfter() async throws {
-        for delay in [Duration.zero, .microseconds(200), TaskOutcome.closingPoll * 20] {
-            let outcome = TaskOutcome()
-            outcome.record(.success, for: 7)
-            let waiter = Task.detached { outcome.wait(nil) }
-            outcome.beginClosing()
-            try await Task.sleep(for: delay)
-            outcome.record(.timeout, for: 8)
-            outcome.finish()
-            outcome.record(.failed, for: 7)  // after the end: ignored
-            #expect(await waiter.value == [7: .success, 8: .timeout])
-            #expect(outcome.isDone)
-        }
-    }
-
-    @Test func aTimedWaitEndsAtItsTimeoutBeforeAndWhileClosing() {
+    @Test func aTimedWaitEndsAtItsTimeoutWhileTheTaskRuns() {
         let outcome = TaskOutcome()
-        #expect(outcome.wait(.milliseconds(20)) == nil)
-        #expect(outcome.wait(.zero) == nil)
-        outcome.beginClosing()
-        outcome.beginClosing()  // twice is harmless
+        outcome.record(.success, for: 7)
         let started = ContinuousClock.now
         #expect(outcome.wait(.milliseconds(20)) == nil)
         #expect(outcome.wait(.zero) == nil)
         #expect(ContinuousClock.now - started < .seconds(10))
         #expect(!outcome.isDone)
         outcome.finish()
-        #expect(outcome.wait(.zero) == [:])
+        #expect(outcome.wait(.zero) == [7: .success])
     }
 
-    @Test func finishingWithoutClosingWakesEveryKindOfWaiter() async {
+    @Test func theEndWakesBlockedAndSuspendedWaitersAndFixesTheResults() async {
         let outcome = TaskOutcome()
         outcome.record(.paramInvalid, for: 1)
         let blocked = Task.detached { outcome.wait(.seconds(30)) }
+        let unbounded = Task.detached { outcome.wait(nil) }
         let suspended = Task.detached { await outcome.results() }
+        outcome.record(.timeout, for: 2)
         outcome.finish()
-        #expect(await blocked.value == [1: .paramInvalid])
-        #expect(await suspended.value == [1: .paramInvalid])
+        outcome.finish()  // twice is harmless
+        outcome.record(.failed, for: 1)  // after the end: ignored
+        let expected: [UInt64: LLMStatusCode] = [1: .paramInvalid, 2: .timeout]
+        #expect(await blocked.value == expected)
+        #expect(await unbounded.value == expected)
+        #expect(await suspended.value == expected)
+        #expect(outcome.isDone)
     }
 }

@@ -97,7 +97,6 @@ final class AsyncTransferRun: Sendable {
             enqueue(layer)
         }
         state.withLock { $0.driverDone = true }
-        outcome.beginClosing()
         finishIfIdle()
     }
 
