@@ -92,7 +92,9 @@ extension BenchRun {
                     releasedAt = clock.now  // idle: released when this thread woke (as the task's driver records)
                 }
                 let released = min(layers, max(sent + 1, Int(((clock.now - start) / interval).rounded(.down)) + 1))
-                if released == layers { lastRelease = released - 1 == sent ? releasedAt : start + interval * (layers - 1) }
+                if released == layers {
+                    lastRelease = released - 1 == sent ? releasedAt : start + interval * (layers - 1)
+                }
                 try pushLayers(sent..<released)
                 sent = released
             }
