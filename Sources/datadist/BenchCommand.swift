@@ -24,7 +24,8 @@ struct BenchCommand: ParsableCommand {
             tensors, 64 of 128 blocks of 128 KiB, scattered and adjacent), push_cache (per size, \
             enableRemoteCacheAccessible on both sides), transfer_cache_async (61 layers × 2 tensors of 2 MiB, \
             layer l released at l × one layer's push time: how long after the last release the cache is complete, \
-            beside one push of the same bytes after the last layer), swap_blocks (device ↔ host, both directions), copy_cache \
+            beside the same releases pushed directly by the bench thread without a task, and one push of the same \
+            bytes after the last layer), swap_blocks (device ↔ host, both directions), copy_cache \
             (per size, local), allocate (allocateCache+deallocateCache of 4 tensors of 4 KiB, 256 KiB and 1 MiB vs \
             glibc malloc+free of the same tensors).
 

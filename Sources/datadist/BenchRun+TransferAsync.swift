@@ -77,13 +77,38 @@ extension BenchRun {
             if index == 0 || index == Self.asyncTrials - 1 { mismatch = try mismatch ?? verify(seed, "trial \(index)") }
             return (done - released).seconds / tLayer
         }
+        /// The reference for a trial: the same paced release with no task, this thread pushing directly (after
+        /// each release, one push of every layer released and not yet sent). Its tail is what these pushes give on
+        /// this machine at this moment; the task's tail beyond it is the task's own cost (its hand-offs).
+        let direct = { (tLayer: Double) throws -> Double in
+            let clock = ContinuousClock()
+            let (start, interval) = (clock.now, Duration.seconds(tLayer))
+            var (sent, lastRelease) = (0, start)
+            while sent < layers {
+                let due = start + interval * sent
+                var releasedAt = due  // busy pushing at `due`: the layer was released then
+                if clock.now < due {
+                    Thread.sleep(forTimeInterval: (due - clock.now).seconds)
+                    releasedAt = clock.now  // idle: released when this thread woke (as the task's driver records)
+                }
+                let released = min(layers, max(sent + 1, Int(((clock.now - start) / interval).rounded(.down)) + 1))
+                if released == layers {
+                    lastRelease = released - 1 == sent ? releasedAt : start + interval * (layers - 1)
+                }
+                try pushLayers(sent..<released)
+                sent = released
+            }
+            return (clock.now - lastRelease).seconds / tLayer
+        }
         var (fullRatios, tailRatios, slackRatios, tLayers) = ([Double](), [Double](), [Double](), [Double]())
+        var directRatios: [Double] = []
         for index in 0..<Self.asyncTrials {
             let tLayer = try layerTime()
             tLayers.append(tLayer)
             // The same bytes in one push after the last layer.
             fullRatios.append(try Self.seconds { () throws(LLMError) in try pushLayers(0..<layers) } / tLayer)
             tailRatios.append(try trial(index, tLayer, 1))
+            directRatios.append(try direct(tLayer))
             // The same with compute a little slower than the transfer, for reference.
             slackRatios.append(try trial(Self.asyncTrials + index, tLayer, Self.slackPace))
         }
@@ -100,7 +125,9 @@ extension BenchRun {
             "transfer_cache_async (\(layers) layers × 2 tensors of \(ByteSize(bytes: tensorBytes)); layer l released at "
                 + "l × t_layer, t_layer = one layer's median push time, median \(BenchTable.f(tLayer * 1e6, 0)) µs): "
                 + "the cache was complete \(BenchTable.f(tail, 2))× t_layer after the last layer's release (median of "
-                + "\(Self.asyncTrials) trials: \(list(tailRatios)); goal ≤ 1.2); one pushBlocks of the same bytes after the "
+                + "\(Self.asyncTrials) trials: \(list(tailRatios)); goal ≤ 1.2); the same releases with this thread "
+                + "pushing each released layer directly, no task (the machine's reference): "
+                + "\(BenchTable.f(median(directRatios), 2))× (\(list(directRatios))); one pushBlocks of the same bytes after the "
                 + "last layer: \(BenchTable.f(fullRatio, 1))× t_layer (\(list(fullRatios))); with layer l released at "
                 + "l × \(Self.slackPace) t_layer instead: \(BenchTable.f(median(slackRatios), 2))× (\(list(slackRatios)))"
         )
@@ -111,7 +138,7 @@ extension BenchRun {
             streamingCeilingGBps: ceilings.streaming, streamingRatio: gbps / ceilings.streaming,
             iterations: Self.asyncTrials, seconds: tail * tLayer, keys: "blocks",
             pattern:
-                "\(layers) layers × 2, GB/s of one push after compute; tail \(BenchTable.f(tail, 2))× t_layer",
+                "\(layers) layers × 2, GB/s of one push after compute; tail \(BenchTable.f(tail, 2))× t_layer (no task: \(BenchTable.f(median(directRatios), 2))×)",
             verified: mismatch == nil, notes: mismatch)
     }
 
