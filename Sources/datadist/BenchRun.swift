@@ -80,7 +80,9 @@ final class BenchRun {
     // MARK: rows with a peer
 
     private func runPeerRows() throws {
-        let needsPrompt = !operations.isDisjoint(with: ["pull_cache", "pull_caches", "copy_engine", "pull_blocks"])
+        let needsPrompt = !operations.isDisjoint(with: [
+            "pull_cache", "pull_small", "pull_caches", "copy_engine", "pull_blocks",
+        ])
         if needsPrompt {
             let server = try BenchPrompt(
                 clusterID: Self.promptCluster, poolBytes: 3 << 30, remoteAccessible: false, verbose: verbose,
@@ -101,6 +103,7 @@ final class BenchRun {
                     try record { try pullCacheLatency(size, server: server, decoder: decoder) }
                 }
             }
+            if operations.contains("pull_small") { try smallPullRows(server: server, decoder: decoder) }
             if operations.contains("pull_caches") {
                 for size in sizes {
                     try recordIfAny { try pullCachesBandwidth(size, server: server, decoder: decoder) }
@@ -115,6 +118,9 @@ final class BenchRun {
             if operations.contains("pull_blocks") {
                 for scattered in [true, false] {
                     try record { try pullBlocks(scattered: scattered, server: server, decoder: decoder) }
+                }
+                for blockBytes in [16 << 10, 64 << 10] {
+                    try record { try pullSmallBlocks(blockBytes: blockBytes, server: server, decoder: decoder) }
                 }
             }
         }
