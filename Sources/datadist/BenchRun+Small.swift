@@ -9,9 +9,12 @@ extension BenchRun {
     static let localPromptCluster: UInt64 = 31
 
     /// pull_small: 16 KiB pulls by request key to the prompt process beside a round trip to a child process
-    /// (with 1 K keys bound, then with 1 M), and between two engines of this process beside a round trip to a
-    /// thread.
+    /// (with 1 K keys bound, then with 1 M), between two engines of this process beside a round trip to a
+    /// thread, and pullBlocks of 32 scattered 16 KiB / 64 KiB blocks beside memcpy of the same blocks.
     func smallPullRows(server: BenchPrompt, decoder: BenchDecoder) throws {
+        for blockBytes in [16 << 10, 64 << 10] {
+            try record { try pullSmallBlocks(blockBytes: blockBytes, server: server, decoder: decoder) }
+        }
         let size = Self.smallPullBytes
         let twoProcesses = try BenchFloor(peer: .process, ringBytes: ringBytes)
         defer { twoProcesses.finish() }

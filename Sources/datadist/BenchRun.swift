@@ -119,9 +119,7 @@ final class BenchRun {
                 for scattered in [true, false] {
                     try record { try pullBlocks(scattered: scattered, server: server, decoder: decoder) }
                 }
-                for blockBytes in [16 << 10, 64 << 10] {
-                    try record { try pullSmallBlocks(blockBytes: blockBytes, server: server, decoder: decoder) }
-                }
+
             }
         }
         if !operations.isDisjoint(with: ["push_cache", "transfer_cache_async"]) {
