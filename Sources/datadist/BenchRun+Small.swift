@@ -149,7 +149,8 @@ extension BenchRun {
         problem = problem ?? mismatch(measured.timing.iterations, "last pull")
         return row(
             "pull_blocks", bytes: count * blockBytes, measured: measured, keys: "blocks",
-            pattern: "1 tensor, \(count) scattered \(ByteSize(bytes: blockBytes)) blocks per call, each call other blocks",
+            pattern:
+                "1 tensor, \(count) scattered \(ByteSize(bytes: blockBytes)) blocks per call, each call other blocks",
             mismatch: problem)
     }
 }

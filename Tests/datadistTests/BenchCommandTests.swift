@@ -162,7 +162,9 @@ extension BenchCommandTests {
         let pulls = rows.filter { $0["operation"] as? String == "pull_small" }
         let patterns = pulls.compactMap { $0["pattern"] as? String }
         #expect(pulls.count == 3, "\(rows)")
-        for (place, keys) in [("two processes", "1 K"), ("two processes", "1 M"), ("two engines in one process", "1 K")] {
+        for (place, keys) in [
+            ("two processes", "1 K"), ("two processes", "1 M"), ("two engines in one process", "1 K"),
+        ] {
             #expect(patterns.contains { $0.contains("\(place), \(keys) keys bound") }, "\(patterns)")
         }
         for row in pulls {
