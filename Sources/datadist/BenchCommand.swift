@@ -18,7 +18,10 @@ struct BenchCommand: ParsableCommand {
             use, is shown beside them (stream 1T).
 
             Operations (--operations): pull_cache (one tensor per size, prefix keys; and latency rows at 16 KiB \
-            and 1 MiB with request keys, p50/p99 of the whole call), pull_caches (per size up to 16 MiB: \
+            and 1 MiB with request keys, p50/p99 of the whole call), pull_small (16 KiB pulls by request key, p50/p99, \
+            beside their floor measured between them: a polled round trip over a Unix socket plus a memcpy of the \
+            same bytes; two processes with 1 K and with 1 M keys bound, and two engines in this process; and pullBlocks of \
+            32 scattered 16 KiB / 64 KiB blocks of one tensor per call beside memcpy of the same blocks), pull_caches (per size up to 16 MiB: \
             pullCaches of 32 request keys per call, one round trip; bytes and GB/s are the whole batch's), copy_engine (pull_cache with \
             LLMConfig.copyThreads = 1 vs every core at 256 KiB, 1, 2 and 4 MiB), pull_blocks (61 layers × 2 \
             tensors, 64 of 128 blocks of 128 KiB, scattered and adjacent), push_cache (per size, \
@@ -34,7 +37,7 @@ struct BenchCommand: ParsableCommand {
             """)
 
     static let allOperations = [
-        "pull_cache", "pull_caches", "copy_engine", "pull_blocks", "push_cache", "transfer_cache_async",
+        "pull_cache", "pull_small", "pull_caches", "copy_engine", "pull_blocks", "push_cache", "transfer_cache_async",
         "swap_blocks", "copy_cache", "allocate",
     ]
     static let defaultSizes = "16KiB,64KiB,256KiB,1MiB,4MiB,16MiB,64MiB"

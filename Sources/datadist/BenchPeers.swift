@@ -7,8 +7,23 @@ struct BenchFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// A prompt cluster the bench drives with `bench-serve`'s commands (see `BenchServeCommand`).
+protocol BenchPromptSide: AnyObject {
+    var clusterID: UInt64 { get }
+    /// The port it listens on, on 127.0.0.1.
+    var port: UInt16 { get }
+    /// Runs `command` and returns the reply; throws if it reports an error.
+    @discardableResult
+    func send(_ command: String, timeout: Duration) throws -> BenchServeReply
+}
+
+extension BenchPromptSide {
+    @discardableResult
+    func send(_ command: String) throws -> BenchServeReply { try send(command, timeout: .seconds(120)) }
+}
+
 /// The `bench-serve` child: a prompt cluster driven line by line over its stdin.
-final class BenchPrompt {
+final class BenchPrompt: BenchPromptSide {
     let clusterID: UInt64
     let port: UInt16
     private let child: ChildProcess
@@ -33,7 +48,7 @@ final class BenchPrompt {
 
     /// Sends `command` and returns the reply; throws if the server reports an error or says nothing in time.
     @discardableResult
-    func send(_ command: String, timeout: Duration = .seconds(120)) throws -> BenchServeReply {
+    func send(_ command: String, timeout: Duration) throws -> BenchServeReply {
         try child.send(command)
         guard case .line(let line) = child.lines.next(timeout: timeout), let reply = Self.decode(line) else {
             throw BenchFailure("bench-serve gave no answer to '\(command)'")
@@ -63,6 +78,58 @@ final class BenchPrompt {
     }
 }
 
+/// A prompt instance in this process (two engines in one process, as a `mix` deployment or a test harness has),
+/// driven with the same commands as `bench-serve`.
+final class BenchLocalPrompt: BenchPromptSide {
+    let clusterID: UInt64
+    let port: UInt16
+    private let engine: LLMDataDist
+    private var server: BenchServer
+
+    init(clusterID: UInt64, poolBytes: Int) throws {
+        self.clusterID = clusterID
+        engine = LLMDataDist(role: .prompt, clusterID: clusterID)
+        var config = LLMConfig()
+        config.memoryPool = MemoryPoolConfig(size: poolBytes)
+        config.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
+        config.syncKVTimeout = .seconds(30)
+        do {
+            try LinkSecretVariable.apply(to: &config)
+            try engine.initialize(config)
+            server = BenchServer(manager: try engine.cacheManager, clusterID: clusterID, corrupt: false)
+        } catch {
+            engine.finalize()
+            throw BenchFailure("in-process prompt \(clusterID): \(error)")
+        }
+        guard let port = engine.listenEndpoint?.port else {
+            engine.finalize()
+            throw BenchFailure("in-process prompt \(clusterID) has no listen endpoint")
+        }
+        self.port = port
+    }
+
+    @discardableResult
+    func send(_ command: String, timeout: Duration) throws -> BenchServeReply {
+        let words = command.split(separator: " ").map(String.init)
+        let reply = server.handle(words)
+        if reply.event == "error" { throw BenchFailure("in-process prompt '\(command)': \(reply.error ?? "error")") }
+        return reply
+    }
+
+    /// Frees what is left, checks the audit, finalizes; a problem, or nil.
+    func finish() -> String? {
+        var failure: String?
+        for name in Array(server.caches.keys) {
+            if let error = server.free(name) { failure = failure ?? error }
+        }
+        let audit = server.manager.audit()
+        engine.finalize()
+        if let failure { return "in-process prompt: \(failure)" }
+        if !audit.isClean { return "in-process prompt audit not clean: \(AuditReport(audit).summary)" }
+        return nil
+    }
+}
+
 /// A decoder instance in this process, linked to a `BenchPrompt`.
 final class BenchDecoder {
     let engine: LLMDataDist
@@ -71,7 +138,7 @@ final class BenchDecoder {
     let copyThreads: Int?
 
     convenience init(
-        clusterID: UInt64, to server: BenchPrompt, poolBytes: Int, copyThreads: Int?, remoteAccessible: Bool
+        clusterID: UInt64, to server: any BenchPromptSide, poolBytes: Int, copyThreads: Int?, remoteAccessible: Bool
     ) throws {
         try self.init(
             clusterID: clusterID, promptCluster: server.clusterID, at: IPEndpoint(host: "127.0.0.1", port: server.port),

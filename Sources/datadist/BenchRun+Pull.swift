@@ -49,7 +49,7 @@ extension BenchRun {
 
     /// pull_cache latency: request keys (consumed by the pull), p50/p99 of the whole call, in generations of
     /// keys (`requestKeyGenerations`).
-    func pullCacheLatency(_ size: Int, server: BenchPrompt, decoder: BenchDecoder) throws -> BenchRow {
+    func pullCacheLatency(_ size: Int, server: any BenchPromptSide, decoder: BenchDecoder) throws -> BenchRow {
         let slots = max(16, min(1024, (64 << 20) / size))
         let destinationSlots = max(1, ringBytes / size)
         let destination = try Self.ring(decoder.manager, slots: destinationSlots, bytes: size)
@@ -93,7 +93,7 @@ extension BenchRun {
     /// them, and frees it. Generation 0 is a warm-up; it stops after whole generations once `timedSeconds()`
     /// reaches the row's duration (or the wall clock four times that).
     func requestKeyGenerations(
-        slots: Int, bytes: Int, server: BenchPrompt, timedSeconds: () -> Double,
+        slots: Int, bytes: Int, server: any BenchPromptSide, timedSeconds: () -> Double,
         pull: (_ generation: Int, _ firstKeyID: UInt64) throws -> Void
     ) throws {
         let wallStart = ContinuousClock.now

@@ -80,7 +80,9 @@ final class BenchRun {
     // MARK: rows with a peer
 
     private func runPeerRows() throws {
-        let needsPrompt = !operations.isDisjoint(with: ["pull_cache", "pull_caches", "copy_engine", "pull_blocks"])
+        let needsPrompt = !operations.isDisjoint(with: [
+            "pull_cache", "pull_small", "pull_caches", "copy_engine", "pull_blocks",
+        ])
         if needsPrompt {
             let server = try BenchPrompt(
                 clusterID: Self.promptCluster, poolBytes: 3 << 30, remoteAccessible: false, verbose: verbose,
@@ -101,6 +103,7 @@ final class BenchRun {
                     try record { try pullCacheLatency(size, server: server, decoder: decoder) }
                 }
             }
+            if operations.contains("pull_small") { try smallPullRows(server: server, decoder: decoder) }
             if operations.contains("pull_caches") {
                 for size in sizes {
                     try recordIfAny { try pullCachesBandwidth(size, server: server, decoder: decoder) }
@@ -116,6 +119,7 @@ final class BenchRun {
                 for scattered in [true, false] {
                     try record { try pullBlocks(scattered: scattered, server: server, decoder: decoder) }
                 }
+
             }
         }
         if !operations.isDisjoint(with: ["push_cache", "transfer_cache_async"]) {

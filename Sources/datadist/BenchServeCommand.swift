@@ -160,8 +160,8 @@ struct BenchServeReply: Codable {
     var error: String?
 }
 
-/// The caches of a `bench-serve`, by the names the bench gave them.
-private struct BenchServer {
+/// The caches of a `bench-serve` (or of `bench`'s in-process prompt), by the names the bench gave them.
+struct BenchServer {
     let manager: CacheManager
     let clusterID: UInt64
     let corrupt: Bool

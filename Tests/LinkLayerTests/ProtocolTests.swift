@@ -80,6 +80,26 @@ import Testing
         }
     }
 
+    @Test func integersReadLittleEndianFromAnyOffsetOfASlice() throws {
+        var writer = WireWriter(capacity: 4)
+        writer.u8(0xAB)
+        writer.u16(0x0102)
+        writer.u32(0x0304_0506)
+        writer.u64(0x0708_090A_0B0C_0D0E)
+        writer.i64(-2)
+        #expect(Array(writer.bytes.prefix(7)) == [0xAB, 0x02, 0x01, 0x06, 0x05, 0x04, 0x03])
+        for lead in 0..<9 {
+            let bytes = [UInt8](repeating: 0xEE, count: lead) + writer.bytes + [0xEE]
+            var reader = WireReader(bytes[lead..<bytes.count - 1])
+            #expect(try reader.u8() == 0xAB)
+            #expect(try reader.u16() == 0x0102)
+            #expect(try reader.u32() == 0x0304_0506)
+            #expect(try reader.u64() == 0x0708_090A_0B0C_0D0E)
+            #expect(try reader.i64() == -2)
+            #expect(throws: ProtocolError.self) { _ = try reader.u8() }
+        }
+    }
+
     @Test func truncatedOrExtendedPayloadsAreRejected() {
         for (kind, payload) in Self.messages where !payload.isEmpty {
             for cut in 0..<payload.count {

@@ -112,11 +112,13 @@ struct BenchCommandTests {
         #expect(output.status != 0 && output.stderr.contains(named), "\(arguments): \(output.stderr)")
     }
 
-    /// A short `bench --json` run (0.2 s per measurement) that must exit 0, and the rows it printed.
-    static func jsonRun(sizes: String, operations: String) throws -> (output: CLI.Output, rows: [[String: Any]]) {
+    /// A short `bench --json` run (`duration` seconds per measurement) that must exit 0, and the rows it printed.
+    static func jsonRun(sizes: String, operations: String, duration: String = "0.2") throws -> (
+        output: CLI.Output, rows: [[String: Any]]
+    ) {
         let output = try CLI.run(
-            ["bench", "--json", "--sizes", sizes, "--duration", "0.2", "--operations", operations],
-            timeout: .seconds(60))
+            ["bench", "--json", "--sizes", sizes, "--duration", duration, "--operations", operations],
+            timeout: .seconds(120))
         #expect(output.status == 0, "stderr: \(output.stderr)")
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
         return (output, rows)
@@ -150,6 +152,32 @@ extension BenchCommandTests {
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
         #expect(!rows.isEmpty)
         for row in rows { #expect(row["transport"] as? String == transport, "\(row)") }
+    }
+
+    @Test(
+        "bench --operations pull_small: 16 KiB pulls beside their round-trip floor (two processes with 1 K and 1 M keys, one process) and 32-block pullBlocks rows, all verified"
+    )
+    func smallTransferRows() throws {
+        let (output, rows) = try Self.jsonRun(sizes: "16KiB", operations: "pull_small", duration: "0.05")
+        let pulls = rows.filter { $0["operation"] as? String == "pull_small" }
+        let patterns = pulls.compactMap { $0["pattern"] as? String }
+        #expect(pulls.count == 3, "\(rows)")
+        for (place, keys) in [
+            ("two processes", "1 K"), ("two processes", "1 M"), ("two engines in one process", "1 K"),
+        ] {
+            #expect(patterns.contains { $0.contains("\(place), \(keys) keys bound") }, "\(patterns)")
+        }
+        for row in pulls {
+            #expect(row["verified"] as? Bool == true, "\(row)")
+            #expect(row["keys"] as? String == "request" && row["bytes"] as? Int == 16 << 10)
+            let values = ["p50us", "p99us", "ceilingP50us", "ceilingP99us"].map { row[$0] as? Double ?? 0 }
+            #expect(values.allSatisfy { $0 > 0 && $0.isFinite }, "\(row)")
+            #expect(values[1] >= values[0] && values[3] >= values[2], "\(row)")
+        }
+        let blocks = rows.filter { $0["operation"] as? String == "pull_blocks" }
+        #expect(blocks.compactMap { $0["bytes"] as? Int } == [32 * (16 << 10), 32 * (64 << 10)], "\(blocks)")
+        #expect(blocks.allSatisfy { $0["verified"] as? Bool == true && ($0["ratio"] as? Double ?? 0) > 0 })
+        #expect(output.stderr.contains("bench: pull_small 16 KiB"), "no progress on stderr: \(output.stderr)")
     }
 
     @Test("bench --operations pull_caches: one verified row per size, the whole batch of 32 request keys per call")

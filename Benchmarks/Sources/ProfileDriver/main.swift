@@ -6,7 +6,8 @@
 //   callgrind_annotate /tmp/cg.out | head -60
 //
 // Modes: alloc (4x256KiB allocate+deallocate), alloc-keys (with 2 keys + removeCacheKey), remove-absent,
-// remove-present (1024 live keys), copy (64 KiB copyCache).
+// remove-present (1024 live keys), copy (64 KiB copyCache), pull-local (16 KiB pullCache by request key between two
+// engines of this process, keys bound 1024 at a time).
 import DataDist
 
 func makeDataDist(poolSize: Int, pageShift: Int) throws -> LLMDataDist {
@@ -62,6 +63,34 @@ case "copy":
     let source = try manager.allocateCache(desc)
     let destination = try manager.allocateCache(desc)
     for _ in 0..<count { try manager.copyCache(dst: destination, src: source) }
+case "pull-local":
+    let environment = ["DATADIST_BACKEND": "emulator", "DATADIST_EMULATE_DEVICE_MEMORY": "8GiB"]
+    let prompt = LLMDataDist(role: .prompt, clusterID: 41)
+    var promptConfig = LLMConfig()
+    promptConfig.memoryPool = MemoryPoolConfig(size: 64 << 20)
+    promptConfig.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
+    try prompt.initialize(promptConfig, environment: environment)
+    let owner = try prompt.cacheManager
+    let cluster = LLMClusterInfo(
+        remoteClusterID: 41, remoteRoleType: .prompt, remoteIPInfos: [prompt.listenEndpoint!])
+    let (status, _) = dataDist.linkClusters([cluster], timeout: .seconds(10))
+    precondition(status == .success, "linkClusters: \(status)")
+    let slots = 1024
+    let desc = CacheDesc(numTensors: 1, shape: [Int64(slots), 8 << 10], dataType: .float16)
+    let destination = try manager.allocateCache(CacheDesc(numTensors: 1, shape: [1, 8 << 10], dataType: .float16))
+    var next: UInt64 = 0
+    for _ in 0..<(count / slots + 1) {
+        let keys = (0..<slots).map { _ in
+            defer { next += 1 }
+            return CacheKey(promptClusterID: 41, reqID: next)
+        }
+        let source = try owner.allocateCache(desc, keys: keys)
+        for key in keys { try manager.pullCache(key, into: destination) }
+        try owner.deallocateCache(source)
+    }
+    _ = dataDist.unlinkClusters([cluster], timeout: .seconds(5))
+    precondition(owner.audit().orphans == 0)
+    prompt.finalize()
 default:
     fatalError("unknown mode \(mode); see the comment at the top of main.swift")
 }

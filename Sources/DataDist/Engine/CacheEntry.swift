@@ -47,7 +47,7 @@ struct KeyBinding: Sendable {
     let slot: Int
     /// Tensors of the slot already pulled through this key (layer-wise pulls); the key is consumed once
     /// every tensor has been pulled.
-    var pulledTensors: Set<Int> = []
+    var pulledTensors = TensorSet()
     /// Transfers in flight that took tensors of the slot through this key and have not settled yet.
     var transfersInFlight = 0
     /// The stamp of the key's current lease (`KeyLeases`); 0 without one.
@@ -194,7 +194,7 @@ struct Reservation: Sendable {
     let cacheID: Int64
     let slot: Int
     /// Tensors this transfer marked as pulled.
-    let tensors: Set<Int>
+    let tensors: TensorSet
 }
 
 /// A cache's view with the memory a local copy pins. The memory is held unretained: while its pin count is not

@@ -104,7 +104,7 @@ struct CacheTable: Sendable {
     /// fails.
     mutating func reserve(_ key: IndexKey, tensors: Range<Int>) -> Reservation? {
         guard var binding = keys[key] else { return nil }
-        let taken = Set(tensors).subtracting(binding.pulledTensors)
+        let taken = TensorSet(tensors).subtracting(binding.pulledTensors)
         binding.pulledTensors.formUnion(taken)
         binding.transfersInFlight += 1
         let slot = binding.slot

@@ -48,7 +48,7 @@ package struct BatchResolveRequest: Sendable, Hashable {
     package var extentCount: Int { items.reduce(0) { $0 + Int($1.tensorCount) } }
 
     package func encoded() -> [UInt8] {
-        var writer = WireWriter()
+        var writer = WireWriter(capacity: 4 + Item.encodedSize * items.count)
         writer.u32(UInt32(items.count))
         for item in items {
             writer.u64(item.reqID)

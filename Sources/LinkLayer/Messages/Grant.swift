@@ -42,7 +42,7 @@ package struct Grant: Sendable, Hashable {
     package var grantedBytes: UInt64 { extents.reduce(0) { $0 &+ $1.length } }
 
     package func encoded() -> [UInt8] {
-        var writer = WireWriter()
+        var writer = WireWriter(capacity: 30 + 20 * extents.count)
         writer.u64(pinID)
         writer.u8(kind.rawValue)
         writer.bool(isBlocks)

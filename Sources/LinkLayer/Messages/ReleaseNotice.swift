@@ -10,7 +10,7 @@ package struct ReleaseNotice: Sendable, Hashable {
     }
 
     package func encoded() -> [UInt8] {
-        var writer = WireWriter()
+        var writer = WireWriter(capacity: 9)
         writer.u64(pinID)
         writer.bool(succeeded)
         return writer.bytes

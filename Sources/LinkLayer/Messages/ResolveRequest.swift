@@ -42,7 +42,7 @@ package struct ResolveRequest: Sendable, Hashable {
     }
 
     package func encoded() -> [UInt8] {
-        var writer = WireWriter()
+        var writer = WireWriter(capacity: 48 + 4 * blocks.count)
         switch target {
         case .key(let reqID, let prefixID, let modelID):
             writer.u8(0)

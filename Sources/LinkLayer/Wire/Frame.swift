@@ -19,14 +19,15 @@ package struct Frame: Sendable, Hashable {
     }
 
     package func encoded() -> [UInt8] {
-        var writer = WireWriter()
+        var writer = WireWriter(capacity: Self.headerSize + payload.count)
         writer.u32(Self.magic)
         writer.u8(Self.version)
         writer.u8(kind.rawValue)
         writer.u16(0)
         writer.u64(requestID)
         writer.u32(UInt32(payload.count))
-        return writer.bytes + payload
+        writer.raw(payload)
+        return writer.bytes
     }
 
     package enum Decoded: Sendable, Hashable {
