@@ -1,4 +1,6 @@
+import CoreMetrics
 import DataDist
+import Logging
 import Testing
 
 #if canImport(Glibc)
@@ -6,7 +8,8 @@ import Glibc
 #endif
 
 /// A prompt (cluster 1, listening on loopback) and a decoder (cluster 2), linked unless asked not to; `faults`
-/// are the `DATADIST_FAULTS` specs of each side (nil: none).
+/// are the `DATADIST_FAULTS` specs of each side (nil: none); `decoderMetrics` is the decoder's metrics backend
+/// (nil: the process's).
 struct LinkedPair {
     let prompt: LLMDataDist
     let decoder: LLMDataDist
@@ -20,7 +23,7 @@ struct LinkedPair {
         remoteAccessible: Bool = false, decoderRemoteAccessible: Bool? = nil, timeout: Duration = .seconds(2),
         link: Bool = true, faults: (prompt: String?, decoder: String?) = (nil, nil),
         transport: TestTransport = .sharedMemory, configurePrompt: (inout LLMConfig) -> Void = { _ in },
-        configureDecoder: (inout LLMConfig) -> Void = { _ in }
+        configureDecoder: (inout LLMConfig) -> Void = { _ in }, decoderMetrics: (any MetricsFactory)? = nil
     ) throws {
         var promptConfig = LLMConfig()
         promptConfig.memoryPool = MemoryPoolConfig(size: promptPool)
@@ -41,7 +44,10 @@ struct LinkedPair {
         decoderConfig.syncKVTimeout = timeout
         decoderConfig.transport = transport.preference
         configureDecoder(&decoderConfig)
-        decoder = LLMDataDist(role: .decoder, clusterID: 2)
+        decoder =
+            decoderMetrics.map {
+                LLMDataDist(role: .decoder, clusterID: 2, logger: Logger(label: "datadist.cluster.2"), metricsFactory: $0)
+            } ?? LLMDataDist(role: .decoder, clusterID: 2)
         try decoder.initialize(
             decoderConfig,
             environment: emulatorEnvironment(faults: faults.decoder).merging(transport.environment) { $1 })

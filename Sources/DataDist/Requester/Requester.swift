@@ -183,25 +183,37 @@ struct Requester: Sendable {
             )
         }
         defer { link.transfers.leave() }
-        let grant: Grant
-        do throws(LinkError) {
-            grant = try link.channel.resolve(request, timeout: resources.config.syncKVTimeout, what: operation)
-        } catch {
-            throw LLMError(error)
-        }
+        let meters = link.meters
+        meters.transferStarted()
+        let start = ContinuousClock.now
+        var roundTrip: Duration?
         do throws(LLMError) {
-            guard grant.extents.count == request.tensors.count else {
-                throw LLMError(
-                    .linkFailed,
-                    "\(operation): cluster \(link.remoteClusterID) granted \(grant.extents.count) tensors for \(request.tensors.count) asked"
-                )
+            let grant: Grant
+            do throws(LinkError) {
+                grant = try link.channel.resolve(request, timeout: resources.config.syncKVTimeout, what: operation)
+                roundTrip = .now - start
+            } catch {
+                if case .refused = error.kind { roundTrip = .now - start }
+                throw LLMError(error)
             }
-            try copy(grant)
+            do throws(LLMError) {
+                guard grant.extents.count == request.tensors.count else {
+                    throw LLMError(
+                        .linkFailed,
+                        "\(operation): cluster \(link.remoteClusterID) granted \(grant.extents.count) tensors for \(request.tensors.count) asked"
+                    )
+                }
+                try copy(grant)
+            } catch {
+                link.channel.release(pinID: grant.pinID, succeeded: false)
+                throw error
+            }
+            try Self.releaseSucceeded(grant, over: link, operation: operation)
         } catch {
-            link.channel.release(pinID: grant.pinID, succeeded: false)
+            meters.finish(failure: error.status, elapsed: .now - start, roundTrip: roundTrip)
             throw error
         }
-        try Self.releaseSucceeded(grant, over: link, operation: operation)
+        meters.finish(failure: nil, elapsed: .now - start, roundTrip: roundTrip)
     }
 
     /// Posts the release of a transfer whose copy succeeded; throws `.linkFailed` if it could not be sent (the
@@ -234,6 +246,7 @@ struct Requester: Sendable {
                 case .write: try resources.copy(segments, to: remote, from: placement)
                 }
             }
+            link.meters.moved(bytes: moves.reduce(0) { $0 + $1.count })
         } catch {
             switch error {
             case .copy(let failure): throw failure
