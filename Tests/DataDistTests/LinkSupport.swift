@@ -8,8 +8,8 @@ import Glibc
 #endif
 
 /// A prompt (cluster 1, listening on loopback) and a decoder (cluster 2), linked unless asked not to; `faults`
-/// are the `DATADIST_FAULTS` specs of each side (nil: none); `decoderMetrics` is the decoder's metrics backend
-/// (nil: the process's).
+/// are the `DATADIST_FAULTS` specs of each side (nil: none); `promptMetrics` and `decoderMetrics` are each side's
+/// metrics backend (nil: the process's).
 struct LinkedPair {
     let prompt: LLMDataDist
     let decoder: LLMDataDist
@@ -23,7 +23,8 @@ struct LinkedPair {
         remoteAccessible: Bool = false, decoderRemoteAccessible: Bool? = nil, timeout: Duration = .seconds(2),
         link: Bool = true, faults: (prompt: String?, decoder: String?) = (nil, nil),
         transport: TestTransport = .sharedMemory, configurePrompt: (inout LLMConfig) -> Void = { _ in },
-        configureDecoder: (inout LLMConfig) -> Void = { _ in }, decoderMetrics: (any MetricsFactory)? = nil
+        configureDecoder: (inout LLMConfig) -> Void = { _ in }, promptMetrics: (any MetricsFactory)? = nil,
+        decoderMetrics: (any MetricsFactory)? = nil
     ) throws {
         var promptConfig = LLMConfig()
         promptConfig.memoryPool = MemoryPoolConfig(size: promptPool)
@@ -33,7 +34,10 @@ struct LinkedPair {
         promptConfig.syncKVTimeout = timeout
         promptConfig.transport = transport.preference
         configurePrompt(&promptConfig)
-        prompt = LLMDataDist(role: .prompt, clusterID: 1)
+        prompt =
+            promptMetrics.map {
+                LLMDataDist(role: .prompt, clusterID: 1, logger: Logger(label: "datadist.cluster.1"), metricsFactory: $0)
+            } ?? LLMDataDist(role: .prompt, clusterID: 1)
         try prompt.initialize(
             promptConfig, environment: emulatorEnvironment(faults: faults.prompt).merging(transport.environment) { $1 })
         promptInfo = LLMClusterInfo(remoteClusterID: prompt.clusterID, remoteIPInfos: [prompt.listenEndpoint!])

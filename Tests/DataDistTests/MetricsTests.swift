@@ -15,7 +15,8 @@ import ThreadSanitizerSupport
 
     @Test func threePullsOneRefusedOneTimedOutAreCountedExactly() throws {
         let metrics = TestMetrics()
-        let pair = try LinkedPair(timeout: .milliseconds(300), decoderMetrics: metrics)
+        let served = TestMetrics()
+        let pair = try LinkedPair(timeout: .milliseconds(300), promptMetrics: served, decoderMetrics: metrics)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let keys = (1...4).map { CacheKey(promptClusterID: 1, reqID: UInt64($0)) }
@@ -64,9 +65,20 @@ import ThreadSanitizerSupport
             == Double(device.pagesInUse))
         #expect(try metrics.expectGauge(MetricName.auditOrphans, [("cluster", "2")]).lastValue == 0)
 
-        // The late grant of the timed-out pull was given back: key 4 is still bound at the prompt.
+        // The late grant of the timed-out pull was given back: key 4 is still bound at the prompt, which counts
+        // four grants (the late one too) and one refusal.
         #expect(eventually { prompt.audit().pinnedByPeers == 0 })
         #expect(prompt.audit().boundKeys == 1)
+        let owner = [("cluster", "1"), ("peer_cluster", "2"), ("transport", "shm")]
+        #expect(try served.expectCounter(MetricName.grantsServed, owner).totalValue == 4)
+        #expect(
+            try served.expectCounter(MetricName.refusalsServed, owner + [("status", "LLM_KV_CACHE_NOT_EXIST")])
+                .totalValue == 1)
+        #expect(served.counterTotal(label: MetricName.refusalsServed) == 1)
+        #expect(served.counterTotal(label: MetricName.transfersStarted) == 0, "the prompt only served")
+        let ownerFigures = try #require(pair.prompt.metrics().link(toCluster: 2))
+        #expect(ownerFigures.grantsServed == 4 && ownerFigures.refusalsServed == ["LLM_KV_CACHE_NOT_EXIST": 1])
+        #expect(figures.grantsServed == 0 && figures.refusalsServed.isEmpty, "the decoder granted nothing")
         try decoder.deallocateCache(destination)
         for source in sources { try prompt.deallocateCache(source) }
         try prompt.removeCacheKey(keys[3])

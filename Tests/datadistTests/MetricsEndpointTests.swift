@@ -48,6 +48,9 @@ struct MetricsEndpointTests {
         #expect(after[#"datadist_keys_bound{cluster="1"}"#] == 0, "both remaining keys were pulled")
         #expect(after[#"datadist_audit_orphans{cluster="1"}"#] == 0)
         #expect(after["datadist_transfers_started_total{\(peer)}"] == 0, "the prompt only serves")
+        #expect(after["datadist_served_grants_total{\(peer)}"] == 2)
+        #expect(after[#"datadist_served_refusals_total{\#(peer),status="LLM_KV_CACHE_NOT_EXIST"}"#] == 3)
+        #expect(after[#"datadist_served_refusals_total{\#(peer),status="LLM_TIMEOUT"}"#] == 0, "every status is listed")
         _ = try Self.get(port: metricsPort, path: "/other", expecting: 404)
 
         serve.closeStandardInput()

@@ -280,7 +280,7 @@ final class LinkTable: Sendable {
             }
             let serial = registry.takeSerial()
             let service = OwnerService(
-                policy: policy, linkSerial: serial, peerClusterID: remoteID, logger: resources.logger,
+                policy: policy, linkSerial: serial, peerClusterID: remoteID, logger: resources.logger, meters: meters,
                 onClose: { [weak self] reason in
                     meters.linkClosed()
                     self?.forget(serial: serial, cluster: remoteID, reason: reason)

@@ -2,7 +2,8 @@ import CoreMetrics
 import DeviceRuntime
 import Synchronization
 
-/// The transfer figures of this instance's links to one peer cluster over one transport. Kept twice: in atomics
+/// The transfer figures of this instance's links to one peer cluster over one transport (as requester, and as
+/// owner: what it granted and refused the peer). Kept twice: in atomics
 /// that `LLMDataDist.metrics()` reads, and in swift-metrics objects made once, when the first link to that peer
 /// over that transport is set up (a relink adds to the same figures). Nothing here takes a lock or allocates
 /// while a transfer runs: the counters are atomics here and, in swift-prometheus, atomics too. Its histograms
@@ -21,8 +22,10 @@ final class LinkMeters: Sendable {
     private let roundTripNanoseconds = Atomic<Int>(0)
     private let established = Atomic<Int>(0)
     private let closed = Atomic<Int>(0)
+    private let grants = Atomic<Int>(0)
     /// One per status in `Self.failureStatuses`, in that order.
     private let failures: [StatusTally]
+    private let refusals: [StatusTally]
 
     private let startedCounter: Counter
     private let succeededCounter: Counter
@@ -31,6 +34,7 @@ final class LinkMeters: Sendable {
     private let roundTripTimer: Timer
     private let establishedCounter: Counter
     private let closedCounter: Counter
+    private let grantsCounter: Counter
 
     init(clusterID: UInt64, peerClusterID: UInt64, transport: String, factory: any MetricsFactory) {
         self.peerClusterID = peerClusterID
@@ -42,15 +46,18 @@ final class LinkMeters: Sendable {
         bytesCounter = counter(MetricName.transferBytes)
         establishedCounter = counter(MetricName.linksEstablished)
         closedCounter = counter(MetricName.linksClosed)
+        grantsCounter = counter(MetricName.grantsServed)
         transferTimer = Timer(label: MetricName.transferSeconds, dimensions: dimensions, factory: factory)
         roundTripTimer = Timer(label: MetricName.roundTripSeconds, dimensions: dimensions, factory: factory)
-        failures = Self.failureStatuses.map { status in
-            StatusTally(
-                status: status,
-                counter: Counter(
-                    label: MetricName.transfersFailed, dimensions: dimensions + [("status", status.name)],
-                    factory: factory))
+        func tallies(_ name: String) -> [StatusTally] {
+            Self.failureStatuses.map { status in
+                StatusTally(
+                    status: status,
+                    counter: Counter(label: name, dimensions: dimensions + [("status", status.name)], factory: factory))
+            }
         }
+        failures = tallies(MetricName.transfersFailed)
+        refusals = tallies(MetricName.refusalsServed)
     }
 
     /// The statuses a failed transfer is counted under (every named one but success); any other counts as
@@ -91,6 +98,16 @@ final class LinkMeters: Sendable {
         }
     }
 
+    /// The owner answered one of the peer's requests: nil `refusal` for a grant.
+    func served(refusal: LLMStatusCode?) {
+        if let refusal {
+            refusals[Self.failureIndex[refusal.rawValue] ?? Self.failedIndex].add()
+        } else {
+            grants.add(1, ordering: .relaxed)
+            grantsCounter.increment()
+        }
+    }
+
     func linkEstablished() {
         established.add(1, ordering: .relaxed)
         establishedCounter.increment()
@@ -102,15 +119,18 @@ final class LinkMeters: Sendable {
     }
 
     var snapshot: LinkMetricsSnapshot {
-        var failed: [String: Int] = [:]
-        for tally in failures {
-            let count = tally.count.load(ordering: .relaxed)
-            if count > 0 { failed[tally.status.name] = count }
+        func byStatus(_ tallies: [StatusTally]) -> [String: Int] {
+            var counts: [String: Int] = [:]
+            for tally in tallies {
+                let count = tally.count.load(ordering: .relaxed)
+                if count > 0 { counts[tally.status.name] = count }
+            }
+            return counts
         }
         return LinkMetricsSnapshot(
             peerClusterID: peerClusterID, transport: transport,
             transfersStarted: started.load(ordering: .relaxed),
-            transfersSucceeded: succeeded.load(ordering: .relaxed), transfersFailed: failed,
+            transfersSucceeded: succeeded.load(ordering: .relaxed), transfersFailed: byStatus(failures),
             bytes: bytes.load(ordering: .relaxed),
             transfers: DurationSummary(
                 count: transferCount.load(ordering: .relaxed),
@@ -118,7 +138,8 @@ final class LinkMeters: Sendable {
             roundTrips: DurationSummary(
                 count: roundTripCount.load(ordering: .relaxed),
                 nanoseconds: roundTripNanoseconds.load(ordering: .relaxed)),
-            linksEstablished: established.load(ordering: .relaxed), linksClosed: closed.load(ordering: .relaxed))
+            linksEstablished: established.load(ordering: .relaxed), linksClosed: closed.load(ordering: .relaxed),
+            grantsServed: grants.load(ordering: .relaxed), refusalsServed: byStatus(refusals))
     }
 }
 

@@ -11,6 +11,9 @@ public enum MetricName {
     public static let transferSeconds = "datadist_transfer_seconds"
     /// The resolve round trip alone (request sent to grant or refusal received).
     public static let roundTripSeconds = "datadist_transfer_round_trip_seconds"
+    /// The owner's side: requests of the peer this instance granted, and refused (labelled `status`).
+    public static let grantsServed = "datadist_served_grants_total"
+    public static let refusalsServed = "datadist_served_refusals_total"
     public static let linksEstablished = "datadist_links_established_total"
     public static let linksClosed = "datadist_links_closed_total"
     /// Sampled gauges (set by `LLMDataDist.metrics()`).

@@ -1,4 +1,4 @@
-import Foundation
+internal import FoundationEssentials
 
 /// What one instance reports (the figures it also hands to swift-metrics), read by `LLMDataDist.metrics()`.
 /// Transfer figures count since the instance was made; pool figures since the last `initialize`.
@@ -63,11 +63,15 @@ public struct LinkMetricsSnapshot: Sendable, Hashable, Codable {
     public var roundTrips: DurationSummary
     public var linksEstablished: Int
     public var linksClosed: Int
+    /// As the owner: the peer's requests (a pull, push or batch round trip each) this instance granted.
+    public var grantsServed: Int
+    /// As the owner: the peer's requests it refused, by status name; statuses with none are left out.
+    public var refusalsServed: [String: Int]
 
     public init(
         peerClusterID: UInt64, transport: String, transfersStarted: Int, transfersSucceeded: Int,
         transfersFailed: [String: Int], bytes: Int, transfers: DurationSummary, roundTrips: DurationSummary,
-        linksEstablished: Int, linksClosed: Int
+        linksEstablished: Int, linksClosed: Int, grantsServed: Int = 0, refusalsServed: [String: Int] = [:]
     ) {
         self.peerClusterID = peerClusterID
         self.transport = transport
@@ -79,6 +83,8 @@ public struct LinkMetricsSnapshot: Sendable, Hashable, Codable {
         self.roundTrips = roundTrips
         self.linksEstablished = linksEstablished
         self.linksClosed = linksClosed
+        self.grantsServed = grantsServed
+        self.refusalsServed = refusalsServed
     }
 
     /// All failed transfers, whatever their status.
@@ -94,6 +100,8 @@ public struct LinkMetricsSnapshot: Sendable, Hashable, Codable {
         roundTrips.add(other.roundTrips)
         linksEstablished += other.linksEstablished
         linksClosed += other.linksClosed
+        grantsServed += other.grantsServed
+        refusalsServed.merge(other.refusalsServed, uniquingKeysWith: +)
     }
 }
 
