@@ -183,37 +183,27 @@ struct Requester: Sendable {
             )
         }
         defer { link.transfers.leave() }
-        let meters = link.meters
-        meters.transferStarted()
-        let start = ContinuousClock.now
-        var roundTrip: Duration?
-        do throws(LLMError) {
-            let grant: Grant
-            do throws(LinkError) {
-                grant = try link.channel.resolve(request, timeout: resources.config.syncKVTimeout, what: operation)
-                roundTrip = .now - start
-            } catch {
-                if case .refused = error.kind { roundTrip = .now - start }
-                throw LLMError(error)
-            }
-            do throws(LLMError) {
-                guard grant.extents.count == request.tensors.count else {
-                    throw LLMError(
-                        .linkFailed,
-                        "\(operation): cluster \(link.remoteClusterID) granted \(grant.extents.count) tensors for \(request.tensors.count) asked"
-                    )
-                }
-                try copy(grant)
-            } catch {
-                link.channel.release(pinID: grant.pinID, succeeded: false)
-                throw error
-            }
-            try Self.releaseSucceeded(grant, over: link, operation: operation)
+        var meter = TransferMeter(link.meters)
+        let grant: Grant
+        do throws(LinkError) {
+            grant = try link.channel.resolve(request, timeout: resources.config.syncKVTimeout, what: operation)
+            meter.answered()
         } catch {
-            meters.finish(failure: error.status, elapsed: .now - start, roundTrip: roundTrip)
-            throw error
+            throw meter.failed(LLMError(error), answered: error.isRefusal)
         }
-        meters.finish(failure: nil, elapsed: .now - start, roundTrip: roundTrip)
+        do throws(LLMError) {
+            guard grant.extents.count == request.tensors.count else {
+                throw LLMError(
+                    .linkFailed,
+                    "\(operation): cluster \(link.remoteClusterID) granted \(grant.extents.count) tensors for \(request.tensors.count) asked"
+                )
+            }
+            try copy(grant)
+        } catch {
+            link.channel.release(pinID: grant.pinID, succeeded: false)
+            throw meter.failed(error)
+        }
+        try meter.finishing { () throws(LLMError) in try Self.releaseSucceeded(grant, over: link, operation: operation) }
     }
 
     /// Posts the release of a transfer whose copy succeeded; throws `.linkFailed` if it could not be sent (the
