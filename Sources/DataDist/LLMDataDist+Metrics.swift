@@ -13,12 +13,14 @@ extension LLMDataDist {
             return meters.snapshot(audit: nil, linksOpen: 0, pools: [])
         }
         let resources = manager.resources
-        let pools = [(resources.devicePool, resources.devicePoolMeters), (resources.hostPool, resources.hostPoolMeters)]
-            .compactMap { pool, meters -> PoolMetricsSnapshot? in
-                guard let pool, let meters else { return nil }
-                let usage = pool.usage
-                return meters.sample(pagesInUse: usage.pagesInUse, pagesFree: usage.pagesFree, pageSize: pool.pageSize)
-            }
+        let pools = [
+            (resources.devicePool, resources.devicePoolMeters), (resources.hostPool, resources.hostPoolMeters),
+        ]
+        .compactMap { pool, meters -> PoolMetricsSnapshot? in
+            guard let pool, let meters else { return nil }
+            let usage = pool.usage
+            return meters.sample(pagesInUse: usage.pagesInUse, pagesFree: usage.pagesFree, pageSize: pool.pageSize)
+        }
         return meters.snapshot(audit: manager.audit(), linksOpen: manager.links.linkCount, pools: pools)
     }
 }

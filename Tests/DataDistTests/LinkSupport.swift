@@ -36,7 +36,8 @@ struct LinkedPair {
         configurePrompt(&promptConfig)
         prompt =
             promptMetrics.map {
-                LLMDataDist(role: .prompt, clusterID: 1, logger: Logger(label: "datadist.cluster.1"), metricsFactory: $0)
+                LLMDataDist(
+                    role: .prompt, clusterID: 1, logger: Logger(label: "datadist.cluster.1"), metricsFactory: $0)
             } ?? LLMDataDist(role: .prompt, clusterID: 1)
         try prompt.initialize(
             promptConfig, environment: emulatorEnvironment(faults: faults.prompt).merging(transport.environment) { $1 })
@@ -50,7 +51,8 @@ struct LinkedPair {
         configureDecoder(&decoderConfig)
         decoder =
             decoderMetrics.map {
-                LLMDataDist(role: .decoder, clusterID: 2, logger: Logger(label: "datadist.cluster.2"), metricsFactory: $0)
+                LLMDataDist(
+                    role: .decoder, clusterID: 2, logger: Logger(label: "datadist.cluster.2"), metricsFactory: $0)
             } ?? LLMDataDist(role: .decoder, clusterID: 2)
         try decoder.initialize(
             decoderConfig,

@@ -24,7 +24,9 @@ import ThreadSanitizerSupport
         let destination = try decoder.allocateCache(Self.desc)
 
         for key in keys.prefix(3) { try decoder.pullCache(key, into: destination) }
-        #expect(throws: LLMError.self) { try decoder.pullCache(CacheKey(promptClusterID: 1, reqID: 99), into: destination) }
+        #expect(throws: LLMError.self) {
+            try decoder.pullCache(CacheKey(promptClusterID: 1, reqID: 99), into: destination)
+        }
         Self.whilePromptStalls(prompt, upToSeconds: 5) {
             let error = #expect(throws: LLMError.self) { try decoder.pullCache(keys[3], into: destination) }
             #expect(error?.status == .timeout, "\(String(describing: error))")
@@ -40,7 +42,8 @@ import ThreadSanitizerSupport
         #expect(
             try metrics.expectCounter(MetricName.transfersFailed, link + [("status", "LLM_KV_CACHE_NOT_EXIST")])
                 .totalValue == 1)
-        #expect(try metrics.expectCounter(MetricName.transfersFailed, link + [("status", "LLM_TIMEOUT")]).totalValue == 1)
+        #expect(
+            try metrics.expectCounter(MetricName.transfersFailed, link + [("status", "LLM_TIMEOUT")]).totalValue == 1)
         #expect(metrics.counterTotal(label: MetricName.transfersFailed) == 2)
         #expect(try metrics.expectCounter(MetricName.transferBytes, link).totalValue == Int64(3 * Self.bytesPerPull))
         #expect(try metrics.expectTimer(MetricName.transferSeconds, link).values.count == 5)
@@ -61,8 +64,9 @@ import ThreadSanitizerSupport
         #expect(snapshot.linksOpen == 1 && snapshot.auditOrphans == 0 && snapshot.keysBound == 0)
         let device = try #require(snapshot.pools.first { $0.pool == "device" })
         #expect(device.allocationFailures == 1 && device.pagesInUse > 0)
-        #expect(try metrics.expectGauge(MetricName.poolPagesInUse, [("cluster", "2"), ("pool", "device")]).lastValue
-            == Double(device.pagesInUse))
+        #expect(
+            try metrics.expectGauge(MetricName.poolPagesInUse, [("cluster", "2"), ("pool", "device")]).lastValue
+                == Double(device.pagesInUse))
         #expect(try metrics.expectGauge(MetricName.auditOrphans, [("cluster", "2")]).lastValue == 0)
 
         // The late grant of the timed-out pull was given back: key 4 is still bound at the prompt, which counts

@@ -63,7 +63,9 @@ struct MetricsEndpointTests {
         let alone = try CLI.run(["serve", "--metrics-host", "127.0.0.1"], timeout: .seconds(20))
         #expect(alone.status != 0 && alone.stderr.contains("--metrics-host needs --metrics-port"), "\(alone.stderr)")
         let bad = try CLI.run(["serve", "--metrics-port", "0", "--metrics-host", "nowhere"], timeout: .seconds(20))
-        #expect(bad.status != 0 && bad.stderr.contains("--metrics-host nowhere is not a numeric IPv4 or IPv6 address"), "\(bad.stderr)")
+        #expect(
+            bad.status != 0 && bad.stderr.contains("--metrics-host nowhere is not a numeric IPv4 or IPv6 address"),
+            "\(bad.stderr)")
     }
 
     /// `GET path` on 127.0.0.1:`port` (HTTP/1.1, `Connection: close`); the body, after checking the status.

@@ -203,7 +203,9 @@ struct Requester: Sendable {
             link.channel.release(pinID: grant.pinID, succeeded: false)
             throw meter.failed(error)
         }
-        try meter.finishing { () throws(LLMError) in try Self.releaseSucceeded(grant, over: link, operation: operation) }
+        try meter.finishing { () throws(LLMError) in
+            try Self.releaseSucceeded(grant, over: link, operation: operation)
+        }
     }
 
     /// Posts the release of a transfer whose copy succeeded; throws `.linkFailed` if it could not be sent (the
