@@ -58,6 +58,22 @@ struct MetricsEndpointTests {
         #expect(try serve.wait() == 0)
     }
 
+    @Test("bench-serve --host --metrics-port 0: a METRICS line before READY, and /metrics with the rings' keys")
+    func benchServeMetrics() throws {
+        let serve = try SpawnedCLI(
+            ["bench-serve", "--host", "127.0.0.1", "--sizes", "16KiB", "--ring-bytes", "64KiB", "--metrics-port", "0"])
+        let first = try serve.nextLine()
+        let metricsPort = try #require(Int(first.dropFirst("METRICS ".count)), "first line: \(first)")
+        #expect(first.hasPrefix("METRICS "))
+        #expect(try serve.nextLine().hasPrefix("READY "))
+        let samples = try Prometheus.parse(Self.get(port: metricsPort, path: "/metrics", expecting: 200))
+        #expect(samples[#"datadist_keys_bound{cluster="1"}"#].map { $0 > 0 } == true, "\(samples)")
+        #expect(samples[#"datadist_audit_orphans{cluster="1"}"#] == 0)
+        serve.closeStandardInput()
+        #expect(try serve.nextLine().hasPrefix("EXIT audit"))
+        #expect(try serve.wait() == 0)
+    }
+
     @Test("--metrics-host without --metrics-port, or a bad address, is refused")
     func badMetricsOptions() throws {
         let alone = try CLI.run(["serve", "--metrics-host", "127.0.0.1"], timeout: .seconds(20))
