@@ -125,9 +125,10 @@ class LLMDataDist:
         Swift's ``LLMDataDist.metrics()`` gives them. Keys: ``clusterID``; ``links``, one dict per peer cluster
         and transport (``peerClusterID``, ``transport``, ``transfersStarted``, ``transfersSucceeded``,
         ``transfersFailed`` by status name, ``bytes``, ``transfers`` and ``roundTrips`` as ``count`` and
-        ``seconds``, ``linksEstablished``, ``linksClosed``); ``pools`` (``pool``, ``pageSize``, ``pagesInUse``,
-        ``pagesFree``, ``allocationFailures``); ``linksOpen``, ``pinnedByPeers``, ``keysBound``,
-        ``auditOrphans``. Works before ``init`` and after ``finalize`` (then without pools)."""
+        ``seconds``, ``linksEstablished``, ``linksClosed``, and as owner ``grantsServed`` and ``refusalsServed``
+        by status name); ``pools`` (``pool``, ``pageSize``, ``pagesInUse``, ``pagesFree``,
+        ``allocationFailures``); ``linksOpen``, ``pinnedByPeers``, ``keysBound``, ``auditOrphans``. Works before
+        ``init`` and after ``finalize`` (then without pools)."""
         return json.loads(_native.engine_metrics(self._handle))
 
     def link_transport(self, cluster_id: int) -> str:

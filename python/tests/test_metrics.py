@@ -38,6 +38,7 @@ def test_metrics_count_two_pulls_and_one_refusal_exactly():
         assert link["bytes"] == 2 * 2 * 8 * 64 * 2
         assert link["transfers"]["count"] == 3 and link["roundTrips"]["count"] == 3
         assert link["transfers"]["seconds"] > 0 and link["linksEstablished"] == 1 and link["linksClosed"] == 0
+        assert link["grantsServed"] == 0 and link["refusalsServed"] == {}, "the decoder served nothing"
         assert figures["linksOpen"] == 1 and figures["auditOrphans"] == 0
         device = next(pool for pool in figures["pools"] if pool["pool"] == "device")
         assert device["pagesInUse"] > 0 and device["allocationFailures"] == 0
