@@ -3,12 +3,12 @@ import DeviceRuntime
 import Synchronization
 
 /// The transfer figures of this instance's links to one peer cluster over one transport (as requester, and as
-/// owner: what it granted and refused the peer). Kept twice: in atomics
-/// that `LLMDataDist.metrics()` reads, and in swift-metrics objects made once, when the first link to that peer
-/// over that transport is set up (a relink adds to the same figures). Nothing here takes a lock or allocates
-/// while a transfer runs: the counters are atomics here and, in swift-prometheus, atomics too. Its histograms
-/// take a lock, so the two durations are handed to the backend only once the transfer is over (`finish`), when
-/// its release was already posted and the caller has its bytes.
+/// owner: what it granted and refused the peer). Kept twice: in atomics that `LLMDataDist.metrics()` reads, and
+/// in swift-metrics objects made once, when the first link to that peer over that transport is set up (a relink
+/// adds to the same figures). Nothing here takes a lock or allocates while a transfer runs: the counters are
+/// atomics here and, in swift-prometheus, atomics too. swift-prometheus's histograms take a lock, so the two
+/// durations are handed to the backend only once the transfer is over (`finish`), when its release was already
+/// posted and the caller has its bytes.
 final class LinkMeters: Sendable {
     let peerClusterID: UInt64
     let transport: String
