@@ -12,12 +12,13 @@ declare -A allowed=(
     [DeviceRuntime]="$toolchain CAscendCL CLinuxSupport CNuma CHwloc DeviceCaps ThreadSanitizerSupport Logging SystemPackage"
     [BlockPool]="$toolchain DeviceRuntime ThreadSanitizerSupport"
     [LinkLayer]="$toolchain CLinuxSupport CCrypto CUCX DeviceRuntime ThreadSanitizerSupport Logging"
-    # The public library: no C module and no Glibc.
-    [DataDist]="Synchronization Dispatch FoundationEssentials BlockPool LinkLayer DeviceRuntime DeviceCaps ThreadSanitizerSupport Logging"
+    # The public library: no C module and no Glibc; swift-metrics' API, never a backend.
+    [DataDist]="Synchronization Dispatch FoundationEssentials BlockPool LinkLayer DeviceRuntime DeviceCaps ThreadSanitizerSupport Logging CoreMetrics"
     # The C ABI: the public library only, and its own C header.
     [DataDistC]="Synchronization FoundationEssentials CDataDist DataDist ThreadSanitizerSupport"
-    # The CLI: the public library only (DeviceCaps is a public product too), plus its own dependencies.
-    [datadist]="Synchronization Dispatch Foundation DataDist DeviceCaps ThreadSanitizerSupport ArgumentParser Logging SystemPackage"
+    # The CLI: the public library only (DeviceCaps is a public product too), plus its own dependencies (the
+    # Prometheus backend and the NIO listener of --metrics-port among them).
+    [datadist]="Synchronization Dispatch Foundation DataDist DeviceCaps ThreadSanitizerSupport ArgumentParser Logging SystemPackage CoreMetrics Prometheus NIOCore NIOPosix NIOHTTP1"
 )
 
 status=0

@@ -326,6 +326,7 @@ public final class CacheManager: Sendable {
             throw noPoolForAllocation(desc, operation: isBlocks ? "allocateBlocksCache" : "allocateCache")
         }
         guard desc.numTensors <= pool.pageCount else {
+            allocationFailed(in: desc.placement)
             throw LLMError(
                 .outOfMemory,
                 "cannot allocate \(desc.numTensors) tensors from the \(desc.placement) pool of \(pool.pageCount) pages: each takes a page at least"
@@ -334,11 +335,16 @@ public final class CacheManager: Sendable {
         do {
             return try pool.allocate(count: desc.numTensors, bytes: tensorSize)
         } catch {
+            allocationFailed(in: desc.placement)
             throw LLMError(
                 .outOfMemory,
                 "cannot allocate \(desc.numTensors) tensors of \(tensorSize) bytes (shape \(desc.shape)) from the \(desc.placement) pool: \(error)"
             )
         }
+    }
+
+    private func allocationFailed(in placement: Placement) {
+        (placement == .device ? resources.devicePoolMeters : resources.hostPoolMeters)?.allocationFailed()
     }
 }
 

@@ -1,4 +1,5 @@
 import BlockPool
+public import CoreMetrics
 public import DeviceCaps
 import DeviceRuntime
 public import Logging
@@ -13,6 +14,8 @@ public final class LLMDataDist: Sendable {
     let serial: UInt64
     let state: Lock<InstanceState>
     let logger: Logger
+    /// What it reports through swift-metrics (and `metrics()`), across `initialize` and `finalize`.
+    let meters: InstanceMeters
 
     struct InstanceState: Sendable {
         var role: LLMRole
@@ -26,12 +29,20 @@ public final class LLMDataDist: Sendable {
         self.init(role: role, clusterID: clusterID, logger: Logger(label: "datadist.cluster.\(clusterID)"))
     }
 
-    /// An instance that logs to `logger` (warnings about unsupported operations, backend selection).
-    public init(role: LLMRole, clusterID: UInt64, logger: Logger) {
+    /// An instance that logs to `logger` (warnings about unsupported operations, backend selection) and reports
+    /// its metrics to the backend the application bootstrapped (`MetricsSystem.factory`; none: nothing is sent).
+    public convenience init(role: LLMRole, clusterID: UInt64, logger: Logger) {
+        self.init(role: role, clusterID: clusterID, logger: logger, metricsFactory: MetricsSystem.factory)
+    }
+
+    /// An instance that reports its metrics (see `MetricName`) to `metricsFactory` instead of the process's
+    /// bootstrapped backend.
+    public init(role: LLMRole, clusterID: UInt64, logger: Logger, metricsFactory: any MetricsFactory) {
         self.clusterID = clusterID
         self.serial = instanceSerials.wrappingAdd(1, ordering: .relaxed).newValue
         self.state = Lock(InstanceState(role: role))
         self.logger = logger
+        self.meters = InstanceMeters(clusterID: clusterID, factory: metricsFactory)
     }
 
     /// An instance dropped without `finalize()` finalizes itself (unlinks, stops listening, frees its pools).
@@ -187,7 +198,7 @@ public final class LLMDataDist: Sendable {
             ])
         let resources = InstanceResources(
             clusterID: clusterID, issuer: issuer, config: config, runtime: runtime, devicePool: devicePool,
-            hostPool: hostPool, logger: logger)
+            hostPool: hostPool, logger: logger, meters: meters)
         let manager = CacheManager(resources: resources)
         manager.links.ucx.overrides = UCXNodeHolder.overrides(in: environment, process: ProcessEnvironment.current)
         do throws(LLMError) {

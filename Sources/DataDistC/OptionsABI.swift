@@ -35,7 +35,7 @@ nonisolated(unsafe) private let statusNames: [UInt32: UnsafeMutablePointer<CChar
 nonisolated(unsafe) private let failedName = copyCString(LLMStatusCode.failed.name)
 
 /// A malloc'ed copy of `text`, NUL-terminated; nil when out of memory.
-private func mallocCString(_ text: String) -> UnsafeMutablePointer<CChar>? {
+func mallocCString(_ text: String) -> UnsafeMutablePointer<CChar>? {
     var text = text
     return text.withUTF8 { bytes in
         bytes.withMemoryRebound(to: CChar.self) { datadist_support_copy_string($0.baseAddress, $0.count) }

@@ -51,6 +51,8 @@ struct BenchServeCommand: ParsableCommand {
     @Flag(help: .hidden)
     var corrupt = false
 
+    @OptionGroup var metrics: MetricsOptions
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -78,8 +80,11 @@ struct BenchServeCommand: ParsableCommand {
 
     func run() throws {
         global.bootstrapLogging()
-        if let host { return try serveStandalone(on: host) }
+        let exporter = try metrics.startExporter()
+        defer { exporter?.stop() }
+        if let host { return try serveStandalone(on: host, exporter: exporter) }
         let prompt = LLMDataDist(role: .prompt, clusterID: clusterID)
+        exporter?.sampleBeforeScrapes { _ = prompt.metrics() }
         var config = LLMConfig()
         config.memoryPool = MemoryPoolConfig(size: poolBytes)
         config.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
@@ -95,7 +100,8 @@ struct BenchServeCommand: ParsableCommand {
             Output.jsonLine(BenchServeReply(event: "exit", error: "\(error)"))
             throw ExitCode.failure
         }
-        Output.jsonLine(BenchServeReply(event: "ready", port: prompt.listenEndpoint?.port))
+        Output.jsonLine(
+            BenchServeReply(event: "ready", port: prompt.listenEndpoint?.port, metricsPort: exporter?.port))
         var server = BenchServer(manager: manager, clusterID: clusterID, corrupt: corrupt)
         while let line = readLine() {
             let words = line.split(separator: " ").map(String.init)
@@ -115,10 +121,11 @@ struct BenchServeCommand: ParsableCommand {
 
 extension BenchServeCommand {
     /// `--host`: fills the rings, prints `READY <port>`, serves until stdin closes, then frees and audits.
-    private func serveStandalone(on host: String) throws {
+    private func serveStandalone(on host: String, exporter: MetricsExporter?) throws {
         let sizes = try BenchCommand.parseSizes(sizes, option: "--sizes")
         let ringBytes = try parsedRingBytes()
         let prompt = LLMDataDist(role: .prompt, clusterID: clusterID)
+        exporter?.sampleBeforeScrapes { _ = prompt.metrics() }
         var config = LLMConfig()
         config.memoryPool = MemoryPoolConfig(
             size: StandaloneBenchServer.poolBytes(sizes: sizes, ringBytes: ringBytes).roundedUp(toMultipleOf: 1 << 16))
@@ -136,6 +143,7 @@ extension BenchServeCommand {
             printToStandardError("datadist bench-serve: \(error)")
             throw ExitCode.failure
         }
+        if let exporter { Output.line("METRICS \(exporter.port)") }
         Output.line("READY \(prompt.listenEndpoint?.port ?? 0)")
         while readLine() != nil {}
         let failure = server.free()
@@ -158,6 +166,8 @@ struct BenchServeReply: Codable {
     var cacheID: Int64?
     var audit: AuditReport?
     var error: String?
+    /// The port of the Prometheus endpoint (`ready`, with `--metrics-port`).
+    var metricsPort: Int?
 }
 
 /// The caches of a `bench-serve` (or of `bench`'s in-process prompt), by the names the bench gave them.

@@ -192,6 +192,7 @@ struct PullCommand: ParsableCommand {
         let audit = manager.audit()
         report.audit = AuditReport(audit)
         report.auditClean = audit.isClean
+        report.metrics = decoder.metrics()
         report.verified = report.failure == nil && report.bytesVerified == report.bytes && report.bytes > 0
         report.gbps = report.pullSeconds > 0 ? Double(report.bytes) / report.pullSeconds / 1e9 : 0
         report.ok = report.verified && report.auditClean && unlinkStatus == .success

@@ -63,6 +63,8 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "Print the READY line as JSON.")
     var json = false
 
+    @OptionGroup var metrics: MetricsOptions
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -105,7 +107,10 @@ struct ServeCommand: ParsableCommand {
         let signalSources = stop.watchSignals([SIGTERM, SIGINT])
         defer { for item in signalSources { item.cancel() } }
 
+        let exporter = try metrics.startExporter()
+        defer { exporter?.stop() }
         let prompt = LLMDataDist(role: .prompt, clusterID: clusterID)
+        exporter?.sampleBeforeScrapes { _ = prompt.metrics() }
         var config = LLMConfig()
         config.memoryPool = shape.pool(caches: registered ? 1 : requests)
         config.listenAddress = IPEndpoint(host: host, port: port)
@@ -137,8 +142,9 @@ struct ServeCommand: ParsableCommand {
                 ServeEvent(
                     event: "ready", port: endpoint.port, clusterID: clusterID,
                     pid: ProcessInfo.processInfo.processIdentifier, requests: requests, removed: removed,
-                    prefixKeys: prefixKeys, bytesPerRequest: shape.requestBytes))
+                    prefixKeys: prefixKeys, bytesPerRequest: shape.requestBytes, metricsPort: exporter?.port))
         } else {
+            if let exporter { Output.line("METRICS \(exporter.port)") }
             Output.line("READY \(endpoint.port)")
         }
 

@@ -50,6 +50,8 @@ struct ServeEvent: Codable {
     var removed: [UInt64]?
     var prefixKeys: Bool?
     var bytesPerRequest: Int?
+    /// The port of the Prometheus endpoint (`ready`, with `--metrics-port`).
+    var metricsPort: Int?
     /// Why serving stopped (`exit`).
     var reason: String?
     /// Keys still bound when serving stopped, before the cleanup (`exit`).
@@ -106,6 +108,8 @@ struct PullReport: Codable {
     var audit: AuditReport?
     var auditClean = false
     var ok = false
+    /// The decoder's metrics at the end (`LLMDataDist.metrics()`, after the unlink).
+    var metrics: MetricsSnapshot?
 }
 
 /// Writes whole lines to stdout at once, unbuffered, from any thread.

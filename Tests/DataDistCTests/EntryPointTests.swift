@@ -50,12 +50,14 @@ import ThreadSanitizerSupport
         var count: UInt32 = 0
         var written = 0
         var addresses = [UInt64](repeating: 0, count: 1)
+        var text: UnsafeMutablePointer<CChar>?
         let calls: [(String, String, () -> UInt32)] = [
             ("engine_destroy", "engine is NULL", { datadist_engine_destroy(nil) }),
             ("engine_init", "engine is NULL", { datadist_engine_init(nil, nil, nil, 0) }),
             ("engine_finalize", "engine is NULL", { datadist_engine_finalize(nil) }),
             ("engine_is_initialized", "engine is NULL", { datadist_engine_is_initialized(nil, &flag) }),
             ("engine_listen_port", "engine is NULL", { datadist_engine_listen_port(nil, &port) }),
+            ("engine_metrics", "engine is NULL", { datadist_engine_metrics(nil, &text) }),
             (
                 "engine_link_clusters", "engine is NULL",
                 {

@@ -1,4 +1,6 @@
+import CoreMetrics
 import DataDist
+import Logging
 import Testing
 
 #if canImport(Glibc)
@@ -6,7 +8,8 @@ import Glibc
 #endif
 
 /// A prompt (cluster 1, listening on loopback) and a decoder (cluster 2), linked unless asked not to; `faults`
-/// are the `DATADIST_FAULTS` specs of each side (nil: none).
+/// are the `DATADIST_FAULTS` specs of each side (nil: none); `promptMetrics` and `decoderMetrics` are each side's
+/// metrics backend (nil: the process's).
 struct LinkedPair {
     let prompt: LLMDataDist
     let decoder: LLMDataDist
@@ -20,7 +23,8 @@ struct LinkedPair {
         remoteAccessible: Bool = false, decoderRemoteAccessible: Bool? = nil, timeout: Duration = .seconds(2),
         link: Bool = true, faults: (prompt: String?, decoder: String?) = (nil, nil),
         transport: TestTransport = .sharedMemory, configurePrompt: (inout LLMConfig) -> Void = { _ in },
-        configureDecoder: (inout LLMConfig) -> Void = { _ in }
+        configureDecoder: (inout LLMConfig) -> Void = { _ in }, promptMetrics: (any MetricsFactory)? = nil,
+        decoderMetrics: (any MetricsFactory)? = nil
     ) throws {
         var promptConfig = LLMConfig()
         promptConfig.memoryPool = MemoryPoolConfig(size: promptPool)
@@ -30,7 +34,11 @@ struct LinkedPair {
         promptConfig.syncKVTimeout = timeout
         promptConfig.transport = transport.preference
         configurePrompt(&promptConfig)
-        prompt = LLMDataDist(role: .prompt, clusterID: 1)
+        prompt =
+            promptMetrics.map {
+                LLMDataDist(
+                    role: .prompt, clusterID: 1, logger: Logger(label: "datadist.cluster.1"), metricsFactory: $0)
+            } ?? LLMDataDist(role: .prompt, clusterID: 1)
         try prompt.initialize(
             promptConfig, environment: emulatorEnvironment(faults: faults.prompt).merging(transport.environment) { $1 })
         promptInfo = LLMClusterInfo(remoteClusterID: prompt.clusterID, remoteIPInfos: [prompt.listenEndpoint!])
@@ -41,7 +49,11 @@ struct LinkedPair {
         decoderConfig.syncKVTimeout = timeout
         decoderConfig.transport = transport.preference
         configureDecoder(&decoderConfig)
-        decoder = LLMDataDist(role: .decoder, clusterID: 2)
+        decoder =
+            decoderMetrics.map {
+                LLMDataDist(
+                    role: .decoder, clusterID: 2, logger: Logger(label: "datadist.cluster.2"), metricsFactory: $0)
+            } ?? LLMDataDist(role: .decoder, clusterID: 2)
         try decoder.initialize(
             decoderConfig,
             environment: emulatorEnvironment(faults: faults.decoder).merging(transport.environment) { $1 })

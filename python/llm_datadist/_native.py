@@ -153,6 +153,7 @@ _PROTOTYPES = {
     "datadist_engine_finalize": (c_uint32, [_P]),
     "datadist_engine_is_initialized": (c_uint32, [_P, POINTER(c_bool)]),
     "datadist_engine_listen_port": (c_uint32, [_P, POINTER(c_uint16)]),
+    "datadist_engine_metrics": (c_uint32, [_P, POINTER(c_void_p)]),
     "datadist_engine_link_clusters": (
         c_uint32,
         [_P, POINTER(ClusterInfoC), c_size_t, c_int32, _U32_ARRAY, POINTER(c_size_t)],
@@ -280,6 +281,16 @@ def backend() -> Tuple[str, str]:
         lib.datadist_free_string(out)
     name, _, reason = text.partition("\n")
     return name, reason
+
+
+def engine_metrics(handle: c_void_p) -> str:
+    """The engine's metrics as DataDist's JSON text."""
+    out = c_void_p()
+    check(lib.datadist_engine_metrics(handle, ctypes.byref(out)))
+    try:
+        return ctypes.string_at(out.value).decode()
+    finally:
+        lib.datadist_free_string(out)
 
 
 def int64_array(values: Sequence[int]) -> Optional[ctypes.Array]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import json
 import weakref
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import _native
 from ._check import check_int32, check_isinstance, check_uint64, fail, raise_if_false
@@ -118,6 +119,17 @@ class LLMDataDist:
         port = ctypes.c_uint16()
         _native.check(_native.lib.datadist_engine_listen_port(self._handle, ctypes.byref(port)))
         return port.value
+
+    def metrics(self) -> Dict[str, Any]:
+        """DataDist's own (the reference has none): the figures this instance reports through swift-metrics, as
+        Swift's ``LLMDataDist.metrics()`` gives them. Keys: ``clusterID``; ``links``, one dict per peer cluster
+        and transport (``peerClusterID``, ``transport``, ``transfersStarted``, ``transfersSucceeded``,
+        ``transfersFailed`` by status name, ``bytes``, ``transfers`` and ``roundTrips`` as ``count`` and
+        ``seconds``, ``linksEstablished``, ``linksClosed``, and as owner ``grantsServed`` and ``refusalsServed``
+        by status name); ``pools`` (``pool``, ``pageSize``, ``pagesInUse``, ``pagesFree``,
+        ``allocationFailures``); ``linksOpen``, ``pinnedByPeers``, ``keysBound``, ``auditOrphans``. Works before
+        ``init`` and after ``finalize`` (then without pools)."""
+        return json.loads(_native.engine_metrics(self._handle))
 
     def link_transport(self, cluster_id: int) -> str:
         """The data plane of the link to ``cluster_id`` (DataDist's own): ``"shm"`` (the peer's pool mapped on this

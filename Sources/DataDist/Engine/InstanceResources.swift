@@ -17,6 +17,10 @@ final class InstanceResources: Sendable {
     let hostPool: BlockPool?
     let logger: Logger
     let copyEngine: CopyEngine
+    /// The instance's swift-metrics figures, and those of each pool (made with the pool).
+    let meters: InstanceMeters
+    let devicePoolMeters: PoolMeters?
+    let hostPoolMeters: PoolMeters?
     private let warnedOperations = Lock<Set<Operation>>([])
     /// Whether the detected product supports every operation (the usual case): `gate` then checks nothing.
     private let supportsEverything: Bool
@@ -25,7 +29,7 @@ final class InstanceResources: Sendable {
 
     init(
         clusterID: UInt64, issuer: CacheIssuer, config: LLMConfig, runtime: any DeviceRuntime,
-        devicePool: BlockPool?, hostPool: BlockPool?, logger: Logger
+        devicePool: BlockPool?, hostPool: BlockPool?, logger: Logger, meters: InstanceMeters
     ) {
         self.clusterID = clusterID
         self.issuer = issuer
@@ -38,6 +42,9 @@ final class InstanceResources: Sendable {
         self.hasAnyPool = devicePool != nil || hostPool != nil
         self.logger = logger
         self.copyEngine = CopyEngine(threads: config.copyThreads ?? ProcessorAffinity.availableCores)
+        self.meters = meters
+        self.devicePoolMeters = devicePool.map { _ in meters.pool("device") }
+        self.hostPoolMeters = hostPool.map { _ in meters.pool("host") }
     }
 
     var pools: [BlockPool] { [devicePool, hostPool].compactMap { $0 } }

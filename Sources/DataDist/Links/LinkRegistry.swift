@@ -7,6 +7,8 @@ struct PeerLink: Sendable {
     let channel: PeerChannel
     /// The transfers in flight over it (an unlink waits for their releases).
     let transfers = TransferGate()
+    /// Its transfer figures (shared by every link to the same peer over the same transport).
+    let meters: LinkMeters
 
     var remoteClusterID: UInt64 { channel.remoteClusterID }
 }

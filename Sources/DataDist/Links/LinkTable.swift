@@ -276,7 +276,8 @@ final class LinkTable: Sendable {
         let reach = LinkReach(
             peerClusterID: remoteID, overUCX: overUCX, registeredRegions: overUCX ? offered : [])
         closeIfStale(cluster: remoteID)
-        return try registry.withLock { registry throws(LLMError) in
+        let meters = resources.meters.link(to: remoteID, transport: overUCX ? "ucx" : "shm")
+        let channel = try registry.withLock { registry throws(LLMError) -> PeerChannel in
             guard !registry.isClosed else { throw LLMError(.failed, "cluster \(resources.clusterID) was finalized") }
             if let existing = registry.links[remoteID] {
                 guard !existing.channel.isOpen else {
@@ -288,15 +289,21 @@ final class LinkTable: Sendable {
             let serial = registry.takeSerial()
             let service = OwnerService(
                 policy: policy, linkSerial: serial, peerClusterID: remoteID, reach: reach, logger: resources.logger,
-                onClose: { [weak self] reason in self?.forget(serial: serial, cluster: remoteID, reason: reason) })
+                meters: meters,
+                onClose: { [weak self] reason in
+                    meters.linkClosed()
+                    self?.forget(serial: serial, cluster: remoteID, reason: reason)
+                })
             let channel = PeerChannel(
                 remoteClusterID: remoteID, socket: established.socket, inbox: established.inbox,
                 dataPlane: established.dataPlane, service: service, logger: resources.logger,
                 faults: resources.runtime.faults, sendTimeout: sendTimeout)
-            registry.links[remoteID] = PeerLink(serial: serial, channel: channel)
+            registry.links[remoteID] = PeerLink(serial: serial, channel: channel, meters: meters)
             registry.lost[remoteID] = nil
             return channel
         }
+        meters.linkEstablished()
+        return channel
     }
 
     /// A cluster links again while this side still holds a link to it: after a cut network or a peer killed

@@ -11,15 +11,25 @@ struct OwnerService: LinkService {
     /// What of registered memory this link's peer reaches.
     let reach: LinkReach
     let logger: Logger
+    /// Counts what this side granted and refused the peer (atomics: no lock on the resolve path).
+    let meters: LinkMeters
     /// Forgets the link once it closed (the link table's bookkeeping).
     let onClose: @Sendable (CloseReason) -> Void
 
     func resolve(_ request: ResolveRequest) -> Result<Grant, Refusal> {
-        policy.resolve(request, link: linkSerial, reach: reach).mapError(Refusal.init)
+        counted(policy.resolve(request, link: linkSerial, reach: reach)).mapError(Refusal.init)
     }
 
     func resolveBatch(_ request: BatchResolveRequest) -> Result<Grant, Refusal> {
-        policy.resolveBatch(request, link: linkSerial, reach: reach).mapError(Refusal.init)
+        counted(policy.resolveBatch(request, link: linkSerial, reach: reach)).mapError(Refusal.init)
+    }
+
+    private func counted(_ answer: Result<Grant, LLMError>) -> Result<Grant, LLMError> {
+        switch answer {
+        case .success: meters.served(refusal: nil)
+        case .failure(let error): meters.served(refusal: error.status)
+        }
+        return answer
     }
 
     func release(_ notice: ReleaseNotice) {

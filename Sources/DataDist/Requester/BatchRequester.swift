@@ -90,7 +90,19 @@ struct BatchRequester: Sendable {
 
     /// Resolves every round trip, then copies, then releases: a refused round trip gives back what the earlier
     /// ones took (their releases say the transfer failed), and no local slot is written.
+    /// Each cluster's share counts as one transfer on its link's meters, ending as the whole call does.
     private func pull(_ pulls: [CachePull], locals: [CacheView]) throws(LLMError) {
+        var tally = BatchTally()
+        do throws(LLMError) {
+            try pull(pulls, locals: locals, tally: &tally)
+        } catch {
+            tally.finish(failure: error.status)
+            throw error
+        }
+        tally.finish(failure: nil)
+    }
+
+    private func pull(_ pulls: [CachePull], locals: [CacheView], tally: inout BatchTally) throws(LLMError) {
         let rounds = Self.rounds(pulls, locals: locals)
         var linkByCluster: [UInt64: PeerLink] = [:]
         var entered: [PeerLink] = []
@@ -104,6 +116,7 @@ struct BatchRequester: Sendable {
                 )
             }
             entered.append(link)
+            tally.started(link)
             linkByCluster[round.cluster] = link
         }
         var granted: [(link: PeerLink, round: BatchRound, grant: Grant)] = []
@@ -125,9 +138,12 @@ struct BatchRequester: Sendable {
                         requesterKind: MemoryKind(local.placement), label: UInt32(index))
                 })
             let grant: Grant
+            let asked = ContinuousClock.now
             do throws(LinkError) {
                 grant = try link.channel.resolveBatch(request, timeout: timeout, what: "pullCaches")
+                tally.answered(link, after: .now - asked)
             } catch {
+                if case .refused = error.kind { tally.answered(link, after: .now - asked) }
                 throw LLMError(error)
             }
             granted.append((link, round, grant))
@@ -202,6 +218,26 @@ private struct BatchKey: Hashable {
 private struct BatchSlot: Hashable {
     let cacheID: Int64
     let slot: Int
+}
+
+/// The links a batched pull used, for their meters: when it started and each link's last round trip.
+private struct BatchTally {
+    let start = ContinuousClock.now
+    var links: [(link: PeerLink, roundTrip: Duration?)] = []
+
+    mutating func started(_ link: PeerLink) {
+        link.meters.transferStarted()
+        links.append((link, nil))
+    }
+
+    mutating func answered(_ link: PeerLink, after roundTrip: Duration) {
+        if let index = links.firstIndex(where: { $0.link.serial == link.serial }) { links[index].roundTrip = roundTrip }
+    }
+
+    func finish(failure: LLMStatusCode?) {
+        let elapsed = ContinuousClock.now - start
+        for (link, roundTrip) in links { link.meters.finish(failure: failure, elapsed: elapsed, roundTrip: roundTrip) }
+    }
 }
 
 /// One round trip of a batched pull: pulls `indices` of one cluster.

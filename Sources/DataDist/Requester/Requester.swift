@@ -183,11 +183,13 @@ struct Requester: Sendable {
             )
         }
         defer { link.transfers.leave() }
+        var meter = TransferMeter(link.meters)
         let grant: Grant
         do throws(LinkError) {
             grant = try link.channel.resolve(request, timeout: resources.config.syncKVTimeout, what: operation)
+            meter.answered()
         } catch {
-            throw LLMError(error)
+            throw meter.failed(LLMError(error), answered: error.isRefusal)
         }
         do throws(LLMError) {
             guard grant.extents.count == request.tensors.count else {
@@ -199,9 +201,11 @@ struct Requester: Sendable {
             try copy(grant)
         } catch {
             link.channel.release(pinID: grant.pinID, succeeded: false)
-            throw error
+            throw meter.failed(error)
         }
-        try Self.releaseSucceeded(grant, over: link, operation: operation)
+        try meter.finishing { () throws(LLMError) in
+            try Self.releaseSucceeded(grant, over: link, operation: operation)
+        }
     }
 
     /// Posts the release of a transfer whose copy succeeded; throws `.linkFailed` if it could not be sent (the
@@ -234,6 +238,7 @@ struct Requester: Sendable {
                 case .write: try resources.copy(segments, to: remote, from: placement)
                 }
             }
+            link.meters.moved(bytes: moves.reduce(0) { $0 + $1.count })
         } catch {
             switch error {
             case .copy(let failure): throw failure

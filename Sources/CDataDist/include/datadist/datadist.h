@@ -200,6 +200,10 @@ datadist_status datadist_engine_unlink_clusters(
 /* The data plane of the link to cluster_id: "shm" (the memfd mapping) or "ucx", a static string;
  * DATADIST_NOT_YET_LINK when there is no such link. */
 datadist_status datadist_engine_link_transport(datadist_engine *engine, uint64_t cluster_id, const char **out);
+/* The engine's metrics (LLMDataDist.metrics(): transfers per peer cluster and transport, pool pages, keys bound,
+ * pins held for peers, the audit's orphans) as one JSON object; a malloc'ed string the caller frees with
+ * datadist_free_string. Any state of the engine: before init it has the transfer figures only. */
+datadist_status datadist_engine_metrics(datadist_engine *engine, char **out);
 /* listen_ip_info "ip:port" or NULL (stop listening). */
 datadist_status datadist_engine_switch_role(datadist_engine *engine, int32_t role, const char *listen_ip_info);
 /* The engine's cache manager for this initialisation; release it with datadist_cache_manager_release. */

@@ -1,0 +1,26 @@
+import BlockPool
+import Synchronization
+import ThreadSanitizerSupport
+
+extension LLMDataDist {
+    /// Every figure this instance reports through swift-metrics: the transfers of each link (by peer cluster and
+    /// transport), each pool's pages and refused allocations, keys bound, pins held for peers and the audit's
+    /// orphan count. Reading it also sets the sampled gauges (pool pages, links open, keys, pins, orphans) in
+    /// the metrics backend, so an exporter calls it before each scrape. Works in any state: before
+    /// `initialize` and after `finalize` it has the transfer figures only.
+    public func metrics() -> MetricsSnapshot {
+        guard let manager = state.withLock({ $0.manager }) else {
+            return meters.snapshot(audit: nil, linksOpen: 0, pools: [])
+        }
+        let resources = manager.resources
+        let pools = [
+            (resources.devicePool, resources.devicePoolMeters), (resources.hostPool, resources.hostPoolMeters),
+        ]
+        .compactMap { pool, meters -> PoolMetricsSnapshot? in
+            guard let pool, let meters else { return nil }
+            let usage = pool.usage
+            return meters.sample(pagesInUse: usage.pagesInUse, pagesFree: usage.pagesFree, pageSize: pool.pageSize)
+        }
+        return meters.snapshot(audit: manager.audit(), linksOpen: manager.links.linkCount, pools: pools)
+    }
+}
