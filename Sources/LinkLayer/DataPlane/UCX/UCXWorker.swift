@@ -71,6 +71,8 @@ final class UCXWorker: @unchecked Sendable {
     let eventFD: Int32
     /// This worker's address, as a peer needs it to create an endpoint to it.
     let address: [UInt8]
+    /// Where the bytes owners deliver to this worker land.
+    let inbox = UCXInbox()
 
     init(settings: UCXSettings, environment: [String: String]) throws(LinkError) {
         var config: OpaquePointer?
@@ -108,6 +110,13 @@ final class UCXWorker: @unchecked Sendable {
         }
         address = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(addressPointer), count: addressLength))
         ucp_worker_release_address(worker, addressPointer)
+        do throws(LinkError) {
+            try inbox.install(on: worker)
+        } catch {
+            ucp_worker_destroy(worker)
+            ucp_cleanup(context)
+            throw error
+        }
         self.context = context
         self.handle = worker
         self.eventFD = fd
@@ -121,6 +130,21 @@ final class UCXWorker: @unchecked Sendable {
     /// Progresses outstanding work once; nonzero when something happened.
     @discardableResult
     func progress() -> UInt32 { ucp_worker_progress(handle) }
+
+    /// Progresses the worker until `done` says so (true), or until `deadline` or `abandon` says to stop (false).
+    func progress(until deadline: ContinuousClock.Instant, abandon: () -> Bool, done: () -> Bool) -> Bool {
+        var rounds = 0
+        while true {
+            if done() { return true }
+            if progress() == 0 {
+                rounds += 1
+                if rounds & 63 == 0 {
+                    if abandon() || ContinuousClock.now >= deadline { return done() }
+                    sched_yield()
+                }
+            }
+        }
+    }
 
     /// Waits until `request` (a pointer `ucp_*_nbx` returned) is no longer in progress, progressing the worker,
     /// until `deadline` or `abandon` says to stop; returns its status, or nil when it is still in progress.
