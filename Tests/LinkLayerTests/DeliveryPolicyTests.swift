@@ -55,7 +55,8 @@ import ThreadSanitizerSupport
             remoteClusterID: 2, socket: ownerSocket, inbox: FrameInbox(), dataPlane: plane, service: FixedGrants(),
             logger: logger)
         let requester = PeerChannel(
-            remoteClusterID: 1, socket: requesterSocket, inbox: FrameInbox(), dataPlane: RecordingPlane(delivers: false),
+            remoteClusterID: 1, socket: requesterSocket, inbox: FrameInbox(),
+            dataPlane: RecordingPlane(delivers: false),
             service: FixedGrants(), logger: logger)
         try owner.start()
         try requester.start()

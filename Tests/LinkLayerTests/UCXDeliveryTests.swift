@@ -46,7 +46,8 @@ import Testing
             remote.deallocate()
             local.deallocate()
         }
-        let (owner, requester) = try Self.planes(owner: ownerNode, requester: requesterNode, remote: remote, local: local)
+        let (owner, requester) = try Self.planes(
+            owner: ownerNode, requester: requesterNode, remote: remote, local: local)
         #expect(owner.ownerDeliversReads && requester.ownerDeliversReads)
         let base = UInt(bitPattern: local.baseAddress)
         let moves = [
@@ -72,7 +73,8 @@ import Testing
             remote.deallocate()
             local.deallocate()
         }
-        let (owner, requester) = try Self.planes(owner: ownerNode, requester: requesterNode, remote: remote, local: local)
+        let (owner, requester) = try Self.planes(
+            owner: ownerNode, requester: requesterNode, remote: remote, local: local)
         let base = UInt(bitPattern: local.baseAddress)
         let stray = ExtentMove(local: base, remote: Grant.Extent(regionID: 7, offset: 0, length: 4096), count: 4096)
         let expected = ExtentMove(
@@ -102,7 +104,8 @@ import Testing
             remote.deallocate()
             local.deallocate()
         }
-        let (owner, requester) = try Self.planes(owner: ownerNode, requester: requesterNode, remote: remote, local: local)
+        let (owner, requester) = try Self.planes(
+            owner: ownerNode, requester: requesterNode, remote: remote, local: local)
         let base = UInt64(UInt(bitPattern: local.baseAddress))
         let good = DeliveryRequest.Move(regionID: 7, offset: 0, count: 64, destination: base)
         let bad: [DeliveryRequest.Move] = [

@@ -168,7 +168,9 @@ package final class UCXDataPlane: DataPlane {
 
     package func deliver(_ request: DeliveryRequest) throws(LinkError) {
         let what = "delivery to cluster \(peerClusterID) over UCX"
-        if let reason = closedReason.withLock({ $0 }) { throw LinkError(.closed, "\(what): the link closed: \(reason)") }
+        if let reason = closedReason.withLock({ $0 }) {
+            throw LinkError(.closed, "\(what): the link closed: \(reason)")
+        }
         // Every move is checked before anything is sent: one outside this side's regions sends nothing.
         var pieces: [(source: UInt, count: Int, header: UCXInbox.Header)] = []
         for (index, move) in request.moves.enumerated() {
@@ -224,12 +226,13 @@ private final class UCXIncomingDelivery: IncomingDelivery {
     }
 
     func wait(until deadline: ContinuousClock.Instant) throws(LinkError) {
-        let complete = plane.worker.progress(until: deadline, abandon: { plane.failure != nil }) {
-            inbox.isComplete(token)
-        }
+        let complete = plane.worker.progress(
+            until: deadline, abandon: { plane.failure != nil }, done: { inbox.isComplete(token) })
         if complete { return }
         throw plane.failure
-            ?? LinkError(.timedOut, "pull from cluster \(plane.peerClusterID) over UCX: the delivered bytes did not arrive in time")
+            ?? LinkError(
+                .timedOut,
+                "pull from cluster \(plane.peerClusterID) over UCX: the delivered bytes did not arrive in time")
     }
 
     func finish() { inbox.close(token) }
