@@ -38,7 +38,7 @@ struct ServiceDispatcher: ControlHandler {
             // Posted, not awaited: nothing is sent back, a malformed one is only logged.
             do throws(ProtocolError) {
                 let notice = try ReleaseNotice(payload: frame.payload)
-                ledger.forget(pinID: notice.pinID)
+                if dataPlane.ownerDeliversReads { ledger.forget(pinID: notice.pinID) }
                 service.release(notice)
             } catch {
                 logger.info("cluster \(peerClusterID) sent a malformed release: \(error)")

@@ -44,6 +44,8 @@ package final class UCXDataPlane: DataPlane {
         regions.values.map(\.descriptor).sorted { $0.regionID < $1.regionID }
     }
 
+    /// One-sided writes (`.write`) or reads (`.read`: `ucp_get_nbx`, which links do not use for pulls since the
+    /// owner delivers them; kept for the plane's own tests of reads over UCX's native transports).
     package func transfer<CopyFailure: Error>(
         _ moves: [ExtentMove], _ direction: TransferDirection,
         copy: ([CopySegment]) throws(CopyFailure) -> Void
