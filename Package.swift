@@ -138,6 +138,7 @@ let package = Package(
             name: "LinkLayerTests",
             dependencies: [
                 "LinkLayer", "DeviceRuntime", "CLinuxSupport", "DataDistTestSupport", "ThreadSanitizerSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(

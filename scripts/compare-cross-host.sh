@@ -14,8 +14,8 @@
 set -euo pipefail
 
 # DataDist's UCX defaults, as `UCXSettings.tunedDefaults` (Sources/LinkLayer/DataPlane/UCX/UCXWorker.swift): the
-# perftest runs "with ours" get the same, so both sides run with the same settings. None at present (see there).
-readonly DATADIST_UCX_DEFAULTS=""
+# perftest runs "with ours" get the same, so both sides run with the same settings.
+readonly DATADIST_UCX_DEFAULTS="UCX_TCP_TX_SEG_SIZE=512k UCX_TCP_RX_SEG_SIZE=512k"
 
 readonly DEFAULT_SIZES="1MiB,4MiB,16MiB"
 sizes=$DEFAULT_SIZES duration=2 passes=2

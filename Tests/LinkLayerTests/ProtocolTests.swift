@@ -53,6 +53,16 @@ import Testing
                     label: 31),
             ]).encoded()
         ),
+        (
+            .deliver,
+            DeliveryRequest(
+                pinID: 12, token: .max,
+                moves: [
+                    .init(regionID: 0, offset: 4096, count: 8192, destination: 0x7f00_0000_0000),
+                    .init(regionID: 3, offset: 0, count: 1, destination: 1),
+                ]
+            ).encoded()
+        ),
     ]
 
     static func batchItem(tensors: UInt32 = 1, label: UInt32 = 0) -> BatchResolveRequest.Item {
@@ -200,6 +210,7 @@ import Testing
         case .ping, .ack: payload.isEmpty ? [] : nil
         case .challenge: (try? LinkChallenge(payload: payload))?.encoded()
         case .proof: (try? LinkProof(payload: payload))?.encoded()
+        case .deliver: (try? DeliveryRequest(payload: payload))?.encoded()
         }
     }
 

@@ -78,12 +78,12 @@ struct KillTests {
         _ = try Self.expectStreamFails(pull, after: { serve.signal(SIGSTOP) }, with: ["LLM_TIMEOUT"])
     }
 
-    /// Over the memfd mapping only: over UCX on TCP the prompt answers the decoder's reads itself, and UCX 1.13
-    /// aborts the prompt answering a read from a decoder that was just killed (README, Transports: known
-    /// limitation; seen within 2-4 kills when looping this by hand).
+    /// Over UCX the prompt sends a pull's bytes itself (eager messages, which no side answers): a one-sided read
+    /// would have the prompt answer the decoder's messages, and UCX 1.13 aborted the prompt answering a decoder
+    /// that was just killed (seen within 2-4 kills over TCP).
     @Test(
         "the decoder is SIGKILLed mid-stream: the prompt serves other decoders and its audit is clean",
-        arguments: [transports[0]])
+        arguments: transports)
     func decoderKilled(transport: [String: String]) throws {
         let bigger = ["--layers", "2", "--tokens", "256", "--hidden", "1024"]
         let (serve, port) = try TransferCommandTests.startServe(
@@ -122,6 +122,71 @@ struct KillTests {
         serve.closeStandardInput()
         let exit = try serve.nextJSON()
         #expect(exit["clean"] as? Bool == true, "\(exit)")
+        #expect(try serve.wait() == 0)
+    }
+
+    /// UCX's own abort message in a child's stderr (the first line of it), or the end of the stderr.
+    static func ucxAbort(_ standardError: String) -> String {
+        let lines = standardError.split(separator: "\n")
+        return lines.first { $0.contains("Fatal") || $0.contains("Assertion") }.map(String.init)
+            ?? String(standardError.suffix(500))
+    }
+
+    /// The prompt's audit over its stdin, once the pins of killed decoders are gone (each link ends on the
+    /// prompt's side when it sees the connection close).
+    static func expectPromptClean(_ serve: SpawnedCLI, boundKeys: Int) throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        var audit: [String: Any] = [:]
+        repeat {
+            try serve.send("audit")
+            audit = try #require(try serve.nextJSON()["audit"] as? [String: Any])
+            if audit["pinnedByPeers"] as? Int == 0 { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        } while ContinuousClock.now < deadline
+        #expect(audit["pinnedByPeers"] as? Int == 0, "pins of the killed decoders are released: \(audit)")
+        #expect(audit["orphans"] as? Int == 0, "\(audit)")
+        #expect(audit["boundKeys"] as? Int == boundKeys, "\(audit)")
+    }
+
+    /// Over UCX on TCP with 512 KiB segments (a setting users make for speed), which before owner-delivered
+    /// reads made the prompt's answers to reads long, and its abort likely (README, Transports).
+    static let transportsWithLargeSegments =
+        transports + [transports[1].merging(["UCX_TCP_TX_SEG_SIZE": "512k", "UCX_TCP_RX_SEG_SIZE": "512k"]) { $1 }]
+
+    @Test(
+        "decoders SIGKILLed again and again, three at a time, while linking and mid-pull: one prompt survives them all and serves a last verified pull",
+        arguments: transportsWithLargeSegments)
+    func repeatedDecoderKills(transport: [String: String]) throws {
+        let bigger = ["--layers", "2", "--tokens", "256", "--hidden", "1024"]
+        let (serve, port) = try TransferCommandTests.startServe(
+            ["--prefix-keys", "--requests", "4"] + bigger, environment: transport)
+        defer {
+            serve.signal(SIGKILL)
+            _ = try? serve.wait()
+        }
+        // Kills at spread-out moments: some before the link is up, most in the middle of the stream.
+        for (round, delay) in [0.1, 0.4, 0.25, 0.5, 0.3, 0.6].enumerated() {
+            let streams = try (0..<3).map { index in
+                try SpawnedCLI(
+                    [
+                        "pull", "--json", "--port", "\(port)", "--prefix-keys", "--requests", "4", "--repeat",
+                        "100000000", "--cluster-id", "\(10 + 3 * round + index)",
+                    ] + bigger, environment: transport)
+            }
+            Thread.sleep(forTimeInterval: delay)
+            for stream in streams { stream.signal(SIGKILL) }
+            for stream in streams { #expect(try stream.wait() == SIGKILL) }
+            Thread.sleep(forTimeInterval: 0.05)
+            #expect(serve.isRunning, "the prompt died in round \(round): \(Self.ucxAbort(serve.standardError))")
+            guard serve.isRunning else { return }
+        }
+        let (status, report) = try TransferCommandTests.runPull(
+            ["--port", "\(port)", "--prefix-keys", "--requests", "4", "--repeat", "3"] + bigger, environment: transport)
+        #expect(status == 0, "\(report)")
+        #expect(report["verified"] as? Bool == true && report["rounds"] as? Int == 3, "\(report)")
+        try Self.expectPromptClean(serve, boundKeys: 4)
+        serve.closeStandardInput()
+        #expect(try serve.nextJSON()["clean"] as? Bool == true)
         #expect(try serve.wait() == 0)
     }
 }

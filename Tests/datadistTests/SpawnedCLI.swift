@@ -49,6 +49,8 @@ final class SpawnedCLI {
 
     var pid: Int32 { process.processIdentifier }
 
+    var isRunning: Bool { process.isRunning }
+
     var standardError: String { (try? String(contentsOf: errorFile, encoding: .utf8)) ?? "" }
 
     /// The next stdout line; throws when none arrives within `timeout` or stdout ended.

@@ -35,12 +35,12 @@ static inline int datadist_ucs_ptr_is_err(const void *ptr) { return UCS_PTR_IS_E
 static inline int datadist_ucs_ptr_is_ptr(const void *ptr) { return UCS_PTR_IS_PTR(ptr) ? 1 : 0; }
 static inline ucs_status_t datadist_ucs_ptr_status(const void *ptr) { return UCS_PTR_STATUS(ptr); }
 
-/// A context for RMA with a wakeup (the worker's event fd).
+/// A context for RMA and active messages with a wakeup (the worker's event fd).
 static inline ucs_status_t datadist_ucp_init(const ucp_config_t *config, ucp_context_h *context) {
     ucp_params_t params;
     memset(&params, 0, sizeof(params));
     params.field_mask = UCP_PARAM_FIELD_FEATURES;
-    params.features = UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP;
+    params.features = UCP_FEATURE_RMA | UCP_FEATURE_AM | UCP_FEATURE_WAKEUP;
     return ucp_init(&params, config, context);
 }
 
@@ -88,6 +88,36 @@ static inline ucs_status_ptr_t datadist_ucp_rma(
     memset(&params, 0, sizeof(params));
     return write ? ucp_put_nbx(ep, local, length, remote, rkey, &params)
                  : ucp_get_nbx(ep, local, length, remote, rkey, &params);
+}
+
+/// Has `callback` receive the active messages `id` that arrive at `worker`.
+static inline ucs_status_t datadist_ucp_set_am_handler(
+    ucp_worker_h worker, unsigned id, ucp_am_recv_callback_t callback, void *arg) {
+    ucp_am_handler_param_t params;
+    memset(&params, 0, sizeof(params));
+    params.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB
+        | UCP_AM_HANDLER_PARAM_FIELD_ARG;
+    params.id = id;
+    params.cb = callback;
+    params.arg = arg;
+    return ucp_worker_set_am_recv_handler(worker, &params);
+}
+
+/// Whether an active message arrived as a rendezvous announcement (its data not yet sent).
+static inline int datadist_ucp_am_is_rndv(const ucp_am_recv_param_t *param) {
+    return (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ? 1 : 0;
+}
+
+/// Sends active message `id` with `header` and `length` bytes at `buffer`, eagerly: a rendezvous would have the
+/// receiver answer (UCX 1.13 aborts a process whose answer to a peer that just failed cannot be sent), an
+/// eager message is never answered. NULL when it completed at once, else a request or an error pointer.
+static inline ucs_status_ptr_t datadist_ucp_am_send(
+    ucp_ep_h ep, unsigned id, const void *header, size_t header_length, const void *buffer, size_t length) {
+    ucp_request_param_t params;
+    memset(&params, 0, sizeof(params));
+    params.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    params.flags = UCP_AM_SEND_FLAG_EAGER;
+    return ucp_am_send_nbx(ep, id, header, header_length, buffer, length, &params);
 }
 
 static inline ucs_status_ptr_t datadist_ucp_ep_flush(ucp_ep_h ep) {

@@ -42,6 +42,8 @@ struct OwnerService: LinkService {
 
     func refusal(forMalformed problem: String) -> Refusal { Refusal(.paramInvalid(problem)) }
 
+    func refusal(forFailedDelivery problem: String) -> Refusal { Refusal(LLMError(.linkFailed, problem)) }
+
     func linkClosed(_ reason: CloseReason) {
         policy.releaseAll(of: linkSerial)
         onClose(reason)

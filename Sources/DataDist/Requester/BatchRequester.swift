@@ -169,9 +169,12 @@ struct BatchRequester: Sendable {
                 }
             }
             if !toDevice.isEmpty {
-                try requester.move(toDevice, .read, local: .device, over: link, operation: "pullCaches")
+                try requester.move(
+                    toDevice, .read, local: .device, over: link, pin: grant.pinID, operation: "pullCaches")
             }
-            if !toHost.isEmpty { try requester.move(toHost, .read, local: .host, over: link, operation: "pullCaches") }
+            if !toHost.isEmpty {
+                try requester.move(toHost, .read, local: .host, over: link, pin: grant.pinID, operation: "pullCaches")
+            }
         }
         copied = true
         // Every release goes out, even after one could not: each settles its round trip's keys at its owner.

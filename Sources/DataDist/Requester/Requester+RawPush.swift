@@ -31,7 +31,7 @@ extension Requester {
                         length: extent.length >= offset ? extent.length - offset : 0),
                     count: piece.count)
             }
-            try move(moves, .write, local: local.placement, over: link, operation: operation)
+            try move(moves, .write, local: local.placement, over: link, pin: grant.pinID, operation: operation)
         }
     }
 }

@@ -47,7 +47,7 @@ struct Requester: Sendable {
                 let moves = zip(grant.extents, plan.local).map { extent, tensor in
                     ExtentMove(local: local.address(tensor: tensor, slot: batchIndex), remote: extent, count: bytes)
                 }
-                try move(moves, .read, local: local.placement, over: link, operation: "pullCache")
+                try move(moves, .read, local: local.placement, over: link, pin: grant.pinID, operation: "pullCache")
             }
         }
     }
@@ -88,7 +88,7 @@ struct Requester: Sendable {
                 ExtentMove(
                     local: local.address(tensor: tensor, slot: srcBatchIndex), remote: extent, count: local.stride)
             }
-            try move(moves, .write, local: local.placement, over: link, operation: operation)
+            try move(moves, .write, local: local.placement, over: link, pin: grant.pinID, operation: operation)
         }
     }
 
@@ -162,7 +162,9 @@ struct Requester: Sendable {
                             count: run.count * local.stride))
                 }
             }
-            try move(moves, push ? .write : .read, local: local.placement, over: link, operation: operation)
+            try move(
+                moves, push ? .write : .read, local: local.placement, over: link, pin: grant.pinID,
+                operation: operation)
         }
     }
 
@@ -224,7 +226,7 @@ struct Requester: Sendable {
     /// memory (the emulator's pools) or, for a pool imported by key (the ACL backend's IPC), device memory.
     func move(
         _ moves: [ExtentMove], _ direction: TransferDirection, local placement: Placement, over link: PeerLink,
-        operation: String
+        pin pinID: UInt64, operation: String
     ) throws(LLMError) {
         let resources = self.resources
         let dataPlane = link.channel.dataPlane
@@ -232,7 +234,9 @@ struct Requester: Sendable {
         let remote: Placement =
             moves.first.map { dataPlane.reachesDeviceMemory(of: $0.remote.regionID) } == true ? .device : .host
         do throws(TransferFailure<LLMError>) {
-            try dataPlane.transfer(moves, direction) { segments throws(LLMError) in
+            try link.channel.transfer(
+                moves, direction, pinID: pinID, timeout: resources.config.syncKVTimeout, what: operation
+            ) { segments throws(LLMError) in
                 switch direction {
                 case .read: try resources.copy(segments, to: placement, from: remote)
                 case .write: try resources.copy(segments, to: remote, from: placement)

@@ -403,7 +403,7 @@ package final class ControlConnection: Sendable {
                 handler.unclaimedReply(frame, on: self)
             }
             return .quiet
-        case .hello, .resolve, .batchResolve, .release, .unlink, .ping, .challenge, .proof, .ucxOffer:
+        case .hello, .resolve, .batchResolve, .release, .unlink, .ping, .challenge, .proof, .ucxOffer, .deliver:
             let reply = handler.serve(frame)
             if let response = reply.frame {
                 do {

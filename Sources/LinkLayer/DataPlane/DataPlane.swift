@@ -37,6 +37,12 @@ package enum TransferFailure<CopyFailure: Error>: Error {
 /// - Moving: `transfer` carries out a batch of moves in one direction. A transport that can address the peer's
 ///   memory directly (shared memory) resolves every move to a pair of addresses and hands them to `copy`, so
 ///   the caller's own copy engine (and runtime) moves the bytes; a network transport moves them itself.
+/// - Reads the owner delivers: a transport whose requester-side reads would have the owner's process answer the
+///   peer's operations (UCX over TCP emulates a one-sided read with messages the owner answers, and UCX 1.13
+///   aborts a process whose answer to a peer that just died cannot be sent) says `ownerDeliversReads`. A read
+///   is then a `deliver` request on the control connection (`PeerChannel.transfer`): the requester's plane
+///   expects exactly the moves of its read (`expectDelivery`), the owner checks them against its grant and
+///   sends the bytes (`deliver`), and they land only where the requester expects them.
 /// - Closing: `close` is called when the link's connection closes (unlinked, or the peer failed); later
 ///   transfers fail with `.closed` instead of touching the peer's memory. A transport that detects a peer's
 ///   failure itself reports it the same way, as a `.closed` link error from `transfer`.
@@ -53,8 +59,36 @@ package protocol DataPlane: Sendable {
     /// Whether the addresses `transfer` hands to `copy` for the peer's region `regionID` are device memory of this
     /// process (a pool imported by key) rather than host memory.
     func reachesDeviceMemory(of regionID: UInt32) -> Bool
+    /// Whether reads are carried out by the owner (see above) rather than by `transfer`.
+    var ownerDeliversReads: Bool { get }
+    /// Requester side: readies local memory for the bytes of `moves` (each a read of a granted extent into local
+    /// memory), which the owner sends tagged with the returned delivery's token.
+    func expectDelivery(of moves: [ExtentMove]) throws(LinkError) -> any IncomingDelivery
+    /// Owner side: sends the bytes `request` names from local regions into the peer's memory, tagged with its
+    /// token; returns once they are sent. The caller has checked them against its grant.
+    func deliver(_ request: DeliveryRequest) throws(LinkError)
+}
+
+/// The requester's side of one read the owner delivers.
+package protocol IncomingDelivery: Sendable {
+    /// What tags the owner's bytes for this read (unguessable: another peer cannot aim bytes at it).
+    var token: UInt64 { get }
+    /// Waits until every byte arrived; throws when the link fails or `deadline` passes first.
+    func wait(until deadline: ContinuousClock.Instant) throws(LinkError)
+    /// Takes no more bytes: once it returns, nothing is written into the read's memory any more.
+    func finish()
 }
 
 extension DataPlane {
     package func reachesDeviceMemory(of regionID: UInt32) -> Bool { false }
+
+    package var ownerDeliversReads: Bool { false }
+
+    package func expectDelivery(of moves: [ExtentMove]) throws(LinkError) -> any IncomingDelivery {
+        throw LinkError(.protocolViolation, "this data plane has the requester read; nothing is delivered to it")
+    }
+
+    package func deliver(_ request: DeliveryRequest) throws(LinkError) {
+        throw LinkError(.protocolViolation, "this data plane has the requester read; the owner delivers nothing")
+    }
 }

@@ -1,6 +1,7 @@
 /// The UCX part of a link's handshake, over the TCP connection of the hello, which then stays the link's control
 /// connection. The server sends its `ucxOffer` (worker address, regions, remote keys); the client answers with
-/// its own (or a refusal), then the server welcomes it.
+/// its own (or a refusal); the server opens its endpoint to the client's worker (UCX's wireup runs then) and
+/// welcomes it; the client opens its endpoint last.
 enum UCXHandshake {
     /// The server side, after the hello was accepted and the memfd exchange was not made. On success the channel
     /// owns `tcp`.
@@ -39,7 +40,8 @@ enum UCXHandshake {
         }
         let dataPlane: UCXDataPlane
         do throws(LinkError) {
-            dataPlane = try UCXDataPlane(node: node, peerClusterID: peer, offer: theirs, until: deadline)
+            dataPlane = try UCXDataPlane(
+                node: node, peerClusterID: peer, offer: theirs, local: mine.regions, until: deadline)
         } catch {
             return refuse(admission.refusal(forFailedSetup: "cluster \(peer): \(error.message)"))
         }
@@ -70,11 +72,9 @@ enum UCXHandshake {
         }
         let node: UCXNode
         let mine: UCXOffer
-        let dataPlane: UCXDataPlane
         do throws(LinkError) {
             node = try admission.ucxNode()
             mine = try node.offer(of: offer.regions, remoteWrite: offer.remoteCacheAccessible)
-            dataPlane = try UCXDataPlane(node: node, peerClusterID: remoteID, offer: theirs, until: deadline)
         } catch {
             throw refuse(admission.refusal(forUnavailableTransport: "\(what): \(error.message)"))
         }
@@ -84,14 +84,20 @@ enum UCXHandshake {
             try tcp.sendAll(Frame(kind: .ucxOffer, requestID: 1, payload: mine.encoded()).encoded())
             welcome = try inbox.receiveFrame(from: tcp, until: deadline)
         } catch {
-            dataPlane.close(.failed("the handshake failed"))
             throw LinkError(.io, "\(what): \(error.timedOut ? "timed out" : "\(error)")")
         }
+        try LinkHandshake.checkWelcome(welcome, remoteID: remoteID, endpoint: endpoint)
+        // Only now, after the server's endpoint to this worker is up: the endpoint created second is matched to
+        // the one the first one's wireup made here, so the server never answers this side's wireup request. UCX
+        // 1.13 aborts a process that holds such an answer unsent when its peer fails ("ucp_request.c: Assertion
+        // ... got REP message", seen with decoders SIGKILLed while linking); this way a decoder killed while
+        // linking cannot take the prompt down.
+        let dataPlane: UCXDataPlane
         do throws(LinkError) {
-            try LinkHandshake.checkWelcome(welcome, remoteID: remoteID, endpoint: endpoint)
+            dataPlane = try UCXDataPlane(
+                node: node, peerClusterID: remoteID, offer: theirs, local: mine.regions, until: deadline)
         } catch {
-            dataPlane.close(.failed("the handshake failed"))
-            throw error
+            throw LinkError(.io, "\(what): \(error.message)")
         }
         let established = EstablishedLink(remoteClusterID: remoteID, socket: tcp, inbox: inbox, dataPlane: dataPlane)
         let channel = try admission.register(established).mapError { LinkError($0) }.get()

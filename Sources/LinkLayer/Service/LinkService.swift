@@ -12,6 +12,8 @@ package protocol LinkService: Sendable {
     func expectsPromptRequest(after grant: Grant) -> Bool
     /// The refusal for a request that is not one: malformed, or of a kind no established link takes.
     func refusal(forMalformed problem: String) -> Refusal
+    /// The refusal for a delivery of granted bytes that failed on the data plane (`problem`).
+    func refusal(forFailedDelivery problem: String) -> Refusal
     /// The link closed; every grant it held is void.
     func linkClosed(_ reason: CloseReason)
 }

@@ -43,6 +43,50 @@ package final class PeerChannel: Sendable {
         try grant(of: connection.request(.batchResolve, request.encoded(), timeout: timeout, what: what), what: what)
     }
 
+    /// Carries out `moves` of grant `pinID` in `direction` within `timeout`: by the data plane, or, for a read
+    /// where the owner delivers (`DataPlane.ownerDeliversReads`), by asking the owner to send them (one
+    /// `deliver` round trip per `DeliveryRequest.maxMoves` moves) and waiting until they landed.
+    package func transfer<CopyFailure: Error>(
+        _ moves: [ExtentMove], _ direction: TransferDirection, pinID: UInt64, timeout: Duration, what: String,
+        copy: ([CopySegment]) throws(CopyFailure) -> Void
+    ) throws(TransferFailure<CopyFailure>) {
+        guard direction == .read, dataPlane.ownerDeliversReads else {
+            try dataPlane.transfer(moves, direction, copy: copy)
+            return
+        }
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        let moves = moves.filter { $0.count != 0 }
+        var start = 0
+        while start < moves.count {
+            let end = min(moves.count, start + DeliveryRequest.maxMoves)
+            do throws(LinkError) {
+                try receive(Array(moves[start..<end]), pinID: pinID, until: deadline, what: what)
+            } catch {
+                throw .link(error)
+            }
+            start = end
+        }
+    }
+
+    /// One `deliver` round trip: `moves` are expected, asked for, and waited for.
+    private func receive(_ moves: [ExtentMove], pinID: UInt64, until deadline: ContinuousClock.Instant, what: String)
+        throws(LinkError)
+    {
+        let delivery = try dataPlane.expectDelivery(of: moves)
+        defer { delivery.finish() }
+        let request = DeliveryRequest(
+            pinID: pinID, token: delivery.token,
+            moves: moves.map { move in
+                DeliveryRequest.Move(
+                    regionID: move.remote.regionID, offset: move.remote.offset, count: UInt64(move.count),
+                    destination: UInt64(move.local))
+            })
+        let left = ContinuousClock.now.duration(to: deadline)
+        guard left > .zero else { throw LinkError(.timedOut, "\(what): timed out before the delivery was asked for") }
+        _ = try connection.request(.deliver, request.encoded(), timeout: left, what: what)
+        try delivery.wait(until: deadline)
+    }
+
     /// Tells the owner a grant's transfer is over (not awaited). False when the notice could not go out (the link
     /// closed, or is being unlinked): the owner then counts the transfer failed when the link closes.
     @discardableResult

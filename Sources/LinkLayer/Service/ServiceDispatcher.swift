@@ -1,31 +1,45 @@
 import Logging
 
 /// Decodes a peer's request frames into calls on the owner's `LinkService` and encodes the answers; releases
-/// a grant whose requester stopped waiting for it; closes the data plane with the connection.
+/// a grant whose requester stopped waiting for it; closes the data plane with the connection. Where the owner
+/// delivers reads, it keeps the link's read grants and sends only bytes inside them.
 struct ServiceDispatcher: ControlHandler {
     let service: any LinkService
     let dataPlane: any DataPlane
     let peerClusterID: UInt64
     let logger: Logger
+    private let ledger = GrantLedger()
+
+    init(service: any LinkService, dataPlane: any DataPlane, peerClusterID: UInt64, logger: Logger) {
+        self.service = service
+        self.dataPlane = dataPlane
+        self.peerClusterID = peerClusterID
+        self.logger = logger
+    }
 
     func serve(_ frame: Frame) -> ControlReply {
         switch frame.kind {
         case .resolve:
             do throws(ProtocolError) {
-                return answer(frame, service.resolve(try ResolveRequest(payload: frame.payload)))
+                let request = try ResolveRequest(payload: frame.payload)
+                return answer(frame, service.resolve(request), read: !request.write)
             } catch {
                 return refuse(frame, service.refusal(forMalformed: "resolve: \(error)"))
             }
         case .batchResolve:
             do throws(ProtocolError) {
-                return answer(frame, service.resolveBatch(try BatchResolveRequest(payload: frame.payload)))
+                return answer(frame, service.resolveBatch(try BatchResolveRequest(payload: frame.payload)), read: true)
             } catch {
                 return refuse(frame, service.refusal(forMalformed: "batch resolve: \(error)"))
             }
+        case .deliver:
+            return deliver(frame)
         case .release:
             // Posted, not awaited: nothing is sent back, a malformed one is only logged.
             do throws(ProtocolError) {
-                service.release(try ReleaseNotice(payload: frame.payload))
+                let notice = try ReleaseNotice(payload: frame.payload)
+                if dataPlane.ownerDeliversReads { ledger.forget(pinID: notice.pinID) }
+                service.release(notice)
             } catch {
                 logger.info("cluster \(peerClusterID) sent a malformed release: \(error)")
             }
@@ -49,17 +63,41 @@ struct ServiceDispatcher: ControlHandler {
 
     func closed(_ reason: CloseReason) {
         dataPlane.close(reason)
+        ledger.clear()
         service.linkClosed(reason)
     }
 
-    private func answer(_ frame: Frame, _ outcome: Result<Grant, Refusal>) -> ControlReply {
+    /// Sends the bytes a `deliver` request names, once they are checked against the grant it names.
+    private func deliver(_ frame: Frame) -> ControlReply {
+        guard dataPlane.ownerDeliversReads else {
+            return refuse(frame, service.refusal(forMalformed: "deliver: this link's requester reads for itself"))
+        }
+        let request: DeliveryRequest
+        do throws(ProtocolError) {
+            request = try DeliveryRequest(payload: frame.payload)
+        } catch {
+            return refuse(frame, service.refusal(forMalformed: "deliver: \(error)"))
+        }
+        if let problem = ledger.problem(with: request) {
+            return refuse(frame, service.refusal(forMalformed: "deliver: \(problem)"))
+        }
+        do throws(LinkError) {
+            try dataPlane.deliver(request)
+        } catch {
+            return refuse(frame, service.refusal(forFailedDelivery: error.message))
+        }
+        return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: []))
+    }
+
+    private func answer(_ frame: Frame, _ outcome: Result<Grant, Refusal>, read: Bool) -> ControlReply {
         switch outcome {
         case .success(let grant):
-            ControlReply(
+            if read, dataPlane.ownerDeliversReads { ledger.record(grant) }
+            return ControlReply(
                 frame: Frame(kind: .grant, requestID: frame.requestID, payload: grant.encoded()),
                 expectsMore: service.expectsPromptRequest(after: grant))
         case .failure(let refusal):
-            refuse(frame, refusal)
+            return refuse(frame, refusal)
         }
     }
 

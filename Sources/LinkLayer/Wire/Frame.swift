@@ -92,4 +92,6 @@ package enum MessageKind: UInt8, Sendable, CaseIterable {
     case proof = 12
     /// One side's UCX worker address and regions, in the handshake of a link over UCX (`UCXOffer`).
     case ucxOffer = 13
+    /// Requester → owner: send these granted bytes into my memory (`DeliveryRequest`), answered by an ack.
+    case deliver = 14
 }

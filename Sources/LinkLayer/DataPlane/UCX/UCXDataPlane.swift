@@ -3,26 +3,39 @@ import DeviceRuntime
 import Synchronization
 import ThreadSanitizerSupport
 
-/// The data plane over UCX: the peer's regions are reached through one endpoint to its worker, with one-sided
-/// reads (pulls) and writes (pushes) posted as a batch and one flush; UCX picks the transport (shared memory,
-/// cma, TCP, RDMA). The bytes move without the caller's copy engine: `transfer` never calls `copy`.
+/// The data plane over UCX, through one endpoint to the peer's worker; UCX picks the transport (shared memory,
+/// cma, TCP, RDMA). Pushes are one-sided writes into the peer's regions, posted as a batch and one flush. Reads
+/// are delivered by the owner (`ownerDeliversReads`): it sends the granted bytes as eager active messages, which
+/// the requester's worker copies to where its read expects them. A one-sided read would have the owner's worker
+/// answer the requester's messages over TCP, and UCX 1.13 aborts the owner's process ("ucp_request.inl: Fatal:
+/// unexpected error: Endpoint timeout") when such an answer hits the connection of a requester that just died;
+/// an eager message is never answered, and its sender sees a failure as an error. The bytes move without the
+/// caller's copy engine: `transfer` never calls `copy`.
 package final class UCXDataPlane: DataPlane {
     package let peerClusterID: UInt64
     private let node: UCXNode
     private let endpoint: UCXEndpoint
     private let regions: [UInt32: UCXOffer.Region]
+    /// This side's regions as it offered them to the peer (what `deliver` sends from).
+    private let localRegions: [UInt32: UCXOffer.Region]
     private let closedReason = Lock<CloseReason?>(nil)
 
+    /// Bytes per delivery message: the receiver assembles a message before it copies it, so this bounds what
+    /// one message makes it hold.
+    static let messageBytes = 1 << 20
+
     /// An endpoint of `node` to the peer that sent `offer`, with the remote keys of its regions, connected by
-    /// `deadline`.
+    /// `deadline`; `local` are the regions this side offered (what reads of the peer are delivered from).
     package init(
-        node: UCXNode, peerClusterID: UInt64, offer: UCXOffer, until deadline: ContinuousClock.Instant
+        node: UCXNode, peerClusterID: UInt64, offer: UCXOffer, local: [UCXOffer.Region] = [],
+        until deadline: ContinuousClock.Instant
     ) throws(LinkError) {
         self.peerClusterID = peerClusterID
         self.node = node
         let keys = Dictionary(uniqueKeysWithValues: offer.regions.map { ($0.descriptor.regionID, $0.remoteKey) })
         endpoint = try UCXEndpoint(worker: node.worker, address: offer.workerAddress, keys: keys, until: deadline)
         regions = Dictionary(uniqueKeysWithValues: offer.regions.map { ($0.descriptor.regionID, $0) })
+        localRegions = Dictionary(local.map { ($0.descriptor.regionID, $0) }) { first, _ in first }
     }
 
     deinit { endpoint.close() }
@@ -31,6 +44,8 @@ package final class UCXDataPlane: DataPlane {
         regions.values.map(\.descriptor).sorted { $0.regionID < $1.regionID }
     }
 
+    /// One-sided writes (`.write`) or reads (`.read`: `ucp_get_nbx`, which links do not use for pulls since the
+    /// owner delivers them; kept for the plane's own tests of reads over UCX's native transports).
     package func transfer<CopyFailure: Error>(
         _ moves: [ExtentMove], _ direction: TransferDirection,
         copy: ([CopySegment]) throws(CopyFailure) -> Void
@@ -63,16 +78,22 @@ package final class UCXDataPlane: DataPlane {
         }
     }
 
-    /// Posts `operations`, waits for them within the transfer timeout; on a failure or timeout closes the
-    /// endpoint (which ends what is still in progress) and waits for that, so no operation outlives the call.
+    /// Posts `operations` and waits for them.
     private func run(_ operations: [UCXEndpoint.Operation], write: Bool) throws(LinkError) {
-        let deadline = ContinuousClock.now.advanced(by: node.settings.transferTimeout)
         let what = "\(write ? "push to" : "pull from") cluster \(peerClusterID) over UCX"
+        if let problem = complete(endpoint.post(operations, write: write), what: what).problem { throw problem }
+    }
+
+    /// Waits for `posted` within the transfer timeout; on a failure or timeout closes the endpoint (which ends
+    /// what is still in progress) and waits for that, so no operation outlives the call. Returns the failure,
+    /// and whether every request ended: one UCX did not end is left allocated, and so must be what it reads.
+    private func complete(_ posted: UCXEndpoint.Posted, what: String) -> (problem: LinkError?, settled: Bool) {
+        let deadline = ContinuousClock.now.advanced(by: node.settings.transferTimeout)
         var problem: LinkError?
         let requests: [UnsafeMutableRawPointer]
-        switch endpoint.post(operations, write: write) {
+        switch posted {
         case .unusable(let reason):
-            throw LinkError(.closed, "\(what): \(reason)")
+            return (LinkError(.closed, "\(what): \(reason)"), true)
         case .failed(let reason, let posted):
             problem = LinkError(.closed, "\(what): \(reason)")
             requests = posted
@@ -100,20 +121,121 @@ package final class UCXDataPlane: DataPlane {
             ucp_request_free(request)
             pending = pending.dropFirst()
         }
-        guard let problem else { return }
+        guard let problem else { return (nil, true) }
         endpoint.close()
         closedReason.withLock { if $0 == nil { $0 = .failed(problem.message) } }
+        var settled = true
         for request in pending {
             // Closing the endpoint ended these; one that did not finish is left allocated rather than freed in use.
             if node.worker.wait(for: request, until: .now.advanced(by: .seconds(2))) != nil {
                 ucp_request_free(request)
+            } else {
+                settled = false
             }
         }
-        throw problem
+        return (problem, settled)
+    }
+
+    package var ownerDeliversReads: Bool { true }
+
+    package func expectDelivery(of moves: [ExtentMove]) throws(LinkError) -> any IncomingDelivery {
+        if let reason = closedReason.withLock({ $0 }) {
+            throw LinkError(.closed, "the link to cluster \(peerClusterID) closed: \(reason)")
+        }
+        for move in moves {
+            guard move.count > 0, UInt64(move.count) <= move.remote.length else {
+                throw LinkError(
+                    .protocolViolation,
+                    "a read of \(move.count) bytes from a granted extent of \(move.remote.length) bytes of pool \(move.remote.regionID) of cluster \(peerClusterID)"
+                )
+            }
+        }
+        let inbox = node.worker.inbox
+        let token = inbox.open(moves.map { (local: $0.local, count: $0.count) })
+        return UCXIncomingDelivery(token: token, inbox: inbox, plane: self)
+    }
+
+    /// Why reads of this plane can no longer complete, or nil.
+    fileprivate var failure: LinkError? {
+        if let failure = endpoint.failureDescription {
+            return LinkError(.closed, "pull from cluster \(peerClusterID) over UCX: the endpoint failed: \(failure)")
+        }
+        if let reason = closedReason.withLock({ $0 }) {
+            return LinkError(.closed, "pull from cluster \(peerClusterID) over UCX: the link closed: \(reason)")
+        }
+        return nil
+    }
+
+    fileprivate var worker: UCXWorker { node.worker }
+
+    package func deliver(_ request: DeliveryRequest) throws(LinkError) {
+        let what = "delivery to cluster \(peerClusterID) over UCX"
+        if let reason = closedReason.withLock({ $0 }) {
+            throw LinkError(.closed, "\(what): the link closed: \(reason)")
+        }
+        // Every move is checked before anything is sent: one outside this side's regions sends nothing.
+        var pieces: [(source: UInt, count: Int, header: UCXInbox.Header)] = []
+        for (index, move) in request.moves.enumerated() {
+            guard let region = localRegions[move.regionID], move.offset <= region.descriptor.size,
+                move.count <= region.descriptor.size - move.offset
+            else {
+                throw LinkError(
+                    .protocolViolation,
+                    "\(what): \(move.count) bytes at offset \(move.offset) of pool \(move.regionID) are outside what this side offered"
+                )
+            }
+            var sent: UInt64 = 0
+            while sent < move.count {
+                let count = min(move.count - sent, UInt64(Self.messageBytes))
+                pieces.append(
+                    (
+                        UInt(region.base + move.offset + sent), Int(count),
+                        UCXInbox.Header(token: request.token, move: UInt32(index), offset: sent)
+                    ))
+                sent += count
+            }
+        }
+        let headers = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: max(1, pieces.count * UCXInbox.Header.size), alignment: 8)
+        let base = headers.baseAddress!
+        let messages = pieces.enumerated().map { index, piece in
+            let header = base + index * UCXInbox.Header.size
+            piece.header.write(to: header)
+            return UCXEndpoint.Message(header: UInt(bitPattern: header), source: piece.source, count: piece.count)
+        }
+        let outcome = complete(endpoint.send(messages), what: what)
+        // A message UCX did not end may still read its header.
+        if outcome.settled { headers.deallocate() }
+        if let problem = outcome.problem { throw problem }
     }
 
     package func close(_ reason: CloseReason) {
         closedReason.withLock { if $0 == nil { $0 = reason } }
         endpoint.close()
     }
+}
+
+/// A read of a `UCXDataPlane` the owner delivers: open in the worker's inbox until `finish`.
+private final class UCXIncomingDelivery: IncomingDelivery {
+    let token: UInt64
+    private let inbox: UCXInbox
+    private let plane: UCXDataPlane
+
+    init(token: UInt64, inbox: UCXInbox, plane: UCXDataPlane) {
+        self.token = token
+        self.inbox = inbox
+        self.plane = plane
+    }
+
+    func wait(until deadline: ContinuousClock.Instant) throws(LinkError) {
+        let complete = plane.worker.progress(
+            until: deadline, abandon: { plane.failure != nil }, done: { inbox.isComplete(token) })
+        if complete { return }
+        throw plane.failure
+            ?? LinkError(
+                .timedOut,
+                "pull from cluster \(plane.peerClusterID) over UCX: the delivered bytes did not arrive in time")
+    }
+
+    func finish() { inbox.close(token) }
 }

@@ -142,6 +142,41 @@ final class UCXEndpoint: Sendable {
         }
     }
 
+    /// One delivery message to post: `count` local bytes at `source`, with the `UCXInbox.Header.size` bytes of
+    /// header at address `header` (both kept valid until the message completes).
+    struct Message {
+        var header: UInt
+        var source: UInt
+        var count: Int
+    }
+
+    /// Posts `messages` (eager active messages `UCXInbox.messageID`) and one flush.
+    func send(_ messages: [Message]) -> Posted {
+        state.withLock { handles -> Posted in
+            guard let endpoint = handles.endpoint else { return .unusable("the endpoint is closed") }
+            if let failure = failureDescription { return .unusable("the endpoint failed: \(failure)") }
+            var requests: [UnsafeMutableRawPointer] = []
+            requests.reserveCapacity(messages.count + 1)
+            for message in messages {
+                let result = datadist_ucp_am_send(
+                    endpoint, UCXInbox.messageID, UnsafeRawPointer(bitPattern: message.header), UCXInbox.Header.size,
+                    UnsafeRawPointer(bitPattern: message.source), message.count)
+                if datadist_ucs_ptr_is_err(result) != 0 {
+                    let status = datadist_ucs_ptr_status(result)
+                    return .failed("ucp_am_send_nbx: \(ucxDescription(status))", requests: requests)
+                }
+                if let result { requests.append(result) }
+            }
+            let flush = datadist_ucp_ep_flush(endpoint)
+            if datadist_ucs_ptr_is_err(flush) != 0 {
+                return .failed(
+                    "ucp_ep_flush_nbx: \(ucxDescription(datadist_ucs_ptr_status(flush)))", requests: requests)
+            }
+            if let flush { requests.append(flush) }
+            return .requests(requests)
+        }
+    }
+
     /// Closes the endpoint at once (`UCP_EP_CLOSE_FLAG_FORCE`: the peer is not asked), which also ends every
     /// operation still in progress on it with an error. Later posts find it closed.
     func close() {
