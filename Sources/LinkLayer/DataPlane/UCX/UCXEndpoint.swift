@@ -132,14 +132,17 @@ final class UCXEndpoint: Sendable {
                 }
                 if let result { requests.append(result) }
             }
-            let flush = datadist_ucp_ep_flush(endpoint)
-            if datadist_ucs_ptr_is_err(flush) != 0 {
-                return .failed(
-                    "ucp_ep_flush_nbx: \(ucxDescription(datadist_ucs_ptr_status(flush)))", requests: requests)
-            }
-            if let flush { requests.append(flush) }
-            return .requests(requests)
+            return Self.flushing(endpoint, after: requests)
         }
+    }
+
+    /// `requests` and a flush of `endpoint` posted after them (the flush completes once they all have).
+    private static func flushing(_ endpoint: OpaquePointer, after requests: [UnsafeMutableRawPointer]) -> Posted {
+        let flush = datadist_ucp_ep_flush(endpoint)
+        if datadist_ucs_ptr_is_err(flush) != 0 {
+            return .failed("ucp_ep_flush_nbx: \(ucxDescription(datadist_ucs_ptr_status(flush)))", requests: requests)
+        }
+        return .requests(flush.map { requests + [$0] } ?? requests)
     }
 
     /// One delivery message to post: `count` local bytes at `source`, with the `UCXInbox.Header.size` bytes of
@@ -167,13 +170,7 @@ final class UCXEndpoint: Sendable {
                 }
                 if let result { requests.append(result) }
             }
-            let flush = datadist_ucp_ep_flush(endpoint)
-            if datadist_ucs_ptr_is_err(flush) != 0 {
-                return .failed(
-                    "ucp_ep_flush_nbx: \(ucxDescription(datadist_ucs_ptr_status(flush)))", requests: requests)
-            }
-            if let flush { requests.append(flush) }
-            return .requests(requests)
+            return Self.flushing(endpoint, after: requests)
         }
     }
 
