@@ -71,4 +71,15 @@ def test_torch_views_when_torch_is_installed(engine):
     tensors = cache.as_torch()
     assert [t.data_ptr() for t in tensors] == cache.tensor_addrs
     assert tensors[0].dtype == torch.bfloat16 and tuple(tensors[0].shape) == (4, 8)
+    # Both kinds of view are the same memory: bf16 1.0 and -2.0 written through torch are the 16-bit patterns
+    # 0x3F80 and 0xC000 through NumPy (which has no bf16), and a NumPy write shows through torch.
+    before = cache.as_numpy()[0].copy()
+    tensors[1].fill_(1.0)
+    tensors[1][3, 7] = -2.0
+    raw = cache.as_numpy()[1]
+    assert int(raw[0, 0]) == 0x3F80 and int(raw[3, 7]) == 0xC000
+    assert int((raw == 0x3F80).sum()) == 4 * 8 - 1
+    raw[2, 5] = 0x4040  # bf16 3.0
+    assert float(tensors[1][2, 5]) == 3.0
+    assert (cache.as_numpy()[0] == before).all()  # tensor 0 untouched by the writes to tensor 1
     manager.deallocate_cache(cache)
