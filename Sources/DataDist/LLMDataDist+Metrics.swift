@@ -13,13 +13,17 @@ extension LLMDataDist {
             return meters.snapshot(audit: nil, linksOpen: 0, pools: [])
         }
         let resources = manager.resources
+        let pinned = manager.pagesPinnedByPeers()
         let pools = [
-            (resources.devicePool, resources.devicePoolMeters), (resources.hostPool, resources.hostPoolMeters),
+            (resources.devicePool, resources.devicePoolMeters, Placement.device),
+            (resources.hostPool, resources.hostPoolMeters, Placement.host),
         ]
-        .compactMap { pool, meters -> PoolMetricsSnapshot? in
+        .compactMap { pool, meters, placement -> PoolMetricsSnapshot? in
             guard let pool, let meters else { return nil }
             let usage = pool.usage
-            return meters.sample(pagesInUse: usage.pagesInUse, pagesFree: usage.pagesFree, pageSize: pool.pageSize)
+            return meters.sample(
+                pagesInUse: usage.pagesInUse, pagesFree: usage.pagesFree, pagesPinned: pinned[placement] ?? 0,
+                pageSize: pool.pageSize)
         }
         return meters.snapshot(audit: manager.audit(), linksOpen: manager.links.linkCount, pools: pools)
     }

@@ -111,6 +111,32 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
+    @Test func pagesAPeersTransferHoldsPinnedAreReportedPerPoolUntilItsRelease() throws {
+        let served = TestMetrics()
+        let pair = try LinkedPair(promptMetrics: served)
+        let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
+        func devicePool() -> PoolMetricsSnapshot? { pair.prompt.metrics().pools.first { $0.pool == "device" } }
+        let before = try #require(devicePool()).pagesInUse
+        let source = try prompt.allocateCache(ExactlyOnceTests.desc, keys: [ExactlyOnceTests.key])
+        let sourcePages = try #require(devicePool()).pagesInUse - before
+        #expect(sourcePages > 0)
+        let destination = try decoder.allocateCache(ExactlyOnceTests.desc)
+        #expect(try #require(devicePool()).pagesPinnedByPeers == 0)
+
+        // Held between its copy and its release: the owner still pins the source for it.
+        let pull = try ExactlyOnceTests.HeldPull(decoder, into: destination)
+        let held = try #require(devicePool())
+        #expect(held.pagesPinnedByPeers == sourcePages)
+        #expect(pair.prompt.metrics().pools.first { $0.pool == "host" }?.pagesPinnedByPeers ?? 0 == 0)
+        let gauge = try served.expectGauge(MetricName.poolPagesPinned, [("cluster", "1"), ("pool", "device")])
+        #expect(gauge.lastValue == Double(sourcePages))
+        #expect(pull.resume() == .success)
+        #expect(eventually { devicePool()?.pagesPinnedByPeers == 0 })
+        try prompt.deallocateCache(source)
+        try decoder.deallocateCache(destination)
+        try pair.finish()
+    }
+
     @Test func anUninitializedInstanceReportsNoPoolsAndNoLinks() {
         let instance = LLMDataDist(
             role: .decoder, clusterID: 9, logger: .init(label: "metrics"), metricsFactory: TestMetrics())

@@ -21,6 +21,8 @@ public enum MetricName {
     /// Labelled `pool` (`device` or `host`).
     public static let poolPagesInUse = "datadist_pool_pages_in_use"
     public static let poolPagesFree = "datadist_pool_pages_free"
+    /// Pages of the pool's caches that peers' transfers in flight hold pinned (each cache once).
+    public static let poolPagesPinned = "datadist_pool_pages_pinned_by_peers"
     public static let poolAllocationFailures = "datadist_pool_allocation_failures_total"
     public static let pinnedByPeers = "datadist_pinned_by_peers"
     public static let keysBound = "datadist_keys_bound"

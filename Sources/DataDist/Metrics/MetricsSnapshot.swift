@@ -132,12 +132,18 @@ public struct PoolMetricsSnapshot: Sendable, Hashable, Codable {
     public var pagesFree: Int
     /// Allocations refused for want of pages (`.outOfMemory`) since `initialize`.
     public var allocationFailures: Int
+    /// Pages of this pool's caches that peers' transfers in flight hold pinned (a cache pinned twice counts once).
+    public var pagesPinnedByPeers: Int
 
-    public init(pool: String, pageSize: Int, pagesInUse: Int, pagesFree: Int, allocationFailures: Int) {
+    public init(
+        pool: String, pageSize: Int, pagesInUse: Int, pagesFree: Int, allocationFailures: Int,
+        pagesPinnedByPeers: Int = 0
+    ) {
         self.pool = pool
         self.pageSize = pageSize
         self.pagesInUse = pagesInUse
         self.pagesFree = pagesFree
+        self.pagesPinnedByPeers = pagesPinnedByPeers
         self.allocationFailures = allocationFailures
     }
 }

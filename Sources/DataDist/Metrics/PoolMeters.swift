@@ -10,6 +10,7 @@ final class PoolMeters: Sendable {
     private let failuresCounter: Counter
     private let inUseGauge: Gauge
     private let freeGauge: Gauge
+    private let pinnedGauge: Gauge
 
     init(clusterID: UInt64, pool: String, factory: any MetricsFactory) {
         self.pool = pool
@@ -17,6 +18,7 @@ final class PoolMeters: Sendable {
         failuresCounter = Counter(label: MetricName.poolAllocationFailures, dimensions: dimensions, factory: factory)
         inUseGauge = Gauge(label: MetricName.poolPagesInUse, dimensions: dimensions, factory: factory)
         freeGauge = Gauge(label: MetricName.poolPagesFree, dimensions: dimensions, factory: factory)
+        pinnedGauge = Gauge(label: MetricName.poolPagesPinned, dimensions: dimensions, factory: factory)
     }
 
     /// An allocation this pool could not serve (the caller got `.outOfMemory`).
@@ -25,12 +27,13 @@ final class PoolMeters: Sendable {
         failuresCounter.increment()
     }
 
-    /// Sets the gauges to `pagesInUse` and `pagesFree` and returns the pool's figures.
-    func sample(pagesInUse: Int, pagesFree: Int, pageSize: Int) -> PoolMetricsSnapshot {
+    /// Sets the gauges to `pagesInUse`, `pagesFree` and `pagesPinned` and returns the pool's figures.
+    func sample(pagesInUse: Int, pagesFree: Int, pagesPinned: Int, pageSize: Int) -> PoolMetricsSnapshot {
         inUseGauge.record(pagesInUse)
         freeGauge.record(pagesFree)
+        pinnedGauge.record(pagesPinned)
         return PoolMetricsSnapshot(
             pool: pool, pageSize: pageSize, pagesInUse: pagesInUse, pagesFree: pagesFree,
-            allocationFailures: failures.load(ordering: .relaxed))
+            allocationFailures: failures.load(ordering: .relaxed), pagesPinnedByPeers: pagesPinned)
     }
 }

@@ -1,0 +1,19 @@
+import Synchronization
+import ThreadSanitizerSupport
+
+extension CacheManager {
+    /// Pool pages of the caches that peers' transfers in flight hold pinned, per pool (placement); a cache
+    /// pinned by several transfers counts once. Registered caches hold no pool pages.
+    func pagesPinnedByPeers() -> [Placement: Int] {
+        store.table.withLock { table in
+            var seen = Set<Int64>()
+            var pages: [Placement: Int] = [:]
+            for pin in table.pins.values {
+                for record in pin.memory where seen.insert(record.id).inserted {
+                    pages[record.desc.placement, default: 0] += record.pages
+                }
+            }
+            return pages
+        }
+    }
+}
