@@ -38,7 +38,8 @@ struct TransferAsyncKillTests {
             ["bench-serve", "--remote-accessible", "--pool-bytes", "\(16 << 20)"], environment: transport)
         defer {
             serve.signal(SIGKILL)
-            _ = try? serve.wait()
+            // Recorded, not swallowed: a killed child that Foundation never sees exit would otherwise pass unseen.
+            do { _ = try serve.wait(timeout: .seconds(5)) } catch { Issue.record(error) }
         }
         let ready = try serve.nextJSON()
         let port = try #require(ready["port"] as? Int)
