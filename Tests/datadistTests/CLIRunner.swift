@@ -74,8 +74,10 @@ enum CLI {
         while process.isRunning && ContinuousClock.now < deadline { usleep(5_000) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw Failure(description: "datadist \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+            let seen = process.waitForExit(within: .seconds(5))
+            let after = seen ? "" : "; killed, and not seen to exit 5 s later (kernel state \(process.kernelState))"
+            throw Failure(
+                description: "datadist \(arguments.joined(separator: " ")) did not finish within \(timeout)\(after)")
         }
         process.waitUntilExit()
         return Output(

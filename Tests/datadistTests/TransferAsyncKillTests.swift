@@ -13,24 +13,33 @@ struct TransferAsyncKillTests {
         let askedForLayer2 = Atomic<Bool>(false)
         let peerKilled = Atomic<Bool>(false)
 
+        /// Runs on the library's driver executor. Bounded, so a test that ends early leaves no endless loop there.
         func synchronize(layer: Int, timeout: Duration?) async -> Bool {
             guard layer >= 2 else { return true }
             askedForLayer2.store(true, ordering: .releasing)
-            while !peerKilled.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(2)) }
+            let giveUp = ContinuousClock.now + .seconds(30)
+            while !peerKilled.load(ordering: .acquiring) && ContinuousClock.now < giveUp {
+                try? await Task.sleep(for: .milliseconds(2))
+            }
             return true
         }
     }
 
-    /// Over the memfd mapping and over UCX on TCP, both processes alike (as `KillTests`).
+    /// Over the memfd mapping and over UCX on TCP, both processes alike (as `KillTests`). Synchronous, as
+    /// `KillTests`: once started it needs no thread of Swift's cooperative pool, which the suite's blocking tests
+    /// can hold for tens of seconds (both of its threads on this 2-core host); every resumption of an async body
+    /// waited for them, and the case ran into its time limit. `synchronize()` blocks this thread by design (the
+    /// task's driver runs on the library's own executor).
     @Test(
         "the task fails with LLM_LINK_FAILED or LLM_TIMEOUT within syncKVTimeout + 1 s, and the audit stays clean",
         arguments: KillTests.transports)
-    func receiverKilled(transport: [String: String]) async throws {
+    func receiverKilled(transport: [String: String]) throws {
         let serve = try SpawnedCLI(
             ["bench-serve", "--remote-accessible", "--pool-bytes", "\(16 << 20)"], environment: transport)
         defer {
             serve.signal(SIGKILL)
-            _ = try? serve.wait()
+            // Recorded, not swallowed: a killed child that Foundation never sees exit would otherwise pass unseen.
+            do { _ = try serve.wait(timeout: .seconds(5)) } catch { Issue.record(error) }
         }
         let ready = try serve.nextJSON()
         let port = try #require(ready["port"] as? Int)
@@ -60,19 +69,14 @@ struct TransferAsyncKillTests {
                     key: BlocksCacheKey(clusterID: 1, modelID: 7), sourceLayers: 0..<8, destinationLayers: 0..<8)
             ])
         let deadline = ContinuousClock.now + .seconds(10)
-        while !sync.askedForLayer2.load(ordering: .acquiring) && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(2))
-        }
+        while !sync.askedForLayer2.load(ordering: .acquiring) && ContinuousClock.now < deadline { usleep(2_000) }
         let asked = sync.askedForLayer2.load(ordering: .acquiring)
         #expect(asked)
         serve.signal(SIGKILL)
         let killed = ContinuousClock.now
         sync.peerKilled.store(true, ordering: .releasing)
-        // The end is timed on a thread of its own: this test's continuation may wait for a cooperative thread.
-        let (status, ended) = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: (task.synchronize(), ContinuousClock.now)) }
-        }
-        let elapsed = ended - killed
+        let status = task.synchronize()
+        let elapsed = ContinuousClock.now - killed
         #expect([LLMStatusCode.linkFailed, .timeout].contains(status), "\(status)")
         #expect(elapsed <= Self.syncTimeout + .seconds(1), "the task took \(elapsed) to fail")
         #expect(task.results() == [status])
