@@ -33,6 +33,20 @@ import Testing
         try pair.finish()
     }
 
+    /// The owner unlinks; the decoder links again at once, while its side of the old link may still be tearing down
+    /// (over IPC keys that takes closing what it imported): the old link is not a live link, so never `.alreadyLink`.
+    @Test(arguments: TestTransport.transfers) func aRelinkRightAfterThePeerUnlinkedSucceedsEveryTime(
+        transport: TestTransport
+    ) throws {
+        let pair = try LinkedPair(transport: transport)
+        let decoderInfo = LLMClusterInfo(remoteClusterID: pair.decoder.clusterID)
+        for round in 0..<20 {
+            #expect(pair.prompt.unlinkClusters([decoderInfo]) == (.success, [.success]), "round \(round)")
+            #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.success, [.success]), "round \(round)")
+        }
+        try pair.finish()
+    }
+
     @Test(arguments: TestTransport.transfers) func b21LinkingTwiceIsAlreadyLink(transport: TestTransport) throws {
         let pair = try LinkedPair(transport: transport)
         #expect(pair.decoder.linkClusters([pair.promptInfo]) == (.alreadyLink, [.alreadyLink]))

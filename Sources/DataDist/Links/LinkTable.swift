@@ -195,7 +195,9 @@ final class LinkTable: Sendable {
         guard remoteID != resources.clusterID else {
             throw .paramInvalid("cannot link cluster \(remoteID) to itself; cluster ids must be unique")
         }
-        if registry.withLock({ $0.links[remoteID] }) != nil {
+        // A link that closed but is still being torn down here (its reader releasing what its data plane imported)
+        // is not a live link: the new one replaces it when it registers.
+        if registry.withLock({ $0.links[remoteID]?.channel.isOpen }) == true {
             throw LLMError(.alreadyLink, "cluster \(remoteID) is already linked")
         }
         let offer = self.offer
