@@ -28,7 +28,8 @@ import Testing
         let base = UInt(bitPattern: local.baseAddress)
         let writes = [
             ExtentMove(local: base, remote: Grant.Extent(regionID: 7, offset: 4096, length: 8192), count: 8192),
-            ExtentMove(local: base + 20_000, remote: Grant.Extent(regionID: 7, offset: 40_000, length: 20_000), count: 12_000),
+            ExtentMove(
+                local: base + 20_000, remote: Grant.Extent(regionID: 7, offset: 40_000, length: 20_000), count: 12_000),
         ]
         let delivery = try owner.expectWrite(into: Self.moves(writes))
         try pusher.send(writes, token: delivery.token)
@@ -73,7 +74,9 @@ import Testing
         ]
         for move in bad {
             do throws(LinkError) {
-                let delivery = try owner.expectWrite(into: [.init(regionID: 7, offset: 0, count: 64, destination: 0), move])
+                let delivery = try owner.expectWrite(into: [
+                    .init(regionID: 7, offset: 0, count: 64, destination: 0), move,
+                ])
                 delivery.finish()
                 Issue.record("\(move) was opened")
             } catch {

@@ -112,7 +112,8 @@ extension DataPlane {
     package var receiveTimeout: Duration { .seconds(5) }
 
     package func expectWrite(into moves: [DeliveryRequest.Move]) throws(LinkError) -> any IncomingDelivery {
-        throw LinkError(.protocolViolation, "this data plane has the requester write; nothing is delivered to the owner")
+        throw LinkError(
+            .protocolViolation, "this data plane has the requester write; nothing is delivered to the owner")
     }
 
     package func send(_ moves: [ExtentMove], token: UInt64) throws(LinkError) {

@@ -112,7 +112,9 @@ struct ServiceDispatcher: ControlHandler {
         }
         guard request.token == 0, request.moves.allSatisfy({ $0.destination == 0 }), !request.moves.isEmpty else {
             return refuse(
-                frame, service.refusal(forMalformed: "accept: a token or destinations set, or no moves (the owner picks them)"))
+                frame,
+                service.refusal(forMalformed: "accept: a token or destinations set, or no moves (the owner picks them)")
+            )
         }
         if let problem = ledger.problem(with: request, .write) {
             return refuse(frame, service.refusal(forMalformed: "accept: \(problem)"))
