@@ -55,4 +55,28 @@ struct PushKillTests {
         #expect(audit["clean"] as? Bool == true && audit["pinnedByPeers"] as? Int == 0, "\(audit)")
         #expect(try serve.wait() == 0)
     }
+
+    @Test(
+        "a push into a cache id the receiver does not hold fails with the owner's refusal and exit 1; the receiver's audit stays clean"
+    )
+    func pushIntoAnUnknownCacheID() throws {
+        let serve = try SpawnedCLI(["bench-serve", "--remote-accessible", "--pool-bytes", "\(16 << 20)"])
+        defer {
+            serve.signal(SIGKILL)
+            _ = try? serve.wait()
+        }
+        let port = try #require(try serve.nextJSON()["port"] as? Int)
+        let push = try SpawnedCLI(
+            ["pull", "--json", "--port", "\(port)", "--push-cache-id", "4242", "--layers", "1", "--requests", "2"])
+        #expect(try push.wait(timeout: .seconds(20)) == 1)
+        let report = try push.nextJSON(timeout: .seconds(1))
+        let failure = try #require(report["failure"] as? [String: Any], "\(report)")
+        #expect(failure["phase"] as? String == "pushCache", "\(failure)")
+        #expect((failure["message"] as? String)?.contains("4242") == true, "\(failure)")
+        #expect(report["ok"] as? Bool == false && report["bytes"] as? Int == 0)
+        serve.closeStandardInput()
+        let audit = try #require(try serve.nextJSON()["audit"] as? [String: Any])
+        #expect(audit["clean"] as? Bool == true, "\(audit)")
+        #expect(try serve.wait() == 0)
+    }
 }
