@@ -65,6 +65,14 @@ struct PullCommand: ParsableCommand {
     @Flag(help: "Print the result as one JSON line.")
     var json = false
 
+    @Option(
+        help: """
+            Push instead of pull: into the remote-accessible cache with this id on the serving cluster (one tensor of \
+            --requests slots of --tokens × --hidden float16, as `bench-serve`'s `cache NAME BYTES SLOTS none 0 touch`); \
+            slot by slot, --repeat rounds, each push checked by pulling the slot back.
+            """)
+    var pushCacheID: Int64?
+
     @OptionGroup var global: GlobalOptions
 
     enum LayerWiseMode: String, ExpressibleByArgument, CaseIterable {
@@ -76,7 +84,7 @@ struct PullCommand: ParsableCommand {
             throw ValidationError("--requests \(requests) must be in 1...100000")
         }
         guard self.repeat >= 1 else { throw ValidationError("--repeat \(self.repeat) must be >= 1") }
-        guard self.repeat == 1 || prefixKeys else {
+        guard self.repeat == 1 || prefixKeys || pushCacheID != nil else {
             throw ValidationError("--repeat \(self.repeat) needs --prefix-keys: a pull consumes a request key")
         }
         guard (1...Int(Int32.max)).contains(syncTimeoutMs) else {
@@ -124,7 +132,9 @@ struct PullCommand: ParsableCommand {
         let decoder = LLMDataDist(role: .decoder, clusterID: clusterID)
         defer { decoder.finalize() }
         var config = LLMConfig()
-        config.memoryPool = shape.pool(caches: 1)
+        // Pushing: room for the source ring (one slot per request) and the slot pulled back, too.
+        config.memoryPool = shape.pool(caches: pushCacheID == nil ? 1 : 2 + requests)
+        config.enableRemoteCacheAccessible = pushCacheID != nil
         config.syncKVTimeout = .milliseconds(syncTimeoutMs)
         try LinkSecretVariable.apply(to: &config)
         let manager: CacheManager
@@ -146,10 +156,17 @@ struct PullCommand: ParsableCommand {
             report.linkMilliseconds = (ContinuousClock.now - linkStart).milliseconds
             report.transport = decoder.linkTransport(toCluster: promptClusterID)?.optionValue
             if announce { Output.line("{\"event\":\"linked\"}") }
+            if let pushCacheID {
+                var push = PushRun(
+                    manager: manager, shape: shape, promptClusterID: promptClusterID, cacheID: pushCacheID,
+                    report: report)
+                push.run(rounds: self.repeat, paceMs: paceMs)
+                report = push.report
+            }
             var run = PullRun(
                 manager: manager, destination: destination, shape: shape, promptClusterID: promptClusterID,
                 prefixKeys: prefixKeys, report: report)
-            streaming: for round in 0..<self.repeat {
+            streaming: for round in 0..<self.repeat where pushCacheID == nil {
                 run.report.rounds = round + 1
                 for request in report.requests {
                     let pulled: Bool

@@ -48,7 +48,7 @@ import ThreadSanitizerSupport
     }
 
     /// The owner's channel (serving `FixedGrants` with `plane`) and the requester's, over a socket pair.
-    static func link(_ plane: RecordingPlane) throws -> (owner: PeerChannel, requester: PeerChannel) {
+    static func link(_ plane: any DataPlane) throws -> (owner: PeerChannel, requester: PeerChannel) {
         let (ownerSocket, requesterSocket) = try DescriptorPassingTests.socketPair()
         let logger = Logger(label: "delivery-policy-tests")
         let owner = PeerChannel(

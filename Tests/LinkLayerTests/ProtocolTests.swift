@@ -210,7 +210,7 @@ import Testing
         case .ping, .ack: payload.isEmpty ? [] : nil
         case .challenge: (try? LinkChallenge(payload: payload))?.encoded()
         case .proof: (try? LinkProof(payload: payload))?.encoded()
-        case .deliver: (try? DeliveryRequest(payload: payload))?.encoded()
+        case .deliver, .accept, .landed: (try? DeliveryRequest(payload: payload))?.encoded()
         }
     }
 

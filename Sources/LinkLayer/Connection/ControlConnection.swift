@@ -403,7 +403,8 @@ package final class ControlConnection: Sendable {
                 handler.unclaimedReply(frame, on: self)
             }
             return .quiet
-        case .hello, .resolve, .batchResolve, .release, .unlink, .ping, .challenge, .proof, .ucxOffer, .deliver:
+        case .hello, .resolve, .batchResolve, .release, .unlink, .ping, .challenge, .proof, .ucxOffer, .deliver,
+            .accept, .landed:
             let reply = handler.serve(frame)
             if let response = reply.frame {
                 do {

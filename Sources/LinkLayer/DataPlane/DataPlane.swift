@@ -43,6 +43,11 @@ package enum TransferFailure<CopyFailure: Error>: Error {
 ///   is then a `deliver` request on the control connection (`PeerChannel.transfer`): the requester's plane
 ///   expects exactly the moves of its read (`expectDelivery`), the owner checks them against its grant and
 ///   sends the bytes (`deliver`), and they land only where the requester expects them.
+/// - Writes the owner receives: for the same reason (an emulated one-sided write is answered by the owner) such a
+///   transport says `ownerReceivesWrites`. A write is then an `accept` request: the owner checks its moves against
+///   the write grant and opens a delivery into exactly them (`expectWrite`), the requester sends the bytes tagged
+///   with its token (`send`), and a `landed` request waits for the owner to have them all, after which the
+///   delivery takes nothing more.
 /// - Closing: `close` is called when the link's connection closes (unlinked, or the peer failed); later
 ///   transfers fail with `.closed` instead of touching the peer's memory. A transport that detects a peer's
 ///   failure itself reports it the same way, as a `.closed` link error from `transfer`.
@@ -67,15 +72,25 @@ package protocol DataPlane: Sendable {
     /// Owner side: sends the bytes `request` names from local regions into the peer's memory, tagged with its
     /// token; returns once they are sent. The caller has checked them against its grant.
     func deliver(_ request: DeliveryRequest) throws(LinkError)
+    /// Whether writes are received by the owner (see above) rather than carried out by `transfer`.
+    var ownerReceivesWrites: Bool { get }
+    /// Owner side: readies the local bytes `moves` name (of this side's regions, checked against the write grant
+    /// by the caller) for the peer's write, which it sends tagged with the returned delivery's token.
+    func expectWrite(into moves: [DeliveryRequest.Move]) throws(LinkError) -> any IncomingDelivery
+    /// Requester side: sends the local bytes of `moves` (each a write into a granted extent) to the owner, tagged
+    /// with the token of the delivery the owner opened for them; returns once they are sent.
+    func send(_ moves: [ExtentMove], token: UInt64) throws(LinkError)
+    /// Owner side: how long it waits, once the peer said a write is sent, for its bytes to land.
+    var receiveTimeout: Duration { get }
 }
 
-/// The requester's side of one read the owner delivers.
+/// The receiving side of one read the owner delivers (the requester) or of one write it receives (the owner).
 package protocol IncomingDelivery: Sendable {
-    /// What tags the owner's bytes for this read (unguessable: another peer cannot aim bytes at it).
+    /// What tags the sender's bytes for this delivery (unguessable: another peer cannot aim bytes at it).
     var token: UInt64 { get }
     /// Waits until every byte arrived; throws when the link fails or `deadline` passes first.
     func wait(until deadline: ContinuousClock.Instant) throws(LinkError)
-    /// Takes no more bytes: once it returns, nothing is written into the read's memory any more.
+    /// Takes no more bytes: once it returns, nothing is written into the delivery's memory any more.
     func finish()
 }
 
@@ -90,5 +105,18 @@ extension DataPlane {
 
     package func deliver(_ request: DeliveryRequest) throws(LinkError) {
         throw LinkError(.protocolViolation, "this data plane has the requester read; the owner delivers nothing")
+    }
+
+    package var ownerReceivesWrites: Bool { false }
+
+    package var receiveTimeout: Duration { .seconds(5) }
+
+    package func expectWrite(into moves: [DeliveryRequest.Move]) throws(LinkError) -> any IncomingDelivery {
+        throw LinkError(
+            .protocolViolation, "this data plane has the requester write; nothing is delivered to the owner")
+    }
+
+    package func send(_ moves: [ExtentMove], token: UInt64) throws(LinkError) {
+        throw LinkError(.protocolViolation, "this data plane has the requester write; it sends no delivery")
     }
 }

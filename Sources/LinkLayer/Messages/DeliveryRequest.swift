@@ -1,6 +1,10 @@
 /// Requester → owner, over a data plane where the owner writes what a read grant allows into the requester's
 /// memory (`DataPlane.ownerDeliversReads`): send these bytes of grant `pinID` to the requester, tagged `token`
 /// (which the requester's data plane expects). Answered with an `ack` once the bytes are sent, or a refusal.
+///
+/// Where the owner receives writes (`DataPlane.ownerReceivesWrites`) the same message, as an `accept`, asks the
+/// owner to open a delivery into the moves of write grant `pinID` (token 0, destinations 0: the owner picks the
+/// token and sends it back); as a `landed` (no moves) it says every byte of delivery `token` is sent.
 package struct DeliveryRequest: Sendable, Hashable {
     /// `count` bytes at `offset` of the owner's region `regionID`, for the requester's memory at `destination`.
     package struct Move: Sendable, Hashable {

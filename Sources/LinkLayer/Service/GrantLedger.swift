@@ -1,29 +1,36 @@
 import Synchronization
 import ThreadSanitizerSupport
 
-/// The read grants a link's peer holds, kept where the owner delivers reads (`DataPlane.ownerDeliversReads`)
-/// so that a `deliver` request is checked against them: every move must lie inside one extent of the grant it
-/// names, a grant this link holds and has not released. Kept from the grant until its release or the link's
-/// close.
+/// The grants a link's peer holds, kept where the owner delivers reads or receives writes
+/// (`DataPlane.ownerDeliversReads`, `ownerReceivesWrites`) so that a `deliver` or `accept` request is checked
+/// against them: every move must lie inside one extent of the grant it names, a grant this link holds for that
+/// direction and has not released. Kept from the grant until its release or the link's close.
 final class GrantLedger: Sendable {
-    /// Pin id → its grant's extents, sorted by region and offset.
-    private let grants = Lock<[UInt64: [Grant.Extent]]>([:])
+    private struct Entry {
+        /// Sorted by region and offset.
+        var extents: [Grant.Extent]
+        var direction: TransferDirection
+    }
 
-    func record(_ grant: Grant) {
+    /// Pin id → its grant.
+    private let grants = Lock<[UInt64: Entry]>([:])
+
+    func record(_ grant: Grant, _ direction: TransferDirection) {
         let sorted = grant.extents.sorted { ($0.regionID, $0.offset) < ($1.regionID, $1.offset) }
-        grants.withLock { $0[grant.pinID] = sorted }
+        grants.withLock { $0[grant.pinID] = Entry(extents: sorted, direction: direction) }
     }
 
     func forget(pinID: UInt64) { grants.withLock { _ = $0.removeValue(forKey: pinID) } }
 
     func clear() { grants.withLock { $0.removeAll() } }
 
-    /// Why `request` asks for more than its grant allows, or nil when every move lies inside it.
-    func problem(with request: DeliveryRequest) -> String? {
-        guard let extents = grants.withLock({ $0[request.pinID] }) else {
-            return "pin \(request.pinID) is not a read grant this link holds"
+    /// Why `request` asks for more than its `direction` grant allows, or nil when every move lies inside it.
+    func problem(with request: DeliveryRequest, _ direction: TransferDirection) -> String? {
+        let kind = direction == .read ? "read" : "write"
+        guard let entry = grants.withLock({ $0[request.pinID] }), entry.direction == direction else {
+            return "pin \(request.pinID) is not a \(kind) grant this link holds"
         }
-        for (index, move) in request.moves.enumerated() where !Self.covers(extents, move) {
+        for (index, move) in request.moves.enumerated() where !Self.covers(entry.extents, move) {
             return
                 "move \(index) (\(move.count) bytes at offset \(move.offset) of pool \(move.regionID)) lies outside grant \(request.pinID)"
         }

@@ -45,12 +45,15 @@ package final class PeerChannel: Sendable {
 
     /// Carries out `moves` of grant `pinID` in `direction` within `timeout`: by the data plane, or, for a read
     /// where the owner delivers (`DataPlane.ownerDeliversReads`), by asking the owner to send them (one
-    /// `deliver` round trip per `DeliveryRequest.maxMoves` moves) and waiting until they landed.
+    /// `deliver` round trip per `DeliveryRequest.maxMoves` moves) and waiting until they landed; for a write
+    /// where the owner receives (`ownerReceivesWrites`), by having the owner open a delivery (`accept`), sending
+    /// the bytes into it, and waiting for the owner to say they all landed (`landed`).
     package func transfer<CopyFailure: Error>(
         _ moves: [ExtentMove], _ direction: TransferDirection, pinID: UInt64, timeout: Duration, what: String,
         copy: ([CopySegment]) throws(CopyFailure) -> Void
     ) throws(TransferFailure<CopyFailure>) {
-        guard direction == .read, dataPlane.ownerDeliversReads else {
+        let delivered = direction == .read ? dataPlane.ownerDeliversReads : dataPlane.ownerReceivesWrites
+        guard delivered else {
             try dataPlane.transfer(moves, direction, copy: copy)
             return
         }
@@ -60,7 +63,12 @@ package final class PeerChannel: Sendable {
         while start < moves.count {
             let end = min(moves.count, start + DeliveryRequest.maxMoves)
             do throws(LinkError) {
-                try receive(Array(moves[start..<end]), pinID: pinID, until: deadline, what: what)
+                let part = Array(moves[start..<end])
+                if direction == .read {
+                    try receive(part, pinID: pinID, until: deadline, what: what)
+                } else {
+                    try send(part, pinID: pinID, until: deadline, what: what)
+                }
             } catch {
                 throw .link(error)
             }
@@ -85,6 +93,40 @@ package final class PeerChannel: Sendable {
         guard left > .zero else { throw LinkError(.timedOut, "\(what): timed out before the delivery was asked for") }
         _ = try connection.request(.deliver, request.encoded(), timeout: left, what: what)
         try delivery.wait(until: deadline)
+    }
+
+    /// One write the owner receives: `accept` (the owner opens a delivery of exactly `moves`), the bytes sent
+    /// tagged with its token, and `landed` (answered once they all arrived).
+    private func send(_ moves: [ExtentMove], pinID: UInt64, until deadline: ContinuousClock.Instant, what: String)
+        throws(LinkError)
+    {
+        let request = DeliveryRequest(
+            pinID: pinID, token: 0,
+            moves: moves.map { move in
+                DeliveryRequest.Move(
+                    regionID: move.remote.regionID, offset: move.remote.offset, count: UInt64(move.count),
+                    destination: 0)
+            })
+        let reply = try connection.request(.accept, request.encoded(), timeout: left(until: deadline, what), what: what)
+        var reader = WireReader(reply.payload[...])
+        let token: UInt64
+        do throws(ProtocolError) {
+            token = try reader.u64()
+            try reader.expectEnd()
+        } catch {
+            throw LinkError(
+                .protocolViolation, "\(what): cluster \(remoteClusterID) accepted the write without a token: \(error)")
+        }
+        try dataPlane.send(moves, token: token)
+        let landed = DeliveryRequest(pinID: pinID, token: token, moves: [])
+        _ = try connection.request(.landed, landed.encoded(), timeout: left(until: deadline, what), what: what)
+    }
+
+    /// The time left until `deadline`; throws once it passed.
+    private func left(until deadline: ContinuousClock.Instant, _ what: String) throws(LinkError) -> Duration {
+        let left = ContinuousClock.now.duration(to: deadline)
+        guard left > .zero else { throw LinkError(.timedOut, "\(what): timed out before the owner had the bytes") }
+        return left
     }
 
     /// Tells the owner a grant's transfer is over (not awaited). False when the notice could not go out (the link

@@ -2,13 +2,15 @@ import Logging
 
 /// Decodes a peer's request frames into calls on the owner's `LinkService` and encodes the answers; releases
 /// a grant whose requester stopped waiting for it; closes the data plane with the connection. Where the owner
-/// delivers reads, it keeps the link's read grants and sends only bytes inside them.
+/// delivers reads or receives writes, it keeps the link's grants and sends only bytes inside its read grants,
+/// and takes bytes only inside its write grants, and only until each write ended.
 struct ServiceDispatcher: ControlHandler {
     let service: any LinkService
     let dataPlane: any DataPlane
     let peerClusterID: UInt64
     let logger: Logger
     private let ledger = GrantLedger()
+    private let writes = OpenWrites()
 
     init(service: any LinkService, dataPlane: any DataPlane, peerClusterID: UInt64, logger: Logger) {
         self.service = service
@@ -34,11 +36,17 @@ struct ServiceDispatcher: ControlHandler {
             }
         case .deliver:
             return deliver(frame)
+        case .accept:
+            return accept(frame)
+        case .landed:
+            return landed(frame)
         case .release:
             // Posted, not awaited: nothing is sent back, a malformed one is only logged.
             do throws(ProtocolError) {
                 let notice = try ReleaseNotice(payload: frame.payload)
-                if dataPlane.ownerDeliversReads { ledger.forget(pinID: notice.pinID) }
+                // The write's delivery takes nothing once its grant is given back.
+                writes.finish(pinID: notice.pinID)
+                ledger.forget(pinID: notice.pinID)
                 service.release(notice)
             } catch {
                 logger.info("cluster \(peerClusterID) sent a malformed release: \(error)")
@@ -63,6 +71,7 @@ struct ServiceDispatcher: ControlHandler {
 
     func closed(_ reason: CloseReason) {
         dataPlane.close(reason)
+        writes.finishAll()
         ledger.clear()
         service.linkClosed(reason)
     }
@@ -78,7 +87,7 @@ struct ServiceDispatcher: ControlHandler {
         } catch {
             return refuse(frame, service.refusal(forMalformed: "deliver: \(error)"))
         }
-        if let problem = ledger.problem(with: request) {
+        if let problem = ledger.problem(with: request, .read) {
             return refuse(frame, service.refusal(forMalformed: "deliver: \(problem)"))
         }
         do throws(LinkError) {
@@ -89,10 +98,68 @@ struct ServiceDispatcher: ControlHandler {
         return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: []))
     }
 
+    /// Opens a delivery into the bytes an `accept` request names, once they are checked against the write grant
+    /// it names; answers with the delivery's token.
+    private func accept(_ frame: Frame) -> ControlReply {
+        guard dataPlane.ownerReceivesWrites else {
+            return refuse(frame, service.refusal(forMalformed: "accept: this link's requester writes for itself"))
+        }
+        let request: DeliveryRequest
+        do throws(ProtocolError) {
+            request = try DeliveryRequest(payload: frame.payload)
+        } catch {
+            return refuse(frame, service.refusal(forMalformed: "accept: \(error)"))
+        }
+        guard request.token == 0, request.moves.allSatisfy({ $0.destination == 0 }), !request.moves.isEmpty else {
+            return refuse(
+                frame,
+                service.refusal(forMalformed: "accept: a token or destinations set, or no moves (the owner picks them)")
+            )
+        }
+        if let problem = ledger.problem(with: request, .write) {
+            return refuse(frame, service.refusal(forMalformed: "accept: \(problem)"))
+        }
+        let delivery: any IncomingDelivery
+        do throws(LinkError) {
+            delivery = try dataPlane.expectWrite(into: request.moves)
+        } catch {
+            return refuse(frame, service.refusal(forFailedDelivery: error.message))
+        }
+        writes.add(delivery, pinID: request.pinID)
+        var token = WireWriter()
+        token.u64(delivery.token)
+        return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: token.bytes))
+    }
+
+    /// Waits until every byte of the write a `landed` request names arrived (within the transfer timeout), then
+    /// finishes its delivery; answers with an ack, or a refusal when they did not all arrive.
+    private func landed(_ frame: Frame) -> ControlReply {
+        let request: DeliveryRequest
+        do throws(ProtocolError) {
+            request = try DeliveryRequest(payload: frame.payload)
+        } catch {
+            return refuse(frame, service.refusal(forMalformed: "landed: \(error)"))
+        }
+        guard request.moves.isEmpty, let delivery = writes.take(request.token, pinID: request.pinID) else {
+            return refuse(
+                frame,
+                service.refusal(forMalformed: "landed: no write of pin \(request.pinID) is open under that token"))
+        }
+        defer { delivery.finish() }
+        do throws(LinkError) {
+            try delivery.wait(until: .now.advanced(by: dataPlane.receiveTimeout))
+        } catch {
+            return refuse(frame, service.refusal(forFailedDelivery: error.message))
+        }
+        return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: []))
+    }
+
     private func answer(_ frame: Frame, _ outcome: Result<Grant, Refusal>, read: Bool) -> ControlReply {
         switch outcome {
         case .success(let grant):
-            if read, dataPlane.ownerDeliversReads { ledger.record(grant) }
+            if read ? dataPlane.ownerDeliversReads : dataPlane.ownerReceivesWrites {
+                ledger.record(grant, read ? .read : .write)
+            }
             return ControlReply(
                 frame: Frame(kind: .grant, requestID: frame.requestID, payload: grant.encoded()),
                 expectsMore: service.expectsPromptRequest(after: grant))

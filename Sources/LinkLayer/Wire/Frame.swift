@@ -94,4 +94,10 @@ package enum MessageKind: UInt8, Sendable, CaseIterable {
     case ucxOffer = 13
     /// Requester → owner: send these granted bytes into my memory (`DeliveryRequest`), answered by an ack.
     case deliver = 14
+    /// Requester → owner, where the owner receives writes: open a delivery into these granted bytes of mine
+    /// (`DeliveryRequest`, token 0), answered by an ack carrying the delivery's token (u64).
+    case accept = 15
+    /// Requester → owner: every byte of delivery `token` of grant `pinID` is sent (`DeliveryRequest`, no moves),
+    /// answered by an ack once they all landed.
+    case landed = 16
 }

@@ -4,13 +4,14 @@ import Synchronization
 import ThreadSanitizerSupport
 
 /// The data plane over UCX, through one endpoint to the peer's worker; UCX picks the transport (shared memory,
-/// cma, TCP, RDMA). Pushes are one-sided writes into the peer's regions, posted as a batch and one flush. Reads
-/// are delivered by the owner (`ownerDeliversReads`): it sends the granted bytes as eager active messages, which
-/// the requester's worker copies to where its read expects them. A one-sided read would have the owner's worker
-/// answer the requester's messages over TCP, and UCX 1.13 aborts the owner's process ("ucp_request.inl: Fatal:
-/// unexpected error: Endpoint timeout") when such an answer hits the connection of a requester that just died;
-/// an eager message is never answered, and its sender sees a failure as an error. The bytes move without the
-/// caller's copy engine: `transfer` never calls `copy`.
+/// cma, TCP, RDMA). Reads are delivered by the owner (`ownerDeliversReads`): it sends the granted bytes as eager
+/// active messages, which the requester's worker copies to where its read expects them. Writes are received by
+/// the owner (`ownerReceivesWrites`) the same way the other way round: the requester sends the bytes as eager
+/// messages into a delivery the owner opened for exactly the write's granted extents. A one-sided operation would
+/// have the owner's worker answer the requester's messages over TCP (UCX emulates GET and PUT there), and UCX
+/// 1.13 aborts the owner's process ("ucp_request.inl: Fatal: unexpected error: Endpoint timeout") when such an
+/// answer hits the connection of a requester that just died; an eager message is never answered, and its sender
+/// sees a failure as an error. The bytes move without the caller's copy engine: `transfer` never calls `copy`.
 package final class UCXDataPlane: DataPlane {
     package let peerClusterID: UInt64
     private let node: UCXNode
@@ -44,8 +45,8 @@ package final class UCXDataPlane: DataPlane {
         regions.values.map(\.descriptor).sorted { $0.regionID < $1.regionID }
     }
 
-    /// One-sided writes (`.write`) or reads (`.read`: `ucp_get_nbx`, which links do not use for pulls since the
-    /// owner delivers them; kept for the plane's own tests of reads over UCX's native transports).
+    /// One-sided writes (`.write`: `ucp_put_nbx`) or reads (`.read`: `ucp_get_nbx`), which links do not use since
+    /// the owner delivers reads and receives writes; kept for the plane's own tests over UCX's native transports.
     package func transfer<CopyFailure: Error>(
         _ moves: [ExtentMove], _ direction: TransferDirection,
         copy: ([CopySegment]) throws(CopyFailure) -> Void
@@ -138,6 +139,46 @@ package final class UCXDataPlane: DataPlane {
 
     package var ownerDeliversReads: Bool { true }
 
+    package var ownerReceivesWrites: Bool { true }
+
+    package var receiveTimeout: Duration { node.settings.transferTimeout }
+
+    /// Opens a delivery of the bytes of this side's regions that `moves` name, for the peer's write.
+    package func expectWrite(into moves: [DeliveryRequest.Move]) throws(LinkError) -> any IncomingDelivery {
+        if let reason = closedReason.withLock({ $0 }) {
+            throw LinkError(.closed, "the link to cluster \(peerClusterID) closed: \(reason)")
+        }
+        var ranges: [(local: UInt, count: Int)] = []
+        ranges.reserveCapacity(moves.count)
+        for move in moves {
+            guard let region = localRegions[move.regionID], move.offset <= region.descriptor.size,
+                move.count <= region.descriptor.size - move.offset, move.count <= UInt64(Int.max)
+            else {
+                throw LinkError(
+                    .protocolViolation,
+                    "a write by cluster \(peerClusterID) of \(move.count) bytes at offset \(move.offset) of pool \(move.regionID) is outside what this side offered"
+                )
+            }
+            ranges.append((UInt(region.base + move.offset), Int(move.count)))
+        }
+        let inbox = node.worker.inbox
+        return UCXIncomingDelivery(token: inbox.open(ranges), inbox: inbox, plane: self)
+    }
+
+    /// Sends the local bytes of `moves` as delivery messages tagged `token` (move `i` is the delivery's move `i`).
+    package func send(_ moves: [ExtentMove], token: UInt64) throws(LinkError) {
+        let what = "push to cluster \(peerClusterID) over UCX"
+        if let reason = closedReason.withLock({ $0 }) {
+            throw LinkError(.closed, "\(what): the link closed: \(reason)")
+        }
+        for move in moves where move.count <= 0 || UInt64(move.count) > move.remote.length {
+            throw LinkError(
+                .protocolViolation,
+                "\(what): a write of \(move.count) bytes into a granted extent of \(move.remote.length) bytes")
+        }
+        try sendMessages(moves.map { (UInt($0.local), UInt64($0.count)) }, token: token, what: what)
+    }
+
     package func expectDelivery(of moves: [ExtentMove]) throws(LinkError) -> any IncomingDelivery {
         if let reason = closedReason.withLock({ $0 }) {
             throw LinkError(.closed, "the link to cluster \(peerClusterID) closed: \(reason)")
@@ -158,10 +199,11 @@ package final class UCXDataPlane: DataPlane {
     /// Why reads of this plane can no longer complete, or nil.
     fileprivate var failure: LinkError? {
         if let failure = endpoint.failureDescription {
-            return LinkError(.closed, "pull from cluster \(peerClusterID) over UCX: the endpoint failed: \(failure)")
+            return LinkError(
+                .closed, "delivery from cluster \(peerClusterID) over UCX: the endpoint failed: \(failure)")
         }
         if let reason = closedReason.withLock({ $0 }) {
-            return LinkError(.closed, "pull from cluster \(peerClusterID) over UCX: the link closed: \(reason)")
+            return LinkError(.closed, "delivery from cluster \(peerClusterID) over UCX: the link closed: \(reason)")
         }
         return nil
     }
@@ -174,8 +216,9 @@ package final class UCXDataPlane: DataPlane {
             throw LinkError(.closed, "\(what): the link closed: \(reason)")
         }
         // Every move is checked before anything is sent: one outside this side's regions sends nothing.
-        var pieces: [(source: UInt, count: Int, header: UCXInbox.Header)] = []
-        for (index, move) in request.moves.enumerated() {
+        var sources: [(start: UInt, count: UInt64)] = []
+        sources.reserveCapacity(request.moves.count)
+        for move in request.moves {
             guard let region = localRegions[move.regionID], move.offset <= region.descriptor.size,
                 move.count <= region.descriptor.size - move.offset
             else {
@@ -184,13 +227,25 @@ package final class UCXDataPlane: DataPlane {
                     "\(what): \(move.count) bytes at offset \(move.offset) of pool \(move.regionID) are outside what this side offered"
                 )
             }
+            sources.append((UInt(region.base + move.offset), move.count))
+        }
+        try sendMessages(sources, token: request.token, what: what)
+    }
+
+    /// Sends each of `sources` (local bytes) as delivery messages of at most `messageBytes`, tagged `token` and
+    /// the source's index, and waits until they are sent.
+    private func sendMessages(_ sources: [(start: UInt, count: UInt64)], token: UInt64, what: String)
+        throws(LinkError)
+    {
+        var pieces: [(source: UInt, count: Int, header: UCXInbox.Header)] = []
+        for (index, source) in sources.enumerated() {
             var sent: UInt64 = 0
-            while sent < move.count {
-                let count = min(move.count - sent, UInt64(Self.messageBytes))
+            while sent < source.count {
+                let count = min(source.count - sent, UInt64(Self.messageBytes))
                 pieces.append(
                     (
-                        UInt(region.base + move.offset + sent), Int(count),
-                        UCXInbox.Header(token: request.token, move: UInt32(index), offset: sent)
+                        source.start + UInt(sent), Int(count),
+                        UCXInbox.Header(token: token, move: UInt32(index), offset: sent)
                     ))
                 sent += count
             }
@@ -215,7 +270,8 @@ package final class UCXDataPlane: DataPlane {
     }
 }
 
-/// A read of a `UCXDataPlane` the owner delivers: open in the worker's inbox until `finish`.
+/// A read of a `UCXDataPlane` the owner delivers, or a write the owner receives: open in the worker's inbox until
+/// `finish`.
 private final class UCXIncomingDelivery: IncomingDelivery {
     let token: UInt64
     private let inbox: UCXInbox
@@ -234,7 +290,7 @@ private final class UCXIncomingDelivery: IncomingDelivery {
         throw plane.failure
             ?? LinkError(
                 .timedOut,
-                "pull from cluster \(plane.peerClusterID) over UCX: the delivered bytes did not arrive in time")
+                "delivery from cluster \(plane.peerClusterID) over UCX: the bytes did not arrive in time")
     }
 
     func finish() { inbox.close(token) }
