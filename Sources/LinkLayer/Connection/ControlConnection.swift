@@ -56,6 +56,9 @@ package final class ControlConnection: Sendable {
     private let inbox: InboxBox
     /// Mirrors `state.closedReason != nil` for the polling loops, which must not take the lock per turn.
     private let closed = Atomic<Bool>(false)
+    /// Set before this side acknowledges the peer's unlink: from then on the link is no longer open (the peer may
+    /// act on the acknowledgement, relink included, before the reader has recorded the close).
+    private let unlinkAcknowledged = Atomic<Bool>(false)
     /// Requesters polling the socket for their replies right now; while there are any, the reader thread
     /// leaves the socket to them instead of waking for every reply.
     private let pollingRequesters = Atomic<Int>(0)
@@ -149,7 +152,9 @@ package final class ControlConnection: Sendable {
         }
     }
 
-    package var isOpen: Bool { state.withLock { $0.closedReason == nil } }
+    package var isOpen: Bool {
+        !unlinkAcknowledged.load(ordering: .acquiring) && state.withLock { $0.closedReason == nil }
+    }
 
     /// Why the connection closed, or nil while it is open.
     package var closeReason: CloseReason? { state.withLock { $0.closedReason } }
@@ -406,6 +411,7 @@ package final class ControlConnection: Sendable {
         case .hello, .resolve, .batchResolve, .release, .unlink, .ping, .challenge, .proof, .ucxOffer, .deliver,
             .accept, .landed:
             let reply = handler.serve(frame)
+            if reply.closeAfterwards { unlinkAcknowledged.store(true, ordering: .releasing) }
             if let response = reply.frame {
                 do {
                     try send(response, sealingPosts: reply.closeAfterwards)
