@@ -74,10 +74,8 @@ enum CLI {
         while process.isRunning && ContinuousClock.now < deadline { usleep(5_000) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            let seen = process.waitForExit(within: .seconds(5))
-            let after = seen ? "" : "; killed, and not seen to exit 5 s later (kernel state \(process.kernelState))"
-            throw Failure(
-                description: "datadist \(arguments.joined(separator: " ")) did not finish within \(timeout)\(after)")
+            process.waitUntilExit()
+            throw Failure(description: "datadist \(arguments.joined(separator: " ")) did not finish within \(timeout)")
         }
         process.waitUntilExit()
         return Output(

@@ -42,7 +42,7 @@ final class SpawnedCLI {
     deinit {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            _ = process.waitForExit(within: .seconds(5))
+            process.waitUntilExit()
         }
         try? FileManager.default.removeItem(at: errorFile)
     }
@@ -92,10 +92,8 @@ final class SpawnedCLI {
         while process.isRunning && ContinuousClock.now < deadline { usleep(2_000) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            let seen = process.waitForExit(within: .seconds(5))
-            let after = seen ? "" : " and not seen to exit 5 s later (kernel state \(process.kernelState))"
-            throw CLI.Failure(
-                description: "\(self) did not exit within \(timeout); killed\(after). stderr: \(standardError)")
+            process.waitUntilExit()
+            throw CLI.Failure(description: "\(self) did not exit within \(timeout); killed. stderr: \(standardError)")
         }
         process.waitUntilExit()
         return process.terminationStatus
