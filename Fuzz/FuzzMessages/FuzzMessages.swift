@@ -33,7 +33,7 @@ enum MessageDecoder: CaseIterable {
         case .challenge: (try? LinkChallenge(payload: payload))?.encoded()
         case .proof: (try? LinkProof(payload: payload))?.encoded()
         case .ucxOffer: (try? UCXOffer(payload: payload))?.encoded()
-        case .deliver, .accept, .landed: (try? DeliveryRequest(payload: payload))?.encoded()
+        case .deliver: (try? DeliveryRequest(payload: payload))?.encoded()  // accept and landed use the same decoder
         }
     }
 
