@@ -50,7 +50,27 @@ extension BenchRun {
     /// pull_cache latency: request keys (consumed by the pull), p50/p99 of the whole call, in generations of
     /// keys (`requestKeyGenerations`).
     func pullCacheLatency(_ size: Int, server: any BenchPromptSide, decoder: BenchDecoder) throws -> BenchRow {
-        let slots = max(16, min(1024, (64 << 20) / size))
+        let (samples, mismatch) = try timedRequestKeyPulls(size, server: server, decoder: decoder)
+        let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +), samples: samples)
+        let ceilings = try self.ceilings.ceilings(
+            CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false), duration: duration / 2)
+        return row(
+            "pull_cache", bytes: size, measured: Measured(timing: timing, ceilings: ceilings), keys: "request",
+            pattern: "1 tensor, latency", mismatch: mismatch, latency: true)
+    }
+
+    /// Keys per generation of a request-key latency row.
+    static func requestKeySlots(_ size: Int) -> Int { max(16, min(1024, (64 << 20) / size)) }
+
+    /// `size`-byte pulls by request key into a ring, in generations of `requestKeySlots(size)` keys
+    /// (`requestKeyGenerations`): the duration of each pull after the warm-up generation, and the first mismatch
+    /// of the first generation's or the last pull's bytes. `afterGeneration(generation)` runs after each
+    /// generation's pulls, untimed.
+    func timedRequestKeyPulls(
+        _ size: Int, server: any BenchPromptSide, decoder: BenchDecoder,
+        afterGeneration: (_ generation: Int) throws -> Void = { _ in }
+    ) throws -> (samples: [Double], mismatch: String?) {
+        let slots = Self.requestKeySlots(size)
         let destinationSlots = max(1, ringBytes / size)
         let destination = try Self.ring(decoder.manager, slots: destinationSlots, bytes: size)
         defer { try? decoder.manager.deallocateCache(destination) }
@@ -74,18 +94,14 @@ extension BenchRun {
                     what: "first generation")
             }
             lastBase = base
+            try afterGeneration(generation)
         }
         mismatch =
             mismatch
             ?? Self.check(
                 base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: lastBase + UInt64(slots - 1),
                 what: "last pull")
-        let timing = BenchTiming.Result(iterations: samples.count, seconds: samples.reduce(0, +), samples: samples)
-        let ceilings = try self.ceilings.ceilings(
-            CopyCeilings.Pattern(segments: 1, segmentBytes: size, scattered: false), duration: duration / 2)
-        return row(
-            "pull_cache", bytes: size, measured: Measured(timing: timing, ceilings: ceilings), keys: "request",
-            pattern: "1 tensor, latency", mismatch: mismatch, latency: true)
+        return (samples, mismatch)
     }
 
     /// Request keys in generations, for rows whose pulls consume them: each generation binds a fresh source cache

@@ -25,7 +25,7 @@ extension BenchRun {
             return row
         }
         let (filler, base) = (uniqueName(), uniqueKeyBase())
-        let ringKeys = Self.smallPullSlots(size)
+        let ringKeys = Self.requestKeySlots(size)
         try server.send("cache \(filler) 8 \(Self.manyKeys - ringKeys) request \(base) touch", timeout: .seconds(600))
         defer { _ = try? server.send("free \(filler)", timeout: .seconds(600)) }
         try record {
@@ -52,43 +52,16 @@ extension BenchRun {
         try record { try smallPull(size, server: local, decoder: localDecoder!, floor: oneProcess, keys: "1 K") }
     }
 
-    static func smallPullSlots(_ size: Int) -> Int { max(16, min(1024, (64 << 20) / size)) }
-
-    /// p50/p99 of `size`-byte pulls by request key (generations of `smallPullSlots` keys), each generation
-    /// followed by as many floor round trips + copies, so both see the same load.
+    /// p50/p99 of `size`-byte pulls by request key (`timedRequestKeyPulls`), each generation followed by as many
+    /// floor round trips + copies, so both see the same load.
     func smallPull(
         _ size: Int, server: any BenchPromptSide, decoder: BenchDecoder, floor: BenchFloor, keys: String
     ) throws -> BenchRow {
-        let slots = Self.smallPullSlots(size)
-        let destinationSlots = max(1, ringBytes / size)
-        let destination = try Self.ring(decoder.manager, slots: destinationSlots, bytes: size)
-        defer { try? decoder.manager.deallocateCache(destination) }
-        let address = destination.tensorAddresses[0]
-        var (samples, floorSamples): ([Double], [Double]) = ([], [])
-        var mismatch: String?
-        var lastBase: UInt64 = 0
-        let clock = ContinuousClock()
-        try requestKeyGenerations(slots: slots, bytes: size, server: server) {
-            samples.reduce(0, +)
-        } pull: { generation, base in
-            for slot in 0..<slots {
-                let key = CacheKey(promptClusterID: server.clusterID, reqID: base + UInt64(slot))
-                let start = clock.now
-                try decoder.manager.pullCache(key, into: destination, batchIndex: slot % destinationSlots)
-                if generation > 0 { samples.append((clock.now - start).seconds) }
-            }
-            let check = Self.check(
-                base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: base + UInt64(slots - 1),
-                what: generation == 0 ? "first generation" : "last pull")
-            if generation == 0 { mismatch = check }
-            lastBase = base
+        let slots = Self.requestKeySlots(size)
+        var floorSamples: [Double] = []
+        let (samples, mismatch) = try timedRequestKeyPulls(size, server: server, decoder: decoder) { generation in
             if generation > 0 { floorSamples += try floor.measure(bytes: size, iterations: slots) }
         }
-        mismatch =
-            mismatch
-            ?? Self.check(
-                base: address, slot: (slots - 1) % destinationSlots, bytes: size, id: lastBase + UInt64(slots - 1),
-                what: "last pull")
         let quantile = { (values: [Double], fraction: Double) in
             BenchTiming.quantileMicroseconds(values, fraction) ?? .nan
         }

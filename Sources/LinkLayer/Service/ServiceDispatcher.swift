@@ -81,21 +81,17 @@ struct ServiceDispatcher: ControlHandler {
         guard dataPlane.ownerDeliversReads else {
             return refuse(frame, service.refusal(forMalformed: "deliver: this link's requester reads for itself"))
         }
-        let request: DeliveryRequest
-        do throws(ProtocolError) {
-            request = try DeliveryRequest(payload: frame.payload)
-        } catch {
-            return refuse(frame, service.refusal(forMalformed: "deliver: \(error)"))
+        return withDeliveryRequest(frame, "deliver") { request in
+            if let problem = ledger.problem(with: request, .read) {
+                return refuse(frame, service.refusal(forMalformed: "deliver: \(problem)"))
+            }
+            do throws(LinkError) {
+                try dataPlane.deliver(request)
+            } catch {
+                return refuse(frame, service.refusal(forFailedDelivery: error.message))
+            }
+            return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: []))
         }
-        if let problem = ledger.problem(with: request, .read) {
-            return refuse(frame, service.refusal(forMalformed: "deliver: \(problem)"))
-        }
-        do throws(LinkError) {
-            try dataPlane.deliver(request)
-        } catch {
-            return refuse(frame, service.refusal(forFailedDelivery: error.message))
-        }
-        return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: []))
     }
 
     /// Opens a delivery into the bytes an `accept` request names, once they are checked against the write grant
@@ -104,54 +100,59 @@ struct ServiceDispatcher: ControlHandler {
         guard dataPlane.ownerReceivesWrites else {
             return refuse(frame, service.refusal(forMalformed: "accept: this link's requester writes for itself"))
         }
-        let request: DeliveryRequest
-        do throws(ProtocolError) {
-            request = try DeliveryRequest(payload: frame.payload)
-        } catch {
-            return refuse(frame, service.refusal(forMalformed: "accept: \(error)"))
+        return withDeliveryRequest(frame, "accept") { request in
+            guard request.token == 0, request.moves.allSatisfy({ $0.destination == 0 }), !request.moves.isEmpty
+            else {
+                return refuse(
+                    frame,
+                    service.refusal(
+                        forMalformed: "accept: a token or destinations set, or no moves (the owner picks them)"))
+            }
+            if let problem = ledger.problem(with: request, .write) {
+                return refuse(frame, service.refusal(forMalformed: "accept: \(problem)"))
+            }
+            let delivery: any IncomingDelivery
+            do throws(LinkError) {
+                delivery = try dataPlane.expectWrite(into: request.moves)
+            } catch {
+                return refuse(frame, service.refusal(forFailedDelivery: error.message))
+            }
+            writes.add(delivery, pinID: request.pinID)
+            var token = WireWriter()
+            token.u64(delivery.token)
+            return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: token.bytes))
         }
-        guard request.token == 0, request.moves.allSatisfy({ $0.destination == 0 }), !request.moves.isEmpty else {
-            return refuse(
-                frame,
-                service.refusal(forMalformed: "accept: a token or destinations set, or no moves (the owner picks them)")
-            )
-        }
-        if let problem = ledger.problem(with: request, .write) {
-            return refuse(frame, service.refusal(forMalformed: "accept: \(problem)"))
-        }
-        let delivery: any IncomingDelivery
-        do throws(LinkError) {
-            delivery = try dataPlane.expectWrite(into: request.moves)
-        } catch {
-            return refuse(frame, service.refusal(forFailedDelivery: error.message))
-        }
-        writes.add(delivery, pinID: request.pinID)
-        var token = WireWriter()
-        token.u64(delivery.token)
-        return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: token.bytes))
     }
 
     /// Waits until every byte of the write a `landed` request names arrived (within the transfer timeout), then
     /// finishes its delivery; answers with an ack, or a refusal when they did not all arrive.
     private func landed(_ frame: Frame) -> ControlReply {
-        let request: DeliveryRequest
+        withDeliveryRequest(frame, "landed") { request in
+            guard request.moves.isEmpty, let delivery = writes.take(request.token, pinID: request.pinID) else {
+                return refuse(
+                    frame,
+                    service.refusal(forMalformed: "landed: no write of pin \(request.pinID) is open under that token"))
+            }
+            defer { delivery.finish() }
+            do throws(LinkError) {
+                try delivery.wait(until: .now.advanced(by: dataPlane.receiveTimeout))
+            } catch {
+                return refuse(frame, service.refusal(forFailedDelivery: error.message))
+            }
+            return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: []))
+        }
+    }
+
+    /// Answers a `what` frame (deliver, accept, landed) with `body` of the `DeliveryRequest` it carries, or with a
+    /// refusal when its payload does not decode.
+    private func withDeliveryRequest(
+        _ frame: Frame, _ what: String, _ body: (DeliveryRequest) -> ControlReply
+    ) -> ControlReply {
         do throws(ProtocolError) {
-            request = try DeliveryRequest(payload: frame.payload)
+            return body(try DeliveryRequest(payload: frame.payload))
         } catch {
-            return refuse(frame, service.refusal(forMalformed: "landed: \(error)"))
+            return refuse(frame, service.refusal(forMalformed: "\(what): \(error)"))
         }
-        guard request.moves.isEmpty, let delivery = writes.take(request.token, pinID: request.pinID) else {
-            return refuse(
-                frame,
-                service.refusal(forMalformed: "landed: no write of pin \(request.pinID) is open under that token"))
-        }
-        defer { delivery.finish() }
-        do throws(LinkError) {
-            try delivery.wait(until: .now.advanced(by: dataPlane.receiveTimeout))
-        } catch {
-            return refuse(frame, service.refusal(forFailedDelivery: error.message))
-        }
-        return ControlReply(frame: Frame(kind: .ack, requestID: frame.requestID, payload: []))
     }
 
     private func answer(_ frame: Frame, _ outcome: Result<Grant, Refusal>, read: Bool) -> ControlReply {
