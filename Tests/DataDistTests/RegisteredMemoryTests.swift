@@ -366,11 +366,15 @@ final class CallerMemory: @unchecked Sendable {
             ExactlyOnceTests.desc, addresses: memory.addresses, keys: [ExactlyOnceTests.key])
         Self.link(pair)
         let destination = try decoder.allocateCache(ExactlyOnceTests.desc)
+        let link = try decoder.links.link(to: 1, for: "test")
         let held = try ExactlyOnceTests.HeldPull(decoder, into: destination)
         let started = ContinuousClock.now
         try prompt.unregisterCache(registered.cacheID)
         #expect(ContinuousClock.now - started >= .milliseconds(300), "it waited for the transfer first")
         #expect(prompt.audit().pinnedByPeers == 0)
+        // The owner closed the link; the release fails once this side has seen that (a send right after the peer's
+        // close can still go out).
+        _ = eventually(within: .seconds(10)) { !link.channel.isOpen }
         #expect(held.resume() == .linkFailed, "the pull's release could not go out: it failed")
         try decoder.deallocateCache(destination)
         try pair.finish()
