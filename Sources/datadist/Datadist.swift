@@ -14,6 +14,6 @@ struct Datadist: ParsableCommand {
         subcommands: [
             ProbeCommand.self, MatrixCommand.self, ServeCommand.self, PullCommand.self, DemoCommand.self,
             BenchCommand.self,
-            BenchServeCommand.self, BenchEchoCommand.self,
+            BenchServeCommand.self, BenchEchoCommand.self, BenchPullCommand.self,
         ])
 }

@@ -1,21 +1,26 @@
-"""pull_cache through Python (llm_datadist) beside the same pulls through Swift (`datadist bench`), in one run.
+"""pull_cache through Python (llm_datadist) beside the same pulls through Swift and through C, in one run.
 
     python3 python/bench/bench_pull.py [--datadist .build/release/datadist] [--duration 1.0] [--rounds 2]
 
 Rows, each measured the way `datadist bench` measures its pull_cache rows: 16 KiB latency (request keys,
 consumed by the pull; p50/p99 of the whole pull_cache call, the key built beforehand), and 1 MiB / 16 MiB
 bandwidth (one tensor per pull through prefix keys, never consumed; source and destination rotate over 128 MiB
-rings). Both decoders pull from the same prompt program, `datadist bench-serve`; the decoder is this Python
-process or the Swift bench.
-Rounds alternate Swift and Python so both see the same machine load; the ratios use each side's median over the
-rounds. The first and last pull of every row are verified byte for byte. `make python-bench` builds and runs it.
+rings). Every decoder pulls from the same prompt program, `datadist bench-serve`:
 
-Swift's rows come from another process seconds away, so on a shared machine the load between the two decides much
-of that ratio. Each Python row is therefore also measured beside a C loop (pull_loop.c, built here with `cc`
-against datadist.h and the package's libdatadist_c.so) making the same pull_cache calls in this process, on the
-same link and caches, alternating with the Python loop in bursts of 20 ms (bandwidth: the ratio is the median
-over pairs of adjacent bursts) or blocks of 64 keys (latency): Python over C is what the Python layer and ctypes
-cost per pull. Without a C compiler that column is left out.
+- Python: this process, through llm_datadist;
+- Swift: `datadist bench-pull`, a decoder process making the same pull_cache calls through the Swift API, told on
+  stdin when to pull;
+- C: pull_loop.c, built here with `cc` against datadist.h and the package's libdatadist_c.so, making the same
+  calls in this process on the same link and caches (without a C compiler that column is left out).
+
+- control: a second `datadist bench-pull`, identical to the first: Swift over it is the spread of the method
+  itself (two processes doing the same thing) under the machine's load.
+
+They take turns under the same load: bandwidth in bursts of 20 ms (the ratios are medians over each run of
+adjacent bursts, whose order rotates), latency in blocks of 64 keys (each side's p50 over all its blocks of the
+round; the ratio is the median over the rounds). Python over Swift is the goal's ratio; Python over C is what
+the Python layer and ctypes cost per pull. The first and last pull of every row are verified byte for byte, and
+every audit must be clean. `make python-bench` builds and runs it.
 """
 
 import argparse
@@ -33,7 +38,7 @@ import numpy as np
 import llm_datadist as ld
 from llm_datadist import _native
 
-PROMPT, DECODER = 1, 2
+PROMPT, DECODER, SWIFT_DECODER, CONTROL_DECODER = 1, 2, 3, 4
 RING = 128 << 20
 UINT64_MAX = (1 << 64) - 1
 BURST = 0.02  # seconds per bandwidth burst of one side
@@ -112,8 +117,36 @@ class Prompt:
         return bool(reply.get("audit", {}).get("clean")) and self.process.returncode == 0
 
 
-def python_rows(datadist: str, duration: float, native) -> tuple:
-    """This process's rows through Python, and (with `native`) the same rows through the C loop beside them."""
+class SwiftDecoder:
+    """`datadist bench-pull`: a Swift decoder of the same prompt, pulling when told on stdin."""
+
+    def __init__(self, datadist: str, port: int, cluster_id: int) -> None:
+        self.process = subprocess.Popen(
+            [datadist, "bench-pull", "--port", str(port), "--cluster-id", str(cluster_id)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self.read()
+
+    def read(self) -> dict:
+        reply = json.loads(self.process.stdout.readline())
+        if reply["event"] in ("error", "exit") and reply.get("error"):
+            raise SystemExit(f"bench-pull: {reply}")
+        return reply
+
+    def send(self, *words) -> dict:
+        self.process.stdin.write(" ".join(str(word) for word in words) + "\n")
+        self.process.stdin.flush()
+        return self.read()
+
+    def close(self) -> bool:
+        self.process.stdin.close()
+        reply = json.loads(self.process.stdout.readline())
+        self.process.wait(timeout=30)
+        return bool(reply.get("audit", {}).get("clean")) and self.process.returncode == 0
+
+
+def one_round(datadist: str, duration: float, native) -> dict:
+    """One round's rows for each side ("python", "swift", and with `native` "c"), and the adjacent-burst ratios."""
     prompt = Prompt(datadist)
     config = ld.LLMConfig()
     config.mem_pool_cfg = json.dumps({"memory_size": 2 * RING})
@@ -126,48 +159,61 @@ def python_rows(datadist: str, duration: float, native) -> tuple:
     info.append_local_ip_info("127.0.0.1", 0)
     info.append_remote_ip_info("127.0.0.1", prompt.port)
     assert decoder.link_clusters([info])[0] == ld.LLMStatusCode.LLM_SUCCESS
-    rows, c_rows, base, verified = {}, {}, 1, True
+    swifts = {"swift": SwiftDecoder(datadist, prompt.port, SWIFT_DECODER),
+              "control": SwiftDecoder(datadist, prompt.port, CONTROL_DECODER)}
+    sides = ["python", "swift", "control"] + (["c"] if native is not None else [])
+    rows = {side: {} for side in sides}
+    pairs = {}  # row name -> {"swift": [python/swift of adjacent bursts], "c": [...]}
+    base, verified = 1, True
     handle = manager._handle
 
-    # 16 KiB latency: generations of 1024 request keys, each consumed by its pull; blocks of BLOCK keys alternate
-    # between the Python loop and the C loop (which side starts alternates by generation).
+    # 16 KiB latency: generations of 1024 request keys, each consumed by its pull; blocks of BLOCK keys take turns
+    # between the sides (which side starts rotates by generation).
     size, slots = 16 << 10, 1024
     destination_slots = RING // size
     destination = manager.allocate_cache(ld.CacheDesc(1, [destination_slots, size // 2], ld.DataType.DT_FLOAT16))
-    samples, c_samples, generation, began = [], [], 0, time.monotonic()
+    for swift in swifts.values():
+        swift.send("requests", size, destination_slots)
+    samples = {side: [] for side in sides}
+    generation, began = 0, time.monotonic()
     c_block = (ctypes.c_int64 * BLOCK)()
-    while generation < 2 or (sum(samples) / 1e9 < duration and time.monotonic() - began < 8 * duration + 2):
+    while generation < 2 or (sum(samples["python"]) / 1e9 < duration and time.monotonic() - began < 12 * duration + 2):
         base += slots
         prompt.send("cache", "latency", size, slots, "request", base, "pattern")
         pull = manager.pull_cache
         for first in range(0, slots, BLOCK):
-            if native is not None and (first // BLOCK + generation) % 2:
+            side = sides[(first // BLOCK + generation) % len(sides)]
+            taken = samples[side] if generation > 0 else []
+            if side == "c":
                 keys = c_keys([ld.CacheKey(PROMPT, base + slot) for slot in range(first, first + BLOCK)])
                 where = (ctypes.c_uint32 * BLOCK)(*[slot % destination_slots for slot in range(first, first + BLOCK)])
-                status = native.bench_pull_each(handle, keys, destination._handle, where, BLOCK, c_block)
-                _native.check(status)
-                if generation > 0:
-                    c_samples.extend(c_block)
-                continue
-            for slot in range(first, first + BLOCK):
-                key = ld.CacheKey(PROMPT, base + slot)
-                start = time.perf_counter_ns()
-                pull(key, destination, slot % destination_slots)
-                if generation > 0:
-                    samples.append(time.perf_counter_ns() - start)
-        verified &= check(destination, (slots - 1) % destination_slots, base + slots - 1)
-        verified &= check(destination, (slots - BLOCK - 1) % destination_slots, base + slots - BLOCK - 1)
+                _native.check(native.bench_pull_each(handle, keys, destination._handle, where, BLOCK, c_block))
+                taken.extend(c_block)
+            elif side in swifts:
+                taken.extend(swifts[side].send("pull", base + first, BLOCK, first % destination_slots)["samples"])
+            else:
+                for slot in range(first, first + BLOCK):
+                    key = ld.CacheKey(PROMPT, base + slot)
+                    start = time.perf_counter_ns()
+                    pull(key, destination, slot % destination_slots)
+                    taken.append(time.perf_counter_ns() - start)
+        # The last block of a generation is someone's; check the last Python block and the Swift side's last pull.
+        last_python = max(first for first in range(0, slots, BLOCK)
+                          if sides[(first // BLOCK + generation) % len(sides)] == "python")
+        verified &= check(destination, (last_python + BLOCK - 1) % destination_slots, base + last_python + BLOCK - 1)
+        verified &= all(swift.send("check")["event"] == "ok" for swift in swifts.values())
         prompt.send("free", "latency")
         generation += 1
-    for name, values, into in (("16KiB", samples, rows), ("16KiB", c_samples, c_rows)):
-        if values:
-            values.sort()
-            into[f"pull_cache {name} p50 us"] = values[len(values) // 2] / 1e3
-            into[f"pull_cache {name} p99 us"] = values[int(len(values) * 0.99)] / 1e3
+    for side in sides:
+        values = sorted(samples[side])
+        rows[side]["pull_cache 16KiB p50 us"] = values[len(values) // 2] / 1e3
+        rows[side]["pull_cache 16KiB p99 us"] = values[int(len(values) * 0.99)] / 1e3
     manager.deallocate_cache(destination)
+    for swift in swifts.values():
+        swift.send("free")
 
-    # Bandwidth: prefix keys over rings; bursts of BURST seconds alternate between the Python and the C loop, each
-    # going on round the ring where it left off.
+    # Bandwidth: prefix keys over rings; bursts of BURST seconds take turns between the sides (the order rotates),
+    # each going on round the ring where it left off.
     for size in (1 << 20, 16 << 20):
         slots = RING // size
         base += slots
@@ -180,20 +226,29 @@ def python_rows(datadist: str, duration: float, native) -> tuple:
         verified &= check(destination, 0, base)
         for i in range(1, slots):  # warm-up: one pass maps the peer's pages
             pull(keys[i], destination, i)
-        sides = {"python": [0, 0.0], "c": [0, 0.0]}
-        pulled, pairs = 1, []
+        for swift in swifts.values():
+            swift.send("ring", size, slots, base)
+            swift.send("burst", int(0.2e9))  # its warm-up
+        totals = {side: [0, 0.0] for side in sides}
+        name = f"pull_cache {size >> 20}MiB GB/s"
+        pairs[name] = {other: [] for other in sides if other != "python"}
+        pairs[name]["swift/control"] = []
+        pulled = 1
         for burst in range(max(3, round(duration / BURST))):
+            order = sides[burst % len(sides):] + sides[:burst % len(sides)]
             rates = {}
-            for side in (("python", "c") if burst % 2 == 0 else ("c", "python")):
-                if side == "c" and native is None:
-                    continue
+            for side in order:
                 if side == "c":
                     elapsed = ctypes.c_int64()
                     count = native.bench_pull_ring(
                         handle, native_keys, destination._handle, slots, pulled, int(BURST * 1e9), ctypes.byref(elapsed))
                     if count < 0:
                         _native.check(-count)
+                    pulled += count
                     seconds = elapsed.value / 1e9
+                elif side in swifts:
+                    reply = swifts[side].send("burst", int(BURST * 1e9))
+                    count, seconds = reply["count"], reply["nanoseconds"] / 1e9
                 else:
                     count, start = 0, time.perf_counter()
                     while time.perf_counter() - start < BURST:
@@ -201,45 +256,30 @@ def python_rows(datadist: str, duration: float, native) -> tuple:
                         pull(keys[slot], destination, slot)
                         count += 1
                     seconds = time.perf_counter() - start
-                pulled += count
-                sides[side][0] += count
-                sides[side][1] += seconds
+                    pulled += count
+                totals[side][0] += count
+                totals[side][1] += seconds
                 rates[side] = count / seconds
-            if native is not None:
-                pairs.append(rates["python"] / rates["c"])
+            for other in sides[1:]:
+                pairs[name][other].append(rates["python"] / rates[other])
+            pairs[name]["swift/control"].append(rates["swift"] / rates["control"])
         last = (pulled - 1) % slots
         verified &= check(destination, last, base + last)
-        rows[f"pull_cache {size >> 20}MiB GB/s"] = sides["python"][0] * size / sides["python"][1] / 1e9
-        if native is not None:
-            c_rows[f"pull_cache {size >> 20}MiB GB/s"] = sides["c"][0] * size / sides["c"][1] / 1e9
-            c_rows[f"pull_cache {size >> 20}MiB pairs"] = pairs
+        verified &= all(swift.send("check")["event"] == "ok" for swift in swifts.values())
+        for side in sides:
+            rows[side][name] = totals[side][0] * size / totals[side][1] / 1e9
         manager.deallocate_cache(destination)
+        for swift in swifts.values():
+            swift.send("free")
         prompt.send("free", "ring")
     decoder.unlink_clusters([info])
     clean = manager.audit().orphans == 0
     decoder.finalize()
+    clean &= all([swift.close() for swift in swifts.values()])
     clean &= prompt.close()
     if not (verified and clean):
-        raise SystemExit(f"python rows: verified={verified} audits clean={clean}")
-    return rows, c_rows
-
-
-def swift_rows(datadist: str, duration: float) -> dict:
-    output = subprocess.run(
-        [datadist, "bench", "--json", "--operations", "pull_cache", "--sizes", "16KiB,1MiB,16MiB", "--duration",
-         str(duration)],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    rows = {}
-    for row in json.loads(output):
-        if row["operation"] != "pull_cache" or not row["verified"]:
-            continue
-        if row["keys"] == "request" and row["bytes"] == 16 << 10:
-            rows["pull_cache 16KiB p50 us"] = row["p50us"]
-            rows["pull_cache 16KiB p99 us"] = row["p99us"]
-        elif row["keys"] == "prefix" and row["bytes"] in (1 << 20, 16 << 20):
-            rows[f"pull_cache {row['bytes'] >> 20}MiB GB/s"] = row["gbps"]
-    return rows
+        raise SystemExit(f"round: verified={verified} audits clean={clean}")
+    return {"rows": rows, "pairs": pairs}
 
 
 def main() -> None:
@@ -250,50 +290,37 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     arguments = parser.parse_args()
     native = build_native()
-    swift, python, c = [], [], []
+    rounds = []
     for round_ in range(arguments.rounds):
-        print(f"round {round_ + 1}/{arguments.rounds}: swift", file=sys.stderr, flush=True)
-        swift.append(swift_rows(arguments.datadist, arguments.duration))
-        print(f"round {round_ + 1}/{arguments.rounds}: python" + (" and C" if native else ""), file=sys.stderr,
-              flush=True)
-        rows, c_rows = python_rows(arguments.datadist, arguments.duration, native)
-        python.append(rows)
-        c.append(c_rows)
+        print(f"round {round_ + 1}/{arguments.rounds}", file=sys.stderr, flush=True)
+        rounds.append(one_round(arguments.datadist, arguments.duration, native))
+    others = ["swift"] + (["c"] if native is not None else [])
     report = []
-    for name in python[0]:
-        s = statistics.median(r[name] for r in swift)
-        p = statistics.median(r[name] for r in python)
+    for name in rounds[0]["rows"]["python"]:
         latency = name.endswith(" us")
-        row = {
-            "row": name,
-            "swift": s,
-            "python": p,
-            # Latency: Python over Swift (goal ≤ 1.3 at p50). Bandwidth: Python over Swift (goal ≥ 0.95).
-            "ratio": p / s,
-            "swift_rounds": [r[name] for r in swift],
-            "python_rounds": [r[name] for r in python],
-            "goal": ("<= 1.3" if "p50" in name else "") if latency else ">= 0.95",
-        }
-        if native is not None:
-            # Python over the C loop in the same process: bandwidth, the median over every pair of adjacent bursts
-            # of all rounds; latency, the median of the rounds' ratios (each round's blocks interleave).
-            row["c"] = statistics.median(r[name] for r in c)
-            row["c_rounds"] = [r[name] for r in c]
-            pairs = name.replace("GB/s", "pairs")
-            row["ratio_c"] = (
-                statistics.median(ratio for r in c for ratio in r[pairs]) if name.endswith("GB/s")
-                else statistics.median(pr[name] / cr[name] for pr, cr in zip(python, c))
+        row = {"row": name, "goal": ("<= 1.3" if "p50" in name else "") if latency else ">= 0.95"}
+        for side in ["python", "control"] + others:
+            row[side] = statistics.median(r["rows"][side][name] for r in rounds)
+            row[f"{side}_rounds"] = [r["rows"][side][name] for r in rounds]
+        # Bandwidth: the median over every pair of adjacent bursts of all rounds. Latency: the median of the rounds'
+        # ratios of p50s (each round's blocks interleave). swift/control: two identical Swift decoders, the spread
+        # of the method itself under this load.
+        for label, (mine, other) in [(o, ("python", o)) for o in others] + [("control", ("swift", "control"))]:
+            key = other if mine == "python" else "swift/control"
+            row[f"ratio_{label}"] = (
+                statistics.median(ratio for r in rounds for ratio in r["pairs"][name][key]) if not latency
+                else statistics.median(r["rows"][mine][name] / r["rows"][other][name] for r in rounds)
             )
         report.append(row)
     if arguments.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{'row':<26}{'swift':>10}{'python':>10}{'python/swift':>14}{'C':>10}{'python/C':>10}  goal")
+    print(f"{'row':<26}{'swift':>9}{'python':>9}{'python/swift':>14}{'C':>9}{'python/C':>10}{'swift/swift':>13}"
+          "  goal (python/swift)")
     for row in report:
-        line = f"{row['row']:<26}{row['swift']:>10.2f}{row['python']:>10.2f}{row['ratio']:>14.2f}"
-        line += f"{row['c']:>10.2f}{row['ratio_c']:>10.2f}" if "c" in row else f"{'-':>10}{'-':>10}"
-        print(f"{line}  {row['goal']}")
-
+        line = f"{row['row']:<26}{row['swift']:>9.2f}{row['python']:>9.2f}{row['ratio_swift']:>14.2f}"
+        line += f"{row['c']:>9.2f}{row['ratio_c']:>10.2f}" if "c" in row else f"{'-':>9}{'-':>10}"
+        print(f"{line}{row['ratio_control']:>13.2f}  {row['goal']}")
 
 if __name__ == "__main__":
     main()
