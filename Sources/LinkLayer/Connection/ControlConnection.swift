@@ -190,7 +190,11 @@ package final class ControlConnection: Sendable {
             }
             waiter.semaphore.wait()  // the reply (or the close) arrived just now
         }
-        let frame = try waiter.result.withLock { $0! }.get()
+        return try answer(waiter.result.withLock { $0! }.get(), what: what)
+    }
+
+    /// `frame`, a reply to a request: thrown as `.refused` if it is a refusal.
+    package func answer(_ frame: Frame, what: String) throws(LinkError) -> Frame {
         if frame.kind == .refusal {
             let refusal: Refusal
             do throws(ProtocolError) {
@@ -218,6 +222,22 @@ package final class ControlConnection: Sendable {
         }
         pollingRequesters.subtract(1, ordering: .relaxed)
         if !waiter.ready.load(ordering: .acquiring) { readerWake.signal() }
+    }
+
+    /// Whether faults are injected into this connection (`DATADIST_FAULTS`): its frames then go over the socket,
+    /// where the faults act.
+    package var injectsFaults: Bool { faults != nil }
+
+    /// Runs `body` in place of sending a frame, if this side could send one now: open, and nothing sent after an
+    /// unlink or its acknowledgement. The send lock is held meanwhile, so `body` is ordered before an unlink as a
+    /// frame sent at that moment would be. Nil (and `body` not run) when no frame could go out.
+    package func inPlaceOfSending<T>(_ body: () -> T) -> T? {
+        sendLock.withLock { send -> T? in
+            guard !send.isClosed, !send.postsSealed, !closed.load(ordering: .acquiring),
+                !unlinkAcknowledged.load(ordering: .acquiring)
+            else { return nil }
+            return body()
+        }
     }
 
     /// Sends a message that gets no reply (a release). False when it was not sent: the link is closed or going
