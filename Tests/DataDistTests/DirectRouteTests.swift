@@ -99,6 +99,39 @@ import Testing
         try pair.finish()
     }
 
+    /// Grants taken on the direct route while the owner closes the link are all voided by the close: none is made
+    /// after the owner released the link's pins (the close waits for the calls inside the route), whether the
+    /// owner closes it alone (`force`) or unlinks it.
+    @Test(arguments: [true, false]) func grantsRacingTheOwnersCloseAreAllVoided(force: Bool) throws {
+        let pair = try LinkedPair()
+        let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
+        let blocks = try prompt.allocateBlocksCache(
+            CacheDesc(numTensors: 2, shape: [8, 16], dataType: .int32), key: BlocksCacheKey(clusterID: 1, modelID: 4))
+        let channel = try decoder.links.link(to: 1, for: "test").channel
+        let request = MaliciousClientTests.resolve(.blocks(modelID: 4), blocks: [1]).encoded()
+        let threads = (0..<3).map { _ in
+            TestThread {
+                var granted = 0
+                // Until the close: each grant is held, never released.
+                while granted < 5_000,
+                    (try? channel.request(.resolve, request, timeout: .seconds(2), what: "test")) != nil
+                {
+                    granted += 1
+                }
+                return []
+            }
+        }
+        for thread in threads { try thread.start() }
+        #expect(eventually { prompt.audit().pinnedByPeers > 0 })
+        let decoderInfo = LLMClusterInfo(remoteClusterID: 2, remoteIPInfos: [])
+        #expect(pair.prompt.unlinkClusters([decoderInfo], force: force) == (.success, [.success]))
+        for thread in threads { thread.join() }
+        #expect(channel.directFrames > 0)
+        #expect(eventually { prompt.audit().pinnedByPeers == 0 }, "\(prompt.audit())")
+        try prompt.deallocateBlocksCache(blocks)
+        try pair.finish()
+    }
+
     /// Over UCX the requests keep the control connection (the owner may deliver the bytes itself).
     @Test func aLinkOverUCXHasNoDirectRoute() throws {
         let pair = try LinkedPair(transport: .ucx)

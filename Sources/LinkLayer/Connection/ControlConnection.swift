@@ -62,6 +62,8 @@ package final class ControlConnection: Sendable {
     /// Requesters polling the socket for their replies right now; while there are any, the reader thread
     /// leaves the socket to them instead of waking for every reply.
     private let pollingRequesters = Atomic<Int>(0)
+    /// Calls running in place of a send (`inPlaceOfSending`): an unlink or its acknowledgement waits for them.
+    private let callsInPlaceOfSending = Atomic<Int>(0)
     /// Wakes a parked reader thread: a requester stops polling without its reply and is about to sleep.
     private let readerWake = DispatchSemaphore(value: 0)
 
@@ -229,15 +231,21 @@ package final class ControlConnection: Sendable {
     package var injectsFaults: Bool { faults != nil }
 
     /// Runs `body` in place of sending a frame, if this side could send one now: open, and nothing sent after an
-    /// unlink or its acknowledgement. The send lock is held meanwhile, so `body` is ordered before an unlink as a
-    /// frame sent at that moment would be. Nil (and `body` not run) when no frame could go out.
+    /// unlink or its acknowledgement. An unlink or its acknowledgement goes out only once every such call admitted
+    /// before it returned, so `body` is ordered before it as a frame sent at that moment would be; the calls do not
+    /// hold the send lock, so they neither wait for each other nor for a slow send. Nil (and `body` not run) when
+    /// no frame could go out.
     package func inPlaceOfSending<T>(_ body: () -> T) -> T? {
-        sendLock.withLock { send -> T? in
+        let admitted = sendLock.withLock { send -> Bool in
             guard !send.isClosed, !send.postsSealed, !closed.load(ordering: .acquiring),
                 !unlinkAcknowledged.load(ordering: .acquiring)
-            else { return nil }
-            return body()
+            else { return false }
+            callsInPlaceOfSending.add(1, ordering: .relaxed)
+            return true
         }
+        guard admitted else { return nil }
+        defer { callsInPlaceOfSending.subtract(1, ordering: .releasing) }
+        return body()
     }
 
     /// Sends a message that gets no reply (a release). False when it was not sent: the link is closed or going
@@ -279,7 +287,11 @@ package final class ControlConnection: Sendable {
         let deadline = ContinuousClock.now.advanced(by: sendTimeout)
         try sendLock.withLock { send throws(Socket.Failure) in
             guard !send.isClosed else { throw Socket.Failure(operation: "send", errno: EBADF) }
-            if sealingPosts { send.postsSealed = true }
+            if sealingPosts {
+                send.postsSealed = true
+                // Admitted before the seal, so ordered before this frame; they only run the owner's policy.
+                while callsInPlaceOfSending.load(ordering: .acquiring) > 0 { sched_yield() }
+            }
             try socket.sendAll(bytes, until: deadline)
         }
     }

@@ -56,7 +56,11 @@ package final class DirectRoute: Sendable {
     /// Serves nothing more and waits until the calls inside have returned (they only run the owner's policy,
     /// which never waits for a peer).
     func close() {
-        state.withLock { $0.closed = true }
+        // The dispatchers hold the route too: dropping them ends that cycle.
+        state.withLock { state in
+            state.closed = true
+            state.ends = [nil, nil]
+        }
         DirectRoutes.forget(self)
         while state.withLock({ $0.inFlight }) > 0 { sched_yield() }
     }
