@@ -52,7 +52,9 @@ import Testing
         #expect(prompt.audit().pinnedByPeers == 0)
 
         // Malformed requests are refused; releases of pins the link does not hold change nothing.
-        #expect(throws: LinkError.self) { try channel.request(.resolve, [1, 2, 3], timeout: .seconds(2), what: "test") }
+        #expect(throws: LinkError.self) {
+            try channel.request(.resolve, [1, 2, 3], timeout: .seconds(2), what: "test")
+        }
         #expect(channel.post(.release, ReleaseNotice(pinID: 12345, succeeded: true).encoded()))
         #expect(channel.post(.release, [9, 9]))
         #expect(prompt.audit().pinnedByPeers == 0 && prompt.audit().boundKeys == 2)

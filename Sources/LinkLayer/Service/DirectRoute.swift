@@ -1,7 +1,6 @@
+internal import Glibc
 import Synchronization
 import ThreadSanitizerSupport
-
-internal import Glibc
 
 /// The two ends of one link whose sides both live in this process. A requester then hands its request frame to
 /// the peer's `ServiceDispatcher` on its own thread instead of sending it over the control connection: the same
