@@ -299,7 +299,7 @@ final class LinkTable: Sendable {
             let channel = PeerChannel(
                 remoteClusterID: remoteID, socket: established.socket, inbox: established.inbox,
                 dataPlane: established.dataPlane, service: service, logger: resources.logger,
-                faults: resources.runtime.faults, sendTimeout: sendTimeout)
+                faults: resources.runtime.faults, sendTimeout: sendTimeout, pairing: established.pairing)
             registry.links[remoteID] = PeerLink(serial: serial, channel: channel, meters: meters)
             registry.lost[remoteID] = nil
             return channel

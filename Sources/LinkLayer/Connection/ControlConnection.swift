@@ -62,6 +62,8 @@ package final class ControlConnection: Sendable {
     /// Requesters polling the socket for their replies right now; while there are any, the reader thread
     /// leaves the socket to them instead of waking for every reply.
     private let pollingRequesters = Atomic<Int>(0)
+    /// Calls running in place of a send (`inPlaceOfSending`): an unlink or its acknowledgement waits for them.
+    private let callsInPlaceOfSending = Atomic<Int>(0)
     /// Wakes a parked reader thread: a requester stops polling without its reply and is about to sleep.
     private let readerWake = DispatchSemaphore(value: 0)
 
@@ -190,7 +192,11 @@ package final class ControlConnection: Sendable {
             }
             waiter.semaphore.wait()  // the reply (or the close) arrived just now
         }
-        let frame = try waiter.result.withLock { $0! }.get()
+        return try answer(waiter.result.withLock { $0! }.get(), what: what)
+    }
+
+    /// `frame`, a reply to a request: thrown as `.refused` if it is a refusal.
+    package func answer(_ frame: Frame, what: String) throws(LinkError) -> Frame {
         if frame.kind == .refusal {
             let refusal: Refusal
             do throws(ProtocolError) {
@@ -218,6 +224,28 @@ package final class ControlConnection: Sendable {
         }
         pollingRequesters.subtract(1, ordering: .relaxed)
         if !waiter.ready.load(ordering: .acquiring) { readerWake.signal() }
+    }
+
+    /// Whether faults are injected into this connection (`DATADIST_FAULTS`): its frames then go over the socket,
+    /// where the faults act.
+    package var injectsFaults: Bool { faults != nil }
+
+    /// Runs `body` in place of sending a frame, if this side could send one now: open, and nothing sent after an
+    /// unlink or its acknowledgement. An unlink or its acknowledgement goes out only once every such call admitted
+    /// before it returned, so `body` is ordered before it as a frame sent at that moment would be; the calls do not
+    /// hold the send lock, so they neither wait for each other nor for a slow send. Nil (and `body` not run) when
+    /// no frame could go out.
+    package func inPlaceOfSending<T>(_ body: () -> T) -> T? {
+        let admitted = sendLock.withLock { send -> Bool in
+            guard !send.isClosed, !send.postsSealed, !closed.load(ordering: .acquiring),
+                !unlinkAcknowledged.load(ordering: .acquiring)
+            else { return false }
+            callsInPlaceOfSending.add(1, ordering: .relaxed)
+            return true
+        }
+        guard admitted else { return nil }
+        defer { callsInPlaceOfSending.subtract(1, ordering: .releasing) }
+        return body()
     }
 
     /// Sends a message that gets no reply (a release). False when it was not sent: the link is closed or going
@@ -259,7 +287,11 @@ package final class ControlConnection: Sendable {
         let deadline = ContinuousClock.now.advanced(by: sendTimeout)
         try sendLock.withLock { send throws(Socket.Failure) in
             guard !send.isClosed else { throw Socket.Failure(operation: "send", errno: EBADF) }
-            if sealingPosts { send.postsSealed = true }
+            if sealingPosts {
+                send.postsSealed = true
+                // Admitted before the seal, so ordered before this frame; they only run the owner's policy.
+                while callsInPlaceOfSending.load(ordering: .acquiring) > 0 { sched_yield() }
+            }
             try socket.sendAll(bytes, until: deadline)
         }
     }

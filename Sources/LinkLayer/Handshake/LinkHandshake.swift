@@ -121,7 +121,8 @@ package enum LinkHandshake {
         try checkWelcome(welcome, remoteID: remoteID, endpoint: endpoint)
         // Whatever the peer sent right after the welcome is already in `inbox`; the connection reads on from there.
         let established = EstablishedLink(
-            remoteClusterID: remoteID, socket: unix, inbox: inbox, dataPlane: dataPlane)
+            remoteClusterID: remoteID, socket: unix, inbox: inbox, dataPlane: dataPlane,
+            pairing: DirectPairing(name: unixName, side: .linking))
         let channel = try admission.register(established).mapError { LinkError($0) }.get()
         handedOver = true
         try channel.start()
@@ -224,7 +225,8 @@ package enum LinkHandshake {
             remoteClusterID: hello.clusterID, socket: unix, inbox: FrameInbox(),
             dataPlane: SharedMemoryDataPlane(
                 peerClusterID: hello.clusterID, mappings: peerRegions, imports: keys.imports, exports: keys.exports,
-                sharing: offer.deviceSharing))
+                sharing: offer.deviceSharing),
+            pairing: DirectPairing(name: hello.unixSocket, side: .listening))
         return admit(established, offer: offer, admission: admission) { refusal in
             defer { unix.close() }
             return refuse(refusal, on: unix)

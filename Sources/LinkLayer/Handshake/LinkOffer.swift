@@ -39,4 +39,7 @@ package struct EstablishedLink: Sendable {
     package var socket: Socket
     package var inbox: FrameInbox
     package var dataPlane: any DataPlane
+    /// Where the link's handshake met (its Unix socket's name) and which side this is, for a direct route to the
+    /// other side if it lives in this process too; nil over UCX's control connection.
+    package var pairing: DirectPairing? = nil
 }

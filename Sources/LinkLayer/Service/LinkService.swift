@@ -1,5 +1,7 @@
 /// The owner's side of one link: what its peer may ask for. `DataDist` implements it over its cache table;
-/// `ServiceDispatcher` decodes the peer's requests and calls it, one request at a time per link.
+/// `ServiceDispatcher` decodes the peer's requests and calls it: one request at a time per link from the
+/// connection's reader, but concurrently from the requesters' threads when the peer lives in this process
+/// (`DirectRoute`), so every method must be safe to call from several threads at once.
 package protocol LinkService: Sendable {
     /// Finds and pins what `request` names, or refuses.
     func resolve(_ request: ResolveRequest) -> Result<Grant, Refusal>

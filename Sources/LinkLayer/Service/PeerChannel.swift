@@ -7,22 +7,37 @@ package final class PeerChannel: Sendable {
     package let remoteClusterID: UInt64
     package let connection: ControlConnection
     package let dataPlane: any DataPlane
+    /// When the peer lives in this process: the route its requests and releases take instead of the socket
+    /// (none with injected faults, which act on the socket, nor where the owner delivers or receives the bytes).
+    private let route: DirectRoute?
+    private let side: DirectRoute.Side
 
     /// A channel over `socket` whose incoming requests `service` answers. Call `start()` to begin reading.
-    /// `sendTimeout` bounds how long one frame's send waits for the peer to read (then the link fails).
+    /// `sendTimeout` bounds how long one frame's send waits for the peer to read (then the link fails);
+    /// `pairing` names the handshake's meeting point, for a direct route to a peer in this process.
     package init(
         remoteClusterID: UInt64, socket: Socket, inbox: FrameInbox, dataPlane: any DataPlane,
         service: any LinkService, logger: Logger, faults: FaultPlan? = nil,
-        sendTimeout: Duration = ControlConnection.defaultSendTimeout
+        sendTimeout: Duration = ControlConnection.defaultSendTimeout, pairing: DirectPairing? = nil
     ) {
         self.remoteClusterID = remoteClusterID
         self.dataPlane = dataPlane
+        let direct =
+            faults == nil && !dataPlane.ownerDeliversReads && !dataPlane.ownerReceivesWrites
+            && pairing.map { !$0.name.isEmpty } == true
+        route = direct ? pairing.map { DirectRoutes.route(named: $0.name) } : nil
+        side = pairing?.side ?? .linking
         let dispatcher = ServiceDispatcher(
-            service: service, dataPlane: dataPlane, peerClusterID: remoteClusterID, logger: logger)
+            service: service, dataPlane: dataPlane, peerClusterID: remoteClusterID, logger: logger, route: route)
         connection = ControlConnection(
             socket: socket, peerClusterID: remoteClusterID, logger: logger, handler: dispatcher, inbox: inbox,
             faults: faults, sendTimeout: sendTimeout)
+        route?.join(dispatcher, as: side)
     }
+
+    /// Frames this link's two sides served each other directly, without the socket (its peer lives in this
+    /// process); 0 over a socket.
+    package var directFrames: UInt64 { route?.servedFrames ?? 0 }
 
     package func start() throws(LinkError) { try connection.start() }
 
@@ -33,14 +48,44 @@ package final class PeerChannel: Sendable {
 
     /// Asks the owner to resolve and pin `request`.
     package func resolve(_ request: ResolveRequest, timeout: Duration, what: String) throws(LinkError) -> Grant {
-        try grant(of: connection.request(.resolve, request.encoded(), timeout: timeout, what: what), what: what)
+        try grant(of: self.request(.resolve, request.encoded(), timeout: timeout, what: what), what: what)
     }
 
     /// Asks the owner to resolve every item of `request` under one pin.
     package func resolveBatch(_ request: BatchResolveRequest, timeout: Duration, what: String) throws(LinkError)
         -> Grant
     {
-        try grant(of: connection.request(.batchResolve, request.encoded(), timeout: timeout, what: what), what: what)
+        try grant(of: self.request(.batchResolve, request.encoded(), timeout: timeout, what: what), what: what)
+    }
+
+    /// Sends a request of `kind` and waits up to `timeout` for its reply (a refusal is thrown as `.refused`):
+    /// served by the peer's dispatcher on this thread when the peer lives in this process and the link is open,
+    /// otherwise over the connection. Package access for the tests of the direct route.
+    package func request(_ kind: MessageKind, _ payload: [UInt8], timeout: Duration, what: String) throws(LinkError)
+        -> Frame
+    {
+        guard let route, Self.travelsDirectly(kind) else {
+            return try connection.request(kind, payload, timeout: timeout, what: what)
+        }
+        let start = ContinuousClock.now
+        guard
+            let outcome = connection.inPlaceOfSending({
+                route.serve(Frame(kind: kind, requestID: 0, payload: payload), from: side)
+            }), let served = outcome
+        else {
+            return try connection.request(kind, payload, timeout: timeout, what: what)
+        }
+        guard let reply = served.frame else {
+            throw LinkError(.protocolViolation, "\(what): cluster \(remoteClusterID) did not answer the \(kind)")
+        }
+        if ContinuousClock.now - start > timeout {
+            // As over the socket: a grant nobody waits for any more is given back at once.
+            if reply.kind == .grant, let grant = try? Grant(payload: reply.payload) {
+                release(pinID: grant.pinID, succeeded: false)
+            }
+            throw LinkError(.timedOut, "\(what): cluster \(remoteClusterID) did not answer within \(timeout)")
+        }
+        return try connection.answer(reply, what: what)
     }
 
     /// Carries out `moves` of grant `pinID` in `direction` within `timeout`: by the data plane, or, for a read
@@ -133,7 +178,27 @@ package final class PeerChannel: Sendable {
     /// closed, or is being unlinked): the owner then counts the transfer failed when the link closes.
     @discardableResult
     package func release(pinID: UInt64, succeeded: Bool) -> Bool {
-        connection.post(.release, ReleaseNotice(pinID: pinID, succeeded: succeeded).encoded())
+        post(.release, ReleaseNotice(pinID: pinID, succeeded: succeeded).encoded())
+    }
+
+    /// Posts a message that gets no reply: directly to a peer in this process while the link is open, otherwise
+    /// over the connection. False when it did not go out. Package access for the tests of the direct route.
+    @discardableResult
+    package func post(_ kind: MessageKind, _ payload: [UInt8]) -> Bool {
+        if let route, Self.travelsDirectly(kind),
+            case .some(.some) = connection.inPlaceOfSending({
+                route.serve(Frame(kind: kind, requestID: 0, payload: payload), from: side)
+            })
+        {
+            return true
+        }
+        return connection.post(kind, payload)
+    }
+
+    /// What a direct route carries: the pulls' and pushes' requests and releases. The link's own messages
+    /// (ping, unlink) and the deliveries of an owner that moves the bytes itself always take the connection.
+    private static func travelsDirectly(_ kind: MessageKind) -> Bool {
+        kind == .resolve || kind == .batchResolve || kind == .release
     }
 
     /// Whether the peer answers a ping within `timeout`.

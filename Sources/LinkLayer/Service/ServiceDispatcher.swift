@@ -9,11 +9,18 @@ struct ServiceDispatcher: ControlHandler {
     let dataPlane: any DataPlane
     let peerClusterID: UInt64
     let logger: Logger
+    /// The link's direct route when both its sides live in this process; closed before the service hears of the
+    /// close, so no direct call grants anything after it.
+    let route: DirectRoute?
     private let ledger = GrantLedger()
     private let writes = OpenWrites()
 
-    init(service: any LinkService, dataPlane: any DataPlane, peerClusterID: UInt64, logger: Logger) {
+    init(
+        service: any LinkService, dataPlane: any DataPlane, peerClusterID: UInt64, logger: Logger,
+        route: DirectRoute? = nil
+    ) {
         self.service = service
+        self.route = route
         self.dataPlane = dataPlane
         self.peerClusterID = peerClusterID
         self.logger = logger
@@ -70,6 +77,7 @@ struct ServiceDispatcher: ControlHandler {
     }
 
     func closed(_ reason: CloseReason) {
+        route?.close()
         dataPlane.close(reason)
         writes.finishAll()
         ledger.clear()
