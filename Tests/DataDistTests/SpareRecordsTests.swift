@@ -1,3 +1,4 @@
+import LinkLayer
 import Synchronization
 import Testing
 import ThreadSanitizerSupport
@@ -85,6 +86,26 @@ import ThreadSanitizerSupport
             let registered = try manager.registerCache(desc, addresses: [0x1000, 0x2000, 0x3000, 0x4000])
             try manager.unregisterCache(registered.cacheID)
             #expect(spares(manager) == 1, "registered memory is the caller's")
+        }
+    }
+
+    @Test func memoryAPeersGrantPinsIsNeverASpareNorHandedToAnotherCache() throws {
+        let remote: (inout LLMConfig) -> Void = { $0.enableRemoteCacheAccessible = true }
+        try withCacheManager(devicePool: 1 << 20, configure: remote) { manager in
+            let policy = manager.links.policy
+            let first = try manager.allocateCache(desc)
+            let request = ResolveRequest(
+                target: .slot(cacheID: first.cacheID, batchIndex: 0), write: false, tensors: 0..<4,
+                bytesPerSlot: 32768, requesterKind: .device, requesterIsBlocks: false, blocks: [])
+            let grant = try policy.resolve(request, link: 3).get()
+            try manager.deallocateCache(first)
+            #expect(spares(manager) == 0)
+            let second = try manager.allocateCache(desc)
+            #expect(Set(second.tensorAddresses).isDisjoint(with: first.tensorAddresses), "still the peer's to read")
+            #expect(policy.release(ReleaseNotice(pinID: grant.pinID, succeeded: true), link: 3))
+            #expect(spares(manager) == 0, "released by the pin's end, as before")
+            try manager.deallocateCache(second)
+            #expect(spares(manager) == 1 && manager.audit().isClean)
         }
     }
 }
