@@ -1,3 +1,4 @@
+import BlockPool
 import Synchronization
 import ThreadSanitizerSupport
 
@@ -14,6 +15,18 @@ extension CacheManager {
                 }
             }
             return pages
+        }
+    }
+}
+
+extension CacheManager {
+    /// Pages in use and free of the pool of `placement`, the spares' pages counted free (as `audit` does); read
+    /// under the table's lock, where pool pages change.
+    func poolPages(_ placement: Placement) -> (inUse: Int, free: Int)? {
+        guard let pool = resources.pool(for: placement) else { return nil }
+        return store.table.withLock { table in
+            let (usage, spare) = (pool.usage, table.spares.pages(in: placement))
+            return (usage.pagesInUse - spare, usage.pagesFree + spare)
         }
     }
 }

@@ -245,11 +245,12 @@ public final class CacheManager: Sendable {
     public func audit() -> CacheAudit {
         store.table.withLock { table in
             let usages = resources.pools.map(\.usage)
-            let pagesInUse = usages.reduce(0) { $0 + $1.pagesInUse }
+            let spare = table.spares.pages
+            let pagesInUse = usages.reduce(0) { $0 + $1.pagesInUse } - spare
             let (reachablePages, danglingKeys, lostKeys) = table.reachability()
             return CacheAudit(
                 liveCaches: table.entries.count, boundKeys: table.keys.count, pagesInUse: pagesInUse,
-                pagesFree: usages.reduce(0) { $0 + $1.pagesFree },
+                pagesFree: usages.reduce(0) { $0 + $1.pagesFree } + spare,
                 pinnedByPeers: table.pins.count,
                 orphans: abs(pagesInUse - reachablePages) + danglingKeys + lostKeys,
                 expiredKeys: table.leases?.expired ?? 0)
@@ -303,14 +304,24 @@ public final class CacheManager: Sendable {
     private func insertOwned(
         _ desc: CacheDesc, tensorSize: Int, isBlocks: Bool, keyBySlot: [Int: IndexKey], into table: inout CacheTable
     ) throws(LLMError) -> Cache {
-        let spans = try allocateTensors(desc, tensorSize: tensorSize, isBlocks: isBlocks)
-        let slots = Int(desc.shape[0])
-        let (id, addresses) = (table.takeCacheID(), spans.addresses)
-        let entry = CacheEntry(
-            id: id, desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans, addresses: [],
-            tensorSize: tensorSize, slots: slots, stride: tensorSize / slots,
-            remoteAccessible: resources.config.enableRemoteCacheAccessible, holdsIDReference: true,
-            keyBySlot: keyBySlot)
+        let remoteAccessible = resources.config.enableRemoteCacheAccessible
+        let entry: CacheEntry
+        let (id, addresses): (Int64, [UInt])
+        if let spare = table.takeSpare(
+            fitting: desc, tensorSize: tensorSize, isBlocks: isBlocks, remoteAccessible: remoteAccessible)
+        {
+            (id, addresses) = (table.takeCacheID(), spare.addresses)
+            spare.reissue(as: id)
+            entry = CacheEntry(record: spare, holdsIDReference: true, keyBySlot: keyBySlot)
+        } else {
+            let spans = try allocateTensors(desc, tensorSize: tensorSize, isBlocks: isBlocks, table: &table)
+            let slots = Int(desc.shape[0])
+            (id, addresses) = (table.takeCacheID(), spans.addresses)
+            entry = CacheEntry(
+                id: id, desc: desc, isBlocks: isBlocks, isOwned: true, spans: spans, addresses: [],
+                tensorSize: tensorSize, slots: slots, stride: tensorSize / slots, remoteAccessible: remoteAccessible,
+                holdsIDReference: true, keyBySlot: keyBySlot)
+        }
         if entry.keyBySlot.isEmpty {
             table.insertUnbound(entry)
         } else {
@@ -320,8 +331,11 @@ public final class CacheManager: Sendable {
             cacheID: id, desc: desc, tensorAddresses: addresses, isBlocksCache: isBlocks, issuer: resources.issuer)
     }
 
-    /// One span per tensor, taken together; on failure nothing is taken and nothing changes.
-    private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, isBlocks: Bool) throws(LLMError) -> TensorSpans {
+    /// One span per tensor, taken together; on failure nothing is taken and nothing changes (but for the spares,
+    /// whose memory goes back to the pools before a request the pools alone cannot serve fails).
+    private func allocateTensors(_ desc: CacheDesc, tensorSize: Int, isBlocks: Bool, table: inout CacheTable)
+        throws(LLMError) -> TensorSpans
+    {
         guard let pool = resources.pool(for: desc.placement) else {
             throw noPoolForAllocation(desc, operation: isBlocks ? "allocateBlocksCache" : "allocateCache")
         }
@@ -335,10 +349,18 @@ public final class CacheManager: Sendable {
         do {
             return try pool.allocate(count: desc.numTensors, bytes: tensorSize)
         } catch {
+            var failure = error
+            if table.dropSpares() {  // their pages may be what was missing
+                do {
+                    return try pool.allocate(count: desc.numTensors, bytes: tensorSize)
+                } catch {
+                    failure = error
+                }
+            }
             allocationFailed(in: desc.placement)
             throw LLMError(
                 .outOfMemory,
-                "cannot allocate \(desc.numTensors) tensors of \(tensorSize) bytes (shape \(desc.shape)) from the \(desc.placement) pool: \(error)"
+                "cannot allocate \(desc.numTensors) tensors of \(tensorSize) bytes (shape \(desc.shape)) from the \(desc.placement) pool: \(failure)"
             )
         }
     }

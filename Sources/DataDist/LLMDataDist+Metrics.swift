@@ -19,10 +19,9 @@ extension LLMDataDist {
             (resources.hostPool, resources.hostPoolMeters, Placement.host),
         ]
         .compactMap { pool, meters, placement -> PoolMetricsSnapshot? in
-            guard let pool, let meters else { return nil }
-            let usage = pool.usage
+            guard let pool, let meters, let pages = manager.poolPages(placement) else { return nil }
             return meters.sample(
-                pagesInUse: usage.pagesInUse, pagesFree: usage.pagesFree, pagesPinned: pinned[placement] ?? 0,
+                pagesInUse: pages.inUse, pagesFree: pages.free, pagesPinned: pinned[placement] ?? 0,
                 pageSize: pool.pageSize)
         }
         return meters.snapshot(audit: manager.audit(), linksOpen: manager.links.linkCount, pools: pools)

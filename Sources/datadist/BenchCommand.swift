@@ -30,7 +30,7 @@ struct BenchCommand: ParsableCommand {
             beside the same releases pushed directly by the bench thread without a task, and one push of the same \
             bytes after the last layer), swap_blocks (device ↔ host, both directions), copy_cache \
             (per size, local), allocate (allocateCache+deallocateCache of 4 tensors of 4 KiB, 256 KiB and 1 MiB vs \
-            glibc malloc+free of the same tensors).
+            glibc malloc+free of the same tensors, in alternating slices).
 
             Progress goes to stderr. Exits 1 if any checked transfer (the first and last call of every row) \
             moved wrong bytes, an operation failed, or an audit was not clean.

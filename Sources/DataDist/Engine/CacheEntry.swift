@@ -1,4 +1,5 @@
 import BlockPool
+import Synchronization
 
 /// Which index a key lives in. Request and prefix keys are separate namespaces, as in the reference;
 /// blocks keys (one per model id) are kept apart from request keys so a placeholder can never collide.
@@ -81,9 +82,16 @@ struct CacheEntry: Sendable {
         tensorSize: Int, slots: Int, stride: Int, remoteAccessible: Bool, holdsIDReference: Bool,
         keyBySlot: [Int: IndexKey] = [:]
     ) {
-        record = CacheRecord(
-            id: id, desc: desc, isBlocks: isBlocks, isOwned: isOwned, memory: spans, addresses: addresses,
-            tensorSize: tensorSize, slots: slots, stride: stride, remoteAccessible: remoteAccessible)
+        self.init(
+            record: CacheRecord(
+                id: id, desc: desc, isBlocks: isBlocks, isOwned: isOwned, memory: spans, addresses: addresses,
+                tensorSize: tensorSize, slots: slots, stride: stride, remoteAccessible: remoteAccessible),
+            holdsIDReference: holdsIDReference, keyBySlot: keyBySlot)
+    }
+
+    /// An entry around an existing record (a spare reissued for a new cache).
+    init(record: CacheRecord, holdsIDReference: Bool, keyBySlot: [Int: IndexKey]) {
+        self.record = record
         self.holdsIDReference = holdsIDReference
         self.keyBySlot = keyBySlot
     }
@@ -118,7 +126,10 @@ struct EntryDesc: Sendable {
 final class CacheRecord: Sendable {
     /// Local copies using the memory (lock-free; see `LocalPin`).
     private let pins = PinCount()
-    let id: Int64
+    /// The cache id; changes only while the record is a spare (`SpareRecords`), under the table's lock, when
+    /// the table holds the only reference.
+    private let currentID: Atomic<Int64>
+    var id: Int64 { currentID.load(ordering: .relaxed) }
     let desc: EntryDesc
     let isBlocks: Bool
     let isOwned: Bool
@@ -137,7 +148,7 @@ final class CacheRecord: Sendable {
         id: Int64, desc: CacheDesc, isBlocks: Bool, isOwned: Bool, memory: consuming TensorSpans?, addresses: [UInt],
         tensorSize: Int, slots: Int, stride: Int, remoteAccessible: Bool
     ) {
-        self.id = id
+        self.currentID = Atomic(id)
         self.desc = EntryDesc(numTensors: desc.numTensors, placement: desc.placement)
         self.isBlocks = isBlocks
         self.isOwned = isOwned
@@ -148,6 +159,16 @@ final class CacheRecord: Sendable {
         self.slots = slots
         self.stride = stride
         self.remoteAccessible = remoteAccessible
+    }
+
+    /// Gives a spare record the id of the cache it now holds the memory of (see `currentID`).
+    func reissue(as id: Int64) { currentID.store(id, ordering: .relaxed) }
+
+    /// Whether a cache of this geometry would get exactly this record's memory and fields (owned, with memory).
+    func fits(_ desc: CacheDesc, tensorSize: Int, isBlocks: Bool, remoteAccessible: Bool) -> Bool {
+        hasMemory && isOwned && self.tensorSize == tensorSize && self.isBlocks == isBlocks
+            && self.desc.numTensors == desc.numTensors && self.desc.placement == desc.placement
+            && slots == Int(desc.shape[0]) && self.remoteAccessible == remoteAccessible
     }
 
     /// One address per tensor.

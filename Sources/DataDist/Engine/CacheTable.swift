@@ -11,6 +11,9 @@ struct CacheTable: Sendable {
     /// table is the only owner of pinned memory (copies hold it unretained), so pages go back to the pool only
     /// under the table's lock and `audit` is exact at every moment.
     private var draining: [Int64: CacheRecord] = [:]
+    /// Memory of owned caches released recently that nothing else held, for the next allocation of the same
+    /// geometry (`SpareRecords`); not reachable, and counted free.
+    private(set) var spares = SpareRecords()
     /// Keys unbound by transfers in flight, with their binding, until those transfers settle.
     private var reservedKeys: [IndexKey: KeyBinding] = [:]
     /// Keys ever bound, and keys gone for good (consumed by pulls, removed, or dropped with their cache): every
@@ -193,14 +196,46 @@ struct CacheTable: Sendable {
         retireMemory(of: entry)
     }
 
-    /// The part of `retire` after the keys: keeps the memory reachable while local copies still use it.
+    /// The part of `retire` after the keys: keeps the memory reachable while local copies still use it; memory
+    /// nothing else holds (no peer's pin) becomes a spare.
     private mutating func retireMemory(of entry: CacheEntry) {
         if !entry.isOwned {
             registeredAddresses -= entry.addresses.count
             registeredRegions.remove(cache: entry.id)
         }
         let record = entry.record
-        if record.retire() { draining[entry.id] = record }
+        if record.retire() {
+            draining[entry.id] = record
+        } else if record.isOwned, record.hasMemory, !isPinnedByPeer(record) {
+            spares.put(record)
+        }
+    }
+
+    /// Whether a peer's transfer in flight holds `record`. The table's entries, pins and draining list are the only
+    /// places a record is kept (a grant takes its records and pins them under one lock), so a record that is in
+    /// none of them once its entry is gone is held by nothing else. Beyond a few pins this does not look and
+    /// answers true: such a record is released as usual rather than searched for.
+    private func isPinnedByPeer(_ record: CacheRecord) -> Bool {
+        guard !pins.isEmpty else { return false }
+        guard pins.count <= 16 else { return true }
+        return pins.values.contains { pin in pin.memory.contains { $0 === record } }
+    }
+
+    /// A spare record for a cache of this geometry (the caller reissues it under the new cache's id); nil when
+    /// none fits.
+    mutating func takeSpare(fitting desc: CacheDesc, tensorSize: Int, isBlocks: Bool, remoteAccessible: Bool)
+        -> CacheRecord?
+    {
+        guard !spares.isEmpty else { return nil }
+        return spares.take(
+            fitting: desc, tensorSize: tensorSize, isBlocks: isBlocks, remoteAccessible: remoteAccessible)
+    }
+
+    /// Returns every spare's memory to its pool; false when there was none.
+    mutating func dropSpares() -> Bool {
+        guard !spares.isEmpty else { return false }
+        spares.removeAll()
+        return true
     }
 
     /// The regions of registered caches erased since the last call that no cache uses any more.
@@ -262,6 +297,7 @@ struct CacheTable: Sendable {
         // Memory that local copies still use stays (in `draining`) until they unpin it: they hold it unretained.
         for entry in entries.values { if let memory = entry.memory, memory.retire() { draining[entry.id] = memory } }
         entries.removeAll()
+        spares.removeAll()
         keys.removeAll()
         pins.removeAll()
         reservedKeys.removeAll()

@@ -17,6 +17,8 @@ final class InstanceResources: Sendable {
     let hostPool: BlockPool?
     let logger: Logger
     let copyEngine: CopyEngine
+    /// The runtime's batched copy, when it has one (the emulator): a transfer's segments checked in one go.
+    private let segmentCopier: (any SegmentCopying)?
     /// The instance's swift-metrics figures, and those of each pool (made with the pool).
     let meters: InstanceMeters
     let devicePoolMeters: PoolMeters?
@@ -42,6 +44,7 @@ final class InstanceResources: Sendable {
         self.hasAnyPool = devicePool != nil || hostPool != nil
         self.logger = logger
         self.copyEngine = CopyEngine(threads: config.copyThreads ?? ProcessorAffinity.availableCores)
+        self.segmentCopier = runtime as? any SegmentCopying
         self.meters = meters
         self.devicePoolMeters = devicePool.map { _ in meters.pool("device") }
         self.hostPoolMeters = hostPool.map { _ in meters.pool("host") }
@@ -82,8 +85,18 @@ final class InstanceResources: Sendable {
         throws(LLMError)
     {
         let kind = Self.kind(to: destinationPlacement, from: sourcePlacement)
-        if copyEngine.runsInline(totalBytes: segments.reduce(0) { $0 + $1.count }) {
-            for segment in segments { try copyNow(segment, kind: kind) }
+        let total = segments.reduce(0) { $0 + $1.count }
+        if copyEngine.runsInline(totalBytes: total) {
+            guard let segmentCopier, segments.count > 1 else {
+                for segment in segments { try copyNow(segment, kind: kind) }
+                return
+            }
+            do throws(DeviceError) {
+                try segmentCopier.copy(segments, kind: kind, device: config.deviceID)
+            } catch {
+                throw LLMError(
+                    runtimeError: error, while: "copying \(total) bytes in \(segments.count) segments \(kind)")
+            }
             return
         }
         let runtime = self.runtime

@@ -34,6 +34,16 @@ struct EmulatorAllocationTable: Sendable {
         return address - candidate.memory.address < UInt(candidate.memory.size) ? candidate : nil
     }
 
+    /// Whether all of `[address, address + count)` lies inside one live device allocation (no copy of the entry:
+    /// the batched copy check runs this per segment under the runtime's lock).
+    func holdsDeviceBytes(at address: UInt, count: Int) -> Bool {
+        let index = firstIndex(after: address) - 1
+        guard index >= 0 else { return false }
+        let memory = entries[index].memory
+        guard case .device = memory.placement, address - memory.address < UInt(memory.size) else { return false }
+        return Int(address - memory.address) <= memory.size - count
+    }
+
     /// Index of the first entry whose base is greater than `address`.
     private func firstIndex(after address: UInt) -> Int {
         var low = 0

@@ -202,7 +202,7 @@ public final class EmulatedRuntime: DeviceRuntime {
         device >= 0 && Int(device) < homeNodes.count
     }
 
-    private func checkDevice(_ device: Int32) throws(DeviceError) {
+    func checkDevice(_ device: Int32) throws(DeviceError) {
         guard isDevice(device) else {
             throw DeviceError(
                 .acl(ACLCode.invalidDeviceID), "device \(device) is not in 0..<\(homeNodes.count)")
@@ -257,21 +257,42 @@ public final class EmulatedRuntime: DeviceRuntime {
     /// Checks that the device sides of a `kind` copy lie inside live device memory: an allocation of this
     /// runtime, an import, or a host registration.
     func checkDeviceSides(to destination: UInt, from source: UInt, count: Int, kind: MemcpyKind) throws(DeviceError) {
-        let destinationOnDevice = kind == .hostToDevice || kind == .deviceToDevice
-        let sourceOnDevice = kind == .deviceToHost || kind == .deviceToDevice
-        for (address, role, onDevice) in [
-            (destination, "destination", destinationOnDevice), (source, "source", sourceOnDevice),
-        ]
-        where onDevice {
-            guard
-                liveAllocation(containing: address, count: count, placement: .device) != nil
-                    || shared.withLock({ $0.deviceReachable(address, count: count) })
-            else {
-                throw DeviceError(
-                    .acl(ACLCode.runtimeParamInvalid),
-                    "\(role) 0x\(String(address, radix: 16)) of a \(kind) copy of \(count) bytes is not inside a live device allocation"
-                )
+        let (destinationOnDevice, sourceOnDevice) = Self.deviceSides(of: kind)
+        if destinationOnDevice { try checkDeviceSide(destination, "destination", count: count, kind: kind) }
+        if sourceOnDevice { try checkDeviceSide(source, "source", count: count, kind: kind) }
+    }
+
+    /// `checkDeviceSides` for every segment of a batch, with one acquisition of the allocation table's lock; from
+    /// the first segment not inside this runtime's own allocations on, one segment at a time (imports and host
+    /// registrations are looked up then, and a failure names that segment as a single copy's check would).
+    func checkDeviceSides(of segments: [CopySegment], kind: MemcpyKind) throws(DeviceError) {
+        let (destinationOnDevice, sourceOnDevice) = Self.deviceSides(of: kind)
+        guard destinationOnDevice || sourceOnDevice else { return }
+        let outside = state.withLock { state in
+            segments.firstIndex { segment in
+                (destinationOnDevice && !state.table.holdsDeviceBytes(at: segment.destination, count: segment.count))
+                    || (sourceOnDevice && !state.table.holdsDeviceBytes(at: segment.source, count: segment.count))
             }
+        }
+        guard let outside else { return }
+        for segment in segments[outside...] {
+            try checkDeviceSides(to: segment.destination, from: segment.source, count: segment.count, kind: kind)
+        }
+    }
+
+    private static func deviceSides(of kind: MemcpyKind) -> (destination: Bool, source: Bool) {
+        (kind == .hostToDevice || kind == .deviceToDevice, kind == .deviceToHost || kind == .deviceToDevice)
+    }
+
+    private func checkDeviceSide(_ address: UInt, _ role: String, count: Int, kind: MemcpyKind) throws(DeviceError) {
+        guard
+            liveAllocation(containing: address, count: count, placement: .device) != nil
+                || shared.withLock({ $0.deviceReachable(address, count: count) })
+        else {
+            throw DeviceError(
+                .acl(ACLCode.runtimeParamInvalid),
+                "\(role) 0x\(String(address, radix: 16)) of a \(kind) copy of \(count) bytes is not inside a live device allocation"
+            )
         }
     }
 
