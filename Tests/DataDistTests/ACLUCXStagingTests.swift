@@ -19,7 +19,8 @@ struct ACLUCXStagingTests {
         let environment: [String: String]
 
         init(
-            remoteAccessible: Bool = false, staging: String = "256KiB", faults: (prompt: String?, decoder: String?) = (nil, nil)
+            remoteAccessible: Bool = false, staging: String = "256KiB",
+            faults: (prompt: String?, decoder: String?) = (nil, nil)
         ) throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("datadist-stage-\(UUID())")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -63,7 +64,9 @@ struct ACLUCXStagingTests {
         }
 
         /// Bytes copied per direction while `body` ran.
-        func copies(during body: () throws -> Void) rethrows -> (toHost: UInt64, toDevice: UInt64, deviceToDevice: UInt64) {
+        func copies(during body: () throws -> Void) rethrows -> (
+            toHost: UInt64, toDevice: UInt64, deviceToDevice: UInt64
+        ) {
             let before = (copied(.deviceToHost), copied(.hostToDevice), copied(.deviceToDevice))
             try body()
             return (
@@ -109,7 +112,8 @@ struct ACLUCXStagingTests {
         cache.tensorAddresses.contains { address in ranges.contains { $0.contains(address) } }
     }
 
-    @Test("pulls and batches stage: every byte copied device → pinned host on the owner, host → device here, none by UCX")
+    @Test(
+        "pulls and batches stage: every byte copied device → pinned host on the owner, host → device here, none by UCX")
     func stagedPull() throws {
         let pair = try Pair()
         // Each side's link holds one lane of four 64 KiB pinned buffers and a stream (256 KiB per link).

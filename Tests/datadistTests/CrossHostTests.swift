@@ -236,7 +236,8 @@ final class CrossHostTests {
         #expect(try pull.wait(timeout: .seconds(30)) == 0, "stderr: \(pull.standardError)")
         let report = try pull.nextJSON(timeout: .seconds(1))
         #expect(report["ok"] as? Bool == true && report["verified"] as? Bool == true, "\(report)")
-        #expect(report["bytes"] as? Int == 3 * 2 * 2 * 512 * 1024 * 2, "3 requests × 2 layers × K,V × 512 × 1024 × fp16")
+        #expect(
+            report["bytes"] as? Int == 3 * 2 * 2 * 512 * 1024 * 2, "3 requests × 2 layers × K,V × 512 × 1024 × fp16")
         #expect(report["transport"] as? String == "ucx")
         try expectPromptClean(serve, boundKeys: 0)
         serve.closeStandardInput()

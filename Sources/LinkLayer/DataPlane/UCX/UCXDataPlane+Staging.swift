@@ -11,7 +11,9 @@ extension UCXDataPlane {
     ) -> (problem: LinkError?, settled: Bool) {
         let deadline = ContinuousClock.now.advanced(by: transferTimeout)
         guard let lane = lanes.take(until: deadline) else {
-            return (LinkError(.timedOut, "\(what): no staging lane of the link was free within \(transferTimeout)"), true)
+            return (
+                LinkError(.timedOut, "\(what): no staging lane of the link was free within \(transferTimeout)"), true
+            )
         }
         let runtime = lanes.staging.runtime
         var idle = Array(lane.buffers.indices.reversed())

@@ -206,7 +206,9 @@ package final class UCXDataPlane: DataPlane {
                 "\(what): a write of \(move.count) bytes into a granted extent of \(move.remote.length) bytes")
         }
         try sendMessages(
-            moves.map { Source(start: $0.local, count: UInt64($0.count), device: isStagedDevice($0.local, count: $0.count)) },
+            moves.map {
+                Source(start: $0.local, count: UInt64($0.count), device: isStagedDevice($0.local, count: $0.count))
+            },
             token: token, what: what)
     }
 
@@ -224,7 +226,9 @@ package final class UCXDataPlane: DataPlane {
         }
         let inbox = node.worker.inbox
         let token = inbox.open(
-            moves.map { UCXInbox.Move(local: $0.local, count: $0.count, toDevice: isStagedDevice($0.local, count: $0.count)) },
+            moves.map {
+                UCXInbox.Move(local: $0.local, count: $0.count, toDevice: isStagedDevice($0.local, count: $0.count))
+            },
             staging: node.staging)
         return UCXIncomingDelivery(token: token, inbox: inbox, plane: self)
     }

@@ -1,6 +1,6 @@
 internal import CUCX
-internal import Glibc
 import DeviceRuntime
+internal import Glibc
 import Synchronization
 import ThreadSanitizerSupport
 

@@ -16,8 +16,8 @@ package struct UCXStaging: Sendable {
 
     /// The environment variable that sets `bytesPerLink` (a `ByteSize` text).
     package static let variable = "DATADIST_UCX_STAGING_BYTES"
-    /// 8 MiB: two pipelines of four 1 MiB buffers per link.
-    package static let defaultBytesPerLink = 8 << 20
+    /// 2 MiB: two pipelines of four 256 KiB buffers per link.
+    package static let defaultBytesPerLink = 2 << 20
     /// The least and most a link may stage with.
     package static let bytesPerLinkRange: ClosedRange<Int> = (64 << 10)...(1 << 30)
 
@@ -28,8 +28,11 @@ package struct UCXStaging: Sendable {
         self.hostRanges = hostRanges
     }
 
-    /// Bytes of one staging buffer, hence of one staged message: at most a delivery message, at least 4 KiB.
-    var bufferBytes: Int { max(4096, min(UCXDataPlane.messageBytes, bytesPerLink / Self.depth) & ~4095) }
+    /// Bytes of one staging buffer, hence of one staged message: at most 256 KiB, at least 4 KiB. Measured
+    /// (`scripts/compare-acl-ipc.sh --cross-host`, README "Deploying on Atlas"): 256 KiB chunks kept staged pulls
+    /// of 4 MiB nearer the emulator's than 1 MiB chunks, whose first copy is a quarter of such a pull.
+    var bufferBytes: Int { max(4096, min(Self.largestBuffer, bytesPerLink / Self.depth) & ~4095) }
+    static let largestBuffer = 256 << 10
     /// Buffers one transfer pipelines with: the copy of chunk k+1 overlaps the sends of the chunks before it.
     static let depth = 4
     /// Pipelines per link (transfers staging at once): as many as `bytesPerLink` holds, at least one.
