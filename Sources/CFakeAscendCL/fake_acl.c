@@ -61,8 +61,20 @@ EXPORT uint64_t fake_acl_call_count(const char *symbol) {
     return 0;
 }
 
+// Bytes copied by aclrtMemcpy and by the queued aclrtMemcpyAsync copies a stream ran, per aclrtMemcpyKind.
+static uint64_t copied_bytes[5];
+
+static void count_copied(int kind, size_t count) {
+    if (kind >= 0 && kind < 5) __atomic_fetch_add(&copied_bytes[kind], (uint64_t)count, __ATOMIC_RELAXED);
+}
+
+EXPORT uint64_t fake_acl_copied_bytes(int kind) {
+    return kind >= 0 && kind < 5 ? __atomic_load_n(&copied_bytes[kind], __ATOMIC_RELAXED) : 0;
+}
+
 EXPORT void fake_acl_reset_counts(void) {
     for (int i = 0; i < SYMBOL_COUNT; i++) __atomic_store_n(&call_counts[i], 0, __ATOMIC_RELAXED);
+    for (int i = 0; i < 5; i++) __atomic_store_n(&copied_bytes[i], 0, __ATOMIC_RELAXED);
 }
 
 // MARK: - Configuration
@@ -701,6 +713,7 @@ EXPORT aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t c
     if (moving) {
         memmove(dst, src, count);
         pthread_rwlock_unlock(&copying);
+        count_copied(kind, count);
     }
     return rc;
 }
@@ -1024,7 +1037,10 @@ static aclError drain(fake_stream *stream) {
         pending_copy *copy = &stream->copies[i];
         if (rc != ACL_SUCCESS) break;
         rc = check_copy(copy->dst, copy->count, copy->src, copy->count, copy->kind);
-        if (rc == ACL_SUCCESS && copy->count > 0) memmove(copy->dst, copy->src, copy->count);
+        if (rc == ACL_SUCCESS && copy->count > 0) {
+            memmove(copy->dst, copy->src, copy->count);
+            count_copied(copy->kind, copy->count);
+        }
     }
     stream->count = 0;
     return rc;

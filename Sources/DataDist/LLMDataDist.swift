@@ -172,6 +172,7 @@ public final class LLMDataDist: Sendable {
         try config.validate()
         var config = config
         config.transport = try TransportPreference.effective(config.transport, environment: environment)
+        let stagingBytes = try UCXNodeHolder.stagingBytes(in: environment)
         let choice = try RuntimeChoice.select(environment: environment, logger: logger)
         let runtime = choice.runtime
         guard Int(config.deviceID) < runtime.deviceCount else {
@@ -201,6 +202,8 @@ public final class LLMDataDist: Sendable {
             hostPool: hostPool, logger: logger, meters: meters)
         let manager = CacheManager(resources: resources)
         manager.links.ucx.overrides = UCXNodeHolder.overrides(in: environment, process: ProcessEnvironment.current)
+        manager.links.ucx.stageDeviceMemory(
+            of: runtime, device: config.deviceID, bytesPerLink: stagingBytes, hostPool: hostPool?.region)
         do throws(LLMError) {
             try manager.startLeases()
             if let endpoint = config.listenAddress {

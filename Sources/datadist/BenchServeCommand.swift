@@ -38,6 +38,9 @@ struct BenchServeCommand: ParsableCommand {
         help: "Stand alone: listen on this numeric IPv4 or IPv6 address for `bench --connect` (prints READY <port>).")
     var host: String?
 
+    @Option(help: "Without --host: the numeric address to listen on (another network namespace's peers need its own).")
+    var listen = "127.0.0.1"
+
     @Option(help: "With --host: the port to listen on (0 picks a free one).")
     var port: UInt16 = 0
 
@@ -56,6 +59,9 @@ struct BenchServeCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
+        guard Self.isNumericAddress(listen) else {
+            throw ValidationError("--listen \(listen) is not a numeric IPv4 or IPv6 address")
+        }
         guard let host else { return }
         guard Self.isNumericAddress(host) else {
             throw ValidationError("--host \(host) is not a numeric IPv4 or IPv6 address")
@@ -87,7 +93,7 @@ struct BenchServeCommand: ParsableCommand {
         exporter?.sampleBeforeScrapes { _ = prompt.metrics() }
         var config = LLMConfig()
         config.memoryPool = MemoryPoolConfig(size: poolBytes)
-        config.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
+        config.listenAddress = IPEndpoint(host: listen, port: 0)
         config.enableRemoteCacheAccessible = remoteAccessible
         config.syncKVTimeout = .seconds(30)
         try LinkSecretVariable.apply(to: &config)

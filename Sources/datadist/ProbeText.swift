@@ -104,6 +104,14 @@ enum ProbeText {
                 name: "UCX", ok: ucx.available,
                 text: ucx.available
                     ? ucx.transports.joined(separator: ", ") + selection : ucx.reason ?? "not available"))
+        if let staging = ucx.stagingBytesPerLink {
+            rows.append(
+                TransferRow(
+                    name: "UCX staging", ok: true,
+                    text:
+                        "device memory goes over UCX through \(ByteSize(bytes: staging)) of pinned host buffers per link (DATADIST_UCX_STAGING_BYTES)"
+                ))
+        }
         return rows
     }
 

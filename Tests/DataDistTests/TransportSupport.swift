@@ -13,11 +13,14 @@ enum TestTransport: String, Sendable, CaseIterable, CustomTestStringConvertible 
     case ucxTCP
     /// The ACL backend over the fake vendor library: device pools exported and imported by IPC key.
     case aclIPC
+    /// The ACL backend over the fake vendor library, linked over UCX on TCP as between hosts: device memory is
+    /// staged through pinned host buffers.
+    case aclUCX
 
     /// Every transfer test runs over these.
-    static let transfers: [TestTransport] = [.sharedMemory, .ucx, .aclIPC]
+    static let transfers: [TestTransport] = [.sharedMemory, .ucx, .aclIPC, .aclUCX]
     /// A few tests run over UCX on TCP only too (the malicious client, peer deaths, a pull, linkTransport).
-    static let all: [TestTransport] = [.sharedMemory, .ucx, .ucxTCP, .aclIPC]
+    static let all: [TestTransport] = [.sharedMemory, .ucx, .ucxTCP, .aclIPC, .aclUCX]
 
     var preference: TransportPreference { self == .sharedMemory || self == .aclIPC ? .sharedMemory : .ucx }
 
@@ -28,6 +31,11 @@ enum TestTransport: String, Sendable, CaseIterable, CustomTestStringConvertible 
         case .aclIPC:
             [
                 "DATADIST_BACKEND": "acl",
+                "DATADIST_ACL_LIBRARY": TestPaths.builtProducts.appendingPathComponent("lib_FakeAscendCL.so").path,
+            ]
+        case .aclUCX:
+            [
+                "DATADIST_BACKEND": "acl", "UCX_TLS": "tcp",
                 "DATADIST_ACL_LIBRARY": TestPaths.builtProducts.appendingPathComponent("lib_FakeAscendCL.so").path,
             ]
         default: [:]

@@ -171,6 +171,17 @@ import Testing
         #expect(throws: ProtocolError.self) { _ = try UCXOffer(payload: offer.encoded()) }
     }
 
+    @Test func aDeviceRegionWithoutARemoteKeyDecodesAHostOneDoesNot() throws {
+        // Staged device memory is offered without a key (UCX was never given it); host memory always has one.
+        let staged = UCXOffer.Region(
+            descriptor: RegionDescriptor(regionID: 2, kind: .device, size: 4096), base: 1 << 20, remoteKey: [])
+        let offer = UCXOffer(workerAddress: [1], regions: [staged, Self.region(id: 3)])
+        #expect(try UCXOffer(payload: offer.encoded()) == offer)
+        #expect(throws: ProtocolError.self) {
+            _ = try UCXOffer(payload: UCXOffer(workerAddress: [1], regions: [Self.region(key: [])]).encoded())
+        }
+    }
+
     @Test func anOfferOfThePoolsAndEveryRegisteredTensorDecodes() throws {
         let offer = UCXOffer(
             workerAddress: [1], regions: (0..<UInt32(UCXOffer.maxRegions)).map { Self.region(id: $0, key: [1, 2, 3]) })

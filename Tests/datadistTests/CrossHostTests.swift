@@ -214,6 +214,70 @@ final class CrossHostTests {
         #expect(try serve.nextJSON()["clean"] as? Bool == true)
     }
 
+    /// Both sides on the ACL backend over the fake vendor library: device memory staged through pinned host buffers.
+    static func aclEnvironment() throws -> [String: String] {
+        let library = try #require(CLI.fakeLibrary, "lib_FakeAscendCL.so not found")
+        return environment("ucx").merging(["DATADIST_BACKEND": "acl", "DATADIST_ACL_LIBRARY": library]) { $1 }
+    }
+
+    @Test("the ACL backend (the fake on both sides): pulls staged through pinned host buffers, every byte verified")
+    func aclStagedPull() throws {
+        defer { hosts.destroy() }  // not in deinit: the last test's suite instance may outlive the process
+        let environment = try Self.aclEnvironment()
+        let bigger = ["--layers", "2", "--tokens", "512", "--hidden", "1024"]
+        let serve = try SpawnedCLI(
+            ["serve", "--json", "--host", hosts.firstAddress, "--requests", "3"] + bigger, environment: environment,
+            namespace: hosts.first)
+        let ready = try serve.nextJSON()
+        let port = try #require(ready["port"] as? Int, "ready line without a port: \(ready)")
+        let pull = try SpawnedCLI(
+            ["pull", "--json", "--host", hosts.firstAddress, "--port", "\(port)", "--requests", "3"] + bigger,
+            environment: environment, namespace: hosts.second)
+        #expect(try pull.wait(timeout: .seconds(30)) == 0, "stderr: \(pull.standardError)")
+        let report = try pull.nextJSON(timeout: .seconds(1))
+        #expect(report["ok"] as? Bool == true && report["verified"] as? Bool == true, "\(report)")
+        #expect(
+            report["bytes"] as? Int == 3 * 2 * 2 * 512 * 1024 * 2, "3 requests × 2 layers × K,V × 512 × 1024 × fp16")
+        #expect(report["transport"] as? String == "ucx")
+        try expectPromptClean(serve, boundKeys: 0)
+        serve.closeStandardInput()
+        #expect(try serve.nextJSON()["clean"] as? Bool == true)
+    }
+
+    @Test("the ACL backend (the fake on both sides): pushes staged both ways, each checked by pulling the slot back")
+    func aclStagedPush() throws {
+        defer { hosts.destroy() }  // not in deinit: the last test's suite instance may outlive the process
+        let environment = try Self.aclEnvironment()
+        let serve = try SpawnedCLI(
+            ["bench-serve", "--remote-accessible", "--listen", hosts.firstAddress, "--pool-bytes", "\(64 << 20)"],
+            environment: environment, namespace: hosts.first)
+        defer {
+            serve.signal(SIGKILL)
+            _ = try? serve.wait()
+        }
+        let port = try #require(try serve.nextJSON()["port"] as? Int)
+        let slotBytes = 2 << 20
+        try serve.send("cache target \(slotBytes) 4 none 0 touch")
+        let created = try serve.nextJSON()
+        let cacheID = try #require(created["cacheID"] as? Int, "\(created)")
+        let push = try SpawnedCLI(
+            [
+                "pull", "--json", "--host", hosts.firstAddress, "--port", "\(port)", "--push-cache-id", "\(cacheID)",
+                "--layers", "1", "--tokens", "512", "--hidden", "2048", "--requests", "4", "--repeat", "2",
+            ], environment: environment, namespace: hosts.second)
+        #expect(try push.wait(timeout: .seconds(30)) == 0, "stderr: \(push.standardError)")
+        let report = try push.nextJSON(timeout: .seconds(1))
+        #expect(report["verified"] as? Bool == true && report["rounds"] as? Int == 2, "\(report)")
+        #expect(report["bytes"] as? Int == 2 * 4 * slotBytes, "\(report)")
+        #expect(report["transport"] as? String == "ucx")
+        try serve.send("free target")
+        #expect(try serve.nextJSON()["event"] as? String == "freed")
+        serve.closeStandardInput()
+        let exit = try serve.nextJSON()
+        let audit = try #require(exit["audit"] as? [String: Any], "\(exit)")
+        #expect(audit["clean"] as? Bool == true && audit["pinnedByPeers"] as? Int == 0, "\(audit)")
+    }
+
     @Test("packets dropped (2 % each way) and the link shaped to 200 Mbit/s: every pull still arrives intact")
     func lossyNetwork() throws {
         defer { hosts.destroy() }  // not in deinit: the last test's suite instance may outlive the process

@@ -79,6 +79,26 @@ struct ProbeTransfersTests {
         }
     }
 
+    @Test(
+        "UCX staging per link: shown on the ACL backend (default and DATADIST_UCX_STAGING_BYTES), not on the emulator")
+    func ucxStaging() throws {
+        let library = try fake()
+        let staged = try #require(try transfers(["DATADIST_ACL_LIBRARY": library])["ucx"] as? [String: Any])
+        #expect(staged["stagingBytesPerLink"] as? Int == 2 << 20)
+        let environment = ["DATADIST_ACL_LIBRARY": library, "DATADIST_UCX_STAGING_BYTES": "1MiB"]
+        let set = try #require(try transfers(environment)["ucx"] as? [String: Any])
+        #expect(set["stagingBytesPerLink"] as? Int == 1 << 20)
+        let text = try CLI.run(["probe"], environment: environment)
+        #expect(text.stdout.contains("✓ UCX staging"), "\(text.stdout)")
+        #expect(text.stdout.contains("through 1 MiB of pinned host buffers per link"), "\(text.stdout)")
+        let emulator = try #require(try transfers([:])["ucx"] as? [String: Any])
+        #expect(emulator["stagingBytesPerLink"] is NSNull)
+        let bad = try CLI.run(
+            ["probe"], environment: ["DATADIST_ACL_LIBRARY": library, "DATADIST_UCX_STAGING_BYTES": "8MB"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("DATADIST_UCX_STAGING_BYTES is \"8MB\""), "\(bad.stderr)")
+    }
+
     @Test("UCX's transports on this host, as ucx_info -d lists them; UCX_TLS as the selection, in JSON and text")
     func ucxTransports() throws {
         let environment = ["UCX_TLS": "tcp"]

@@ -50,11 +50,17 @@ int fake_acl_configure(const char *key, const char *value);
 /// "host", "registrations" (allocations); 0 for another name.
 uint64_t fake_acl_open_count(const char *what);
 
+/// Bytes copied so far (since load or the last reset) by aclrtMemcpy and by the aclrtMemcpyAsync copies streams
+/// ran, for one aclrtMemcpyKind (0 host to host, 1 host to device, 2 device to host, 3 device to device, 4
+/// default); 0 for another kind.
+uint64_t fake_acl_copied_bytes(int kind);
+
 /// Function-pointer types of the hooks, for callers that resolve them with dlsym.
 typedef uint64_t (*fake_acl_call_count_fn)(const char *symbol);
 typedef void (*fake_acl_reset_counts_fn)(void);
 typedef int (*fake_acl_configure_fn)(const char *key, const char *value);
 typedef uint64_t (*fake_acl_open_count_fn)(const char *what);
+typedef uint64_t (*fake_acl_copied_bytes_fn)(int kind);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@ final class UCXNodeHolder: Sendable {
     private struct State {
         var node: UCXNode?
         var overrides: [String: String] = [:]
+        var staging: UCXStaging?
     }
 
     init(transferTimeout: Duration) { self.transferTimeout = transferTimeout }
@@ -34,6 +35,40 @@ final class UCXNodeHolder: Sendable {
         return result
     }
 
+    /// How a node made later moves device memory host code cannot address (the ACL backend); nil: all is host
+    /// memory to UCX (the emulator).
+    var staging: UCXStaging? {
+        get { state.withLock { $0.staging } }
+        set { state.withLock { $0.staging = newValue } }
+    }
+
+    /// Makes a node made later stage the device memory of `runtime` when host code cannot address it (the ACL
+    /// backend; the emulator's device memory is host memory): UCX then gets only pinned host buffers of at most
+    /// `bytesPerLink` per link, and host memory (`hostPool`, host regions).
+    func stageDeviceMemory(of runtime: any DeviceRuntime, device: Int32, bytesPerLink: Int, hostPool: DeviceMemory?) {
+        guard runtime.backend == .acl else { return }
+        staging = UCXStaging(
+            runtime: runtime, device: device, bytesPerLink: bytesPerLink,
+            hostRanges: hostPool.map { [$0.address..<($0.address + UInt($0.size))] } ?? [])
+    }
+
+    /// The local ranges the node registered with UCX (none without a node).
+    var registeredRanges: [Range<UInt>] { state.withLock { $0.node }?.registeredRanges ?? [] }
+
+    /// The bytes of staging memory per link `environment` asks for (`DATADIST_UCX_STAGING_BYTES`, a `ByteSize`
+    /// text), or the default. Throws `.paramInvalid` naming the variable and value for any other text or a size
+    /// outside `UCXStaging.bytesPerLinkRange`.
+    static func stagingBytes(in environment: [String: String]) throws(LLMError) -> Int {
+        guard let text = environment[UCXStaging.variable] else { return UCXStaging.defaultBytesPerLink }
+        let range = UCXStaging.bytesPerLinkRange
+        guard let size = ByteSize(text), range.contains(size.bytes) else {
+            throw .paramInvalid(
+                "\(UCXStaging.variable) is \"\(text)\"; it must be a size from \(ByteSize(bytes: range.lowerBound)) to \(ByteSize(bytes: range.upperBound)) (\(ByteSize.grammar))"
+            )
+        }
+        return size.bytes
+    }
+
     /// Lets the node go (finalize): it stops once the links that still hold it are gone.
     func release() { state.withLock { $0.node = nil } }
 
@@ -48,7 +83,7 @@ final class UCXNodeHolder: Sendable {
             if let node = state.node { return node }
             let node = try UCXNode(
                 settings: UCXSettings(overrides: state.overrides, transferTimeout: transferTimeout),
-                environment: ProcessEnvironment.current)
+                environment: ProcessEnvironment.current, staging: state.staging)
             state.node = node
             return node
         }

@@ -38,19 +38,24 @@ extension ProbeReport.Transfers {
             peerAccess: ProbeReport.PeerAccess(available: peer.isAvailable, reason: peer.reason, pairs: pairs),
             asyncCopy: feature(.asyncCopy), hostRegister: feature(.hostRegister),
             hcomm: ProbeReport.Library(name: name, present: hcomm.present, detail: hcomm.present ? nil : hcomm.detail),
-            ucx: ucxTransports(environment: environment))
+            ucx: try ucxTransports(environment: environment, staging: runtime.backend == .acl))
     }
 
-    private static func ucxTransports(environment: [String: String]) -> ProbeReport.UCXTransports {
+    /// - Throws: `.paramInvalid` for a `DATADIST_UCX_STAGING_BYTES` that is not a size in range.
+    private static func ucxTransports(environment: [String: String], staging: Bool) throws(LLMError)
+        -> ProbeReport.UCXTransports
+    {
         let selection = environment["UCX_TLS"].flatMap { $0.isEmpty ? nil : $0 }
+        let stagingBytes = staging ? try UCXNodeHolder.stagingBytes(in: environment) : nil
         switch UCXTransportList.query() {
         case .success(let transports):
             return ProbeReport.UCXTransports(
                 available: !transports.isEmpty, reason: transports.isEmpty ? "UCX found no transport" : nil,
-                transports: transports, selection: selection)
+                transports: transports, selection: selection, stagingBytesPerLink: stagingBytes)
         case .failure(let error):
             return ProbeReport.UCXTransports(
-                available: false, reason: error.message, transports: [], selection: selection)
+                available: false, reason: error.message, transports: [], selection: selection,
+                stagingBytesPerLink: stagingBytes)
         }
     }
 }

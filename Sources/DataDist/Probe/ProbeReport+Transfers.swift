@@ -37,12 +37,19 @@ extension ProbeReport {
         public var transports: [String]
         /// `UCX_TLS` as set in the environment (what UCX may pick from `transports`), nil when unset.
         public var selection: String?
+        /// On the ACL backend, whose device memory UCX is never given: the pinned host memory each link over UCX
+        /// stages device bytes through (`DATADIST_UCX_STAGING_BYTES`, default 2 MiB); nil on the emulator, whose
+        /// pools UCX sends from directly.
+        public var stagingBytesPerLink: Int?
 
-        public init(available: Bool, reason: String?, transports: [String], selection: String?) {
+        public init(
+            available: Bool, reason: String?, transports: [String], selection: String?, stagingBytesPerLink: Int? = nil
+        ) {
             self.available = available
             self.reason = reason
             self.transports = transports
             self.selection = selection
+            self.stagingBytesPerLink = stagingBytesPerLink
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -51,6 +58,7 @@ extension ProbeReport {
             try container.encode(reason, forKey: .reason)
             try container.encode(transports, forKey: .transports)
             try container.encode(selection, forKey: .selection)
+            try container.encode(stagingBytesPerLink, forKey: .stagingBytesPerLink)
         }
     }
 

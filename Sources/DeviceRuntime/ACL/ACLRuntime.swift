@@ -78,6 +78,14 @@ public final class ACLRuntime: DeviceRuntime {
         return unsafeBitCast(address, to: OpenCount.self)(what)
     }
 
+    /// Bytes the loaded fake test library copied in direction `kind` (its synchronous copies and the queued ones
+    /// its streams ran); nil on a real ACL runtime.
+    public func fakeCopiedBytes(_ kind: MemcpyKind) -> UInt64? {
+        guard let address = library.lookup(symbol: "fake_acl_copied_bytes") else { return nil }
+        typealias CopiedBytes = @convention(c) (Int32) -> UInt64
+        return unsafeBitCast(address, to: CopiedBytes.self)(kind.rawValue)
+    }
+
     public func deviceInfo(_ device: Int32) throws(DeviceError) -> DeviceInfo {
         try library.bind(device)
         var free = 0
@@ -112,7 +120,7 @@ public final class ACLRuntime: DeviceRuntime {
         return remember(pointer, size: size, placement: .host, call: "aclrtMallocHost")
     }
 
-    private func injectFault(_ kind: FaultPlan.Kind, _ code: Int32, _ call: @autoclosure () -> String)
+    func injectFault(_ kind: FaultPlan.Kind, _ code: Int32, _ call: @autoclosure () -> String)
         throws(DeviceError)
     {
         guard let faults, faults.shouldFail(kind) else { return }

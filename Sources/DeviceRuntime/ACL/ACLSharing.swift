@@ -231,6 +231,7 @@ extension ACLRuntime {
             throw DeviceError(
                 .acl(ACLCode.invalidParam), "copyAsync: capacity \(capacity) and count \(count) must not be negative")
         }
+        try injectFault(.copy, ACLCode.systemDMA, "aclrtMemcpyAsync(count: \(count), kind: \(kind))")
         try library.bind(stream.device)
         try library.check(
             library.table.aclrtMemcpyAsync!(

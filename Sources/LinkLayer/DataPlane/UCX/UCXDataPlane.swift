@@ -12,6 +12,8 @@ import ThreadSanitizerSupport
 /// 1.13 aborts the owner's process ("ucp_request.inl: Fatal: unexpected error: Endpoint timeout") when such an
 /// answer hits the connection of a requester that just died; an eager message is never answered, and its sender
 /// sees a failure as an error. The bytes move without the caller's copy engine: `transfer` never calls `copy`.
+/// On a node with `UCXStaging` (device memory host code cannot address), device bytes are staged
+/// (`UCXDataPlane+Staging.swift`): UCX only ever sees the link's pinned host buffers and received messages.
 package final class UCXDataPlane: DataPlane {
     package let peerClusterID: UInt64
     private let node: UCXNode
@@ -20,6 +22,8 @@ package final class UCXDataPlane: DataPlane {
     /// This side's regions as it offered them to the peer (what `deliver` sends from).
     private let localRegions: [UInt32: UCXOffer.Region]
     private let closedReason = Lock<CloseReason?>(nil)
+    /// The link's staging memory, on a node with `UCXStaging`.
+    let lanes: UCXStagingLanes?
 
     /// Bytes per delivery message: the receiver assembles a message before it copies it, so this bounds what
     /// one message makes it hold.
@@ -37,9 +41,31 @@ package final class UCXDataPlane: DataPlane {
         endpoint = try UCXEndpoint(worker: node.worker, address: offer.workerAddress, keys: keys, until: deadline)
         regions = Dictionary(uniqueKeysWithValues: offer.regions.map { ($0.descriptor.regionID, $0) })
         localRegions = Dictionary(local.map { ($0.descriptor.regionID, $0) }) { first, _ in first }
+        do throws(LinkError) {
+            lanes = try node.staging.map { staging throws(LinkError) in try UCXStagingLanes(staging) }
+        } catch {
+            endpoint.close()
+            throw error
+        }
     }
 
-    deinit { endpoint.close() }
+    deinit {
+        endpoint.close()
+        lanes?.close()
+    }
+
+    /// Whether `count` local bytes at `address` are device memory the runtime must copy (only with staging): a
+    /// region this side offered says by its kind, the staging's host ranges are host memory, and anything else
+    /// is device memory, the ACL backend's default.
+    func isStagedDevice(_ address: UInt, count: Int) -> Bool {
+        guard let staging = node.staging else { return false }
+        let end = address.addingReportingOverflow(UInt(max(0, count))).partialValue
+        for region in localRegions.values {
+            let base = UInt(region.base)
+            if address >= base, end <= base + UInt(region.descriptor.size) { return region.descriptor.kind == .device }
+        }
+        return !staging.hostRanges.contains { address >= $0.lowerBound && end <= $0.upperBound }
+    }
 
     package var remoteRegions: [RegionDescriptor] {
         regions.values.map(\.descriptor).sorted { $0.regionID < $1.regionID }
@@ -88,7 +114,7 @@ package final class UCXDataPlane: DataPlane {
     /// Waits for `posted` within the transfer timeout; on a failure or timeout closes the endpoint (which ends
     /// what is still in progress) and waits for that, so no operation outlives the call. Returns the failure,
     /// and whether every request ended: one UCX did not end is left allocated, and so must be what it reads.
-    private func complete(_ posted: UCXEndpoint.Posted, what: String) -> (problem: LinkError?, settled: Bool) {
+    func complete(_ posted: UCXEndpoint.Posted, what: String) -> (problem: LinkError?, settled: Bool) {
         let deadline = ContinuousClock.now.advanced(by: node.settings.transferTimeout)
         var problem: LinkError?
         let requests: [UnsafeMutableRawPointer]
@@ -148,7 +174,7 @@ package final class UCXDataPlane: DataPlane {
         if let reason = closedReason.withLock({ $0 }) {
             throw LinkError(.closed, "the link to cluster \(peerClusterID) closed: \(reason)")
         }
-        var ranges: [(local: UInt, count: Int)] = []
+        var ranges: [UCXInbox.Move] = []
         ranges.reserveCapacity(moves.count)
         for move in moves {
             guard let region = localRegions[move.regionID], move.offset <= region.descriptor.size,
@@ -159,10 +185,13 @@ package final class UCXDataPlane: DataPlane {
                     "a write by cluster \(peerClusterID) of \(move.count) bytes at offset \(move.offset) of pool \(move.regionID) is outside what this side offered"
                 )
             }
-            ranges.append((UInt(region.base + move.offset), Int(move.count)))
+            ranges.append(
+                UCXInbox.Move(
+                    local: UInt(region.base + move.offset), count: Int(move.count),
+                    toDevice: node.staging != nil && region.descriptor.kind == .device))
         }
         let inbox = node.worker.inbox
-        return UCXIncomingDelivery(token: inbox.open(ranges), inbox: inbox, plane: self)
+        return UCXIncomingDelivery(token: inbox.open(ranges, staging: node.staging), inbox: inbox, plane: self)
     }
 
     /// Sends the local bytes of `moves` as delivery messages tagged `token` (move `i` is the delivery's move `i`).
@@ -176,7 +205,11 @@ package final class UCXDataPlane: DataPlane {
                 .protocolViolation,
                 "\(what): a write of \(move.count) bytes into a granted extent of \(move.remote.length) bytes")
         }
-        try sendMessages(moves.map { (UInt($0.local), UInt64($0.count)) }, token: token, what: what)
+        try sendMessages(
+            moves.map {
+                Source(start: $0.local, count: UInt64($0.count), device: isStagedDevice($0.local, count: $0.count))
+            },
+            token: token, what: what)
     }
 
     package func expectDelivery(of moves: [ExtentMove]) throws(LinkError) -> any IncomingDelivery {
@@ -192,7 +225,11 @@ package final class UCXDataPlane: DataPlane {
             }
         }
         let inbox = node.worker.inbox
-        let token = inbox.open(moves.map { (local: $0.local, count: $0.count) })
+        let token = inbox.open(
+            moves.map {
+                UCXInbox.Move(local: $0.local, count: $0.count, toDevice: isStagedDevice($0.local, count: $0.count))
+            },
+            staging: node.staging)
         return UCXIncomingDelivery(token: token, inbox: inbox, plane: self)
     }
 
@@ -216,7 +253,7 @@ package final class UCXDataPlane: DataPlane {
             throw LinkError(.closed, "\(what): the link closed: \(reason)")
         }
         // Every move is checked before anything is sent: one outside this side's regions sends nothing.
-        var sources: [(start: UInt, count: UInt64)] = []
+        var sources: [Source] = []
         sources.reserveCapacity(request.moves.count)
         for move in request.moves {
             guard let region = localRegions[move.regionID], move.offset <= region.descriptor.size,
@@ -227,46 +264,75 @@ package final class UCXDataPlane: DataPlane {
                     "\(what): \(move.count) bytes at offset \(move.offset) of pool \(move.regionID) are outside what this side offered"
                 )
             }
-            sources.append((UInt(region.base + move.offset), move.count))
+            sources.append(
+                Source(
+                    start: UInt(region.base + move.offset), count: move.count,
+                    device: node.staging != nil && region.descriptor.kind == .device))
         }
         try sendMessages(sources, token: request.token, what: what)
     }
 
-    /// Sends each of `sources` (local bytes) as delivery messages of at most `messageBytes`, tagged `token` and
-    /// the source's index, and waits until they are sent.
-    private func sendMessages(_ sources: [(start: UInt, count: UInt64)], token: UInt64, what: String)
-        throws(LinkError)
-    {
-        var pieces: [(source: UInt, count: Int, header: UCXInbox.Header)] = []
+    /// Local bytes to send: device memory when `device` (staged).
+    struct Source {
+        var start: UInt
+        var count: UInt64
+        var device: Bool
+    }
+
+    /// One delivery message to send.
+    struct Piece {
+        var source: UInt
+        var count: Int
+        var header: UCXInbox.Header
+        var device: Bool
+    }
+
+    /// Sends each of `sources` (local bytes) as delivery messages of at most `messageBytes` (a staging buffer's
+    /// size when some are device memory), tagged `token` and the source's index, and waits until they are sent.
+    private func sendMessages(_ sources: [Source], token: UInt64, what: String) throws(LinkError) {
+        let staged = lanes != nil && sources.contains { $0.device }
+        let limit = UInt64(staged ? lanes!.staging.bufferBytes : Self.messageBytes)
+        var pieces: [Piece] = []
         for (index, source) in sources.enumerated() {
             var sent: UInt64 = 0
             while sent < source.count {
-                let count = min(source.count - sent, UInt64(Self.messageBytes))
+                let count = min(source.count - sent, limit)
                 pieces.append(
-                    (
-                        source.start + UInt(sent), Int(count),
-                        UCXInbox.Header(token: token, move: UInt32(index), offset: sent)
-                    ))
+                    Piece(
+                        source: source.start + UInt(sent), count: Int(count),
+                        header: UCXInbox.Header(token: token, move: UInt32(index), offset: sent),
+                        device: source.device))
                 sent += count
             }
         }
         let headers = UnsafeMutableRawBufferPointer.allocate(
             byteCount: max(1, pieces.count * UCXInbox.Header.size), alignment: 8)
         let base = headers.baseAddress!
-        let messages = pieces.enumerated().map { index, piece in
-            let header = base + index * UCXInbox.Header.size
-            piece.header.write(to: header)
-            return UCXEndpoint.Message(header: UInt(bitPattern: header), source: piece.source, count: piece.count)
+        for (index, piece) in pieces.enumerated() { piece.header.write(to: base + index * UCXInbox.Header.size) }
+        let outcome: (problem: LinkError?, settled: Bool)
+        if staged, let lanes {
+            outcome = sendStaged(pieces, headers: base, lanes: lanes, what: what)
+        } else {
+            let messages = pieces.enumerated().map { index, piece in
+                UCXEndpoint.Message(
+                    header: UInt(bitPattern: base + index * UCXInbox.Header.size), source: piece.source,
+                    count: piece.count)
+            }
+            outcome = complete(endpoint.send(messages), what: what)
         }
-        let outcome = complete(endpoint.send(messages), what: what)
         // A message UCX did not end may still read its header.
         if outcome.settled { headers.deallocate() }
         if let problem = outcome.problem { throw problem }
     }
 
+    var sendingEndpoint: UCXEndpoint { endpoint }
+
+    var transferTimeout: Duration { node.settings.transferTimeout }
+
     package func close(_ reason: CloseReason) {
         closedReason.withLock { if $0 == nil { $0 = reason } }
         endpoint.close()
+        lanes?.close()
     }
 }
 
@@ -285,7 +351,11 @@ private final class UCXIncomingDelivery: IncomingDelivery {
 
     func wait(until deadline: ContinuousClock.Instant) throws(LinkError) {
         let complete = plane.worker.progress(
-            until: deadline, abandon: { plane.failure != nil }, done: { inbox.isComplete(token) })
+            until: deadline, abandon: { plane.failure != nil },
+            done: { inbox.isComplete(token) || inbox.failure(token) != nil })
+        if let failure = inbox.failure(token) {
+            throw LinkError(.io, "delivery from cluster \(plane.peerClusterID) over UCX: \(failure)")
+        }
         if complete { return }
         throw plane.failure
             ?? LinkError(

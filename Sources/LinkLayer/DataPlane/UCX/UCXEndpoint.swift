@@ -40,7 +40,7 @@ final class UCXEndpoint: Sendable {
             throw LinkError(.io, "UCX: ucp_ep_create failed: \(ucxDescription(status))")
         }
         var unpacked: [UInt32: OpaquePointer] = [:]
-        for (region, key) in keys {
+        for (region, key) in keys where !key.isEmpty {
             var rkey: OpaquePointer?
             let status = key.withUnsafeBytes { raw in ucp_ep_rkey_unpack(endpoint, raw.baseAddress, &rkey) }
             guard status == UCS_OK, let rkey else {
@@ -153,8 +153,8 @@ final class UCXEndpoint: Sendable {
         var count: Int
     }
 
-    /// Posts `messages` (eager active messages `UCXInbox.messageID`) and one flush.
-    func send(_ messages: [Message]) -> Posted {
+    /// Posts `messages` (eager active messages `UCXInbox.messageID`) and, when `flush`, one flush after them.
+    func send(_ messages: [Message], flush: Bool = true) -> Posted {
         state.withLock { handles -> Posted in
             guard let endpoint = handles.endpoint else { return .unusable("the endpoint is closed") }
             if let failure = failureDescription { return .unusable("the endpoint failed: \(failure)") }
@@ -170,7 +170,7 @@ final class UCXEndpoint: Sendable {
                 }
                 if let result { requests.append(result) }
             }
-            return Self.flushing(endpoint, after: requests)
+            return flush ? Self.flushing(endpoint, after: requests) : .requests(requests)
         }
     }
 

@@ -1,4 +1,5 @@
 internal import CUCX
+import DeviceRuntime
 internal import Glibc
 import Synchronization
 import ThreadSanitizerSupport
@@ -6,7 +7,9 @@ import ThreadSanitizerSupport
 /// Where the bytes owners deliver to this worker land (active message `messageID`, eager). Each expected
 /// delivery lists exactly the local ranges one read of this process takes; a message naming no open delivery,
 /// or a range outside its moves, is dropped. Messages are copied by whichever thread progresses the worker,
-/// outside the lock; `finish` waits for a copy in progress, so nothing is written after it returns.
+/// outside the lock; `finish` waits for a copy in progress, so nothing is written after it returns. A move into
+/// device memory (`Move.toDevice`) is copied by the runtime of the delivery's `UCXStaging` (host → device), never
+/// by host code; a failed copy fails the delivery.
 final class UCXInbox: Sendable {
     static let messageID: UInt32 = 1
 
@@ -37,13 +40,22 @@ final class UCXInbox: Sendable {
         }
     }
 
+    /// One move of a delivery: local address and length, and whether it is device memory.
+    struct Move {
+        var local: UInt
+        var count: Int
+        var toDevice = false
+    }
+
     private struct Expected {
-        /// Local address and length of each move.
-        var moves: [(local: UInt, count: Int)]
+        var moves: [Move]
+        var staging: UCXStaging?
         var received: [Int]
         var missing: Int
         var copying = 0
         var open = true
+        /// Why a copy into device memory failed, once one did.
+        var failure: String?
     }
 
     private let expected = Lock<[UInt64: Expected]>([:])
@@ -65,10 +77,11 @@ final class UCXInbox: Sendable {
         }
     }
 
-    /// Opens a delivery of `moves` (local address, length); returns its token.
-    func open(_ moves: [(local: UInt, count: Int)]) -> UInt64 {
+    /// Opens a delivery of `moves`, those into device memory copied by `staging`'s runtime; returns its token.
+    func open(_ moves: [Move], staging: UCXStaging? = nil) -> UInt64 {
         let entry = Expected(
-            moves: moves, received: Array(repeating: 0, count: moves.count), missing: moves.reduce(0) { $0 + $1.count })
+            moves: moves, staging: staging, received: Array(repeating: 0, count: moves.count),
+            missing: moves.reduce(0) { $0 + $1.count })
         return expected.withLock { table in
             var token = UInt64.random(in: 1...UInt64.max)
             while table[token] != nil { token = UInt64.random(in: 1...UInt64.max) }
@@ -82,6 +95,11 @@ final class UCXInbox: Sendable {
         expected.withLock { table in (table[token]?.missing ?? 0) == 0 }
     }
 
+    /// Why delivery `token` cannot complete (a copy into device memory failed), or nil.
+    func failure(_ token: UInt64) -> String? {
+        expected.withLock { table in table[token]?.failure }
+    }
+
     /// Closes delivery `token`: later messages for it are dropped; returns once no copy into it is running.
     func close(_ token: UInt64) {
         expected.withLock { $0[token]?.open = false }
@@ -92,8 +110,9 @@ final class UCXInbox: Sendable {
     private func receive(_ headerBytes: UnsafeRawBufferPointer, _ data: UnsafeMutableRawPointer, _ length: Int) {
         guard let header = Header(headerBytes), length > 0 else { return }
         let index = Int(header.move)
-        let destination = expected.withLock { table -> UInt? in
-            guard let entry = table[header.token], entry.open, index < entry.moves.count else { return nil }
+        let landing = expected.withLock { table -> (UInt, UCXStaging?)? in
+            guard let entry = table[header.token], entry.open, entry.failure == nil, index < entry.moves.count
+            else { return nil }
             let move = entry.moves[index]
             guard header.offset <= UInt64(move.count), UInt64(length) <= UInt64(move.count) - header.offset,
                 entry.received[index] + length <= move.count
@@ -101,14 +120,30 @@ final class UCXInbox: Sendable {
             // Reserved before the copy; mutated in place (no copy of the entry's arrays per message).
             table[header.token]!.received[index] += length
             table[header.token]!.copying += 1
-            return move.local + UInt(header.offset)
+            return (move.local + UInt(header.offset), move.toDevice ? entry.staging : nil)
         }
-        guard let destination, let target = UnsafeMutableRawPointer(bitPattern: destination) else { return }
-        target.copyMemory(from: data, byteCount: length)
+        guard let (destination, staging) = landing, let target = UnsafeMutableRawPointer(bitPattern: destination)
+        else { return }
+        var failure: String?
+        if let staging {
+            do throws(DeviceError) {
+                try staging.runtime.copy(
+                    to: destination, capacity: length, from: UInt(bitPattern: data), count: length,
+                    kind: .hostToDevice, device: staging.device)
+            } catch {
+                failure = "copying \(length) bytes into device memory failed: \(error)"
+            }
+        } else {
+            target.copyMemory(from: data, byteCount: length)
+        }
         expected.withLock { table in
             guard table[header.token] != nil else { return }
             table[header.token]!.copying -= 1
-            table[header.token]!.missing -= length
+            if let failure {
+                if table[header.token]!.failure == nil { table[header.token]!.failure = failure }
+            } else {
+                table[header.token]!.missing -= length
+            }
         }
     }
 }

@@ -1,3 +1,4 @@
+import DeviceRuntime
 import Synchronization
 import ThreadSanitizerSupport
 
@@ -5,6 +6,8 @@ import ThreadSanitizerSupport
 /// (`ucp_mem_map`) and kept registered while the node lives. Links made over UCX share it.
 package final class UCXNode: Sendable {
     package let settings: UCXSettings
+    /// How device memory moves, when host code cannot address it (the ACL backend); nil when all is host memory.
+    package let staging: UCXStaging?
     let worker: UCXWorker
     private let progress: UCXProgressThread
     private let registrations = Lock(Registrations())
@@ -16,8 +19,9 @@ package final class UCXNode: Sendable {
     }
 
     /// Creates the context, worker and progress thread; `environment` is the process's (for `defaults`).
-    package init(settings: UCXSettings, environment: [String: String]) throws(LinkError) {
+    package init(settings: UCXSettings, environment: [String: String], staging: UCXStaging? = nil) throws(LinkError) {
         self.settings = settings
+        self.staging = staging
         UCXLog.installed
         worker = try UCXWorker(settings: settings, environment: environment)
         progress = try UCXProgressThread(worker: worker)
@@ -27,7 +31,8 @@ package final class UCXNode: Sendable {
 
     /// This node's offer of `regions`, each registered on first use (writable by peers when `remoteWrite`).
     /// A region registered before under the same id, base and size is not registered again; a withdrawn one is
-    /// left out.
+    /// left out. With `staging`, a device region is offered without a remote key and never registered: UCX is
+    /// not given device memory (its bytes are staged, `UCXDataPlane`).
     package func offer(of regions: [PublishedRegion], remoteWrite: Bool) throws(LinkError) -> UCXOffer {
         var offered: [UCXOffer.Region] = []
         for region in regions {
@@ -36,6 +41,10 @@ package final class UCXNode: Sendable {
             let id = region.descriptor.regionID
             let (known, withdrawn) = registrations.withLock { ($0.byRegion[id], $0.withdrawn.contains(id)) }
             guard !withdrawn else { continue }
+            if staging != nil, region.descriptor.kind == .device {
+                offered.append(UCXOffer.Region(descriptor: region.descriptor, base: UInt64(base), remoteKey: []))
+                continue
+            }
             let registration: UCXRegistration
             if let known, known.base == base, known.size == size {
                 registration = known
@@ -56,6 +65,11 @@ package final class UCXNode: Sendable {
                     descriptor: region.descriptor, base: UInt64(base), remoteKey: registration.packedKey))
         }
         return UCXOffer(workerAddress: worker.address, regions: offered)
+    }
+
+    /// The local ranges registered with UCX (`ucp_mem_map`) now.
+    package var registeredRanges: [Range<UInt>] {
+        registrations.withLock { $0.byRegion.values.map { $0.base..<($0.base + UInt($0.size)) } }
     }
 
     /// Unregisters `regionIDs` (`ucp_mem_unmap`) for good: the memory behind them may go once this returns. The

@@ -4,6 +4,7 @@ package struct UCXOffer: Sendable, Hashable {
     package struct Region: Sendable, Hashable {
         package var descriptor: RegionDescriptor
         package var base: UInt64
+        /// Empty for a region not registered with UCX (device memory a `UCXStaging` node stages).
         package var remoteKey: [UInt8]
 
         package init(descriptor: RegionDescriptor, base: UInt64, remoteKey: [UInt8]) {
@@ -46,7 +47,7 @@ package struct UCXOffer: Sendable, Hashable {
     }
 
     /// Decodes a peer's offer strictly: lengths within the limits above, regions of nonzero size that do not
-    /// wrap the address space, no region id twice, nothing after the end.
+    /// wrap the address space, a remote key for every host region, no region id twice, nothing after the end.
     package init(payload: [UInt8]) throws(ProtocolError) {
         var reader = WireReader(payload[...])
         let addressLength = try reader.count(elementSize: 1, limit: Self.maxWorkerAddress)
@@ -58,7 +59,8 @@ package struct UCXOffer: Sendable, Hashable {
             let descriptor = try RegionDescriptor(from: &reader)
             let base = try reader.u64()
             let keyLength = Int(try reader.u16())
-            guard keyLength > 0, keyLength <= Self.maxRemoteKey else {
+            // An empty key only for device memory UCX was not given (staged), reached only through deliveries.
+            guard keyLength <= Self.maxRemoteKey, keyLength > 0 || descriptor.kind == .device else {
                 throw .malformed("a remote key of \(keyLength) bytes")
             }
             let key = try Self.bytes(keyLength, from: &reader)
