@@ -167,8 +167,8 @@ struct BenchCommand: ParsableCommand {
         let operations =
             self.operations
             ?? (connect == nil
-                ? Self.allOperations : remoteAccessible ? ["push_cache"] : Self.connectDefaultOperations).joined(
-                    separator: ",")
+            ? Self.allOperations : remoteAccessible ? ["push_cache"] : Self.connectDefaultOperations).joined(
+                separator: ",")
         var result: Set<String> = []
         for part in operations.split(separator: ",", omittingEmptySubsequences: false) {
             let name = part.trimmingCharacters(in: .whitespaces)

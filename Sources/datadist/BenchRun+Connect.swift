@@ -22,7 +22,8 @@ extension BenchRun {
                     try record { try pullBlocks(scattered: scattered, from: key, shape: blocks, decoder: decoder) }
                 }
             } else {
-                problems.append("pull_blocks: bench-serve at \(endpoint) holds no blocks cache (start it with --blocks)")
+                problems.append(
+                    "pull_blocks: bench-serve at \(endpoint) holds no blocks cache (start it with --blocks)")
             }
         }
         if operations.contains("push_cache") {

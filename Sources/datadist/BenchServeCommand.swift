@@ -91,7 +91,8 @@ struct BenchServeCommand: ParsableCommand {
     private func parsedBlockBytes() throws -> Int? {
         guard let blocks else { return nil }
         guard let bytes = ByteSize(blocks)?.bytes, bytes > 0, bytes % 8 == 0, bytes <= 1 << 20 else {
-            throw ValidationError("--blocks \(blocks) is not a block size (a multiple of 8 bytes up to 1MiB, e.g. 128KiB)")
+            throw ValidationError(
+                "--blocks \(blocks) is not a block size (a multiple of 8 bytes up to 1MiB, e.g. 128KiB)")
         }
         return bytes
     }

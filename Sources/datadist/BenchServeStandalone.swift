@@ -89,7 +89,8 @@ struct StandaloneBenchServer {
     /// Allocates and fills every ring (and the blocks cache and push rings when asked for) and writes the manifest;
     /// `corrupt` (a test hook) flips the last byte of slot 0 of every ring after filling.
     init(
-        manager: CacheManager, clusterID: UInt64, sizes: [Int], ringBytes: Int, blocks: BenchServeManifest.Blocks? = nil,
+        manager: CacheManager, clusterID: UInt64, sizes: [Int], ringBytes: Int,
+        blocks: BenchServeManifest.Blocks? = nil,
         pushRings: Bool = false, corrupt: Bool = false
     ) throws {
         self.manager = manager
@@ -102,7 +103,8 @@ struct StandaloneBenchServer {
             caches.append((manifestCache, [manifestKey]))
             guard manifestCache.cacheID == BenchServeManifest.manifestCacheID || !pushRings else {
                 throw BenchFailure(
-                    "the manifest cache got id \(manifestCache.cacheID), not \(BenchServeManifest.manifestCacheID): a bench --connect --remote-accessible would not find it")
+                    "the manifest cache got id \(manifestCache.cacheID), not \(BenchServeManifest.manifestCacheID): a bench --connect --remote-accessible would not find it"
+                )
             }
             for (index, size) in sizes.enumerated() {
                 let ring = BenchServeManifest.Ring(

@@ -106,7 +106,8 @@ struct BenchCommandTests {
             #expect(output.status == 0, "stderr: \(output.stderr)")
             let rows = try #require(
                 try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
-            #expect(rows.compactMap { $0["operation"] as? String }.sorted() == ["pull_blocks", "pull_blocks", "push_cache"])
+            #expect(
+                rows.compactMap { $0["operation"] as? String }.sorted() == ["pull_blocks", "pull_blocks", "push_cache"])
             let blocks = rows.filter { $0["operation"] as? String == "pull_blocks" }
             #expect(blocks.allSatisfy { $0["bytes"] as? Int == 122 * 64 * (8 << 10) }, "\(blocks)")
             for row in rows {
@@ -146,8 +147,14 @@ struct BenchCommandTests {
             (["bench", "--connect", "127.0.0.1"], "--connect 127.0.0.1 is not HOST:PORT"),
             (["bench", "--connect", "127.0.0.1:0"], "port 0"),
             (["bench", "--connect", "localhost:7"], "localhost is not a numeric"),
-            (["bench", "--connect", "127.0.0.1:7", "--operations", "transfer_cache_async"], "only pull_blocks, pull_cache"),
-            (["bench", "--connect", "127.0.0.1:7", "--operations", "push_cache"], "push_cache with --connect 127.0.0.1:7 needs --remote-accessible"),
+            (
+                ["bench", "--connect", "127.0.0.1:7", "--operations", "transfer_cache_async"],
+                "only pull_blocks, pull_cache"
+            ),
+            (
+                ["bench", "--connect", "127.0.0.1:7", "--operations", "push_cache"],
+                "push_cache with --connect 127.0.0.1:7 needs --remote-accessible"
+            ),
             (["bench", "--remote-accessible"], "--remote-accessible needs --connect"),
             (
                 ["bench", "--connect", "127.0.0.1:7", "--remote-accessible", "--operations", "pull_cache"],
