@@ -207,7 +207,8 @@ if (( mooncake )); then
     mooncake_buffer=$(( mooncake_largest * MOONCAKE_BATCH ))
     : > "$work/mooncake-target"
     # 3>&-: the target must not hold bench-serve's stdin open (bench-serve ends when fd 3 closes).
-    in_a "$mooncake_bin" --mode=target --protocol=tcp --metadata_server=P2PHANDSHAKE --local_server_name="$ADDR_A" \
+    # Not through in_a: a function run with & is a subshell, and $! would name it instead of the target.
+    ip netns exec "$NS_A" "$mooncake_bin" --mode=target --protocol=tcp --metadata_server=P2PHANDSHAKE --local_server_name="$ADDR_A" \
         --buffer_size="$mooncake_buffer" --batch_size="$MOONCAKE_BATCH" --threads=1 > "$work/mooncake-target" 2>&1 3>&- &
     mooncake_pid=$!
     for _ in $(seq 150); do
@@ -251,6 +252,7 @@ for pass in $(seq "$passes"); do
         echo "$size $(mooncake_read "$size")" >> "$work/mooncake"
     done
 done
+if [[ -n "$mooncake_pid" ]]; then kill "$mooncake_pid" 2>/dev/null || true; wait "$mooncake_pid" 2>/dev/null || true; mooncake_pid=""; fi
 exec 3>&-
 wait "$server_pid" || failed "bench-serve exited with an unclean audit: $(tail -3 "$work/serve-out")"
 server_pid=""
