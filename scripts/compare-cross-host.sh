@@ -6,11 +6,15 @@
 # once with UCX's own defaults, once with DataDist's UCX defaults, and once more with those and `-e`, error
 # handling on the endpoint, as ours). Prints GB/s (10^9 bytes/s) and our pull's ratio to each reference, and our
 # pull_caches (32 keys of that size per call; GB/s of the whole batch) beside the TCP stream.
+# With --mooncake, in the same passes: Mooncake's transfer engine over TCP (`transfer_engine_bench`, P2P handshake,
+# its target in the first namespace, its initiator reading batches of 32 in the second) beside our pull_caches of
+# 32 keys at the same sizes, and the ratio.
 #
 # Needs root (ip netns) and iproute2, python3 and ucx_perftest (Debian ucx-utils). Removes its namespaces on exit.
 # UCX_* variables set by the caller reach every UCX side (ours and ucx_perftest) and win over our defaults.
 #
-# Exit codes: 0 table printed; 1 a side failed; 2 usage or a missing tool.
+# Exit codes: 0 table printed; 1 a side failed; 2 usage or a missing tool; 3 --mooncake and Mooncake could not be
+# installed or run (scripts/compare-mooncake.sh installs it).
 set -euo pipefail
 
 # DataDist's UCX defaults, as `UCXSettings.tunedDefaults` (Sources/LinkLayer/DataPlane/UCX/UCXWorker.swift): the
@@ -18,7 +22,9 @@ set -euo pipefail
 readonly DATADIST_UCX_DEFAULTS="UCX_TCP_TX_SEG_SIZE=512k UCX_TCP_RX_SEG_SIZE=512k"
 
 readonly DEFAULT_SIZES="1MiB,4MiB,16MiB"
-sizes=$DEFAULT_SIZES duration=2 passes=2
+readonly DEFAULT_MOONCAKE_SIZES="16KiB,1MiB,4MiB"
+readonly MOONCAKE_BATCH=32   # requests per Mooncake batch, as our pull_caches row's keys per call
+sizes=$DEFAULT_SIZES duration=2 passes=2 mooncake=0 mooncake_sizes=$DEFAULT_MOONCAKE_SIZES
 
 usage() {
     cat <<EOF
@@ -26,6 +32,8 @@ usage: $0 [--sizes LIST] [--duration SECONDS]
   --sizes LIST     comma-separated sizes, suffix KiB/MiB or plain bytes (default $DEFAULT_SIZES)
   --duration S     seconds per measurement (default $duration)
   --passes N       measure every column N times, in turn, and show each column's best (default $passes)
+  --mooncake       also Mooncake's transfer engine over TCP, batches of $MOONCAKE_BATCH reads, beside our pull_caches
+  --mooncake-sizes LIST  sizes for --mooncake (default $DEFAULT_MOONCAKE_SIZES)
 environment:
   DATADIST   our binary (default .build/release/datadist; build it with 'swift build -c release --product datadist')
   UCX_*      passed to both sides (e.g. UCX_TCP_TX_SEG_SIZE=256k), over DataDist's defaults
@@ -33,12 +41,15 @@ EOF
 }
 die() { echo "compare-cross-host: $*" >&2; exit 2; }
 failed() { echo "compare-cross-host: FAILED: $*" >&2; exit 1; }
+peer_unavailable() { echo "compare-cross-host: PEER UNAVAILABLE: $*" >&2; exit 3; }
 
 while (( $# > 0 )); do
     case "$1" in
         --sizes) (( $# >= 2 )) || die "--sizes needs a value"; sizes="$2"; shift 2 ;;
         --duration) (( $# >= 2 )) || die "--duration needs a value"; duration="$2"; shift 2 ;;
         --passes) (( $# >= 2 )) || die "--passes needs a value"; passes="$2"; shift 2 ;;
+        --mooncake) mooncake=1; shift ;;
+        --mooncake-sizes) (( $# >= 2 )) || die "--mooncake-sizes needs a value"; mooncake_sizes="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument '$1'" ;;
     esac
@@ -60,13 +71,31 @@ bytes_of() {
 }
 IFS=, read -r -a size_list <<< "$sizes"
 for s in "${size_list[@]}"; do bytes_of "$s" >/dev/null; done
+mooncake_list=()
+if (( mooncake )); then IFS=, read -r -a mooncake_list <<< "$mooncake_sizes"; fi
+for s in "${mooncake_list[@]}"; do bytes_of "$s" >/dev/null; done
+# What bench-serve serves and bench --connect measures: --sizes, then the Mooncake sizes not among them.
+served_list=("${size_list[@]}")
+for s in "${mooncake_list[@]}"; do
+    known=0
+    for t in "${served_list[@]}"; do (( $(bytes_of "$s") == $(bytes_of "$t") )) && known=1; done
+    (( known )) || served_list+=("$s")
+done
+served_sizes=$(IFS=,; echo "${served_list[*]}")
+mooncake_bin=""
+if (( mooncake )); then
+    repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    mooncake_bin=$("$repo_root/scripts/compare-mooncake.sh" --print-peer) \
+        || peer_unavailable "scripts/compare-mooncake.sh --print-peer could not provide transfer_engine_bench"
+fi
 
 # The namespaces, named after this process; removed on any exit.
 readonly NS_A="ddcmp$$a" NS_B="ddcmp$$b" ADDR_A=10.213.0.1 ADDR_B=10.213.0.2
 work=$(mktemp -d)
-server_pid=""
+server_pid="" mooncake_pid=""
 cleanup() {
     [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null || true
+    [[ -n "$mooncake_pid" ]] && kill "$mooncake_pid" 2>/dev/null || true
     exec 3>&- 2>/dev/null || true
     ip netns delete "$NS_A" 2>/dev/null || true
     ip netns delete "$NS_B" 2>/dev/null || true
@@ -143,10 +172,10 @@ perftest_get() {
 readonly SERVE_PORT=17000
 # Rings of 32 keys of the largest size, so that pull_caches (32 distinct keys per call) runs at every size.
 largest=0
-for s in "${size_list[@]}"; do b=$(bytes_of "$s"); (( b > largest )) && largest=$b; done
+for s in "${served_list[@]}"; do b=$(bytes_of "$s"); (( b > largest )) && largest=$b; done
 ring_bytes=$(( 32 * largest ))
 mkfifo "$work/serve-in"
-in_a env DATADIST_TRANSPORT=ucx "$DATADIST" bench-serve --host "$ADDR_A" --port "$SERVE_PORT" --sizes "$sizes" \
+in_a env DATADIST_TRANSPORT=ucx "$DATADIST" bench-serve --host "$ADDR_A" --port "$SERVE_PORT" --sizes "$served_sizes" \
     --ring-bytes "$ring_bytes" \
     < "$work/serve-in" > "$work/serve-out" 2> "$work/serve-err" &
 server_pid=$!
@@ -167,12 +196,49 @@ for name in $(env | sed -n 's/^\(UCX_[A-Z0-9_]*\)=.*/\1/p'); do
     if [[ "$name" != UCX_TLS ]]; then ucx_defaults_env+=(-u "$name"); fi
 done
 
+# Mooncake: one target in A (P2P handshake, no metadata server: the initiator fetches the target's segment from
+# its RPC port), one initiator per size and pass in B, reading batches of MOONCAKE_BATCH blocks. Its --duration is
+# whole seconds. Prints GB/s (its GB is 10^9 bytes).
+mooncake_seconds=$(awk -v d="$duration" 'BEGIN { s = int(d); if (s < d) s++; if (s < 1) s = 1; print s }')
+mooncake_port=""
+if (( mooncake )); then
+    mooncake_largest=0
+    for s in "${mooncake_list[@]}"; do b=$(bytes_of "$s"); (( b > mooncake_largest )) && mooncake_largest=$b; done
+    mooncake_buffer=$(( mooncake_largest * MOONCAKE_BATCH ))
+    : > "$work/mooncake-target"
+    # 3>&-: the target must not hold bench-serve's stdin open (bench-serve ends when fd 3 closes).
+    # Not through in_a: a function run with & is a subshell, and $! would name it instead of the target.
+    ip netns exec "$NS_A" "$mooncake_bin" --mode=target --protocol=tcp --metadata_server=P2PHANDSHAKE --local_server_name="$ADDR_A" \
+        --buffer_size="$mooncake_buffer" --batch_size="$MOONCAKE_BATCH" --threads=1 > "$work/mooncake-target" 2>&1 3>&- &
+    mooncake_pid=$!
+    for _ in $(seq 150); do
+        mooncake_port=$(sed -n 's/.*P2P handshake, listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$work/mooncake-target" | head -n 1)
+        [[ -n "$mooncake_port" ]] && break
+        kill -0 "$mooncake_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ -n "$mooncake_port" ]] || peer_unavailable "the Mooncake target did not start: $(tail -3 "$work/mooncake-target")"
+    sleep 0.3   # its buffers are registered after the listen line
+fi
+mooncake_read() {
+    local size=$1 log="$work/mooncake-initiator" gbps
+    in_b timeout $(( mooncake_seconds + 60 )) "$mooncake_bin" --mode=initiator --operation=read --protocol=tcp \
+        --metadata_server=P2PHANDSHAKE --local_server_name="$ADDR_B" --buffer_size="$mooncake_buffer" \
+        --batch_size="$MOONCAKE_BATCH" --threads=1 --segment_id="$ADDR_A:$mooncake_port" --block_size="$size" \
+        --duration="$mooncake_seconds" --report_unit=GB --report_precision=4 > "$log" 2>&1 3>&- \
+        || peer_unavailable "the Mooncake initiator at $size bytes: $(tail -3 "$log")"
+    gbps=$(sed -n 's/.*Test completed: duration [0-9.]*, batch count [0-9]*, throughput \([0-9.]*\) GB\/s.*/\1/p' "$log" | tail -n 1)
+    [[ -n "$gbps" ]] || peer_unavailable "no Mooncake figure at $size bytes: $(tail -3 "$log")"
+    echo "$gbps"
+}
+
 # Each pass measures every column once, in turn; the table shows each column's best pass, so a burst of load
 # from other work on the machine does not land on one column only.
 : > "$work/references"
+: > "$work/mooncake"
 for pass in $(seq "$passes"); do
     echo "compare-cross-host: pass $pass of $passes" >&2
-    in_b env DATADIST_TRANSPORT=ucx "$DATADIST" bench --connect "$ADDR_A:$SERVE_PORT" --sizes "$sizes" \
+    in_b env DATADIST_TRANSPORT=ucx "$DATADIST" bench --connect "$ADDR_A:$SERVE_PORT" --sizes "$served_sizes" \
         --operations pull_cache,pull_caches --duration "$duration" --json > "$work/ours-$pass.json" 2> "$work/bench-err" \
         || failed "bench --connect: $(tail -5 "$work/bench-err")"
     for s in "${size_list[@]}"; do
@@ -181,7 +247,12 @@ for pass in $(seq "$passes"); do
             "$(perftest_get "$size" "${perftest_ours_env[@]}" --) $(perftest_get "$size" "${perftest_ours_env[@]}" -- -e)" \
             >> "$work/references"
     done
+    for s in "${mooncake_list[@]}"; do
+        size=$(bytes_of "$s")
+        echo "$size $(mooncake_read "$size")" >> "$work/mooncake"
+    done
 done
+if [[ -n "$mooncake_pid" ]]; then kill "$mooncake_pid" 2>/dev/null || true; wait "$mooncake_pid" 2>/dev/null || true; mooncake_pid=""; fi
 exec 3>&-
 wait "$server_pid" || failed "bench-serve exited with an unclean audit: $(tail -3 "$work/serve-out")"
 server_pid=""
@@ -190,10 +261,13 @@ echo "UCX_TLS=$UCX_TLS; DataDist's UCX defaults: ${perftest_ours_env[*]:-none}; 
 echo "GB/s, best of $passes passes of ${duration} s; ratios: our pull over each reference"
 named_sizes=()
 for s in "${size_list[@]}"; do named_sizes+=("$s=$(bytes_of "$s")"); done
-python3 - "$work" "$passes" "${named_sizes[@]}" <<'PY' || failed "no verified pull_cache row"
+mooncake_named=""
+for s in "${mooncake_list[@]}"; do mooncake_named+="$s=$(bytes_of "$s"),"; done
+python3 - "$work" "$passes" "$mooncake_named" "${named_sizes[@]}" <<'PY' || failed "no verified pull_cache row"
 import json, sys
 work, passes = sys.argv[1], int(sys.argv[2])
-named = [(n, int(b)) for n, b in (a.split("=") for a in sys.argv[3:])]
+mooncake_named = [(n, int(b)) for n, b in (a.split("=") for a in sys.argv[3].split(",") if a)]
+named = [(n, int(b)) for n, b in (a.split("=") for a in sys.argv[4:])]
 ours, batches = {}, {}
 for p in range(1, passes + 1):
     for row in json.load(open(f"{work}/ours-{p}.json")):
@@ -223,4 +297,18 @@ for name, size in named:
     batch = ("%10.2f %8.2fx" % (b, b / tcp)) if b else "%10s %9s" % ("-", "-")
     print("%-8s %9.2f %11.2f %11.2f %11.2f %11.2f %8.2fx %8.2fx %8.2fx %s" % (
         name, o, tcp, plain, tuned, tuned_e, o / tcp, o / tuned, o / tuned_e, batch))
+if mooncake_named:
+    mooncake = {}
+    for line in open(f"{work}/mooncake"):
+        size, gbps = line.split()
+        mooncake[int(size)] = max(mooncake.get(int(size), 0.0), float(gbps))
+    print()
+    print("Mooncake transfer engine (TCP, P2P handshake, READ, batch of 32, 1 thread) vs our pull_caches (32 keys per call),")
+    print("same namespaces; GB/s of the whole batch, best of %d passes" % passes)
+    print("%-8s %12s %14s %12s" % ("size", "Mooncake", "pull_caches", "×Mooncake"))
+    for name, size in mooncake_named:
+        b = batches.get(size)
+        if b is None:
+            sys.exit(f"no pull_caches row at {name}")
+        print("%-8s %12.2f %14.2f %11.2fx" % (name, mooncake[size], b, b / mooncake[size]))
 PY

@@ -19,7 +19,7 @@ readonly DEFAULT_SIZES="16KiB,64KiB,256KiB,1MiB,4MiB"
 readonly DEFAULT_DURATION=3   # seconds per size for Mooncake's initiator (its --duration is an integer)
 readonly DEFAULT_THREADS=1    # Mooncake submission threads (our pull_cache is called from one thread)
 readonly DEFAULT_BATCH=32     # Mooncake requests per batch (our pull_caches row always pulls 32 keys per call)
-sizes=$DEFAULT_SIZES duration=$DEFAULT_DURATION threads=$DEFAULT_THREADS batch=$DEFAULT_BATCH peer_only=0
+sizes=$DEFAULT_SIZES duration=$DEFAULT_DURATION threads=$DEFAULT_THREADS batch=$DEFAULT_BATCH peer_only=0 print_peer=0
 
 usage() {
     cat <<EOF
@@ -29,6 +29,8 @@ usage: $0 [--sizes LIST] [--duration SECONDS] [--threads N] [--batch N] [--peer-
   --threads N       Mooncake submission threads (default $DEFAULT_THREADS)
   --batch N         Mooncake requests per batch (default $DEFAULT_BATCH)
   --peer-only       run only Mooncake (DataDist column shows "-")
+  --print-peer      install Mooncake if needed, print the path of its transfer_engine_bench and exit
+                    (scripts/compare-cross-host.sh --mooncake uses it)
 environment:
   DATADIST             our binary (default .build/release/datadist, built with 'swift build -c release' if missing)
   DATADIST_BENCH_ARGS  extra arguments for 'datadist bench' (word-split), e.g. "--duration 2"
@@ -54,6 +56,7 @@ while (( $# > 0 )); do
         --threads) (( $# >= 2 )) || die_usage "--threads needs a value"; threads="$2"; shift 2 ;;
         --batch) (( $# >= 2 )) || die_usage "--batch needs a value"; batch="$2"; shift 2 ;;
         --peer-only) peer_only=1; shift ;;
+        --print-peer) print_peer=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die_usage "unknown argument '$1'" ;;
     esac
@@ -164,6 +167,7 @@ if command -v ldd >/dev/null; then
         [[ -z "$missing" ]] || peer_unavailable "still missing after apt-get:$missing"
     fi
 fi
+if (( print_peer )); then echo "$bench_bin"; exit 0; fi
 
 # ---------------------------------------------------------------------------------------------------------------
 # 2. Our binary, resolved (and built) before anything is timed.

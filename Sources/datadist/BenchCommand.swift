@@ -54,7 +54,7 @@ struct BenchCommand: ParsableCommand {
 
     @Option(
         help:
-            "Comma-separated operations (default: all of \(BenchCommand.allOperations.joined(separator: ",")); with --connect: pull_cache)."
+            "Comma-separated operations (default: all of \(BenchCommand.allOperations.joined(separator: ",")); with --connect: pull_cache,pull_caches, and pull_blocks, push_cache on request)."
     )
     var operations: String?
 
@@ -62,15 +62,27 @@ struct BenchCommand: ParsableCommand {
         help: """
             Pull from a `datadist bench-serve --host` started elsewhere, at HOST:PORT ([v6]:PORT; a numeric \
             address), instead of starting a prompt process: the pull_cache bandwidth rows of --sizes, and pull_caches \
-            (32 of its prefix keys per call) up to 16 MiB.
+            (32 of its prefix keys per call) up to 16 MiB; with --operations also pull_blocks (a bench-serve \
+            --blocks) and push_cache (a bench-serve --remote-accessible). Rows name the transport that moved them.
             """)
     var connect: String?
 
     @Option(help: "With --connect: the cluster id of that bench-serve (its --cluster-id).")
     var promptClusterID: UInt64 = 1
 
-    /// Operations `--connect` can run: those whose keys a standalone bench-serve holds and pulls never consume.
-    static let connectOperations: Set<String> = ["pull_cache", "pull_caches"]
+    /// Operations `--connect` can run: those whose keys or caches a standalone bench-serve holds, which no row
+    /// consumes.
+    static let connectOperations: Set<String> = ["pull_cache", "pull_caches", "pull_blocks", "push_cache"]
+    /// What `--connect` runs without `--operations` (what every standalone bench-serve can answer).
+    static let connectDefaultOperations = ["pull_cache", "pull_caches"]
+    /// What `--connect --remote-accessible` can run (remote cache access pulls by cache id, not by key).
+    static let remoteConnectOperations: Set<String> = ["pull_blocks", "push_cache"]
+
+    @Flag(
+        help:
+            "With --connect: remote cache access on this side, as on a bench-serve --remote-accessible (both sides must match), for push_cache (the default then) and pull_blocks."
+    )
+    var remoteAccessible = false
 
     @Option(
         help:
@@ -97,6 +109,20 @@ struct BenchCommand: ParsableCommand {
             guard promptClusterID != 2 else {
                 throw ValidationError("--prompt-cluster-id 2 is the decoder's own cluster id; give the bench-serve's")
             }
+            if remoteAccessible {
+                guard operations.isSubset(of: Self.remoteConnectOperations) else {
+                    throw ValidationError(
+                        "--operations \(operations.sorted().joined(separator: ",")) with --remote-accessible: pulls by "
+                            + "key need a bench-serve without it; only \(Self.remoteConnectOperations.sorted().joined(separator: ", ")) runs"
+                    )
+                }
+            } else if operations.contains("push_cache") {
+                throw ValidationError(
+                    "--operations push_cache with --connect \(endpoint) needs --remote-accessible (and a bench-serve --remote-accessible)"
+                )
+            }
+        } else if remoteAccessible {
+            throw ValidationError("--remote-accessible needs --connect (bench's own push rows enable it themselves)")
         }
         if let transport, TransportPreference(optionValue: transport) == nil {
             throw ValidationError("--transport \(transport) must be auto, shm or ucx")
@@ -140,7 +166,9 @@ struct BenchCommand: ParsableCommand {
     func parsedOperations() throws -> Set<String> {
         let operations =
             self.operations
-            ?? (connect == nil ? Self.allOperations : Array(Self.connectOperations)).joined(separator: ",")
+            ?? (connect == nil
+            ? Self.allOperations : remoteAccessible ? ["push_cache"] : Self.connectDefaultOperations).joined(
+                separator: ",")
         var result: Set<String> = []
         for part in operations.split(separator: ",", omittingEmptySubsequences: false) {
             let name = part.trimmingCharacters(in: .whitespaces)
@@ -161,7 +189,8 @@ struct BenchCommand: ParsableCommand {
         if let transport { setenv(TransportPreference.environmentVariable, transport, 1) }
         let run = BenchRun(
             sizes: try parsedSizes(), operations: try parsedOperations(), duration: duration, verbose: global.verbose,
-            corruptSource: corruptSource, connect: try parsedConnect().map { ($0, promptClusterID) })
+            corruptSource: corruptSource, connect: try parsedConnect().map { ($0, promptClusterID) },
+            remoteAccessible: remoteAccessible)
         let outcome = run.execute()
         if json {
             print(Output.jsonString(outcome.rows, pretty: true))

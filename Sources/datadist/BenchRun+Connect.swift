@@ -2,14 +2,63 @@ import DataDist
 import Foundation
 
 /// `bench --connect`: the pull_cache bandwidth rows (and pull_caches, batches of its prefix keys) against a standalone `bench-serve --host` started elsewhere,
-/// over the rings its manifest lists (`BenchServeManifest`), instead of a prompt process of this run's own.
+/// over the rings its manifest lists (`BenchServeManifest`), instead of a prompt process of this run's own; and
+/// pull_blocks from its blocks cache (`--blocks`), push_cache into its push rings (`--remote-accessible`).
 extension BenchRun {
     func runConnectedRows(to endpoint: IPEndpoint, promptCluster: UInt64) throws {
         let decoder = try BenchDecoder(
             clusterID: 2, promptCluster: promptCluster, at: endpoint, poolBytes: 3 << 30, copyThreads: nil,
-            remoteAccessible: false)
+            remoteAccessible: remoteAccessible)
         defer { if let problem = decoder.finish() { problems.append(problem) } }
-        let manifest = try Self.pullManifest(from: promptCluster, into: decoder.manager)
+        linkTransport = decoder.engine.linkTransport(toCluster: promptCluster)?.optionValue
+        defer { linkTransport = nil }
+        let manifest = try Self.pullManifest(
+            from: promptCluster, byCacheID: remoteAccessible, into: decoder.manager)
+        try pullConnectedRings(manifest, at: endpoint, promptCluster: promptCluster, decoder: decoder)
+        if operations.contains("pull_blocks") {
+            if let blocks = manifest.blocks {
+                let key = BlocksCacheKey(clusterID: promptCluster, modelID: blocks.modelID)
+                for scattered in [true, false] {
+                    try record { try pullBlocks(scattered: scattered, from: key, shape: blocks, decoder: decoder) }
+                }
+            } else {
+                problems.append(
+                    "pull_blocks: bench-serve at \(endpoint) holds no blocks cache (start it with --blocks)")
+            }
+        }
+        if operations.contains("push_cache") {
+            try pushConnected(manifest, at: endpoint, promptCluster: promptCluster, decoder: decoder)
+        }
+    }
+
+    /// push_cache per size into the bench-serve's push rings (`--remote-accessible` on both sides).
+    private func pushConnected(
+        _ manifest: BenchServeManifest, at endpoint: IPEndpoint, promptCluster: UInt64, decoder: BenchDecoder
+    ) throws {
+        guard let pushRings = manifest.pushRings else {
+            problems.append(
+                "push_cache: bench-serve at \(endpoint) holds no push rings (start it with --remote-accessible)")
+            return
+        }
+        // A pattern of this run's own: the rings keep what an earlier run pushed.
+        let runBase = UInt64(UInt32.random(in: 1...(UInt32.max >> 1))) << 32
+        for (index, size) in sizes.enumerated() {
+            guard let ring = pushRings.first(where: { $0.bytes == size }) else {
+                problems.append("push_cache: bench-serve at \(endpoint) has no \(ByteSize(bytes: size)) push ring")
+                continue
+            }
+            try record {
+                try pushCache(
+                    size, slots: ring.slots, into: ring.cacheID, on: promptCluster,
+                    patternBase: runBase + UInt64(index) << 24, decoder: decoder)
+            }
+        }
+    }
+
+    private func pullConnectedRings(
+        _ manifest: BenchServeManifest, at endpoint: IPEndpoint, promptCluster: UInt64, decoder: BenchDecoder
+    ) throws {
+        guard !operations.isDisjoint(with: ["pull_cache", "pull_caches"]) else { return }
         for size in sizes {
             guard let ring = manifest.rings.first(where: { $0.bytes == size }) else {
                 let served = manifest.rings.map { "\(ByteSize(bytes: $0.bytes))" }.joined(separator: ", ")
@@ -82,14 +131,22 @@ extension BenchRun {
         return row
     }
 
-    /// Pulls the server's manifest (its prefix key is never consumed) into a cache of this decoder and reads it.
-    private static func pullManifest(from promptCluster: UInt64, into manager: CacheManager) throws
+    /// Pulls the server's manifest (its prefix key is never consumed; `byCacheID`: by its cache id, as remote cache
+    /// access requires) into a cache of this decoder and reads it.
+    private static func pullManifest(from promptCluster: UInt64, byCacheID: Bool, into manager: CacheManager) throws
         -> BenchServeManifest
     {
         let cache = try manager.allocateCache(BenchServeManifest.desc)
         defer { try? manager.deallocateCache(cache) }
         do {
-            try manager.pullCache(BenchServeManifest.key(promptCluster: promptCluster), into: cache)
+            if byCacheID {
+                try manager.pullCache(
+                    CacheKeyByIdAndIndex(
+                        clusterID: promptCluster, cacheID: BenchServeManifest.manifestCacheID, batchIndex: 0),
+                    into: cache)
+            } else {
+                try manager.pullCache(BenchServeManifest.key(promptCluster: promptCluster), into: cache)
+            }
         } catch {
             throw BenchFailure(
                 "pulling the manifest of cluster \(promptCluster) failed (is it a bench-serve --host?): \(error)")

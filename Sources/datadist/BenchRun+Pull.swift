@@ -160,10 +160,21 @@ extension BenchRun {
     /// The first and last pushed slots are pulled back and checked.
     func pushCache(_ size: Int, server: BenchPrompt, decoder: BenchDecoder) throws -> BenchRow {
         let slots = max(1, ringBytes / size)
-        let (name, base) = (uniqueName(), uniqueKeyBase())
+        let name = uniqueName()
         let remote = try server.send("cache \(name) \(size) \(slots) none 0 touch")
         defer { _ = try? server.send("free \(name)") }
         guard let remoteID = remote.cacheID else { throw BenchFailure("bench-serve sent no cache id for \(name)") }
+        return try pushCache(
+            size, slots: slots, into: remoteID, on: server.clusterID, patternBase: uniqueKeyBase(), decoder: decoder)
+    }
+
+    /// push_cache into the `slots`-slot 1-tensor cache `remoteID` of cluster `cluster` (slot i mod `slots` per
+    /// call); slot s carries `KVPattern(request: patternBase + s)`, and the first and last push are read back by
+    /// cache id and index.
+    func pushCache(
+        _ size: Int, slots: Int, into remoteID: Int64, on cluster: UInt64, patternBase base: UInt64,
+        decoder: BenchDecoder
+    ) throws -> BenchRow {
         let manager = decoder.manager
         let source = try Self.ring(manager, slots: slots, bytes: size)
         defer { try? manager.deallocateCache(source) }
@@ -175,7 +186,7 @@ extension BenchRun {
         let check = try Self.ring(manager, slots: 1, bytes: size)
         defer { try? manager.deallocateCache(check) }
         let target = { (i: Int) in
-            CacheKeyByIdAndIndex(clusterID: server.clusterID, cacheID: remoteID, batchIndex: UInt32(i % slots))
+            CacheKeyByIdAndIndex(clusterID: cluster, cacheID: remoteID, batchIndex: UInt32(i % slots))
         }
         let push = { (i: Int) throws(LLMError) in
             try manager.pushCache(to: target(i), from: source, srcBatchIndex: i % slots)
@@ -199,11 +210,22 @@ extension BenchRun {
     /// pull_blocks, KV-shaped: 61 layers × 2 tensors, 64 of 128 blocks of 128 KiB, scattered (no two neighbours
     /// coalesce) or adjacent (one run per tensor).
     func pullBlocks(scattered: Bool, server: BenchPrompt, decoder: BenchDecoder) throws -> BenchRow {
-        let (tensors, blocks, blockBytes, count) = (122, 128, 128 << 10, 64)
+        let shape = BenchServeManifest.Blocks(tensors: 122, blocks: 128, blockBytes: 128 << 10, modelID: 0)
         let name = uniqueName()
         let modelID = UInt64(100 + rows.count)
-        try server.send("blocks \(name) \(tensors) \(blocks) \(blockBytes) \(modelID)")
+        try server.send("blocks \(name) \(shape.tensors) \(shape.blocks) \(shape.blockBytes) \(modelID)")
         defer { _ = try? server.send("free \(name)") }
+        return try pullBlocks(
+            scattered: scattered, from: BlocksCacheKey(clusterID: server.clusterID, modelID: modelID), shape: shape,
+            decoder: decoder)
+    }
+
+    /// pull_blocks of 64 of the `shape.blocks` blocks of each tensor of the blocks cache `key` (shaped `shape`;
+    /// its `modelID` unused) into the same blocks shape here.
+    func pullBlocks(
+        scattered: Bool, from key: BlocksCacheKey, shape: BenchServeManifest.Blocks, decoder: BenchDecoder
+    ) throws -> BenchRow {
+        let (tensors, blocks, blockBytes, count) = (shape.tensors, shape.blocks, shape.blockBytes, 64)
         let manager = decoder.manager
         let cache = try manager.allocateBlocksCache(
             BenchBlocks.desc(tensors: tensors, blocks: blocks, blockBytes: blockBytes, placement: .device))
@@ -213,7 +235,6 @@ extension BenchRun {
             scattered
             ? BenchBlocks.scattered(count: count, sourceBlocks: blocks, destinationBlocks: blocks, seed: 61)
             : (0..<count).map { (32 + $0, 8 + $0) }
-        let key = BlocksCacheKey(clusterID: server.clusterID, modelID: modelID)
         let (sources, destinations) = (pairs.map(\.0), pairs.map(\.1))
         let pull = { () throws(LLMError) in
             try manager.pullBlocks(key, into: cache, srcBlocks: sources, dstBlocks: destinations)
@@ -235,7 +256,8 @@ extension BenchRun {
             }
         return row(
             "pull_blocks", bytes: tensors * count * blockBytes, measured: measured, keys: "blocks",
-            pattern: "61 layers × 2 tensors, \(count) \(scattered ? "scattered" : "adjacent") 128 KiB blocks",
+            pattern:
+                "\(tensors / 2) layers × 2 tensors, \(count) \(scattered ? "scattered" : "adjacent") \(ByteSize(bytes: blockBytes)) blocks",
             mismatch: mismatch)
     }
 }

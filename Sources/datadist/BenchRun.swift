@@ -17,6 +17,8 @@ final class BenchRun {
     let corruptSource: Bool
     /// A standalone `bench-serve` to pull from, and its cluster id; nil: this run starts its own.
     let connect: (endpoint: IPEndpoint, cluster: UInt64)?
+    /// With `connect`: the decoder has remote cache access (as the bench-serve must), for push_cache.
+    let remoteAccessible: Bool
     let cores = ProcessInfo.processInfo.activeProcessorCount
     let ringBytes = max(4 * BenchMemory.lastLevelCacheBytes, 128 << 20)
     var rows: [BenchRow] = []
@@ -24,7 +26,7 @@ final class BenchRun {
     var problems: [String] = []
     var ceilings: CopyCeilings!
     /// The transport of the link the current rows run over (nil: local rows).
-    private var linkTransport: String?
+    var linkTransport: String?
     private var nextName = 0
 
     static let latencySizes = [16 << 10, 1 << 20]
@@ -34,8 +36,9 @@ final class BenchRun {
 
     init(
         sizes: [Int], operations: Set<String>, duration: Double, verbose: Bool, corruptSource: Bool = false,
-        connect: (endpoint: IPEndpoint, cluster: UInt64)? = nil
+        connect: (endpoint: IPEndpoint, cluster: UInt64)? = nil, remoteAccessible: Bool = false
     ) {
+        self.remoteAccessible = remoteAccessible
         self.corruptSource = corruptSource
         self.connect = connect
         self.sizes = sizes

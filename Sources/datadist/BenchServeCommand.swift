@@ -31,8 +31,17 @@ struct BenchServeCommand: ParsableCommand {
     @Option(help: "Device pool size in bytes.")
     var poolBytes = 1 << 30
 
-    @Flag(help: "Enable remote cache access (pushes; slot pulls by cache id).")
+    @Flag(
+        help:
+            "Enable remote cache access (pushes; slot pulls by cache id); with --host, also a zeroed ring per size to push into."
+    )
     var remoteAccessible = false
+
+    @Option(
+        help:
+            "With --host: also a blocks cache for `bench --connect` pull_blocks: 61 layers × 2 tensors, 128 blocks of this size each (\(ByteSize.grammar); a multiple of 8 up to 1MiB; 128KiB, as bench's own, takes 2 GiB)."
+    )
+    var blocks: String?
 
     @Option(
         help: "Stand alone: listen on this numeric IPv4 or IPv6 address for `bench --connect` (prints READY <port>).")
@@ -62,7 +71,14 @@ struct BenchServeCommand: ParsableCommand {
         guard Self.isNumericAddress(listen) else {
             throw ValidationError("--listen \(listen) is not a numeric IPv4 or IPv6 address")
         }
-        guard let host else { return }
+        guard let host else {
+            if let blocks {
+                throw ValidationError(
+                    "--blocks \(blocks) needs --host (bench's own bench-serve makes its blocks caches itself)")
+            }
+            return
+        }
+        _ = try parsedBlockBytes()
         guard Self.isNumericAddress(host) else {
             throw ValidationError("--host \(host) is not a numeric IPv4 or IPv6 address")
         }
@@ -75,6 +91,16 @@ struct BenchServeCommand: ParsableCommand {
         var config = LLMConfig()
         config.listenAddress = IPEndpoint(host: host, port: 0)
         return (try? config.validate()) != nil
+    }
+
+    /// `--blocks` as a block size, or nil when not given.
+    private func parsedBlockBytes() throws -> Int? {
+        guard let blocks else { return nil }
+        guard let bytes = ByteSize(blocks)?.bytes, bytes > 0, bytes % 8 == 0, bytes <= 1 << 20 else {
+            throw ValidationError(
+                "--blocks \(blocks) is not a block size (a multiple of 8 bytes up to 1MiB, e.g. 128KiB)")
+        }
+        return bytes
     }
 
     private func parsedRingBytes() throws -> Int {
@@ -130,12 +156,16 @@ extension BenchServeCommand {
     private func serveStandalone(on host: String, exporter: MetricsExporter?) throws {
         let sizes = try BenchCommand.parseSizes(sizes, option: "--sizes")
         let ringBytes = try parsedRingBytes()
+        let blocks = try parsedBlockBytes().map(StandaloneBenchServer.blocksShape(blockBytes:))
         let prompt = LLMDataDist(role: .prompt, clusterID: clusterID)
         exporter?.sampleBeforeScrapes { _ = prompt.metrics() }
         var config = LLMConfig()
         config.memoryPool = MemoryPoolConfig(
-            size: StandaloneBenchServer.poolBytes(sizes: sizes, ringBytes: ringBytes).roundedUp(toMultipleOf: 1 << 16))
+            size: StandaloneBenchServer.poolBytes(
+                sizes: sizes, ringBytes: ringBytes, blocks: blocks, pushRings: remoteAccessible
+            ).roundedUp(toMultipleOf: 1 << 16))
         config.listenAddress = IPEndpoint(host: host, port: port)
+        config.enableRemoteCacheAccessible = remoteAccessible
         config.syncKVTimeout = .seconds(30)
         try LinkSecretVariable.apply(to: &config)
         let server: StandaloneBenchServer
@@ -143,7 +173,7 @@ extension BenchServeCommand {
             try prompt.initialize(config)
             server = try StandaloneBenchServer(
                 manager: try prompt.cacheManager, clusterID: clusterID, sizes: sizes, ringBytes: ringBytes,
-                corrupt: corrupt)
+                blocks: blocks, pushRings: remoteAccessible, corrupt: corrupt)
         } catch {
             prompt.finalize()
             printToStandardError("datadist bench-serve: \(error)")

@@ -70,6 +70,51 @@ struct BenchCommandTests {
             ["bench", "--connect", "127.0.0.1:\(port)", "--sizes", "1MiB", "--duration", "0.05"],
             timeout: .seconds(60))
         #expect(missing.status != 0 && missing.stderr.contains("serves no 1 MiB ring"), "\(missing.stderr)")
+        // pull_blocks needs a bench-serve started with --blocks, push_cache one with --remote-accessible.
+        for (more, named) in [
+            (["--operations", "pull_blocks"], "start it with --blocks"),
+            (["--remote-accessible", "--operations", "push_cache"], "enableRemoteCacheAccessible differs"),
+        ] {
+            let refused = try CLI.run(
+                ["bench", "--connect", "127.0.0.1:\(port)", "--sizes", "16KiB", "--duration", "0.05"] + more,
+                timeout: .seconds(60))
+            #expect(refused.status != 0 && refused.stderr.contains(named), "\(more): \(refused.stderr)")
+        }
+        serve.closeStandardInput()
+        #expect(try serve.wait() == 0, "\(serve.standardError)")
+        #expect(try serve.nextLine().hasPrefix("EXIT audit caches 0, keys 0, pages in use 0"))
+    }
+
+    @Test(
+        "bench --connect: pull_blocks from a bench-serve --blocks and push_cache into its --remote-accessible push rings, verified, each row naming its transport"
+    )
+    func connectPullsBlocksAndPushes() throws {
+        let serve = try SpawnedCLI(
+            [
+                "bench-serve", "--host", "127.0.0.1", "--sizes", "64KiB", "--ring-bytes", "1MiB", "--blocks", "8KiB",
+                "--remote-accessible",
+            ])
+        let ready = try serve.nextLine().split(separator: " ")
+        let port = try #require(ready.count == 2 && ready[0] == "READY" ? UInt16(ready[1]) : nil, "\(ready)")
+        // Twice: the second run's pushes must land again (its pattern differs from what the first left).
+        for _ in 0..<2 {
+            let output = try CLI.run(
+                [
+                    "bench", "--json", "--connect", "127.0.0.1:\(port)", "--remote-accessible", "--sizes", "64KiB",
+                    "--operations", "pull_blocks,push_cache", "--duration", "0.05",
+                ], timeout: .seconds(60))
+            #expect(output.status == 0, "stderr: \(output.stderr)")
+            let rows = try #require(
+                try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+            #expect(
+                rows.compactMap { $0["operation"] as? String }.sorted() == ["pull_blocks", "pull_blocks", "push_cache"])
+            let blocks = rows.filter { $0["operation"] as? String == "pull_blocks" }
+            #expect(blocks.allSatisfy { $0["bytes"] as? Int == 122 * 64 * (8 << 10) }, "\(blocks)")
+            for row in rows {
+                #expect(row["verified"] as? Bool == true && (row["gbps"] as? Double ?? 0) > 0, "\(row)")
+                #expect(["shm", "ucx"].contains(row["transport"] as? String ?? ""), "\(row)")
+            }
+        }
         serve.closeStandardInput()
         #expect(try serve.wait() == 0, "\(serve.standardError)")
         #expect(try serve.nextLine().hasPrefix("EXIT audit caches 0, keys 0, pages in use 0"))
@@ -102,7 +147,22 @@ struct BenchCommandTests {
             (["bench", "--connect", "127.0.0.1"], "--connect 127.0.0.1 is not HOST:PORT"),
             (["bench", "--connect", "127.0.0.1:0"], "port 0"),
             (["bench", "--connect", "localhost:7"], "localhost is not a numeric"),
-            (["bench", "--connect", "127.0.0.1:7", "--operations", "push_cache"], "only pull_cache"),
+            (
+                ["bench", "--connect", "127.0.0.1:7", "--operations", "transfer_cache_async"],
+                "only pull_blocks, pull_cache"
+            ),
+            (
+                ["bench", "--connect", "127.0.0.1:7", "--operations", "push_cache"],
+                "push_cache with --connect 127.0.0.1:7 needs --remote-accessible"
+            ),
+            (["bench", "--remote-accessible"], "--remote-accessible needs --connect"),
+            (
+                ["bench", "--connect", "127.0.0.1:7", "--remote-accessible", "--operations", "pull_cache"],
+                "--operations pull_cache with --remote-accessible"
+            ),
+            (["bench-serve", "--blocks", "8KiB"], "--blocks 8KiB needs --host"),
+            (["bench-serve", "--host", "127.0.0.1", "--blocks", "12"], "--blocks 12 is not a block size"),
+            (["bench-serve", "--host", "127.0.0.1", "--blocks", "2MiB"], "--blocks 2MiB is not a block size"),
             (["bench-serve", "--host", "no.such.host"], "--host no.such.host is not a numeric"),
             (["bench-serve", "--host", "127.0.0.1", "--sizes", "12"], "--sizes 12"),
             (["bench-serve", "--host", "127.0.0.1", "--ring-bytes", "0"], "--ring-bytes 0"),
