@@ -187,19 +187,28 @@ final class PacedRelease: LayerSynchronizer {
 
     var lastRelease: ContinuousClock.Instant? { state.withLock { $0.lastRelease } }
 
+    /// The last layer counts as released when the prefill computed it if the task was already waiting for it (the
+    /// hand-off from the prefill's thread to the task is the task's time), else when the task asked.
     func synchronize(layer: Int, timeout: Duration?) async -> Bool {
-        let computed = state.withLock { $0.computed > layer }
+        let last = layer == layers - 1
+        let computed = state.withLock { state -> Bool in
+            guard state.computed > layer else { return false }
+            if last { state.lastRelease = .now }
+            return true
+        }
         if !computed {
             await withCheckedContinuation { resume in
                 let now = state.withLock { state -> Bool in
-                    guard state.computed <= layer else { return true }
+                    guard state.computed <= layer else {
+                        if last { state.lastRelease = .now }
+                        return true
+                    }
                     state.waiting = (layer, resume)
                     return false
                 }
                 if now { resume.resume() }
             }
         }
-        if layer == layers - 1 { state.withLock { $0.lastRelease = .now } }
         return true
     }
 
@@ -212,6 +221,7 @@ final class PacedRelease: LayerSynchronizer {
                 state.computed = layer + 1
                 guard let waiting = state.waiting, waiting.layer <= layer else { return nil }
                 state.waiting = nil
+                if waiting.layer == layers - 1 { state.lastRelease = .now }
                 return waiting.resume
             }
             resume?.resume()
