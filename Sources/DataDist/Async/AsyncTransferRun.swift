@@ -97,6 +97,9 @@ final class AsyncTransferRun: Sendable {
             guard current else { return }  // timed out or aborted meanwhile: that ended the driver's part
             guard answer else { break }
             enqueue(layer)
+            // On a sending thread (handed the driver while idle), the layer just queued is this thread's next job:
+            // let it go before the synchronizer is asked again, in case that call blocks the thread.
+            if workers.callerRunsHandedJob { await Task.yield() }
         }
         state.withLock { $0.driverDone = true }
         finishIfIdle()

@@ -75,6 +75,12 @@ final class TransferWorkers: Sendable {
         return queued
     }
 
+    /// Whether the calling thread is one of these workers running a job `runIfIdle` handed it.
+    var callerRunsHandedJob: Bool {
+        let caller = JoinableThread.currentID
+        return state.withLock { $0.runningHandedJob.contains(caller) }
+    }
+
     /// Lets every thread end once the queue is empty (the instance is finalizing; its tasks are over).
     func stop() {
         let threads = state.withLock { state in
