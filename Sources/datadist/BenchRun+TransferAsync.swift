@@ -60,10 +60,15 @@ extension BenchRun {
         fill(1)
         _ = try layerTime()  // warm-up: maps the peer's pages here
         var mismatch: String?
+        // What the task's own pushes took (the link's meters) in the trials at 1× t_layer: their sum per layer, in
+        // t_layer, tells whether a layer sent inside the pipeline costs what t_layer measured alone.
+        var (sendRatios, pushCounts, roundTrips) = ([Double](), [Double](), [Double]())
+        let meters = { () -> LinkMetricsSnapshot? in decoder.engine.metrics().link(toCluster: server.clusterID) }
         /// One trial at `pace` × t_layer per layer: how long after the last release the task was done, in t_layer.
         let trial = { (index: Int, tLayer: Double, pace: Double) throws -> Double in
             let seed = UInt64(10 + index)
             fill(seed)
+            let before = meters()
             let sync = PacedRelease(layers: layers, interval: .seconds(tLayer * pace))
             let task = try manager.transferCacheAsync(
                 source, synchronizer: sync,
@@ -73,6 +78,12 @@ extension BenchRun {
             let done = ContinuousClock.now
             guard status == .success, let released = sync.lastRelease else {
                 throw BenchFailure("transfer_cache_async trial \(index): \(status)")
+            }
+            if pace == 1, let before, let after = meters(), after.transfers.count > before.transfers.count {
+                let pushes = after.transfers.count - before.transfers.count
+                sendRatios.append((after.transfers.seconds - before.transfers.seconds) / Double(layers) / tLayer)
+                pushCounts.append(Double(pushes))
+                roundTrips.append((after.roundTrips.seconds - before.roundTrips.seconds) / Double(pushes) * 1e6)
             }
             if index == 0 || index == Self.asyncTrials - 1 { mismatch = try mismatch ?? verify(seed, "trial \(index)") }
             return (done - released).seconds / tLayer
@@ -127,7 +138,10 @@ extension BenchRun {
                 + "the cache was complete \(BenchTable.f(tail, 2))× t_layer after the last layer's release (median of "
                 + "\(Self.asyncTrials) trials: \(list(tailRatios)); goal ≤ 1.2); the same releases with this thread "
                 + "pushing each released layer directly, no task (the machine's reference): "
-                + "\(BenchTable.f(median(directRatios), 2))× (\(list(directRatios))); one pushBlocks of the same bytes after the "
+                + "\(BenchTable.f(median(directRatios), 2))× (\(list(directRatios))); the task's pushes took "
+                + "\(sendRatios.isEmpty ? "-" : BenchTable.f(median(sendRatios), 2))× t_layer per layer in all (\(list(sendRatios))), in "
+                + "\(pushCounts.isEmpty ? "-" : BenchTable.f(median(pushCounts), 0)) pushes of round trip "
+                + "\(roundTrips.isEmpty ? "-" : BenchTable.f(median(roundTrips), 0)) µs each (medians); one pushBlocks of the same bytes after the "
                 + "last layer: \(BenchTable.f(fullRatio, 1))× t_layer (\(list(fullRatios))); with layer l released at "
                 + "l × \(Self.slackPace) t_layer instead: \(BenchTable.f(median(slackRatios), 2))× (\(list(slackRatios)))"
         )
@@ -149,28 +163,68 @@ extension BenchRun {
     }
 }
 
-/// Releases layer `l` at `start + l × interval` (a prefill computing one layer per interval), at once when that
-/// time has passed, and notes when it released the last one.
+/// Releases layer `l` at `start + l × interval`, as a prefill computing one layer per interval would: a thread of
+/// its own (the prefill's, as a thread blocked on a device's event would be) wakes at each layer's time, marks it
+/// computed and resumes the task if it is waiting for that layer; a layer already computed is released at once. It
+/// notes when it released the last one.
 final class PacedRelease: LayerSynchronizer {
+    private struct State {
+        var computed = 0
+        var waiting: (layer: Int, resume: CheckedContinuation<Void, Never>)?
+        var lastRelease: ContinuousClock.Instant?
+    }
+
     let start = ContinuousClock.now
     let layers: Int
     let interval: Duration
-    private let released = Lock<ContinuousClock.Instant?>(nil)
+    private let state = Lock(State())
 
     init(layers: Int, interval: Duration) {
         self.layers = layers
         self.interval = interval
+        Thread.detachNewThread { [self] in prefill() }
     }
 
-    var lastRelease: ContinuousClock.Instant? { released.withLock { $0 } }
+    var lastRelease: ContinuousClock.Instant? { state.withLock { $0.lastRelease } }
 
+    /// The last layer counts as released when the prefill computed it if the task was already waiting for it (the
+    /// hand-off from the prefill's thread to the task is the task's time), else when the task asked.
     func synchronize(layer: Int, timeout: Duration?) async -> Bool {
-        // A layer whose time has come is released at once: even a sleep until a past instant hands the task to a
-        // timer and back, which would hold layer 0 (released at the start) back by a few hundred µs here, a lag a
-        // transfer running at the compute's pace never makes up.
-        let due = start + interval * layer
-        if ContinuousClock.now < due { try? await Task.sleep(until: due, clock: .continuous) }
-        if layer == layers - 1 { released.withLock { $0 = .now } }
+        let last = layer == layers - 1
+        let computed = state.withLock { state -> Bool in
+            guard state.computed > layer else { return false }
+            if last { state.lastRelease = .now }
+            return true
+        }
+        if !computed {
+            await withCheckedContinuation { resume in
+                let now = state.withLock { state -> Bool in
+                    guard state.computed <= layer else {
+                        if last { state.lastRelease = .now }
+                        return true
+                    }
+                    state.waiting = (layer, resume)
+                    return false
+                }
+                if now { resume.resume() }
+            }
+        }
         return true
+    }
+
+    /// Layer 0 is computed at the start, layer `l` at `start + l × interval`.
+    private func prefill() {
+        for layer in 0..<layers {
+            let left = start + interval * layer - ContinuousClock.now
+            if left > .zero { Thread.sleep(forTimeInterval: left.seconds) }
+            let resume = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.computed = layer + 1
+                guard let waiting = state.waiting, waiting.layer <= layer else { return nil }
+                state.waiting = nil
+                if waiting.layer == layers - 1 { state.lastRelease = .now }
+                return waiting.resume
+            }
+            resume?.resume()
+        }
     }
 }

@@ -91,6 +91,45 @@ import ThreadSanitizerSupport
         try pair.finish()
     }
 
+    /// A synchronizer that suspends for even layers and blocks its thread for odd ones until the layer before has
+    /// landed: a driver step handed to an idle sending thread must let that thread send the layer it queued before
+    /// the synchronizer (blocking it) is asked about the next one.
+    @Test(arguments: TestTransport.transfers) func aSynchronizerBlockingItsThreadStillSeesTheLayerBeforeSent(
+        transport: TestTransport
+    ) async throws {
+        let pair = try LinkedPair(remoteAccessible: true, timeout: .seconds(20), transport: transport)
+        let (prompt, decoder) = (try pair.prompt.cacheManager, try pair.decoder.cacheManager)
+        let layers = 8
+        let target = try prompt.allocateCache(CacheDesc(numTensors: 2 * layers, shape: [1, 8], dataType: .int32))
+        let source = try decoder.allocateCache(CacheDesc(numTensors: 2 * layers, shape: [1, 8], dataType: .int32))
+        fill(source, seed: 3, ints: 8)
+        let addresses = target.tensorAddresses
+        let landed: @Sendable (Int) -> Bool = { layer in
+            holds(filled(seed: 3, tensor: 2 * layer + 1, count: 8), at: addresses[2 * layer + 1])
+        }
+        let sync = ScriptedSynchronizer { layer in
+            guard layer % 2 == 1 else {
+                try? await Task.sleep(for: .milliseconds(2))
+                return true
+            }
+            return blockThread(until: .seconds(10)) { landed(layer - 1) }
+        }
+        let task = try decoder.transferCacheAsync(
+            source, synchronizer: sync,
+            configs: [
+                TransferWithCacheKeyConfig(
+                    key: CacheKeyByIdAndIndex(clusterID: 1, cacheID: target.cacheID), sourceLayers: 0..<layers,
+                    destinationLayers: 0..<layers)
+            ])
+        #expect(await task.wait() == .success)
+        for tensor in 0..<2 * layers {
+            #expect(holds(filled(seed: 3, tensor: tensor, count: 8), at: addresses[tensor]))
+        }
+        try decoder.deallocateCache(source)
+        try prompt.deallocateCache(target)
+        try pair.finish()
+    }
+
     @Test(arguments: TestTransport.transfers) func theTaskHoldsItsSourceThroughADeallocate(transport: TestTransport)
         async throws
     {

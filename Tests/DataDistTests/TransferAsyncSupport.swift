@@ -1,4 +1,5 @@
 import DataDist
+import DeviceRuntime
 import Synchronization
 import ThreadSanitizerSupport
 
@@ -73,6 +74,16 @@ func poll(until deadline: Duration, _ condition: () -> Bool) async -> Bool {
     while ContinuousClock.now < end {
         if condition() { return true }
         try? await Task.sleep(for: .milliseconds(1))
+    }
+    return condition()
+}
+
+/// Blocks the calling thread (yielding its core) until `condition` holds or `deadline` passes; whether it held.
+func blockThread(until deadline: Duration, _ condition: () -> Bool) -> Bool {
+    let end = ContinuousClock.now.advanced(by: deadline)
+    while ContinuousClock.now < end {
+        if condition() { return true }
+        JoinableThread.yield()
     }
     return condition()
 }
