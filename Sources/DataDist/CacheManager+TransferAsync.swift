@@ -109,8 +109,7 @@ extension CacheManager {
             }
             let run = AsyncTransferRun(
                 configs: configs, sender: LayerSender(requester: requester, blocks: mapping), source: pin, store: store,
-                workers: asyncTransfers.workers, drivers: asyncTransfers.drivers,
-                deadlines: asyncTransfers.deadlines, synchronizer: synchronizer
+                workers: asyncTransfers.workers, deadlines: asyncTransfers.deadlines, synchronizer: synchronizer
             ) { [asyncTransfers] in asyncTransfers.finished($0) }
             guard asyncTransfers.start(run) else {
                 throw LLMError(.failed, "\(operation): the LLMDataDist of cluster \(resources.clusterID) is finalizing")

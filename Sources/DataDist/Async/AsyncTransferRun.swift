@@ -29,7 +29,6 @@ final class AsyncTransferRun: Sendable {
     private let source: LocalPin
     private let store: CacheStore
     private let workers: TransferWorkers
-    private let drivers: DriverExecutor
     private let deadlines: SynchronizerDeadlines
     private let synchronizer: any LayerSynchronizer
     private let state = Lock(State())
@@ -37,7 +36,7 @@ final class AsyncTransferRun: Sendable {
 
     init(
         configs: [LayerTransfer], sender: LayerSender, source: LocalPin, store: CacheStore, workers: TransferWorkers,
-        drivers: DriverExecutor, deadlines: SynchronizerDeadlines, synchronizer: any LayerSynchronizer,
+        deadlines: SynchronizerDeadlines, synchronizer: any LayerSynchronizer,
         onFinish: @escaping @Sendable (AsyncTransferRun) -> Void
     ) {
         self.configs = configs
@@ -45,7 +44,6 @@ final class AsyncTransferRun: Sendable {
         self.source = source
         self.store = store
         self.workers = workers
-        self.drivers = drivers
         self.deadlines = deadlines
         self.synchronizer = synchronizer
         self.onFinish = onFinish
@@ -56,7 +54,7 @@ final class AsyncTransferRun: Sendable {
     /// the executor instead cost a thread hop before layer 0 was asked (up to milliseconds under load), a lag that a
     /// transfer running at the compute's pace never makes up.
     func start() {
-        Task.immediateDetached(executorPreference: drivers) { [self] in await drive() }
+        Task.immediateDetached(executorPreference: DriverExecutor.shared) { [self] in await drive() }
     }
 
     /// Ends the task now with `status` for every config (finalize); what is being sent, if anything, finishes
@@ -97,9 +95,6 @@ final class AsyncTransferRun: Sendable {
             guard current else { return }  // timed out or aborted meanwhile: that ended the driver's part
             guard answer else { break }
             enqueue(layer)
-            // On a sending thread (handed the driver while idle), the layer just queued is this thread's next job:
-            // let it go before the synchronizer is asked again, in case that call blocks the thread.
-            if workers.callerRunsHandedJob { await Task.yield() }
         }
         state.withLock { $0.driverDone = true }
         finishIfIdle()

@@ -8,11 +8,8 @@ final class AsyncTransfers: Sendable {
     static let workerThreads = 2
 
     let workers = TransferWorkers(threads: AsyncTransfers.workerThreads)
-    let drivers: DriverExecutor
     let deadlines = SynchronizerDeadlines()
     private let state = Lock<(runs: [ObjectIdentifier: AsyncTransferRun], closed: Bool)>(([:], false))
-
-    init() { drivers = DriverExecutor(workers: workers) }
 
     /// Registers and starts `run`; false once finalizing.
     func start(_ run: AsyncTransferRun) -> Bool {

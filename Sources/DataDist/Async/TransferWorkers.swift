@@ -11,10 +11,6 @@ final class TransferWorkers: Sendable {
         var jobs: [@Sendable () -> Void] = []
         var head = 0
         var started = 0
-        /// Threads waiting for a job.
-        var idle = 0
-        /// The threads running a job that `runIfIdle` handed them (a driver's step), by thread ID.
-        var runningHandedJob: Set<UInt> = []
         var stopping = false
     }
 
@@ -24,19 +20,16 @@ final class TransferWorkers: Sendable {
 
     init(threads: Int) { limit = max(1, threads) }
 
-    /// Queues `job`; false when no thread could run it (stopped, or none could be started). Queued from a thread
-    /// of these workers that runs a job `runIfIdle` handed it, nobody is woken: that thread takes it next.
+    /// Queues `job`; false when no thread could run it (stopped, or none could be started).
     func submit(_ job: @escaping @Sendable () -> Void) -> Bool {
-        let caller = JoinableThread.currentID
-        let startOne = state.withLock { state -> (start: Bool, wake: Bool)? in
+        let startOne = state.withLock { state -> Bool? in
             guard !state.stopping else { return nil }
             state.jobs.append(job)
-            let wake = !state.runningHandedJob.contains(caller)
-            guard state.started < limit else { return (false, wake) }
+            guard state.started < limit else { return false }
             state.started += 1
-            return (true, wake)
+            return true
         }
-        guard let (startOne, wakeOne) = startOne else { return false }
+        guard let startOne else { return false }
         if startOne {
             do throws(JoinableThread.StartFailure) {
                 try JoinableThread.detach { [self] in loop() }
@@ -54,31 +47,8 @@ final class TransferWorkers: Sendable {
                 }
             }
         }
-        if wakeOne { wake.signal() }
+        wake.signal()
         return true
-    }
-
-    /// Queues `job` only if a thread is waiting for work and nothing is queued before it, so that `job` starts
-    /// on that thread's wake-up; false otherwise (the caller runs it elsewhere).
-    func runIfIdle(_ job: @escaping @Sendable () -> Void) -> Bool {
-        let queued = state.withLock { state -> Bool in
-            guard !state.stopping, state.jobs.count - state.head < state.idle else { return false }
-            state.jobs.append { [self] in
-                let thread = JoinableThread.currentID
-                self.state.withLock { _ = $0.runningHandedJob.insert(thread) }
-                job()
-                self.state.withLock { _ = $0.runningHandedJob.remove(thread) }
-            }
-            return true
-        }
-        if queued { wake.signal() }
-        return queued
-    }
-
-    /// Whether the calling thread is one of these workers running a job `runIfIdle` handed it.
-    var callerRunsHandedJob: Bool {
-        let caller = JoinableThread.currentID
-        return state.withLock { $0.runningHandedJob.contains(caller) }
     }
 
     /// Lets every thread end once the queue is empty (the instance is finalizing; its tasks are over).
@@ -91,28 +61,19 @@ final class TransferWorkers: Sendable {
     }
 
     private func loop() {
-        var waited = false
         while true {
-            // A job queued by the job just run (a driver's step queues its layer's send) is taken without a wait.
+            wake.wait()
             let job = state.withLock { state -> (@Sendable () -> Void)?? in
-                if waited { state.idle -= 1 }
-                guard state.head < state.jobs.count else {
-                    if state.stopping { return .some(nil) }
-                    state.idle += 1
-                    return nil
-                }
+                guard state.head < state.jobs.count else { return state.stopping ? .some(nil) : nil }
                 let job = state.jobs[state.head]
                 state.head += 1
                 if state.head == state.jobs.count { (state.jobs, state.head) = ([], 0) }
                 return job
             }
-            waited = false
             switch job {
             case .some(.some(let job)): job()
             case .some(.none): return
-            case .none:
-                wake.wait()
-                waited = true
+            case .none: continue
             }
         }
     }
