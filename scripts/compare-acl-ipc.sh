@@ -70,15 +70,9 @@ cross_host_pass() {
 if (( cross_host )); then
     (( EUID == 0 )) || die "--cross-host needs root (network namespaces)"
     command -v ip >/dev/null || die "--cross-host needs iproute2"
-    trap 'ip netns delete "$NS_A" 2>/dev/null || true; ip netns delete "$NS_B" 2>/dev/null || true; rm -rf "$work"' EXIT
-    ip netns add "$NS_A"
-    ip netns add "$NS_B"
-    ip link add "v$NS_A" type veth peer name "v$NS_B"
-    ip link set "v$NS_A" netns "$NS_A"
-    ip link set "v$NS_B" netns "$NS_B"
-    ip -n "$NS_A" address add "$ADDR_A/24" dev "v$NS_A"
-    ip -n "$NS_B" address add 10.213.0.2/24 dev "v$NS_B"
-    for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; ip -n "$ns" link set "v$ns" up; done
+    source "$(dirname "${BASH_SOURCE[0]}")/netns-pair.sh"
+    trap 'netns_pair_down "$NS_A" "$NS_B"; rm -rf "$work"' EXIT
+    netns_pair_up "$NS_A" "$NS_B" "$ADDR_A" 10.213.0.2
 fi
 
 for pass in $(seq "$passes"); do

@@ -97,21 +97,12 @@ cleanup() {
     [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null || true
     [[ -n "$mooncake_pid" ]] && kill "$mooncake_pid" 2>/dev/null || true
     exec 3>&- 2>/dev/null || true
-    ip netns delete "$NS_A" 2>/dev/null || true
-    ip netns delete "$NS_B" 2>/dev/null || true
+    netns_pair_down "$NS_A" "$NS_B"
     rm -rf "$work"
 }
+source "$(dirname "${BASH_SOURCE[0]}")/netns-pair.sh"
 trap cleanup EXIT
-ip netns add "$NS_A"
-ip netns add "$NS_B"
-ip link add "v$NS_A" type veth peer name "v$NS_B"
-ip link set "v$NS_A" netns "$NS_A"
-ip link set "v$NS_B" netns "$NS_B"
-ip -n "$NS_A" address add "$ADDR_A/24" dev "v$NS_A"
-ip -n "$NS_B" address add "$ADDR_B/24" dev "v$NS_B"
-for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
-ip -n "$NS_A" link set "v$NS_A" up
-ip -n "$NS_B" link set "v$NS_B" up
+netns_pair_up "$NS_A" "$NS_B" "$ADDR_A" "$ADDR_B"
 in_a() { ip netns exec "$NS_A" "$@"; }
 in_b() { ip netns exec "$NS_B" "$@"; }
 export UCX_TLS=${UCX_TLS:-tcp}

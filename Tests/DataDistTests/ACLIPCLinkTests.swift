@@ -12,17 +12,12 @@ struct ACLIPCLinkTests {
     private struct Pair {
         let prompt = LLMDataDist(role: .prompt, clusterID: 1)
         let decoder = LLMDataDist(role: .decoder, clusterID: 2)
-        let library: ACLLibrary
+        let fake: PrivateFakeACL
         let info: LLMClusterInfo
 
         init() throws {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("datadist-ipc-\(UUID())")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let path = directory.appendingPathComponent("libacl_rt.so").path
-            try FileManager.default.copyItem(
-                atPath: TestPaths.builtProducts.appendingPathComponent("lib_FakeAscendCL.so").path, toPath: path)
-            library = try ACLLibrary.load(path)
+            fake = try PrivateFakeACL(tag: "ipc")
+            let path = fake.path
             let environment = ["DATADIST_BACKEND": "acl", "DATADIST_ACL_LIBRARY": path]
             var config = LLMConfig()
             config.memoryPool = MemoryPoolConfig(size: 4 << 20)
@@ -35,15 +30,9 @@ struct ACLIPCLinkTests {
             #expect(status == .success && statuses == [.success])
         }
 
-        func count(_ symbol: String) -> UInt64 {
-            typealias Hook = @convention(c) (UnsafePointer<CChar>?) -> UInt64
-            return unsafeBitCast(library.lookup(symbol: "fake_acl_call_count")!, to: Hook.self)(symbol)
-        }
+        func count(_ symbol: String) -> UInt64 { fake.callCount(symbol) }
 
-        func open(_ what: String) -> UInt64 {
-            typealias Hook = @convention(c) (UnsafePointer<CChar>?) -> UInt64
-            return unsafeBitCast(library.lookup(symbol: "fake_acl_open_count")!, to: Hook.self)(what)
-        }
+        func open(_ what: String) -> UInt64 { fake.openCount(what) }
     }
 
     @Test("a pull copies device to device from the imported pool; unlinking closes every import, then every export")

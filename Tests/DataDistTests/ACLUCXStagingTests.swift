@@ -14,7 +14,7 @@ struct ACLUCXStagingTests {
     private struct Pair {
         let prompt = LLMDataDist(role: .prompt, clusterID: 1)
         let decoder = LLMDataDist(role: .decoder, clusterID: 2)
-        let library: ACLLibrary
+        let fake: PrivateFakeACL
         let info: LLMClusterInfo
         let environment: [String: String]
 
@@ -22,13 +22,8 @@ struct ACLUCXStagingTests {
             remoteAccessible: Bool = false, staging: String = "256KiB",
             faults: (prompt: String?, decoder: String?) = (nil, nil)
         ) throws {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("datadist-stage-\(UUID())")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let path = directory.appendingPathComponent("libacl_rt.so").path
-            try FileManager.default.copyItem(
-                atPath: TestPaths.builtProducts.appendingPathComponent("lib_FakeAscendCL.so").path, toPath: path)
-            library = try ACLLibrary.load(path)
+            fake = try PrivateFakeACL(tag: "stage")
+            let path = fake.path
             environment = [
                 "DATADIST_BACKEND": "acl", "DATADIST_ACL_LIBRARY": path, "UCX_TLS": "tcp",
                 "DATADIST_UCX_STAGING_BYTES": staging,
@@ -48,20 +43,11 @@ struct ACLUCXStagingTests {
             #expect(status == .success && statuses == [.success])
         }
 
-        func count(_ symbol: String) -> UInt64 {
-            typealias Hook = @convention(c) (UnsafePointer<CChar>?) -> UInt64
-            return unsafeBitCast(library.lookup(symbol: "fake_acl_call_count")!, to: Hook.self)(symbol)
-        }
+        func count(_ symbol: String) -> UInt64 { fake.callCount(symbol) }
 
-        func open(_ what: String) -> UInt64 {
-            typealias Hook = @convention(c) (UnsafePointer<CChar>?) -> UInt64
-            return unsafeBitCast(library.lookup(symbol: "fake_acl_open_count")!, to: Hook.self)(what)
-        }
+        func open(_ what: String) -> UInt64 { fake.openCount(what) }
 
-        func copied(_ kind: MemcpyKind) -> UInt64 {
-            typealias Hook = @convention(c) (Int32) -> UInt64
-            return unsafeBitCast(library.lookup(symbol: "fake_acl_copied_bytes")!, to: Hook.self)(kind.rawValue)
-        }
+        func copied(_ kind: MemcpyKind) -> UInt64 { fake.copiedBytes(kind) }
 
         /// Bytes copied per direction while `body` ran.
         func copies(during body: () throws -> Void) rethrows -> (
