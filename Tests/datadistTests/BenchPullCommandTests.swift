@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// `datadist bench-pull`: the Swift decoder the Python bench drives over stdin, against `bench-serve`.
-@Suite("bench-pull")
+@Suite("bench-pull", .serialized)
 struct BenchPullCommandTests {
     /// A `bench-serve` (JSON mode) and a `bench-pull` linked to it.
     private static func pair(corrupt: Bool = false) throws -> (serve: SpawnedCLI, pull: SpawnedCLI) {
@@ -56,17 +56,23 @@ struct BenchPullCommandTests {
         _ = try serve.wait()
     }
 
-    @Test(
-        "bad commands are answered with an error naming them; nothing changes and the audit stays clean",
-        arguments: [
-            ("teleport", "unknown command: teleport"), ("burst 1000", "no ring"), ("pull 1 1 0", "no request ring"),
-            ("ring 0 4 1", "slot bytes 0"), ("ring 65536 0 1", "slots 0"), ("ring 12 4 1", "slot bytes 12"),
-            ("requests 16384 x", "x is not a number"), ("burst -5", "no ring"), ("ring 65536", "unknown command"),
-        ])
-    func refusesBadCommands(_ line: String, _ named: String) throws {
+    /// Bad commands and what each reply must name.
+    static let badCommands: [(line: String, named: String)] = [
+        ("teleport", "unknown command: teleport"), ("burst 1000", "no ring"), ("pull 1 1 0", "no request ring"),
+        ("ring 0 4 1", "slot bytes 0"), ("ring 65536 0 1", "slots 0"), ("ring 12 4 1", "slot bytes 12"),
+        ("requests 16384 x", "x is not a number"), ("burst -5", "no ring"), ("ring 65536", "unknown command"),
+    ]
+
+    @Test("bad commands are answered with an error naming them; nothing changes and the audit stays clean")
+    func refusesBadCommands() throws {
+        // One pair for all of them: every child process a test waits on holds one of the test run's few threads.
         let (serve, pull) = try Self.pair()
-        let reply = try Self.ask(pull, line)
-        #expect(reply["event"] as? String == "error" && (reply["error"] as? String ?? "").contains(named), "\(reply)")
+        for (line, named) in Self.badCommands {
+            let reply = try Self.ask(pull, line)
+            #expect(
+                reply["event"] as? String == "error" && (reply["error"] as? String ?? "").contains(named),
+                "\(line): \(reply)")
+        }
         pull.closeStandardInput()
         let exit = try pull.nextJSON()
         #expect((exit["audit"] as? [String: Any])?["clean"] as? Bool == true, "\(exit)")
