@@ -15,7 +15,7 @@ import Testing
     ) throws -> (owner: UCXDataPlane, requester: UCXDataPlane) {
         func region(_ id: UInt32, _ memory: UnsafeMutableRawBufferPointer) -> PublishedRegion {
             PublishedRegion(
-                descriptor: RegionDescriptor(regionID: id, kind: .host, size: UInt64(size)), fd: -1,
+                descriptor: RegionDescriptor(regionID: id, kind: .host, size: UInt64(memory.count)), fd: -1,
                 base: UInt(bitPattern: memory.baseAddress))
         }
         let ownerOffer = try owner.offer(of: [region(7, remote)], remoteWrite: false)
@@ -62,6 +62,40 @@ import Testing
         #expect(Array(local[0..<8192]) == Array(remote[4096..<12288]))
         #expect(Array(local[20_000..<25_536]) == Array(remote[60_000..<65_536]))
         #expect(local[8192..<20_000].allSatisfy { $0 == 0 } && local[25_536...].allSatisfy { $0 == 0 })
+        owner.close(.unlinked)
+        requester.close(.unlinked)
+    }
+
+    /// A delivery of many messages over TCP (at most 1 MiB each; moves whose last message is short): each lands
+    /// where its move says, nothing else is written.
+    @Test func aDeliveryOfManyMessagesLandsExactly() throws {
+        let bytes = 12 << 20
+        let (ownerNode, requesterNode) = (try UCXDataPlaneTests.node(tcp: true), try UCXDataPlaneTests.node(tcp: true))
+        let remote = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 64)
+        let local = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 64)
+        defer {
+            remote.deallocate()
+            local.deallocate()
+        }
+        for index in 0..<bytes { remote[index] = UInt8(truncatingIfNeeded: (index >> 3) &* 131 &+ index) }
+        local.initializeMemory(as: UInt8.self, repeating: 0)
+        let (owner, requester) = try Self.planes(
+            owner: ownerNode, requester: requesterNode, remote: remote, local: local)
+        let base = UInt(bitPattern: local.baseAddress)
+        // (local offset, remote offset, count): 5, 3 and 2 messages, the last of each short.
+        let parts = [(0, 1 << 20, (4 << 20) + 7), (5 << 20, 100, (3 << 20) - 1), (9 << 20, 9 << 20, (1 << 20) + 4096)]
+        let moves = parts.map { to, from, count in
+            ExtentMove(
+                local: base + UInt(to), remote: Grant.Extent(regionID: 7, offset: UInt64(from), length: UInt64(count)),
+                count: count)
+        }
+        let delivery = try requester.expectDelivery(of: moves)
+        try owner.deliver(Self.request(moves, token: delivery.token))
+        try delivery.wait(until: .now.advanced(by: .seconds(20)))
+        delivery.finish()
+        var expected = [UInt8](repeating: 0, count: bytes)
+        for (to, from, count) in parts { expected[to..<to + count] = ArraySlice(remote[from..<from + count]) }
+        #expect(Array(local) == expected)
         owner.close(.unlinked)
         requester.close(.unlinked)
     }
