@@ -9,11 +9,16 @@
 //
 // Device memory is one memfd per aclrtMalloc, mapped shared, so that another process importing an exported key
 // (the protocol of CLinuxSupport's ipc_share.c, compiled in here privately) maps the same bytes.
+//
+// Large device-to-device copies stand in for the device's DMA engine as the emulator's do: streaming stores
+// (CLinuxSupport's streaming_copy.c, compiled in here privately, the routine of DeviceRuntime's HostCopy).
 #include "include/CFakeAscendCL.h"
 #include "../CAscendCL/include/CAscendCL.h"
 
 #define DATADIST_IPC_API __attribute__((unused)) static
 #include "../CLinuxSupport/ipc_share.c"
+#define DATADIST_COPY_API __attribute__((unused)) static
+#include "../CLinuxSupport/streaming_copy.c"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -700,6 +705,19 @@ static aclError check_cross_device(const void *dst, const void *src, size_t coun
     return ACL_SUCCESS;
 }
 
+// Moves the bytes of a checked copy. Device-to-device copies of at least 128 KiB between separate buffers use
+// streaming stores, as a DMA engine writes and as the emulator's copies do (DeviceRuntime's HostCopy, the same
+// threshold); everything else is a memmove.
+static void move_bytes(void *dst, const void *src, size_t count, int kind) {
+    uintptr_t to = (uintptr_t)dst, from = (uintptr_t)src;
+    int overlaps = to < from + count && from < to + count;
+    if (kind == ACL_MEMCPY_DEVICE_TO_DEVICE && count >= ((size_t)128 << 10) && !overlaps) {
+        datadist_copy_streaming(dst, src, count);
+    } else {
+        memmove(dst, src, count);
+    }
+}
+
 EXPORT aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t count, int kind) {
     COUNT(aclrtMemcpy);
     pthread_mutex_lock(&lock);
@@ -711,7 +729,7 @@ EXPORT aclError aclrtMemcpy(void *dst, size_t destMax, const void *src, size_t c
     if (moving) pthread_rwlock_rdlock(&copying);
     pthread_mutex_unlock(&lock);
     if (moving) {
-        memmove(dst, src, count);
+        move_bytes(dst, src, count, kind);
         pthread_rwlock_unlock(&copying);
         count_copied(kind, count);
     }
@@ -1038,7 +1056,7 @@ static aclError drain(fake_stream *stream) {
         if (rc != ACL_SUCCESS) break;
         rc = check_copy(copy->dst, copy->count, copy->src, copy->count, copy->kind);
         if (rc == ACL_SUCCESS && copy->count > 0) {
-            memmove(copy->dst, copy->src, copy->count);
+            move_bytes(copy->dst, copy->src, copy->count, copy->kind);
             count_copied(copy->kind, copy->count);
         }
     }

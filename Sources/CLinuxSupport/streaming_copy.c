@@ -1,4 +1,9 @@
+// The fake ACL library compiles this file into itself with DATADIST_COPY_API defined as `static`: its large
+// device-to-device copies stand in for a device's DMA engine as the emulator's do. Hence self-contained.
+#ifndef DATADIST_COPY_API
 #include "CLinuxSupport.h"
+#define DATADIST_COPY_API
+#endif
 
 #include <stdint.h>
 #include <string.h>
@@ -10,7 +15,7 @@
 // first and without displacing the cache, the way a DMA engine writes. Between buffers that are not in the
 // cache this moves each byte over the memory bus twice instead of three times. SSE2 is part of x86-64, so no
 // feature check is needed.
-void datadist_copy_streaming(void *destination, const void *source, size_t count) {
+DATADIST_COPY_API void datadist_copy_streaming(void *destination, const void *source, size_t count) {
     unsigned char *to = destination;
     const unsigned char *from = source;
     size_t head = (16 - ((uintptr_t)to & 15)) & 15;
@@ -35,9 +40,9 @@ void datadist_copy_streaming(void *destination, const void *source, size_t count
     memcpy(to + body, from + body, count - body);
 }
 
-int datadist_copy_streaming_available(void) { return 1; }
+DATADIST_COPY_API int datadist_copy_streaming_available(void) { return 1; }
 #else
-void datadist_copy_streaming(void *destination, const void *source, size_t count) { memcpy(destination, source, count); }
+DATADIST_COPY_API void datadist_copy_streaming(void *destination, const void *source, size_t count) { memcpy(destination, source, count); }
 
-int datadist_copy_streaming_available(void) { return 0; }
+DATADIST_COPY_API int datadist_copy_streaming_available(void) { return 0; }
 #endif

@@ -19,6 +19,8 @@
 // memory still exported. Asynchronous copies queue on their stream and run at aclrtSynchronizeStream (or
 // aclrtSynchronizeDevice, aclrtDestroyStream); their host side must be pinned. Codes the vendor leaves
 // undocumented (a PID not whitelisted, a closed key) are 507899, a driver failure; an unaligned range is 107008.
+// Copies stand in for the device's DMA engine as the emulator's do: device-to-device copies of at least 128 KiB
+// between separate buffers use streaming stores (the emulator's routine), the others memmove.
 //
 // Each dlopen'ed copy of the library (a copy at another path is a separate instance) has its own state.
 // A process that links this target statically AND dlopens the library must look these hooks up with dlsym
