@@ -239,12 +239,13 @@ import Testing
         #expect(defaultsOnly.effective(environment: ["UCX_TLS": "sm, TCP"]).count == 2)
         #expect(defaultsOnly.effective(environment: [:]).count == 2)
         #expect(UCXSettings.allowsTCP("all") && !UCXSettings.allowsTCP("rc,ud"))
-        // DataDist's own defaults are these segments, set only where the user left them unset.
-        #expect(UCXSettings.tunedDefaults == Self.segments)
-        #expect(UCXSettings(transferTimeout: .seconds(1)).effective(environment: [:]).count == 2)
+        // DataDist's own defaults are these segments and nonblocking connects, set only where the user left them
+        // unset.
+        #expect(UCXSettings.tunedDefaults == Self.segments.merging(["TCP_CONN_NB": "y"]) { $1 })
+        #expect(UCXSettings(transferTimeout: .seconds(1)).effective(environment: [:]).count == 3)
         #expect(
             UCXSettings(transferTimeout: .seconds(1)).effective(environment: [
-                "UCX_TCP_TX_SEG_SIZE": "8k", "UCX_TCP_RX_SEG_SIZE": "64k",
+                "UCX_TCP_TX_SEG_SIZE": "8k", "UCX_TCP_RX_SEG_SIZE": "64k", "UCX_TCP_CONN_NB": "n",
             ]).isEmpty)
     }
 

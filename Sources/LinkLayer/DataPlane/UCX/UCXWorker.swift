@@ -16,7 +16,16 @@ package struct UCXSettings: Sendable, Hashable {
     /// about 1.6-2x faster at 1 and 4 MiB. They used to abort the owner inside UCX 1.13 when a link was cut
     /// mid-pull (its answer to a one-sided read); pulls are delivered by the owner now, which sends and answers
     /// nothing a dead peer can make fail (`KillTests.repeatedDecoderKills` runs with them too).
-    package static let tunedDefaults: [String: String] = ["TCP_TX_SEG_SIZE": "512k", "TCP_RX_SEG_SIZE": "512k"]
+    ///
+    /// And nonblocking TCP connects (`TCP_CONN_NB=y`; UCX's default is a blocking connect followed at once by its
+    /// first send, inside `ucp_ep_create`): when that send fails because the peer died just after accepting,
+    /// UCX 1.13 retries the connect, marks the endpoint failed before it has its send capability, adds the
+    /// capability, and then aborts in `tcp_ep.c:478` ("Assertion `!(ep->flags & UCT_TCP_EP_FLAG_CTX_TYPE_TX)'").
+    /// A nonblocking connect sends from the worker's progress instead, where a failure reaches the endpoint's
+    /// error handler (`scripts/kill-pushers.sh`, README "Transports").
+    package static let tunedDefaults: [String: String] = [
+        "TCP_TX_SEG_SIZE": "512k", "TCP_RX_SEG_SIZE": "512k", "TCP_CONN_NB": "y",
+    ]
 
     package init(
         overrides: [String: String] = [:], defaults: [String: String] = tunedDefaults, transferTimeout: Duration
