@@ -19,7 +19,7 @@ set -euo pipefail
 
 # DataDist's UCX defaults, as `UCXSettings.tunedDefaults` (Sources/LinkLayer/DataPlane/UCX/UCXWorker.swift): the
 # perftest runs "with ours" get the same, so both sides run with the same settings.
-readonly DATADIST_UCX_DEFAULTS="UCX_TCP_TX_SEG_SIZE=512k UCX_TCP_RX_SEG_SIZE=512k"
+readonly DATADIST_UCX_DEFAULTS="UCX_TCP_TX_SEG_SIZE=512k UCX_TCP_RX_SEG_SIZE=512k UCX_TCP_CONN_NB=y"
 
 readonly DEFAULT_SIZES="1MiB,4MiB,16MiB"
 readonly DEFAULT_MOONCAKE_SIZES="16KiB,1MiB,4MiB"
