@@ -166,6 +166,7 @@ struct BenchCommandTests {
             (["bench-serve", "--host", "no.such.host"], "--host no.such.host is not a numeric"),
             (["bench-serve", "--host", "127.0.0.1", "--sizes", "12"], "--sizes 12"),
             (["bench-serve", "--host", "127.0.0.1", "--ring-bytes", "0"], "--ring-bytes 0"),
+            (["bench-serve", "--listen", "nowhere"], "--listen nowhere is not a numeric"),
         ])
     func refusesBadEndpoints(_ arguments: [String], _ named: String) throws {
         let output = try CLI.run(arguments, timeout: .seconds(20))
