@@ -92,45 +92,18 @@ def c_keys(keys) -> ctypes.Array:
     return (_native.CacheKeyC * len(keys))(*[key._to_c() for key in keys])
 
 
-class Prompt:
-    """`datadist bench-serve`, the prompt process `datadist bench` itself uses, driven over stdin."""
+class Child:
+    """A `datadist` subcommand driven over stdin, answering each command line with one JSON line."""
 
-    def __init__(self, datadist: str) -> None:
-        self.process = subprocess.Popen(
-            [datadist, "bench-serve", "--cluster-id", str(PROMPT), "--pool-bytes", str(3 * RING)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        self.port = json.loads(self.process.stdout.readline())["port"]
-
-    def send(self, *words) -> dict:
-        self.process.stdin.write(" ".join(str(word) for word in words) + "\n")
-        self.process.stdin.flush()
-        reply = json.loads(self.process.stdout.readline())
-        if reply["event"] == "error":
-            raise SystemExit(f"bench-serve: {reply}")
-        return reply
-
-    def close(self) -> bool:
-        self.process.stdin.close()
-        reply = json.loads(self.process.stdout.readline())
-        self.process.wait(timeout=30)
-        return bool(reply.get("audit", {}).get("clean")) and self.process.returncode == 0
-
-
-class SwiftDecoder:
-    """`datadist bench-pull`: a Swift decoder of the same prompt, pulling when told on stdin."""
-
-    def __init__(self, datadist: str, port: int, cluster_id: int) -> None:
-        self.process = subprocess.Popen(
-            [datadist, "bench-pull", "--port", str(port), "--cluster-id", str(cluster_id)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        self.read()
+    def __init__(self, arguments) -> None:
+        self.name = arguments[1]
+        self.process = subprocess.Popen(arguments, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.first = self.read()
 
     def read(self) -> dict:
         reply = json.loads(self.process.stdout.readline())
-        if reply["event"] in ("error", "exit") and reply.get("error"):
-            raise SystemExit(f"bench-pull: {reply}")
+        if reply["event"] == "error" or (reply["event"] == "exit" and reply.get("error")):
+            raise SystemExit(f"{self.name}: {reply}")
         return reply
 
     def send(self, *words) -> dict:
@@ -139,10 +112,26 @@ class SwiftDecoder:
         return self.read()
 
     def close(self) -> bool:
+        """Closes stdin; whether the child exited 0 with a clean audit."""
         self.process.stdin.close()
         reply = json.loads(self.process.stdout.readline())
         self.process.wait(timeout=30)
         return bool(reply.get("audit", {}).get("clean")) and self.process.returncode == 0
+
+
+class Prompt(Child):
+    """`datadist bench-serve`, the prompt process `datadist bench` itself uses."""
+
+    def __init__(self, datadist: str) -> None:
+        super().__init__([datadist, "bench-serve", "--cluster-id", str(PROMPT), "--pool-bytes", str(3 * RING)])
+        self.port = self.first["port"]
+
+
+class SwiftDecoder(Child):
+    """`datadist bench-pull`: a Swift decoder of the same prompt, pulling when told."""
+
+    def __init__(self, datadist: str, port: int, cluster_id: int) -> None:
+        super().__init__([datadist, "bench-pull", "--port", str(port), "--cluster-id", str(cluster_id)])
 
 
 def one_round(datadist: str, duration: float, native) -> dict:
