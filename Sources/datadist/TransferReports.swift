@@ -142,4 +142,10 @@ extension Duration {
     }
 
     var milliseconds: Double { seconds * 1000 }
+
+    /// Whole nanoseconds (what `bench-pull` reports).
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
 }
