@@ -153,3 +153,76 @@ extension ACLUCXStagingTests {
         try decoder.deallocateCache(destination)
     }
 }
+
+/// An ACL instance linked to an emulator instance over UCX: the ACL side stages its device pool, the emulator's
+/// pools are host memory that UCX sends and receives directly.
+extension ACLUCXStagingTests {
+    @Test("an ACL instance and an emulator instance linked over UCX: pulls and pushes both ways, every byte verified")
+    func aclAndEmulatorOverUCX() throws {
+        let fake = try PrivateFakeACL(tag: "mixed")
+        let acl = LLMDataDist(role: .prompt, clusterID: 1)
+        let emulator = LLMDataDist(role: .decoder, clusterID: 2)
+        var config = LLMConfig()
+        config.memoryPool = MemoryPoolConfig(size: 16 << 20)
+        config.transport = .ucx
+        config.enableRemoteCacheAccessible = true
+        config.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
+        try acl.initialize(
+            config,
+            environment: ["DATADIST_BACKEND": "acl", "DATADIST_ACL_LIBRARY": fake.path, "UCX_TLS": "tcp"])
+        config.listenAddress = nil
+        try emulator.initialize(config, environment: ["DATADIST_BACKEND": "emulator", "UCX_TLS": "tcp"])
+        let info = LLMClusterInfo(remoteClusterID: 1, remoteIPInfos: [acl.listenEndpoint!])
+        #expect(emulator.linkClusters([info], timeout: .seconds(5)).0 == .success)
+        try {
+            let owner = try acl.cacheManager
+            let requester = try emulator.cacheManager
+            #expect(owner.resources.runtime.backend == .acl && requester.resources.runtime.backend != .acl)
+            let source = try owner.allocateCache(Self.desc)
+            fill(source, seed: 61)
+            let destination = try requester.allocateCache(Self.desc)
+            let slot = CacheKeyByIdAndIndex(clusterID: 1, cacheID: source.cacheID, batchIndex: 0)
+            let before = fake.copiedBytes(.deviceToHost)
+            try requester.pullCache(slot, into: destination)
+            #expect(matches(destination, seed: 61))
+            #expect(fake.copiedBytes(.deviceToHost) - before == UInt64(4 * Self.ints * 4), "staged on the ACL side")
+            fill(destination, seed: 62)
+            try requester.pushCache(to: slot, from: destination)
+            #expect(matches(source, seed: 62))
+            try owner.deallocateCache(source)
+            try requester.deallocateCache(destination)
+            #expect(owner.audit().isClean && requester.audit().isClean)
+        }()
+        _ = emulator.unlinkClusters([info])
+        acl.finalize()
+        emulator.finalize()
+    }
+}
+
+extension ACLUCXStagingTests {
+    @Test(
+        "an ACL instance and an emulator instance on one host are refused at link time over shared memory, either way",
+        arguments: [true, false])
+    func aclAndEmulatorOverSharedMemoryAreRefused(aclListens: Bool) throws {
+        let aclEnvironment = [
+            "DATADIST_BACKEND": "acl",
+            "DATADIST_ACL_LIBRARY": TestPaths.builtProducts.appendingPathComponent("lib_FakeAscendCL.so").path,
+        ]
+        let server = LLMDataDist(role: .prompt, clusterID: 1)
+        let client = LLMDataDist(role: .decoder, clusterID: 2)
+        var config = LLMConfig()
+        config.memoryPool = MemoryPoolConfig(size: 1 << 20)
+        config.transport = .sharedMemory
+        config.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
+        try server.initialize(config, environment: aclListens ? aclEnvironment : ["DATADIST_BACKEND": "emulator"])
+        config.listenAddress = nil
+        try client.initialize(config, environment: aclListens ? ["DATADIST_BACKEND": "emulator"] : aclEnvironment)
+        let info = LLMClusterInfo(remoteClusterID: 1, remoteIPInfos: [server.listenEndpoint!])
+        let (status, statuses) = client.linkClusters([info], timeout: .seconds(5))
+        #expect(status == .featureNotEnabled && statuses == [.featureNotEnabled], "\(status) \(statuses)")
+        #expect(client.linkTransport(toCluster: 1) == nil && server.linkTransport(toCluster: 2) == nil)
+        #expect(try server.cacheManager.audit().isClean && client.cacheManager.audit().isClean)
+        server.finalize()
+        client.finalize()
+    }
+}
