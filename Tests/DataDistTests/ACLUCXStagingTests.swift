@@ -10,98 +10,30 @@ import Testing
 /// and host → device by the receiver, and its pinned host buffers allocated and freed again.
 @Suite("ACL over UCX: staged device memory", .serialized, .timeLimit(.minutes(1)))
 struct ACLUCXStagingTests {
-    /// Two instances on one private copy of the fake (its counters are this test's alone), linked over UCX.
-    private struct Pair {
-        let prompt = LLMDataDist(role: .prompt, clusterID: 1)
-        let decoder = LLMDataDist(role: .decoder, clusterID: 2)
-        let fake: PrivateFakeACL
-        let info: LLMClusterInfo
-        let environment: [String: String]
-
-        init(
-            remoteAccessible: Bool = false, staging: String = "256KiB",
-            faults: (prompt: String?, decoder: String?) = (nil, nil)
-        ) throws {
-            fake = try PrivateFakeACL(tag: "stage")
-            let path = fake.path
-            environment = [
-                "DATADIST_BACKEND": "acl", "DATADIST_ACL_LIBRARY": path, "UCX_TLS": "tcp",
-                "DATADIST_UCX_STAGING_BYTES": staging,
-            ]
-            var config = LLMConfig()
-            config.memoryPool = MemoryPoolConfig(size: 16 << 20)
-            config.transport = .ucx
-            config.enableRemoteCacheAccessible = remoteAccessible
-            config.listenAddress = IPEndpoint(host: "127.0.0.1", port: 0)
-            try prompt.initialize(
-                config, environment: environment.merging(faults.prompt.map { ["DATADIST_FAULTS": $0] } ?? [:]) { $1 })
-            config.listenAddress = nil
-            try decoder.initialize(
-                config, environment: environment.merging(faults.decoder.map { ["DATADIST_FAULTS": $0] } ?? [:]) { $1 })
-            info = LLMClusterInfo(remoteClusterID: 1, remoteIPInfos: [prompt.listenEndpoint!])
-            let (status, statuses) = decoder.linkClusters([info], timeout: .seconds(5))
-            #expect(status == .success && statuses == [.success])
-        }
-
-        func count(_ symbol: String) -> UInt64 { fake.callCount(symbol) }
-
-        func open(_ what: String) -> UInt64 { fake.openCount(what) }
-
-        func copied(_ kind: MemcpyKind) -> UInt64 { fake.copiedBytes(kind) }
-
-        /// Bytes copied per direction while `body` ran.
-        func copies(during body: () throws -> Void) rethrows -> (
-            toHost: UInt64, toDevice: UInt64, deviceToDevice: UInt64
-        ) {
-            let before = (copied(.deviceToHost), copied(.hostToDevice), copied(.deviceToDevice))
-            try body()
-            return (
-                copied(.deviceToHost) - before.0, copied(.hostToDevice) - before.1, copied(.deviceToDevice) - before.2
-            )
-        }
-
-        /// What UCX registered on both sides (`ucp_mem_map`): none of it may be device memory.
-        func registered() throws -> [Range<UInt>] {
-            try prompt.cacheManager.links.ucx.registeredRanges + decoder.cacheManager.links.ucx.registeredRanges
-        }
-
-        /// Unlinks, checks both audits, finalizes; then nothing of the fake is left open.
-        func finish() throws {
-            _ = decoder.unlinkClusters([info])
-            for instance in [prompt, decoder] {
-                #expect(try instance.cacheManager.audit().isClean)
-                instance.finalize()
-            }
-            #expect(eventually { open("host") == 0 && open("streams") == 0 }, "\(open("host")) \(open("streams"))")
-            #expect(count("aclrtMallocHost") == count("aclrtFreeHost"))
-            #expect(count("aclrtCreateStream") == count("aclrtDestroyStream"))
-        }
-    }
-
     /// 2 layers (4 tensors) of 768 KiB: 12 staged chunks each through a link's four 64 KiB buffers.
-    private static let desc = CacheDesc(numTensors: 4, shape: [1, 196_608], dataType: .int32)
-    private static let ints = 196_608
+    static let desc = CacheDesc(numTensors: 4, shape: [1, 196_608], dataType: .int32)
+    static let ints = 196_608
 
-    private func fill(_ cache: Cache, seed: Int32) {
+    func fill(_ cache: Cache, seed: Int32) {
         for (tensor, address) in cache.tensorAddresses.enumerated() {
             writeInt32s((0..<Self.ints).map { seed &+ Int32(tensor * 1_000_000 + $0) }, at: address)
         }
     }
 
-    private func matches(_ cache: Cache, seed: Int32) -> Bool {
+    func matches(_ cache: Cache, seed: Int32) -> Bool {
         cache.tensorAddresses.enumerated().allSatisfy { tensor, address in
             readInt32s(at: address, count: Self.ints) == (0..<Self.ints).map { seed &+ Int32(tensor * 1_000_000 + $0) }
         }
     }
 
-    private func isDevice(_ cache: Cache, in ranges: [Range<UInt>]) -> Bool {
+    func isDevice(_ cache: Cache, in ranges: [Range<UInt>]) -> Bool {
         cache.tensorAddresses.contains { address in ranges.contains { $0.contains(address) } }
     }
 
     @Test(
         "pulls and batches stage: every byte copied device → pinned host on the owner, host → device here, none by UCX")
     func stagedPull() throws {
-        let pair = try Pair()
+        let pair = try StagedACLPair()
         // Each side's link holds one lane of four 64 KiB pinned buffers and a stream (256 KiB per link).
         #expect(pair.open("host") == 8 && pair.open("streams") == 2)
         let prompt = try pair.prompt.cacheManager
@@ -142,7 +74,7 @@ struct ACLUCXStagingTests {
 
     @Test("pushes, layer ranges, id+index and blocks stage both ways; pinned buffers are freed at unlink")
     func stagedPushesBlocksAndBatches() throws {
-        let pair = try Pair(remoteAccessible: true)
+        let pair = try StagedACLPair(remoteAccessible: true)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let bytes = UInt64(4 * Self.ints * 4)
@@ -202,7 +134,7 @@ struct ACLUCXStagingTests {
         "a device copy failing mid-transfer fails that pull, on the owner (D2H) or here (H2D); the retry gets every byte",
         arguments: [("copy@3", nil), (nil, "copy@3")] as [(String?, String?)])
     func aFailedDeviceCopyFailsOnlyThatTransfer(faults: (prompt: String?, decoder: String?)) throws {
-        let pair = try Pair(faults: faults)
+        let pair = try StagedACLPair(faults: faults)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let key = CacheKey(promptClusterID: 1, reqID: 9)

@@ -10,14 +10,15 @@ struct PrivateFakeACL {
     let path: String
     let library: ACLLibrary
 
-    /// Copies and loads the fake; `tag` names the temporary folder.
-    init(tag: String) throws {
+    /// Copies and loads the fake (`library`: the built product to copy, e.g. the one without IPC); `tag` names the
+    /// temporary folder.
+    init(tag: String, library source: String = "lib_FakeAscendCL.so") throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("datadist-\(tag)-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         path = directory.appendingPathComponent("libacl_rt.so").path
         try FileManager.default.copyItem(
-            atPath: TestPaths.builtProducts.appendingPathComponent("lib_FakeAscendCL.so").path, toPath: path)
+            atPath: TestPaths.builtProducts.appendingPathComponent(source).path, toPath: path)
         library = try ACLLibrary.load(path)
     }
 

@@ -23,13 +23,20 @@ struct ACLDemoTests {
         #expect(pids[0] != nil && pids[1] != nil && pids[0] != pids[1], "two processes: \(pids)")
     }
 
-    @Test("without the IPC symbols the pull fails with LLM_FEATURE_NOT_ENABLED naming the missing symbol")
+    @Test(
+        "without the IPC symbols the demo links over UCX and stages; forced onto shared memory, the pull fails naming the missing symbol"
+    )
     func demoWithoutIPC() throws {
         let library = try #require(CLI.fakeLibrary, "lib_FakeAscendCL.so not found in \(TestPaths.builtProducts.path)")
         let noIPC = URL(fileURLWithPath: library).deletingLastPathComponent()
             .appendingPathComponent("lib_FakeAscendCLNoIPC.so").path
+        let environment = ["DATADIST_BACKEND": "acl", "DATADIST_ACL_LIBRARY": noIPC]
+        let staged = try CLI.run(["demo", "--requests", "3"], environment: environment, timeout: .seconds(60))
+        #expect(staged.status == 0, "stdout: \(staged.stdout) stderr: \(staged.stderr)")
+        #expect(staged.stdout.contains("data over ucx"), "\(staged.stdout)")
+        #expect(staged.stdout.contains("every byte verified"), "\(staged.stdout)")
         let output = try CLI.run(
-            ["demo", "--requests", "3"], environment: ["DATADIST_BACKEND": "acl", "DATADIST_ACL_LIBRARY": noIPC],
+            ["demo", "--requests", "3"], environment: environment.merging(["DATADIST_TRANSPORT": "shm"]) { $1 },
             timeout: .seconds(60))
         #expect(output.status != 0)
         #expect(output.stdout.contains("LLM_FEATURE_NOT_ENABLED"), "\(output.stdout)")

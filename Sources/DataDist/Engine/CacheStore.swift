@@ -87,14 +87,16 @@ final class CacheStore: Sendable {
         LLMError(.failed, "the LLMDataDist of cluster \(resources.clusterID) was finalized")
     }
 
-    /// Pools a peer may reach, by the region id the link handshake gave them: those with a memfd, and the device
-    /// pool when the runtime exports device memory by key (the ACL backend's IPC).
-    var sharedPools: [(UInt32, BlockPool)] {
+    /// Pools a peer may reach, by the region id the link handshake gave them. Over the memfd mapping (`overUCX`
+    /// false): those with a memfd, and the device pool when the runtime exports device memory by key (the ACL
+    /// backend's IPC). Over UCX: every pool, since UCX reaches host memory directly and stages device memory
+    /// through pinned host buffers (`UCXStaging`), which needs no IPC.
+    func sharedPools(overUCX: Bool) -> [(UInt32, BlockPool)] {
         var pools: [(UInt32, BlockPool)] = []
-        if let device = resources.devicePool, device.region.shared != nil || sharesDevicePoolByKey {
+        if let device = resources.devicePool, overUCX || device.region.shared != nil || sharesDevicePoolByKey {
             pools.append((0, device))
         }
-        if let host = resources.hostPool, host.region.shared != nil { pools.append((1, host)) }
+        if let host = resources.hostPool, overUCX || host.region.shared != nil { pools.append((1, host)) }
         return pools
     }
 

@@ -251,7 +251,7 @@ final class LinkTable: Sendable {
         let preference = TransportChoice(resources.config.transport)
         let registered =
             preference == .sharedMemory ? [] : store.table.withLock { $0.registeredRegions.published }
-        let pools = store.sharedPools.compactMap { id, pool -> PublishedRegion? in
+        let pools = store.sharedPools(overUCX: preference.allowsUCX).compactMap { id, pool -> PublishedRegion? in
             let kind: MemoryKind = pool.placement == .host ? .host : .device
             let descriptor = RegionDescriptor(regionID: id, kind: kind, size: UInt64(pool.region.size))
             guard let shared = pool.region.shared else {
@@ -262,10 +262,21 @@ final class LinkTable: Sendable {
         }
         return LinkOffer(
             clusterID: resources.clusterID, remoteCacheAccessible: resources.config.enableRemoteCacheAccessible,
-            regions: pools + registered, transport: registered.isEmpty ? preference : .ucx,
+            regions: pools + registered,
+            transport: registered.isEmpty && stagingReason(preference) == nil ? preference : .ucx,
             secret: resources.config.linkSecret.map { LinkSecret(Array($0.utf8)) },
             deviceSharing: store.sharesDevicePoolByKey
                 ? DeviceSharing(runtime: resources.runtime, device: resources.config.deviceID) : nil)
+    }
+
+    /// Why an automatic transport links over UCX even on one host, or nil: the ACL backend's device pool without
+    /// IPC reaches a peer only staged through UCX (`UCXStaging`), never over the memfd mapping.
+    private func stagingReason(_ preference: TransportChoice) -> String? {
+        let runtime = resources.runtime
+        guard preference == .automatic, runtime.backend == .acl, resources.devicePool != nil,
+            !store.sharesDevicePoolByKey
+        else { return nil }
+        return runtime.availability(of: .ipc).reason ?? "device sharing not available"
     }
 
     /// How long a link to a cluster that links again may take to answer a ping before it is taken for dead.
@@ -305,6 +316,11 @@ final class LinkTable: Sendable {
             return channel
         }
         meters.linkEstablished()
+        if overUCX, let why = stagingReason(TransportChoice(resources.config.transport)) {
+            resources.logger.notice(
+                "linked to cluster \(remoteID) over UCX, device memory staged through pinned host buffers: the memfd mapping cannot reach this side's device pool (\(why))"
+            )
+        }
         return channel
     }
 

@@ -14,8 +14,8 @@ struct OwnerPolicy: Sendable {
     /// reaches registered memory as `reach` says.
     func resolve(_ request: ResolveRequest, link serial: UInt64, reach: LinkReach? = nil) -> Result<Grant, LLMError> {
         let remoteAccessible = store.resources.config.enableRemoteCacheAccessible
-        let pools = store.sharedPools
         let reach = reach ?? .poolsOnly(peer: 0)
+        let pools = store.sharedPools(overUCX: reach.overUCX)
         return grantUnderLock { table throws(LLMError) in
             let (unpinned, memory, consumedKey) = try grant(
                 for: request, in: table, remoteAccessible: remoteAccessible, pools: pools, reach: reach)
@@ -33,8 +33,8 @@ struct OwnerPolicy: Sendable {
         Grant, LLMError
     > {
         let remoteAccessible = store.resources.config.enableRemoteCacheAccessible
-        let pools = store.sharedPools
         let reach = reach ?? .poolsOnly(peer: 0)
+        let pools = store.sharedPools(overUCX: reach.overUCX)
         return grantUnderLock { table throws(LLMError) in
             var extents: [Grant.Extent] = []
             extents.reserveCapacity(request.extentCount)
@@ -239,21 +239,21 @@ struct OwnerPolicy: Sendable {
     }
 
     /// Why `entry`'s pool memory at `base` cannot go to a peer: a pool the runtime cannot hand to another process
-    /// (the ACL backend's host pool, or its device pool without IPC).
+    /// over the memfd mapping (the ACL backend's host pool, or its device pool without IPC).
     private func unshareable(_ entry: CacheEntry, at base: UInt) -> LLMError {
         let resources = store.resources
         let backend = resources.runtime.backend
         if let host = resources.hostPool, host.region.contains(base, entry.tensorSize) {
             return LLMError(
                 .featureNotEnabled,
-                "cache \(entry.id) is in the host pool, which the \(backend) backend cannot share with another process (its pinned host memory has no memfd)"
+                "cache \(entry.id) is in the host pool, which the \(backend) backend cannot share with another process over the shared-memory transport (its pinned host memory has no memfd); a link over UCX reaches it (DATADIST_TRANSPORT=ucx)"
             )
         }
         if let device = resources.devicePool, device.region.contains(base, entry.tensorSize) {
             let why = resources.runtime.availability(of: .ipc).reason ?? "its device memory has no memfd"
             return LLMError(
                 .featureNotEnabled,
-                "cache \(entry.id) is in the device pool, which the \(backend) backend cannot share with another process: \(why)"
+                "cache \(entry.id) is in the device pool, which the \(backend) backend cannot share with another process over the shared-memory transport: \(why); a link over UCX stages it (DATADIST_TRANSPORT=ucx or auto)"
             )
         }
         return LLMError(.featureNotEnabled, "cache \(entry.id) is not in a pool this host can share")

@@ -208,6 +208,18 @@ package enum LinkHandshake {
             let clientSharesKeys: Bool
             (peerRegions, clientSharesKeys) = try RegionExchange.receiveAnnounced(
                 from: unix, writable: pushes, budget: admission.mappingBudget, until: deadline)
+            // The side without keys is an emulator when it maps its pools by memfd: then neither side can reach
+            // the other's device pool. (A peer announcing nothing at all may still link: it has nothing to reach.)
+            let emulatorSide = offer.sharesKeys ? !peerRegions.isEmpty : !offer.memfdRegions.isEmpty
+            if clientSharesKeys != offer.sharesKeys, emulatorSide {
+                // On the Unix socket, where the client now waits for its welcome.
+                defer { unix.close() }
+                return refuse(
+                    admission.refusal(
+                        forUnavailableTransport: mixedBackends(
+                            client: hello.clusterID, clientSharesKeys: clientSharesKeys, offer: offer)),
+                    on: unix)
+            }
             if clientSharesKeys, offer.sharesKeys {
                 try IPCExchange.sendPID(offer.deviceSharing, to: unix)
                 let clientPID = try IPCExchange.receivePID(from: unix, until: deadline)
@@ -231,6 +243,19 @@ package enum LinkHandshake {
             defer { unix.close() }
             return refuse(refusal, on: unix)
         }
+    }
+
+    /// Why a same-host link between a side that shares its device pool by IPC key (the ACL backend) and one
+    /// that maps its pools by memfd instead (the emulator) is refused at once: neither could reach the other's
+    /// device pool, so every grant would fail.
+    static func mixedBackends(client: UInt64, clientSharesKeys: Bool, offer: LinkOffer) -> String {
+        func says(_ keys: Bool) -> String {
+            keys
+                ? "shares its device pool by IPC key (the acl backend)"
+                : "shares its pools by memfd, not by IPC key (the emulator backend)"
+        }
+        return
+            "cluster \(client) \(says(clientSharesKeys)) and cluster \(offer.clusterID) \(says(offer.sharesKeys)): the memfd mapping cannot join them; link over UCX (DATADIST_TRANSPORT=ucx), which stages the acl side's device memory"
     }
 
     /// The server's last steps, on either data plane: registers `established` (or answers `refuse` with the

@@ -28,8 +28,13 @@ package struct LinkOffer: Sendable {
     /// Whether this side shares regions by IPC key with a peer on this host (and imports the peer's).
     var sharesKeys: Bool { deviceSharing != nil }
 
-    /// The regions a peer on this host can only import by key.
-    var keyRegions: [PublishedRegion] { regions.filter { $0.fd < 0 && $0.base != nil && !$0.isCallerMemory } }
+    /// The regions a peer on this host can only import by key: device pools without a memfd (IPC keys name
+    /// device memory only; a host pool without a memfd reaches a peer over UCX alone).
+    var keyRegions: [PublishedRegion] {
+        regions.filter {
+            $0.fd < 0 && $0.base != nil && !$0.isCallerMemory && $0.descriptor.kind == .device
+        }
+    }
 }
 
 /// A link whose handshake is done, before it is registered and started: the control socket (with any bytes

@@ -9,7 +9,7 @@ package enum TransportChoice: Sendable, Hashable {
 
     /// Whether a hello of this side names a Unix socket for the memfd exchange.
     var offersSharedMemory: Bool { self != .ucx }
-    var allowsUCX: Bool { self != .sharedMemory }
+    package var allowsUCX: Bool { self != .sharedMemory }
 }
 
 /// The UCX side of the application's say in setting links up; the defaults serve an application without UCX.
