@@ -194,12 +194,30 @@ import Testing
     }
 
     @Test func shortGrantsKeepTheConnectionPollingAndLongOnesDoNot() {
-        func grant(bytes: UInt64) -> Grant {
+        #expect(OwnerPolicy.expectsPromptRequest(copying: OwnerPolicy.longCopyBytes - 1))
+        #expect(!OwnerPolicy.expectsPromptRequest(copying: OwnerPolicy.longCopyBytes))
+    }
+
+    /// A blocks grant spans whole tensors; what keeps the connection polling is the blocks the peer asked for
+    /// (32 × 16 KiB of a 128 MiB tensor is a short copy, 32 × 64 KiB of two tensors a long one).
+    @Test func blocksGrantsCountOnlyTheAskedBlocks() {
+        func blocksGrant(stride: UInt64, tensors: Int) -> Grant {
             Grant(
-                pinID: 1, kind: .device, isBlocks: false, stride: bytes, slots: 1, tensorCount: 1,
-                extents: [.init(regionID: 0, offset: 0, length: bytes)])
+                pinID: 1, kind: .device, isBlocks: true, stride: stride, slots: 8192, tensorCount: UInt32(tensors),
+                extents: Array(repeating: .init(regionID: 0, offset: 0, length: 8192 * stride), count: tensors))
         }
-        #expect(OwnerPolicy.expectsPromptRequest(after: grant(bytes: OwnerPolicy.longCopyBytes - 1)))
-        #expect(!OwnerPolicy.expectsPromptRequest(after: grant(bytes: OwnerPolicy.longCopyBytes)))
+        let small = blocksGrant(stride: 16 << 10, tensors: 1)
+        #expect(small.copiedBytes(blocks: 32) == 512 << 10)
+        #expect(OwnerPolicy.expectsPromptRequest(copying: small.copiedBytes(blocks: 32)))
+        #expect(!OwnerPolicy.expectsPromptRequest(copying: small.grantedBytes))
+        let large = blocksGrant(stride: 64 << 10, tensors: 2)
+        #expect(large.copiedBytes(blocks: 32) == 4 << 20)
+        #expect(!OwnerPolicy.expectsPromptRequest(copying: large.copiedBytes(blocks: 32)))
+        // Never more than granted, overflow included; a slot grant copies all it grants.
+        #expect(small.copiedBytes(blocks: Int.max) == small.grantedBytes)
+        let slot = Grant(
+            pinID: 1, kind: .device, isBlocks: false, stride: 4096, slots: 1, tensorCount: 1,
+            extents: [.init(regionID: 0, offset: 0, length: 4096)])
+        #expect(slot.copiedBytes(blocks: 32) == 4096)
     }
 }

@@ -27,7 +27,7 @@ import ThreadSanitizerSupport
             .failure(Refusal(status: 1, message: "no batches here"))
         }
         func release(_ notice: ReleaseNotice) {}
-        func expectsPromptRequest(after grant: Grant) -> Bool { false }
+        func expectsPromptRequest(copying bytes: UInt64) -> Bool { false }
         func refusal(forMalformed problem: String) -> Refusal { Refusal(status: 1, message: problem) }
         func refusal(forFailedDelivery problem: String) -> Refusal { Refusal(status: 2, message: problem) }
         func linkClosed(_ reason: CloseReason) {}

@@ -104,8 +104,9 @@ struct OwnerPolicy: Sendable {
     /// longer (1 MiB: 70–110 µs at DRAM speed), so the connection does not poll for its next request meanwhile.
     static let longCopyBytes: UInt64 = 1 << 20
 
-    /// Whether the peer is expected back soon after `grant` (`LinkService.expectsPromptRequest`).
-    static func expectsPromptRequest(after grant: Grant) -> Bool { grant.grantedBytes < longCopyBytes }
+    /// Whether the peer is expected back soon after a grant under which it copies `bytes`
+    /// (`LinkService.expectsPromptRequest`).
+    static func expectsPromptRequest(copying bytes: UInt64) -> Bool { bytes < longCopyBytes }
 
     // MARK: checks
 

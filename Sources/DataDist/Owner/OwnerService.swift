@@ -38,7 +38,7 @@ struct OwnerService: LinkService {
         }
     }
 
-    func expectsPromptRequest(after grant: Grant) -> Bool { OwnerPolicy.expectsPromptRequest(after: grant) }
+    func expectsPromptRequest(copying bytes: UInt64) -> Bool { OwnerPolicy.expectsPromptRequest(copying: bytes) }
 
     func refusal(forMalformed problem: String) -> Refusal { Refusal(.paramInvalid(problem)) }
 

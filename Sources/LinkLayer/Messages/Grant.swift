@@ -41,6 +41,15 @@ package struct Grant: Sendable, Hashable {
     /// Bytes the grant lets the peer copy (an upper bound for block transfers, which take some of them).
     package var grantedBytes: UInt64 { extents.reduce(0) { $0 &+ $1.length } }
 
+    /// Bytes the peer copies under this grant when it asked for `blocks` blocks (ignored for slot grants):
+    /// `blocks` strides of every granted tensor, at most `grantedBytes`.
+    package func copiedBytes(blocks: Int) -> UInt64 {
+        guard isBlocks else { return grantedBytes }
+        let (perTensor, overflow) = UInt64(blocks).multipliedReportingOverflow(by: stride)
+        let (all, overflowAll) = perTensor.multipliedReportingOverflow(by: UInt64(extents.count))
+        return overflow || overflowAll ? grantedBytes : min(all, grantedBytes)
+    }
+
     package func encoded() -> [UInt8] {
         var writer = WireWriter(capacity: 30 + 20 * extents.count)
         writer.u64(pinID)

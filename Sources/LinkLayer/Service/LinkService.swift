@@ -9,9 +9,10 @@ package protocol LinkService: Sendable {
     func resolveBatch(_ request: BatchResolveRequest) -> Result<Grant, Refusal>
     /// The peer is done with a grant (after a push: the bytes are written). Releases are not answered.
     func release(_ notice: ReleaseNotice)
-    /// Whether the peer is expected back soon after `grant` (a short copy): the connection then keeps polling
-    /// for the next request instead of sleeping. A long copy would lose a core to that polling.
-    func expectsPromptRequest(after grant: Grant) -> Bool
+    /// Whether the peer is expected back soon after a grant under which it copies `bytes` (a short copy): the
+    /// connection then keeps polling for the next request instead of sleeping. A long copy would lose a core to
+    /// that polling.
+    func expectsPromptRequest(copying bytes: UInt64) -> Bool
     /// The refusal for a request that is not one: malformed, or of a kind no established link takes.
     func refusal(forMalformed problem: String) -> Refusal
     /// The refusal for a delivery of granted bytes that failed on the data plane (`problem`).

@@ -31,7 +31,7 @@ struct ServiceDispatcher: ControlHandler {
         case .resolve:
             do throws(ProtocolError) {
                 let request = try ResolveRequest(payload: frame.payload)
-                return answer(frame, service.resolve(request), read: !request.write)
+                return answer(frame, service.resolve(request), read: !request.write, blocks: request.blocks.count)
             } catch {
                 return refuse(frame, service.refusal(forMalformed: "resolve: \(error)"))
             }
@@ -163,7 +163,10 @@ struct ServiceDispatcher: ControlHandler {
         }
     }
 
-    private func answer(_ frame: Frame, _ outcome: Result<Grant, Refusal>, read: Bool) -> ControlReply {
+    /// `blocks`: how many blocks the request named (a blocks grant spans whole tensors, the peer copies only those).
+    private func answer(_ frame: Frame, _ outcome: Result<Grant, Refusal>, read: Bool, blocks: Int = 0)
+        -> ControlReply
+    {
         switch outcome {
         case .success(let grant):
             if read ? dataPlane.ownerDeliversReads : dataPlane.ownerReceivesWrites {
@@ -171,7 +174,7 @@ struct ServiceDispatcher: ControlHandler {
             }
             return ControlReply(
                 frame: Frame(kind: .grant, requestID: frame.requestID, payload: grant.encoded()),
-                expectsMore: service.expectsPromptRequest(after: grant))
+                expectsMore: service.expectsPromptRequest(copying: grant.copiedBytes(blocks: blocks)))
         case .failure(let refusal):
             return refuse(frame, refusal)
         }
