@@ -1028,12 +1028,24 @@ typedef struct pending_copy {
     int kind;
 } pending_copy;
 
+// A stream runs its queued copies in order on a worker thread of its own, as a device's DMA engine works beside
+// the host: aclrtMemcpyAsync returns at once, aclrtSynchronizeStream waits until the queue is empty. Every field
+// is guarded by `lock`; the worker, started by the first queued copy, waits on `work` and signals `idle`.
 typedef struct fake_stream {
     struct fake_stream *next;
     int32_t device;
     pending_copy *copies;
+    size_t head;       // the next copy the worker runs
     size_t count;
     size_t capacity;
+    int running;       // the worker is moving copies[head - 1]'s bytes outside `lock`
+    int started;
+    int stopping;
+    pthread_t worker;
+    pthread_cond_t work;
+    pthread_cond_t idle;
+    aclError error;    // the first failed copy since the last synchronize, and its message
+    char error_message[256];
 } fake_stream;
 
 static fake_stream *streams;                                 // created with aclrtCreateStream
@@ -1047,24 +1059,59 @@ static fake_stream *resolve_stream(aclrtStream stream) {
     return NULL;
 }
 
-// Runs the stream's queued copies in order, checking each again: memory freed since it was queued fails the
-// copy as a device would fault. Returns the first failure; the queue is empty afterwards either way.
-static aclError drain(fake_stream *stream) {
-    aclError rc = ACL_SUCCESS;
-    for (size_t i = 0; i < stream->count; i++) {
-        pending_copy *copy = &stream->copies[i];
-        if (rc != ACL_SUCCESS) break;
-        rc = check_copy(copy->dst, copy->count, copy->src, copy->count, copy->kind);
-        if (rc == ACL_SUCCESS && copy->count > 0) {
-            move_bytes(copy->dst, copy->src, copy->count, copy->kind);
-            count_copied(copy->kind, copy->count);
+static void init_stream(fake_stream *stream, int32_t device) {
+    stream->device = device;
+    pthread_cond_init(&stream->work, NULL);
+    pthread_cond_init(&stream->idle, NULL);
+}
+
+// The worker: runs the stream's queued copies in order, checking each again when it starts (memory freed since
+// it was queued fails the copy as a device would fault). After a failure the rest of the queue is dropped.
+static void *stream_worker(void *argument) {
+    fake_stream *stream = argument;
+    pthread_mutex_lock(&lock);
+    while (1) {
+        while (stream->head == stream->count && !stream->stopping) pthread_cond_wait(&stream->work, &lock);
+        if (stream->head == stream->count) break;
+        pending_copy copy = stream->copies[stream->head++];
+        aclError rc = stream->error != ACL_SUCCESS
+                          ? stream->error
+                          : check_copy(copy.dst, copy.count, copy.src, copy.count, copy.kind);
+        if (rc != ACL_SUCCESS && stream->error == ACL_SUCCESS) {
+            stream->error = rc;
+            memcpy(stream->error_message, recent_error, sizeof stream->error_message);
+        }
+        if (rc == ACL_SUCCESS && copy.count > 0) {
+            // As aclrtMemcpy: the bytes move outside `lock`, under `copying` so that nothing is unmapped meanwhile.
+            pthread_rwlock_rdlock(&copying);
+            stream->running = 1;
+            pthread_mutex_unlock(&lock);
+            move_bytes(copy.dst, copy.src, copy.count, copy.kind);
+            count_copied(copy.kind, copy.count);
+            pthread_rwlock_unlock(&copying);
+            pthread_mutex_lock(&lock);
+            stream->running = 0;
+        }
+        if (stream->head == stream->count) {
+            stream->head = stream->count = 0;
+            pthread_cond_broadcast(&stream->idle);
         }
     }
-    stream->count = 0;
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+// Waits (with `lock` held) until the stream ran every copy queued so far; returns the first failure since the
+// last wait, recorded as this thread's recent error, and clears it.
+static aclError drain(fake_stream *stream) {
+    while (stream->head < stream->count || stream->running) pthread_cond_wait(&stream->idle, &lock);
+    aclError rc = stream->error;
+    if (rc != ACL_SUCCESS) (void)fail(rc, "%s", stream->error_message);
+    stream->error = ACL_SUCCESS;
     return rc;
 }
 
-// Runs every queued copy of `device`'s streams (what aclrtSynchronizeDevice waits for).
+// Waits for every queued copy of `device`'s streams (what aclrtSynchronizeDevice waits for).
 static aclError drain_device(int32_t device) {
     aclError rc = drain(&default_streams[device]);
     for (fake_stream *entry = streams; entry != NULL; entry = entry->next) {
@@ -1085,7 +1132,7 @@ EXPORT aclError aclrtCreateStream(aclrtStream *stream) {
         if (created == NULL) {
             rc = fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "aclrtCreateStream: out of memory");
         } else {
-            created->device = current_device;
+            init_stream(created, current_device);
             created->next = streams;
             streams = created;
             *stream = created;
@@ -1110,6 +1157,16 @@ EXPORT aclError aclrtDestroyStream(aclrtStream stream) {
             fake_stream *victim = *link;
             rc = drain(victim);   // the runtime finishes a stream's work before destroying it
             *link = victim->next;
+            if (victim->started) {
+                victim->stopping = 1;
+                pthread_cond_signal(&victim->work);
+                // Unlinked, so no other call reaches it; its worker needs `lock` to see `stopping`.
+                pthread_mutex_unlock(&lock);
+                pthread_join(victim->worker, NULL);
+                pthread_mutex_lock(&lock);
+            }
+            pthread_cond_destroy(&victim->work);
+            pthread_cond_destroy(&victim->idle);
             free(victim->copies);
             free(victim);
         }
@@ -1164,7 +1221,20 @@ EXPORT aclError aclrtMemcpyAsync(void *dst, size_t destMax, const void *src, siz
             target->capacity = capacity;
         }
     }
-    if (rc == ACL_SUCCESS) target->copies[target->count++] = (pending_copy){dst, src, count, kind};
+    if (rc == ACL_SUCCESS && !target->started) {
+        if (target >= default_streams && target < default_streams + FAKE_ACL_MAX_DEVICES) {
+            init_stream(target, (int32_t)(target - default_streams));
+        }
+        if (pthread_create(&target->worker, NULL, stream_worker, target) != 0) {
+            rc = fail(ACL_ERROR_RT_MEMORY_ALLOCATION, "aclrtMemcpyAsync: the stream's worker could not start");
+        } else {
+            target->started = 1;
+        }
+    }
+    if (rc == ACL_SUCCESS) {
+        target->copies[target->count++] = (pending_copy){dst, src, count, kind};
+        pthread_cond_signal(&target->work);
+    }
     pthread_mutex_unlock(&lock);
     return rc;
 }

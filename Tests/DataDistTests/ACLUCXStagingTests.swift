@@ -34,8 +34,8 @@ struct ACLUCXStagingTests {
         "pulls and batches stage: every byte copied device → pinned host on the owner, host → device here, none by UCX")
     func stagedPull() throws {
         let pair = try StagedACLPair()
-        // Each side's link holds one lane of four 64 KiB pinned buffers and a stream (256 KiB per link).
-        #expect(pair.open("host") == 8 && pair.open("streams") == 2)
+        // Each side's link holds one lane of four 64 KiB pinned buffers, each with its stream (256 KiB per link).
+        #expect(pair.open("host") == 8 && pair.open("streams") == 8)
         let prompt = try pair.prompt.cacheManager
         let decoder = try pair.decoder.cacheManager
         let key = CacheKey(promptClusterID: 1, reqID: 7)

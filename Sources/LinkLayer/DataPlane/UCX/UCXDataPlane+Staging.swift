@@ -2,10 +2,11 @@ import DeviceRuntime
 
 extension UCXDataPlane {
     /// Sends `pieces` (their headers at `headers`), those of device memory through a lane of `lanes`: chunk k
-    /// is copied device → pinned buffer (on the lane's stream, then a sync) and sent from there as an eager
-    /// message, and chunk k+1 is copied while chunk k is on the wire; a buffer is reused once its message
-    /// completed. A failed copy fails this transfer only (what is already sent completes first); a failed send
-    /// fails the endpoint as in `complete`. A lane with a message UCX did not end is kept, not reused or freed.
+    /// is copied device → pinned buffer on that buffer's stream and sent from there as an eager message once its
+    /// stream is synchronized. The copies run ahead of the sends: every idle buffer gets the next chunk's copy
+    /// queued, so chunks k+1… copy while chunk k is on the wire; a buffer is reused once its message completed.
+    /// A failed copy fails this transfer only (what is already sent completes first); a failed send fails the
+    /// endpoint as in `complete`. A lane with a message UCX did not end is kept, not reused or freed.
     func sendStaged(
         _ pieces: [Piece], headers: UnsafeMutableRawPointer, lanes: UCXStagingLanes, what: String
     ) -> (problem: LinkError?, settled: Bool) {
@@ -18,6 +19,10 @@ extension UCXDataPlane {
         let runtime = lanes.staging.runtime
         var idle = Array(lane.buffers.indices.reversed())
         var inFlight: [(buffer: Int?, requests: [UnsafeMutableRawPointer])] = []
+        /// Buffers whose copy is queued, in the order of their pieces (each a device piece not sent yet).
+        var copying: [Int] = []
+        /// The first piece whose copy is not queued yet (pieces of host memory need none).
+        var nextCopy = 0
         var problem: LinkError?
         var settled = true
 
@@ -33,25 +38,49 @@ extension UCXDataPlane {
             if problem == nil { problem = outcome.problem }
         }
 
+        /// Queues the copies of the next device pieces, one per idle buffer.
+        func queueCopies() {
+            while problem == nil, nextCopy < pieces.count {
+                let piece = pieces[nextCopy]
+                if piece.device {
+                    guard let taken = idle.popLast() else { return }
+                    do throws(DeviceError) {
+                        try runtime.copyAsync(
+                            to: lane.buffers[taken].address, capacity: lane.buffers[taken].size, from: piece.source,
+                            count: piece.count, kind: .deviceToHost, on: lane.streams[taken])
+                    } catch {
+                        idle.append(taken)
+                        problem = LinkError(
+                            .io, "\(what): copying \(piece.count) bytes out of device memory failed: \(error)")
+                        return
+                    }
+                    copying.append(taken)
+                }
+                nextCopy += 1
+            }
+        }
+
         for (index, piece) in pieces.enumerated() {
             var source = piece.source
             var buffer: Int?
             if piece.device {
-                while idle.isEmpty, problem == nil, !inFlight.isEmpty { retireOldest() }
-                guard problem == nil, let taken = idle.popLast() else { break }
-                let staged = lane.buffers[taken]
+                // Every earlier piece is sent, so a buffer not idle holds a message in flight.
+                queueCopies()
+                while problem == nil, nextCopy <= index, !inFlight.isEmpty {
+                    retireOldest()
+                    queueCopies()
+                }
+                guard problem == nil, nextCopy > index, !copying.isEmpty else { break }
+                let taken = copying.removeFirst()
                 do throws(DeviceError) {
-                    try runtime.copyAsync(
-                        to: staged.address, capacity: staged.size, from: piece.source, count: piece.count,
-                        kind: .deviceToHost, on: lane.stream)
-                    try runtime.synchronize(lane.stream)
+                    try runtime.synchronize(lane.streams[taken])
                 } catch {
                     idle.append(taken)
                     problem = LinkError(
                         .io, "\(what): copying \(piece.count) bytes out of device memory failed: \(error)")
                     break
                 }
-                source = staged.address
+                source = lane.buffers[taken].address
                 buffer = taken
             }
             let message = UCXEndpoint.Message(
@@ -83,6 +112,9 @@ extension UCXDataPlane {
             }
         }
         while !inFlight.isEmpty { retireOldest() }
+        // Copies queued for pieces a failure left unsent still write their buffers: they end before the lane is
+        // reused.
+        for taken in copying { try? runtime.synchronize(lane.streams[taken]) }
         if settled { lanes.give(lane) }
         return (problem, settled)
     }

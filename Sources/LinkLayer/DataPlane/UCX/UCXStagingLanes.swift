@@ -3,12 +3,14 @@ internal import Glibc
 import Synchronization
 import ThreadSanitizerSupport
 
-/// One link's staging memory: `UCXStaging.lanes` pipelines, each a stream and `buffersPerLane` pinned host
-/// buffers of the runtime (`allocateHost`). A staged transfer takes a lane for its duration. Everything is freed
+/// One link's staging memory: `UCXStaging.lanes` pipelines, each `buffersPerLane` pinned host buffers of the
+/// runtime (`allocateHost`) with a stream each, so that a transfer can wait for one buffer's copy while the copies
+/// into the others run. A staged transfer takes a lane for its duration. Everything is freed
 /// by `close` (unlink, finalize), a lane still in use when it is given back.
 final class UCXStagingLanes: Sendable {
     struct Lane: Sendable {
-        let stream: DeviceStream
+        /// `streams[i]` copies into `buffers[i]`.
+        let streams: [DeviceStream]
         let buffers: [DeviceMemory]
     }
 
@@ -26,17 +28,18 @@ final class UCXStagingLanes: Sendable {
         var lanes: [Lane] = []
         do throws(DeviceError) {
             for _ in 0..<staging.lanes {
-                let stream = try staging.runtime.createStream(on: staging.device)
+                var streams: [DeviceStream] = []
                 var buffers: [DeviceMemory] = []
                 do throws(DeviceError) {
                     for _ in 0..<staging.buffersPerLane {
+                        streams.append(try staging.runtime.createStream(on: staging.device))
                         buffers.append(try staging.runtime.allocateHost(staging.bufferBytes))
                     }
                 } catch {
-                    Self.release(Lane(stream: stream, buffers: buffers), staging.runtime)
+                    Self.release(Lane(streams: streams, buffers: buffers), staging.runtime)
                     throw error
                 }
-                lanes.append(Lane(stream: stream, buffers: buffers))
+                lanes.append(Lane(streams: streams, buffers: buffers))
             }
         } catch {
             for lane in lanes { Self.release(lane, staging.runtime) }
@@ -79,7 +82,7 @@ final class UCXStagingLanes: Sendable {
     }
 
     private static func release(_ lane: Lane, _ runtime: any DeviceRuntime) {
-        try? runtime.destroyStream(lane.stream)
+        for stream in lane.streams { try? runtime.destroyStream(stream) }
         for buffer in lane.buffers { try? runtime.free(buffer) }
     }
 }
