@@ -220,4 +220,28 @@ import Testing
             extents: [.init(regionID: 0, offset: 0, length: 4096)])
         #expect(slot.copiedBytes(blocks: 32) == 4096)
     }
+
+    /// A request served after the link's service heard of the close (its reader was serving it while another
+    /// thread closed the link) gets no grant: the pin it took is given back at once and the peer hears
+    /// `.linkFailed`, so nothing stays pinned for a link that is gone.
+    @Test func aLinkThatClosedGrantsNothingMore() throws {
+        try withCacheManager { manager in
+            let cache = try manager.allocateCache(Self.desc, keys: [CacheKey(promptClusterID: 1, reqID: 12)])
+            let service = OwnerService(
+                policy: manager.links.policy, linkSerial: 9, peerClusterID: 2, reach: .poolsOnly(peer: 2),
+                logger: manager.resources.logger, meters: manager.resources.meters.link(to: 2, transport: "shm"),
+                onClose: { _ in })
+            service.linkClosed(.peerClosed)
+            guard case .failure(let refusal) = service.resolve(Self.pull(Self.key(12))) else {
+                Issue.record("a closed link's service granted a resolve")
+                return
+            }
+            #expect(refusal.status == LLMStatusCode.linkFailed.rawValue)
+            #expect(manager.audit().pinnedByPeers == 0)
+            // The key was not consumed by the voided grant.
+            #expect(try manager.links.policy.resolve(Self.pull(Self.key(12)), link: 10).get().pinID > 0)
+            manager.links.policy.releaseAll(of: 10)
+            try manager.deallocateCache(cache)
+        }
+    }
 }

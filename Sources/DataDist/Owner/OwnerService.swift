@@ -1,5 +1,6 @@
 import LinkLayer
 import Logging
+import Synchronization
 
 /// The owner's side of one link, as the link layer calls it: the policy's answers for this link's peer, as
 /// grants and refusals.
@@ -15,13 +16,37 @@ struct OwnerService: LinkService {
     let meters: LinkMeters
     /// Forgets the link once it closed (the link table's bookkeeping).
     let onClose: @Sendable (CloseReason) -> Void
+    /// Set by `linkClosed` before it voids the link's grants.
+    private let closed = ClosedFlag()
+
+    init(
+        policy: OwnerPolicy, linkSerial: UInt64, peerClusterID: UInt64, reach: LinkReach, logger: Logger,
+        meters: LinkMeters, onClose: @escaping @Sendable (CloseReason) -> Void
+    ) {
+        self.policy = policy
+        self.linkSerial = linkSerial
+        self.peerClusterID = peerClusterID
+        self.reach = reach
+        self.logger = logger
+        self.meters = meters
+        self.onClose = onClose
+    }
 
     func resolve(_ request: ResolveRequest) -> Result<Grant, Refusal> {
-        counted(policy.resolve(request, link: linkSerial, reach: reach)).mapError(Refusal.init)
+        counted(voidedIfClosed(policy.resolve(request, link: linkSerial, reach: reach))).mapError(Refusal.init)
     }
 
     func resolveBatch(_ request: BatchResolveRequest) -> Result<Grant, Refusal> {
-        counted(policy.resolveBatch(request, link: linkSerial, reach: reach)).mapError(Refusal.init)
+        counted(voidedIfClosed(policy.resolveBatch(request, link: linkSerial, reach: reach))).mapError(Refusal.init)
+    }
+
+    /// A grant made while the link was closing (the reader thread served a request as another thread closed the
+    /// link) may come after `linkClosed` voided the link's grants: it is given back here. The flag is set before
+    /// that voiding and read after the grant, both under the table's lock, so every order is covered.
+    private func voidedIfClosed(_ answer: Result<Grant, LLMError>) -> Result<Grant, LLMError> {
+        guard case .success(let grant) = answer, closed.isSet else { return answer }
+        _ = policy.release(ReleaseNotice(pinID: grant.pinID, succeeded: false), link: linkSerial)
+        return .failure(LLMError(.linkFailed, "the link to cluster \(peerClusterID) closed"))
     }
 
     private func counted(_ answer: Result<Grant, LLMError>) -> Result<Grant, LLMError> {
@@ -45,7 +70,17 @@ struct OwnerService: LinkService {
     func refusal(forFailedDelivery problem: String) -> Refusal { Refusal(LLMError(.linkFailed, problem)) }
 
     func linkClosed(_ reason: CloseReason) {
+        closed.set()
         policy.releaseAll(of: linkSerial)
         onClose(reason)
     }
+}
+
+/// A link's "closed" mark, shared by the copies of its `OwnerService`.
+private final class ClosedFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+
+    var isSet: Bool { value.load(ordering: .acquiring) }
+
+    func set() { value.store(true, ordering: .releasing) }
 }
