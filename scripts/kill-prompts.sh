@@ -7,7 +7,7 @@
 # while they start and link. Each decoder then ends one of:
 #   aborted  a UCX fatal or assertion line on its stderr, or ended by a signal (its lines are printed);
 #   clean    exited 1 with LLM_LINK_FAILED or LLM_TIMEOUT in its JSON report, while linking ("link") or after it
-#            ("pull");
+#            ("pull"); of those while linking, how many were refused before they reached the prompt;
 #   other    anything else (hung past 30 s, another status, no report): printed.
 # DECODER_WRAP: a command each decoder runs under, e.g. kill-pushers.sh's strace line delaying its connect()
 # returns (widening the window between UCX's connect and its first send). KEEP=DIR keeps the stderr of every
@@ -28,7 +28,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/survivor-check.sh"
 [[ -n "${KEEP:-}" ]] && mkdir -p "$KEEP"
-aborted=0 clean_link=0 clean_pull=0 other=0 total=0
+aborted=0 clean_link=0 clean_pull=0 refused=0 other=0 total=0
 for round in $(seq 1 "$ROUNDS"); do
     coproc PROMPT { exec "$BIN" serve --json --prefix-keys "${SHAPE[@]}" 2>"$work/prompt.err"; }
     prompt_pid=$PROMPT_PID
@@ -68,7 +68,9 @@ PY
         (( code == 137 )) && verdict=other   # timeout's SIGKILL: it hung
         case "$verdict" in
             aborted) aborted=$((aborted + 1)) ;;
-            clean_link) clean_link=$((clean_link + 1)) ;;
+            clean_link)
+                clean_link=$((clean_link + 1))
+                grep -q "Connection refused" "$err" && refused=$((refused + 1)) ;;
             clean_pull) clean_pull=$((clean_pull + 1)) ;;
             *) other=$((other + 1)) ;;
         esac
@@ -80,6 +82,6 @@ PY
     done
 done
 echo "kill-prompts: $aborted of $total decoders aborted in UCX, $((clean_link + clean_pull)) ended clean" \
-    "($clean_link while linking, $clean_pull after), $other other; $ROUNDS rounds of $DECODERS decoders," \
+    "($clean_link while linking, $refused of them refused before connecting; $clean_pull after), $other other; $ROUNDS rounds of $DECODERS decoders," \
     "prompt SIGKILLed ${LOW}-$((LOW + SPAN - 1)) ms after they started${DECODER_WRAP:+, decoders under: $DECODER_WRAP}"
 (( aborted == 0 && other == 0 ))
