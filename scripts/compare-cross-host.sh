@@ -5,7 +5,11 @@
 # first → second, the direction a pull moves bytes) and `ucx_perftest -t ucp_get` (the same transport and sizes;
 # once with UCX's own defaults, once with DataDist's UCX defaults, and once more with those and `-e`, error
 # handling on the endpoint, as ours). Prints GB/s (10^9 bytes/s) and our pull's ratio to each reference, and our
-# pull_caches (32 keys of that size per call; GB/s of the whole batch) beside the TCP stream.
+# pull_caches (32 keys of that size per call; GB/s of the whole batch) beside the TCP stream. In the same passes:
+# our push_cache (`bench --connect --remote-accessible` in the second namespace into a second `bench-serve --host
+# --remote-accessible` in the first: one tensor of the size per call, second → first) beside the same TCP stream,
+# and our pull_blocks (the first bench-serve with `--blocks SIZE`: 61 layers × 2 tensors, 64 of 128 blocks of SIZE
+# per call, scattered and adjacent) beside a TCP stream of SIZE-byte writes.
 # With --mooncake, in the same passes: Mooncake's transfer engine over TCP (`transfer_engine_bench`, P2P handshake,
 # its target in the first namespace, its initiator reading batches of 32 in the second) beside our pull_caches of
 # 32 keys at the same sizes, and the ratio.
@@ -23,8 +27,9 @@ readonly DATADIST_UCX_DEFAULTS="UCX_TCP_TX_SEG_SIZE=512k UCX_TCP_RX_SEG_SIZE=512
 
 readonly DEFAULT_SIZES="1MiB,4MiB,16MiB"
 readonly DEFAULT_MOONCAKE_SIZES="16KiB,1MiB,4MiB"
+readonly DEFAULT_BLOCK_SIZE=128KiB   # as bench's own pull_blocks rows
 readonly MOONCAKE_BATCH=32   # requests per Mooncake batch, as our pull_caches row's keys per call
-sizes=$DEFAULT_SIZES duration=2 passes=2 mooncake=0 mooncake_sizes=$DEFAULT_MOONCAKE_SIZES
+sizes=$DEFAULT_SIZES duration=2 passes=2 mooncake=0 mooncake_sizes=$DEFAULT_MOONCAKE_SIZES block_size=$DEFAULT_BLOCK_SIZE
 
 usage() {
     cat <<EOF
@@ -34,6 +39,12 @@ usage: $0 [--sizes LIST] [--duration SECONDS]
   --passes N       measure every column N times, in turn, and show each column's best (default $passes)
   --mooncake       also Mooncake's transfer engine over TCP, batches of $MOONCAKE_BATCH reads, beside our pull_caches
   --mooncake-sizes LIST  sizes for --mooncake (default $DEFAULT_MOONCAKE_SIZES)
+  --block-size SIZE  block size of the pull_blocks rows (bench-serve --blocks; default $DEFAULT_BLOCK_SIZE, 2 GiB per side)
+columns besides pull, the TCP stream, ucx_perftest and batch:
+  push         our push_cache, one tensor of the size per call, second → first namespace (--remote-accessible both sides)
+  push×tcp     push over the TCP stream of the same size, same pass
+  pull_blocks  (own table) our pullBlocks of 61 layers × 2 tensors, 64 of 128 blocks per call, scattered and adjacent
+  blocks×tcp   pull_blocks over a TCP stream of block-size writes, same pass
 environment:
   DATADIST   our binary (default .build/release/datadist; build it with 'swift build -c release --product datadist')
   UCX_*      passed to both sides (e.g. UCX_TCP_TX_SEG_SIZE=256k), over DataDist's defaults
@@ -50,6 +61,7 @@ while (( $# > 0 )); do
         --passes) (( $# >= 2 )) || die "--passes needs a value"; passes="$2"; shift 2 ;;
         --mooncake) mooncake=1; shift ;;
         --mooncake-sizes) (( $# >= 2 )) || die "--mooncake-sizes needs a value"; mooncake_sizes="$2"; shift 2 ;;
+        --block-size) (( $# >= 2 )) || die "--block-size needs a value"; block_size="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument '$1'" ;;
     esac
@@ -71,6 +83,9 @@ bytes_of() {
 }
 IFS=, read -r -a size_list <<< "$sizes"
 for s in "${size_list[@]}"; do bytes_of "$s" >/dev/null; done
+block_bytes=$(bytes_of "$block_size")
+(( block_bytes > 0 && block_bytes % 8 == 0 && block_bytes <= 1 << 20 )) \
+    || die "--block-size $block_size is not a multiple of 8 bytes up to 1MiB"
 mooncake_list=()
 if (( mooncake )); then IFS=, read -r -a mooncake_list <<< "$mooncake_sizes"; fi
 for s in "${mooncake_list[@]}"; do bytes_of "$s" >/dev/null; done
@@ -92,11 +107,12 @@ fi
 # The namespaces, named after this process; removed on any exit.
 readonly NS_A="ddcmp$$a" NS_B="ddcmp$$b" ADDR_A=10.213.0.1 ADDR_B=10.213.0.2
 work=$(mktemp -d)
-server_pid="" mooncake_pid=""
+server_pid="" push_server_pid="" mooncake_pid=""
 cleanup() {
     [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null || true
+    [[ -n "$push_server_pid" ]] && kill "$push_server_pid" 2>/dev/null || true
     [[ -n "$mooncake_pid" ]] && kill "$mooncake_pid" 2>/dev/null || true
-    exec 3>&- 2>/dev/null || true
+    exec 3>&- 4>&- 2>/dev/null || true
     netns_pair_down "$NS_A" "$NS_B"
     rm -rf "$work"
 }
@@ -160,19 +176,33 @@ perftest_get() {
 }
 
 # Our pull: bench-serve stands in A until its stdin (fd 3 here) closes; bench --connect pulls from B.
-readonly SERVE_PORT=17000
+readonly SERVE_PORT=17000 PUSH_SERVE_PORT=17001
 # Rings of 32 keys of the largest size, so that pull_caches (32 distinct keys per call) runs at every size.
 largest=0
 for s in "${served_list[@]}"; do b=$(bytes_of "$s"); (( b > largest )) && largest=$b; done
 ring_bytes=$(( 32 * largest ))
+largest_size=0
+for s in "${size_list[@]}"; do b=$(bytes_of "$s"); (( b > largest_size )) && largest_size=$b; done
 mkfifo "$work/serve-in"
 in_a env DATADIST_TRANSPORT=ucx "$DATADIST" bench-serve --host "$ADDR_A" --port "$SERVE_PORT" --sizes "$served_sizes" \
-    --ring-bytes "$ring_bytes" \
+    --ring-bytes "$ring_bytes" --blocks "$block_size" \
     < "$work/serve-in" > "$work/serve-out" 2> "$work/serve-err" &
 server_pid=$!
 exec 3> "$work/serve-in"
-for _ in $(seq 600); do grep -q READY "$work/serve-out" 2>/dev/null && break; sleep 0.1; done
+# The push target: remote cache access on (pulls by key then need the first one), its pull rings one slot each.
+mkfifo "$work/push-serve-in"
+# 3>&-: it must not hold the first bench-serve's stdin open.
+in_a env DATADIST_TRANSPORT=ucx "$DATADIST" bench-serve --host "$ADDR_A" --port "$PUSH_SERVE_PORT" \
+    --sizes "$sizes" --ring-bytes "$largest_size" --remote-accessible \
+    < "$work/push-serve-in" > "$work/push-serve-out" 2> "$work/push-serve-err" 3>&- &
+push_server_pid=$!
+exec 4> "$work/push-serve-in"
+for _ in $(seq 600); do
+    grep -q READY "$work/serve-out" 2>/dev/null && grep -q READY "$work/push-serve-out" 2>/dev/null && break
+    sleep 0.1
+done
 grep -q READY "$work/serve-out" || failed "bench-serve did not start: $(cat "$work/serve-err")"
+grep -q READY "$work/push-serve-out" || failed "bench-serve --remote-accessible did not start: $(cat "$work/push-serve-err")"
 read -r -a ours_env <<< "$DATADIST_UCX_DEFAULTS"
 # Only our defaults the caller did not set, as UCXSettings does.
 perftest_ours_env=()
@@ -200,7 +230,7 @@ if (( mooncake )); then
     # 3>&-: the target must not hold bench-serve's stdin open (bench-serve ends when fd 3 closes).
     # Not through in_a: a function run with & is a subshell, and $! would name it instead of the target.
     ip netns exec "$NS_A" "$mooncake_bin" --mode=target --protocol=tcp --metadata_server=P2PHANDSHAKE --local_server_name="$ADDR_A" \
-        --buffer_size="$mooncake_buffer" --batch_size="$MOONCAKE_BATCH" --threads=1 > "$work/mooncake-target" 2>&1 3>&- &
+        --buffer_size="$mooncake_buffer" --batch_size="$MOONCAKE_BATCH" --threads=1 > "$work/mooncake-target" 2>&1 3>&- 4>&- &
     mooncake_pid=$!
     for _ in $(seq 150); do
         mooncake_port=$(sed -n 's/.*P2P handshake, listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$work/mooncake-target" | head -n 1)
@@ -216,7 +246,7 @@ mooncake_read() {
     in_b timeout $(( mooncake_seconds + 60 )) "$mooncake_bin" --mode=initiator --operation=read --protocol=tcp \
         --metadata_server=P2PHANDSHAKE --local_server_name="$ADDR_B" --buffer_size="$mooncake_buffer" \
         --batch_size="$MOONCAKE_BATCH" --threads=1 --segment_id="$ADDR_A:$mooncake_port" --block_size="$size" \
-        --duration="$mooncake_seconds" --report_unit=GB --report_precision=4 > "$log" 2>&1 3>&- \
+        --duration="$mooncake_seconds" --report_unit=GB --report_precision=4 > "$log" 2>&1 3>&- 4>&- \
         || peer_unavailable "the Mooncake initiator at $size bytes: $(tail -3 "$log")"
     gbps=$(sed -n 's/.*Test completed: duration [0-9.]*, batch count [0-9]*, throughput \([0-9.]*\) GB\/s.*/\1/p' "$log" | tail -n 1)
     [[ -n "$gbps" ]] || peer_unavailable "no Mooncake figure at $size bytes: $(tail -3 "$log")"
@@ -226,12 +256,17 @@ mooncake_read() {
 # Each pass measures every column once, in turn; the table shows each column's best pass, so a burst of load
 # from other work on the machine does not land on one column only.
 : > "$work/references"
+: > "$work/blocks-tcp"
 : > "$work/mooncake"
 for pass in $(seq "$passes"); do
     echo "compare-cross-host: pass $pass of $passes" >&2
     in_b env DATADIST_TRANSPORT=ucx "$DATADIST" bench --connect "$ADDR_A:$SERVE_PORT" --sizes "$served_sizes" \
-        --operations pull_cache,pull_caches --duration "$duration" --json > "$work/ours-$pass.json" 2> "$work/bench-err" \
+        --operations pull_cache,pull_caches,pull_blocks --duration "$duration" --json > "$work/ours-$pass.json" 2> "$work/bench-err" \
         || failed "bench --connect: $(tail -5 "$work/bench-err")"
+    in_b env DATADIST_TRANSPORT=ucx "$DATADIST" bench --connect "$ADDR_A:$PUSH_SERVE_PORT" --remote-accessible \
+        --sizes "$sizes" --operations push_cache --duration "$duration" --json > "$work/push-$pass.json" \
+        2> "$work/bench-err" || failed "bench --connect --remote-accessible: $(tail -5 "$work/bench-err")"
+    echo "$(tcp_stream "$block_bytes")" >> "$work/blocks-tcp"
     for s in "${size_list[@]}"; do
         size=$(bytes_of "$s")
         echo "$size $(tcp_stream "$size") $(perftest_get "$size" "${ucx_defaults_env[@]}" --)" \
@@ -244,9 +279,11 @@ for pass in $(seq "$passes"); do
     done
 done
 if [[ -n "$mooncake_pid" ]]; then kill "$mooncake_pid" 2>/dev/null || true; wait "$mooncake_pid" 2>/dev/null || true; mooncake_pid=""; fi
-exec 3>&-
+exec 3>&- 4>&-
 wait "$server_pid" || failed "bench-serve exited with an unclean audit: $(tail -3 "$work/serve-out")"
 server_pid=""
+wait "$push_server_pid" || failed "bench-serve --remote-accessible exited with an unclean audit: $(tail -3 "$work/push-serve-out")"
+push_server_pid=""
 
 echo "UCX_TLS=$UCX_TLS; DataDist's UCX defaults: ${perftest_ours_env[*]:-none}; caller's: $(env | grep '^UCX_' | grep -v '^UCX_TLS=' | tr '\n' ' ')"
 echo "GB/s, best of $passes passes of ${duration} s; ratios: our pull over each reference"
@@ -254,31 +291,41 @@ named_sizes=()
 for s in "${size_list[@]}"; do named_sizes+=("$s=$(bytes_of "$s")"); done
 mooncake_named=""
 for s in "${mooncake_list[@]}"; do mooncake_named+="$s=$(bytes_of "$s"),"; done
-python3 - "$work" "$passes" "$mooncake_named" "${named_sizes[@]}" <<'PY' || failed "no verified pull_cache row"
+python3 - "$work" "$passes" "$mooncake_named" "$block_size" "${named_sizes[@]}" <<'PY' || failed "no verified pull_cache, pull_blocks or push_cache row"
 import json, sys
 work, passes = sys.argv[1], int(sys.argv[2])
 mooncake_named = [(n, int(b)) for n, b in (a.split("=") for a in sys.argv[3].split(",") if a)]
-named = [(n, int(b)) for n, b in (a.split("=") for a in sys.argv[4:])]
-ours, batches = {}, {}
+block_name = sys.argv[4]
+named = [(n, int(b)) for n, b in (a.split("=") for a in sys.argv[5:])]
+ours, batches, pushes, blocks = {}, {}, {}, {}
 for p in range(1, passes + 1):
-    for row in json.load(open(f"{work}/ours-{p}.json")):
-        if row["operation"] not in ("pull_cache", "pull_caches") or row.get("p50us") is not None:
+    for row in json.load(open(f"{work}/ours-{p}.json")) + json.load(open(f"{work}/push-{p}.json")):
+        if row["operation"] not in ("pull_cache", "pull_caches", "pull_blocks", "push_cache") \
+                or row.get("p50us") is not None:
             continue
         if not row["verified"]:
             sys.exit(f"pass {p}: the {row['operation']} row at {row['bytes']} bytes moved wrong bytes")
+        if row["transport"] != "ucx":
+            sys.exit(f"pass {p}: the {row['operation']} row at {row['bytes']} bytes went over {row['transport']}")
         if row["operation"] == "pull_cache":
             ours[row["bytes"]] = max(ours.get(row["bytes"], 0), row["gbps"])
+        elif row["operation"] == "push_cache":
+            pushes[row["bytes"]] = max(pushes.get(row["bytes"], 0), row["gbps"])
+        elif row["operation"] == "pull_blocks":
+            kind = "scattered" if "scattered" in row["pattern"] else "adjacent"
+            blocks[kind] = max(blocks.get(kind, 0), row["gbps"])
         else:
             size = row["bytes"] // row["batch"]
             batches[size] = max(batches.get(size, 0), row["gbps"])
+blocks_tcp = max(float(line) for line in open(f"{work}/blocks-tcp"))
 refs = {}
 for line in open(f"{work}/references"):
     size, *values = line.split()
     best = refs.setdefault(int(size), [0.0] * 4)
     refs[int(size)] = [max(a, float(b)) for a, b in zip(best, values)]
-print("%-8s %9s %11s %11s %11s %11s %9s %9s %9s %10s %9s" % (
+print("%-8s %9s %11s %11s %11s %11s %9s %9s %9s %10s %9s %9s %9s" % (
     "size", "pull", "tcp stream", "perftest", "pt ours", "pt ours -e", "×tcp", "×pt ours", "×pt -e", "batch ×32",
-    "batch×tcp"))
+    "batch×tcp", "push", "push×tcp"))
 for name, size in named:
     if size not in ours:
         sys.exit(f"no pull_cache row at {name}")
@@ -286,8 +333,19 @@ for name, size in named:
     o = ours[size]
     b = batches.get(size)
     batch = ("%10.2f %8.2fx" % (b, b / tcp)) if b else "%10s %9s" % ("-", "-")
-    print("%-8s %9.2f %11.2f %11.2f %11.2f %11.2f %8.2fx %8.2fx %8.2fx %s" % (
-        name, o, tcp, plain, tuned, tuned_e, o / tcp, o / tuned, o / tuned_e, batch))
+    if size not in pushes:
+        sys.exit(f"no push_cache row at {name}")
+    u = pushes[size]
+    print("%-8s %9.2f %11.2f %11.2f %11.2f %11.2f %8.2fx %8.2fx %8.2fx %s %9.2f %8.2fx" % (
+        name, o, tcp, plain, tuned, tuned_e, o / tcp, o / tuned, o / tuned_e, batch, u, u / tcp))
+print()
+print(f"pull_blocks: 61 layers × 2 tensors, 64 of 128 blocks of {block_name} per call (GB/s of the call), beside a")
+print(f"TCP stream of {block_name} writes first → second; best of {passes} passes")
+print("%-10s %12s %11s %10s" % ("blocks", "pull_blocks", "tcp stream", "blocks×tcp"))
+for kind in ("scattered", "adjacent"):
+    if kind not in blocks:
+        sys.exit(f"no {kind} pull_blocks row")
+    print("%-10s %12.2f %11.2f %9.2fx" % (kind, blocks[kind], blocks_tcp, blocks[kind] / blocks_tcp))
 if mooncake_named:
     mooncake = {}
     for line in open(f"{work}/mooncake"):

@@ -14,6 +14,7 @@ SHAPE=(--layers 2 --tokens 256 --hidden 1024)
 export UCX_TLS=${UCX_TLS:-tcp} DATADIST_TRANSPORT=ucx
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/survivor-check.sh"
 coproc SERVE { "$BIN" serve --json --prefix-keys --requests 4 "${SHAPE[@]}" 2>"$log"; }
 read -r line <&"${SERVE[0]}"
 port=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["port"])' "$line")
@@ -25,11 +26,7 @@ for round in $(seq 1 "$ROUNDS"); do
     kill -9 "$pull"
     wait "$pull" 2>/dev/null
     sleep 0.2
-    if ! kill -0 "$SERVE_PID" 2>/dev/null; then
-        echo "kill-decoders: the server died in round $round"
-        grep -m3 "Fatal\|ssert" "$log"
-        exit 1
-    fi
+    survivor_check kill-decoders "the server" "$SERVE_PID" "$round" "$log"
     survived=$round
 done
 kill "$SERVE_PID" 2>/dev/null

@@ -16,6 +16,7 @@ SHAPE=(--layers 1 --tokens 1024 --hidden 2048 --requests 4)
 export UCX_TLS=${UCX_TLS:-tcp} DATADIST_TRANSPORT=ucx
 log=${KEEP:-$(mktemp)}
 [[ -n "${KEEP:-}" ]] || trap 'rm -f "$log"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/survivor-check.sh"
 # RECEIVER_WRAP: a command the receiver runs under, e.g. strace delaying its connect() returns to widen the window
 # between UCX's connect and its first send on the new socket (see README "Transports").
 coproc SERVE { ${RECEIVER_WRAP:-} "$BIN" bench-serve --remote-accessible --pool-bytes $((64 << 20)) 2>"$log"; }
@@ -41,11 +42,7 @@ for round in $(seq 1 "$ROUNDS"); do
     [[ -n "${STOP_RECEIVER:-}" ]] && sleep 0.05 && kill -CONT "$serve_pid"
     { wait "${pushers[@]}"; } 2>/dev/null
     sleep 0.05
-    if ! kill -0 "$serve_pid" 2>/dev/null; then
-        echo "kill-pushers: the receiver died in round $round"
-        grep -m1 -A12 "Fatal\|ssert" "$log"
-        exit 1
-    fi
+    survivor_check kill-pushers "the receiver" "$serve_pid" "$round" "$log"
     survived=$round
 done
 kill "$serve_pid" 2>/dev/null
