@@ -17,20 +17,7 @@ struct OwnerService: LinkService {
     /// Forgets the link once it closed (the link table's bookkeeping).
     let onClose: @Sendable (CloseReason) -> Void
     /// Set by `linkClosed` before it voids the link's grants.
-    private let closed = ClosedFlag()
-
-    init(
-        policy: OwnerPolicy, linkSerial: UInt64, peerClusterID: UInt64, reach: LinkReach, logger: Logger,
-        meters: LinkMeters, onClose: @escaping @Sendable (CloseReason) -> Void
-    ) {
-        self.policy = policy
-        self.linkSerial = linkSerial
-        self.peerClusterID = peerClusterID
-        self.reach = reach
-        self.logger = logger
-        self.meters = meters
-        self.onClose = onClose
-    }
+    let closed = ClosedFlag()
 
     func resolve(_ request: ResolveRequest) -> Result<Grant, Refusal> {
         counted(voidedIfClosed(policy.resolve(request, link: linkSerial, reach: reach))).mapError(Refusal.init)
@@ -77,7 +64,7 @@ struct OwnerService: LinkService {
 }
 
 /// A link's "closed" mark, shared by the copies of its `OwnerService`.
-private final class ClosedFlag: Sendable {
+final class ClosedFlag: Sendable {
     private let value = Atomic<Bool>(false)
 
     var isSet: Bool { value.load(ordering: .acquiring) }
