@@ -20,7 +20,7 @@ struct BenchCommand: ParsableCommand {
             Operations (--operations): pull_cache (one tensor per size, prefix keys; and latency rows at 16 KiB \
             and 1 MiB with request keys, p50/p99 of the whole call), pull_small (16 KiB pulls by request key, p50/p99, \
             beside their floor measured between them: a polled round trip over a Unix socket plus a memcpy of the \
-            same bytes; two processes with 1 K and with 1 M keys bound, and two engines in this process; and pullBlocks of \
+            same bytes; two processes with 1 K, 1 M and again 1 K keys bound, and two engines in this process; and pullBlocks of \
             32 scattered 16 KiB / 64 KiB blocks of one tensor per call beside memcpy of the same blocks), pull_caches (per size up to 16 MiB: \
             pullCaches of 32 request keys per call, one round trip; bytes and GB/s are the whole batch's), copy_engine (pull_cache with \
             LLMConfig.copyThreads = 1 vs every core at 256 KiB, 1, 2 and 4 MiB), pull_blocks (61 layers × 2 \
