@@ -1,7 +1,8 @@
 /// The UCX part of a link's handshake, over the TCP connection of the hello, which then stays the link's control
-/// connection. The server sends its `ucxOffer` (worker address, regions, remote keys); the client answers with
-/// its own (or a refusal); the server opens its endpoint to the client's worker (UCX's wireup runs then) and
-/// welcomes it; the client opens its endpoint last.
+/// connection. The server sends its `ucxOffer` (worker address, regions, remote keys); the client opens its
+/// endpoint to the server's worker (connected, no wireup requested) and answers with its own offer (or a
+/// refusal); the server opens its endpoint to the client's worker, which runs UCX's wireup (the client's worker
+/// answers it at once, over the connection its endpoint made), and welcomes it.
 enum UCXHandshake {
     /// The server side, after the hello was accepted and the memfd exchange was not made. On success the channel
     /// owns `tcp`.
@@ -41,7 +42,7 @@ enum UCXHandshake {
         let dataPlane: UCXDataPlane
         do throws(LinkError) {
             dataPlane = try UCXDataPlane(
-                node: node, peerClusterID: peer, offer: theirs, local: mine.regions, until: deadline)
+                node: node, peerClusterID: peer, offer: theirs, local: mine.regions, wiresUp: true, until: deadline)
         } catch {
             return refuse(admission.refusal(forFailedSetup: "cluster \(peer): \(error.message)"))
         }
@@ -78,6 +79,21 @@ enum UCXHandshake {
         } catch {
             throw refuse(admission.refusal(forUnavailableTransport: "\(what): \(error.message)"))
         }
+        // This side's endpoint first, connected (its flush waits for UCX's TCP connection to the server's worker)
+        // but requesting no wireup; the server's endpoint, made once it has this side's offer, requests it, and
+        // this worker answers at once over that connection. UCX 1.13 aborts a process that holds such an answer
+        // unsent when its peer fails ("ucp_request.c: Assertion ... got REP message"): the server never answers
+        // one (a decoder killed while linking cannot take the prompt down), and this side's answer never waits
+        // for a connection to a prompt that may be dying (when the server's endpoint came first, the answer
+        // waited for this worker's connection back to it, and a prompt SIGKILLed then aborted the decoder).
+        let dataPlane: UCXDataPlane
+        do throws(LinkError) {
+            dataPlane = try UCXDataPlane(
+                node: node, peerClusterID: remoteID, offer: theirs, local: mine.regions, wiresUp: false,
+                until: deadline)
+        } catch {
+            throw refuse(admission.refusal(forFailedSetup: "\(what): \(error.message)"))
+        }
         var inbox = inbox
         let welcome: Frame
         do throws(Socket.Failure) {
@@ -87,18 +103,6 @@ enum UCXHandshake {
             throw LinkError(.io, "\(what): \(error.timedOut ? "timed out" : "\(error)")")
         }
         try LinkHandshake.checkWelcome(welcome, remoteID: remoteID, endpoint: endpoint)
-        // Only now, after the server's endpoint to this worker is up: the endpoint created second is matched to
-        // the one the first one's wireup made here, so the server never answers this side's wireup request. UCX
-        // 1.13 aborts a process that holds such an answer unsent when its peer fails ("ucp_request.c: Assertion
-        // ... got REP message", seen with decoders SIGKILLed while linking); this way a decoder killed while
-        // linking cannot take the prompt down.
-        let dataPlane: UCXDataPlane
-        do throws(LinkError) {
-            dataPlane = try UCXDataPlane(
-                node: node, peerClusterID: remoteID, offer: theirs, local: mine.regions, until: deadline)
-        } catch {
-            throw LinkError(.io, "\(what): \(error.message)")
-        }
         let established = EstablishedLink(remoteClusterID: remoteID, socket: tcp, inbox: inbox, dataPlane: dataPlane)
         let channel = try admission.register(established).mapError { LinkError($0) }.get()
         try channel.start()

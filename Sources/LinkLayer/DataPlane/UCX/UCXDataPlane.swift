@@ -31,14 +31,17 @@ package final class UCXDataPlane: DataPlane {
 
     /// An endpoint of `node` to the peer that sent `offer`, with the remote keys of its regions, connected by
     /// `deadline`; `local` are the regions this side offered (what reads of the peer are delivered from).
+    /// `wiresUp`: whether this side starts UCX's wireup with the peer (a link's listener, whose endpoint is made
+    /// second); the other side's endpoint must exist first, and only answers it (`UCXEndpoint`).
     package init(
-        node: UCXNode, peerClusterID: UInt64, offer: UCXOffer, local: [UCXOffer.Region] = [],
+        node: UCXNode, peerClusterID: UInt64, offer: UCXOffer, local: [UCXOffer.Region] = [], wiresUp: Bool = true,
         until deadline: ContinuousClock.Instant
     ) throws(LinkError) {
         self.peerClusterID = peerClusterID
         self.node = node
         let keys = Dictionary(uniqueKeysWithValues: offer.regions.map { ($0.descriptor.regionID, $0.remoteKey) })
-        endpoint = try UCXEndpoint(worker: node.worker, address: offer.workerAddress, keys: keys, until: deadline)
+        endpoint = try UCXEndpoint(
+            worker: node.worker, address: offer.workerAddress, keys: keys, wiresUp: wiresUp, until: deadline)
         regions = Dictionary(uniqueKeysWithValues: offer.regions.map { ($0.descriptor.regionID, $0) })
         localRegions = Dictionary(local.map { ($0.descriptor.regionID, $0) }) { first, _ in first }
         do throws(LinkError) {

@@ -16,13 +16,22 @@ final class UCXEndpoint: Sendable {
     private struct Handles: @unchecked Sendable {
         var endpoint: OpaquePointer?
         var keys: [UInt32: OpaquePointer] = [:]
+        /// The peer's packed remote keys not unpacked yet (region id → packed key).
+        var packed: [UInt32: [UInt8]] = [:]
     }
 
     /// An endpoint to the worker at `address` with the remote keys `keys` (region id → packed key), connected
-    /// by `deadline`: it is flushed once, which completes UCX's wireup with the peer (an endpoint closed while
-    /// its wireup is still in flight trips an assertion inside UCX 1.13), and shows the peer reachable.
+    /// by `deadline`: it is flushed once, which shows the peer reachable. When `wiresUp` (the listener's side),
+    /// the keys are unpacked at once: over TCP, where UCX emulates one-sided operations with messages, that has
+    /// UCX resolve the peer's endpoint with a wireup request, and the flush then completes only once the peer
+    /// answered it (an endpoint closed while its wireup is still in flight trips an assertion inside UCX 1.13).
+    /// Otherwise (the client's side, made before the listener's) the keys are unpacked at the first one-sided
+    /// operation, so this endpoint never requests a wireup: the flush only waits for its connection, over which
+    /// the listener's request is then answered at once. UCX 1.13 aborts a process whose answer still waits for
+    /// its connection when the peer fails ("ucp_request.c: Assertion ... got REP message").
     init(
-        worker: UCXWorker, address: [UInt8], keys: [UInt32: [UInt8]], until deadline: ContinuousClock.Instant
+        worker: UCXWorker, address: [UInt8], keys: [UInt32: [UInt8]], wiresUp: Bool,
+        until deadline: ContinuousClock.Instant
     ) throws(LinkError) {
         self.worker = worker
         let context = Unmanaged.passRetained(self)
@@ -39,20 +48,18 @@ final class UCXEndpoint: Sendable {
             context.release()
             throw LinkError(.io, "UCX: ucp_ep_create failed: \(ucxDescription(status))")
         }
-        var unpacked: [UInt32: OpaquePointer] = [:]
-        for (region, key) in keys where !key.isEmpty {
-            var rkey: OpaquePointer?
-            let status = key.withUnsafeBytes { raw in ucp_ep_rkey_unpack(endpoint, raw.baseAddress, &rkey) }
-            guard status == UCS_OK, let rkey else {
-                state.withLock { $0 = Handles(endpoint: endpoint, keys: unpacked) }
-                close()
-                throw LinkError(
-                    .protocolViolation, "UCX: the remote key of region \(region) is unusable: \(ucxDescription(status))"
-                )
+        let unpacking: Result<Void, LinkError> = state.withLock { handles in
+            handles = Handles(endpoint: endpoint, packed: keys.filter { !$0.value.isEmpty })
+            guard wiresUp else { return .success(()) }
+            for region in handles.packed.keys.sorted() {
+                if let problem = Self.unpack(region, in: &handles) { return .failure(problem) }
             }
-            unpacked[region] = rkey
+            return .success(())
         }
-        state.withLock { $0 = Handles(endpoint: endpoint, keys: unpacked) }
+        if case .failure(let problem) = unpacking {
+            close()
+            throw problem
+        }
         let problem: String?
         switch post([], write: false) {
         case .unusable(let reason), .failed(let reason, requests: _): problem = reason
@@ -120,6 +127,9 @@ final class UCXEndpoint: Sendable {
             var requests: [UnsafeMutableRawPointer] = []
             requests.reserveCapacity(operations.count + 1)
             for operation in operations where operation.count > 0 {
+                if handles.keys[operation.region] == nil, let problem = Self.unpack(operation.region, in: &handles) {
+                    return .failed(problem.message, requests: requests)
+                }
                 guard let rkey = handles.keys[operation.region] else {
                     return .failed("no remote key for region \(operation.region)", requests: requests)
                 }
@@ -134,6 +144,20 @@ final class UCXEndpoint: Sendable {
             }
             return Self.flushing(endpoint, after: requests)
         }
+    }
+
+    /// Unpacks the peer's packed key of `region` into `handles.keys`; the problem when it is unusable, nil when it
+    /// was unpacked or the peer offered no key for it (the caller then finds none).
+    private static func unpack(_ region: UInt32, in handles: inout Handles) -> LinkError? {
+        guard let endpoint = handles.endpoint, let key = handles.packed.removeValue(forKey: region) else { return nil }
+        var rkey: OpaquePointer?
+        let status = key.withUnsafeBytes { raw in ucp_ep_rkey_unpack(endpoint, raw.baseAddress, &rkey) }
+        guard status == UCS_OK, let rkey else {
+            return LinkError(
+                .protocolViolation, "UCX: the remote key of region \(region) is unusable: \(ucxDescription(status))")
+        }
+        handles.keys[region] = rkey
+        return nil
     }
 
     /// `requests` and a flush of `endpoint` posted after them (the flush completes once they all have).
