@@ -15,6 +15,7 @@ extension EmulatedRuntime: SegmentCopying {
             }
         }
         try checkDeviceSides(of: segments, kind: kind)
+        let batchBytes = segments.reduce(0) { $0 &+ $1.count }
         for segment in segments where segment.count > 0 {
             if let faults, faults.shouldFail(.copy) {
                 throw DeviceError(
@@ -22,9 +23,7 @@ extension EmulatedRuntime: SegmentCopying {
                     "\(FaultPlan.describe(.copy)): \(kind) copy of \(segment.count) bytes failed")
             }
             // Non-null and checked above (device sides against live allocations; host sides are the caller's).
-            HostCopy.copy(
-                to: UnsafeMutableRawPointer(bitPattern: segment.destination)!,
-                from: UnsafeRawPointer(bitPattern: segment.source)!, count: segment.count)
+            HostCopy.copy(segment, inBatchOf: batchBytes)
         }
     }
 }
