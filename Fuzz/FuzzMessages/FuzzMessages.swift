@@ -17,7 +17,7 @@ public func fuzzMessages(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 /// The message types of the control protocol, one case per decoder.
 enum MessageDecoder: CaseIterable {
     case hello, clusterIdentifier, refusal, resolve, batchResolve, grant, release, regionDescriptor, challenge, proof,
-        ucxOffer, deliver
+        ucxOffer, deliver, resolveDelivering
 
     /// Decodes `payload` and encodes the result again; nil when the decoder refused it.
     func roundTrip(_ payload: [UInt8]) -> [UInt8]? {
@@ -34,6 +34,7 @@ enum MessageDecoder: CaseIterable {
         case .proof: (try? LinkProof(payload: payload))?.encoded()
         case .ucxOffer: (try? UCXOffer(payload: payload))?.encoded()
         case .deliver: (try? DeliveryRequest(payload: payload))?.encoded()  // accept and landed use the same decoder
+        case .resolveDelivering: (try? DeliveringResolve(payload: payload))?.encoded()
         }
     }
 

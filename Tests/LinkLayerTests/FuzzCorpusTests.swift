@@ -44,6 +44,15 @@ import Testing
         ("challenge", .challenge, LinkChallenge(nonce: Array(0..<32)).encoded()),
         ("proof", .proof, LinkProof(nonce: Array(32..<64), mac: Array(64..<96)).encoded()),
         ("resolve-address", .resolve, resolve(.address(0x7f00_0000_1000), blocks: [])),
+        (
+            "resolve-delivering", .resolveDelivering,
+            DeliveringResolve(
+                resolve: ResolveRequest(
+                    target: .key(reqID: 5, prefixID: .max, modelID: 0), write: false, tensors: 0..<2,
+                    bytesPerSlot: 4096, requesterKind: .host, requesterIsBlocks: false, blocks: []),
+                token: 3, tensorCount: 2, destinations: [0x7f00_0001_0000, 0x7f00_0002_0000]
+            ).encoded()
+        ),
     ]
 
     static func resolve(_ target: ResolveTarget, blocks: [UInt32]) -> [UInt8] {
@@ -60,7 +69,7 @@ import Testing
     /// The first byte of a `FuzzMessages` input: the decoder's index in its `MessageDecoder` enumeration.
     static let messageSelectors: [MessageKind: UInt8] = [
         .hello: 0, .welcome: 1, .unlink: 1, .refusal: 2, .resolve: 3, .batchResolve: 4, .grant: 5, .release: 6,
-        .challenge: 8, .proof: 9,
+        .challenge: 8, .proof: 9, .resolveDelivering: 12,
     ]
 
     static var seeds: [Seed] {

@@ -211,6 +211,7 @@ import Testing
         case .challenge: (try? LinkChallenge(payload: payload))?.encoded()
         case .proof: (try? LinkProof(payload: payload))?.encoded()
         case .deliver, .accept, .landed: (try? DeliveryRequest(payload: payload))?.encoded()
+        case .resolveDelivering: (try? DeliveringResolve(payload: payload))?.encoded()
         }
     }
 

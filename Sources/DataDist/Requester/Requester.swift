@@ -38,8 +38,15 @@ struct Requester: Sendable {
             let request = ResolveRequest(
                 target: target, write: false, tensors: plan.remote, bytesPerSlot: UInt64(bytes),
                 requesterKind: MemoryKind(local.placement), requesterIsBlocks: false, blocks: [])
+            let wholeCache = layers == nil
+            guard !link.channel.dataPlane.ownerDeliversReads else {
+                try pullDelivered(
+                    request, over: link, into: plan.local.map { local.address(tensor: $0, slot: batchIndex) },
+                    tensorCount: wholeCache ? local.numTensors : nil)
+                return
+            }
             try transfer(request, over: link, operation: "pullCache") { grant throws(LLMError) in
-                if layers == nil, Int(grant.tensorCount) != local.numTensors {
+                if wholeCache, Int(grant.tensorCount) != local.numTensors {
                     throw .paramInvalid(
                         "pullCache: the remote cache has \(grant.tensorCount) tensors, the local cache \(local.numTensors)"
                     )
@@ -170,13 +177,14 @@ struct Requester: Sendable {
 
     // MARK: shared
 
-    /// Resolves `request` on the peer, runs `copy` with the grant, and releases the pin whatever happened. The
-    /// release is posted, not awaited: the grant already took what a pull consumes, the release only settles it
-    /// (a failed copy gives it back) and unpins; frames on a link are handled in order, so this link's next
-    /// request sees the settled state. A release that cannot be sent (the link closed or is being unlinked)
+    /// Resolves `request` on the peer (with `resolve` when given), runs `copy` with the grant, and releases the pin
+    /// whatever happened. The release is posted, not awaited: the grant already took what a pull consumes, the
+    /// release only settles it (a failed copy gives it back) and unpins; frames on a link are handled in order, so
+    /// this link's next request sees the settled state. A release that cannot be sent (the link closed or is being unlinked)
     /// fails the transfer: the owner counts it failed when the link closes, and gives the key back.
     func transfer(
-        _ request: ResolveRequest, over link: PeerLink, operation: String, _ copy: (Grant) throws(LLMError) -> Void
+        _ request: ResolveRequest, over link: PeerLink, operation: String,
+        resolve: ((Duration) throws(LinkError) -> Grant)? = nil, _ copy: (Grant) throws(LLMError) -> Void
     ) throws(LLMError) {
         guard link.transfers.enter() else {
             throw LLMError(
@@ -188,7 +196,12 @@ struct Requester: Sendable {
         var meter = TransferMeter(link.meters)
         let grant: Grant
         do throws(LinkError) {
-            grant = try link.channel.resolve(request, timeout: resources.config.syncKVTimeout, what: operation)
+            let timeout = resources.config.syncKVTimeout
+            if let resolve {
+                grant = try resolve(timeout)
+            } else {
+                grant = try link.channel.resolve(request, timeout: timeout, what: operation)
+            }
             meter.answered()
         } catch {
             throw meter.failed(LLMError(error), answered: error.isRefusal)

@@ -441,7 +441,7 @@ package final class ControlConnection: Sendable {
             }
             return .quiet
         case .hello, .resolve, .batchResolve, .release, .unlink, .ping, .challenge, .proof, .ucxOffer, .deliver,
-            .accept, .landed:
+            .accept, .landed, .resolveDelivering:
             let reply = handler.serve(frame)
             if reply.closeAfterwards { unlinkAcknowledged.store(true, ordering: .releasing) }
             if let response = reply.frame {

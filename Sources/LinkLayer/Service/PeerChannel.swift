@@ -51,6 +51,48 @@ package final class PeerChannel: Sendable {
         try grant(of: self.request(.resolve, request.encoded(), timeout: timeout, what: what), what: what)
     }
 
+    /// A grant whose bytes the owner sent with it (`resolveDelivering`).
+    package struct DeliveredGrant: Sendable {
+        package var grant: Grant
+        /// The bytes on their way, when the grant matched (`DeliveringResolve.delivery(for:)`); the caller waits
+        /// for them and finishes it. Nil: nothing was sent.
+        package var delivery: (any IncomingDelivery)?
+        /// When waiting for them must end (the request's timeout, counted from its start).
+        package var deadline: ContinuousClock.Instant
+    }
+
+    /// Asks the owner to resolve and pin a slot read and to send its `bytesPerSlot` bytes of each tensor into
+    /// `destinations` (one per tensor) before the grant: one round trip where two would be (`resolve`, then
+    /// `deliver`). Only where the owner delivers reads (`DataPlane.ownerDeliversReads`).
+    package func resolveDelivering(
+        _ request: ResolveRequest, into destinations: [UInt], tensorCount: UInt32, timeout: Duration, what: String
+    ) throws(LinkError) -> DeliveredGrant {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        let count = Int(request.bytesPerSlot)
+        // Which extents the bytes come from is the owner's to pick; what is expected is where they land.
+        let delivery = try dataPlane.expectDelivery(
+            of: destinations.map {
+                ExtentMove(local: $0, remote: Grant.Extent(regionID: 0, offset: 0, length: UInt64(count)), count: count)
+            })
+        let delivering = DeliveringResolve(
+            resolve: request, token: delivery.token, tensorCount: tensorCount,
+            destinations: destinations.map(UInt64.init))
+        let grant: Grant
+        do throws(LinkError) {
+            grant = try self.grant(
+                of: connection.request(.resolveDelivering, delivering.encoded(), timeout: timeout, what: what),
+                what: what)
+        } catch {
+            delivery.finish()
+            throw error
+        }
+        guard delivering.delivery(for: grant) != nil else {
+            delivery.finish()
+            return DeliveredGrant(grant: grant, delivery: nil, deadline: deadline)
+        }
+        return DeliveredGrant(grant: grant, delivery: delivery, deadline: deadline)
+    }
+
     /// Asks the owner to resolve every item of `request` under one pin.
     package func resolveBatch(_ request: BatchResolveRequest, timeout: Duration, what: String) throws(LinkError)
         -> Grant

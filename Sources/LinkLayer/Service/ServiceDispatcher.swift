@@ -41,6 +41,8 @@ struct ServiceDispatcher: ControlHandler {
             } catch {
                 return refuse(frame, service.refusal(forMalformed: "batch resolve: \(error)"))
             }
+        case .resolveDelivering:
+            return resolveDelivering(frame)
         case .deliver:
             return deliver(frame)
         case .accept:
@@ -82,6 +84,32 @@ struct ServiceDispatcher: ControlHandler {
         writes.finishAll()
         ledger.clear()
         service.linkClosed(reason)
+    }
+
+    /// Resolves a delivering resolve as a `resolve`, sends the granted bytes when the grant matches
+    /// (`DeliveringResolve.delivery(for:)`), then answers with the grant; a delivery that fails gives the grant
+    /// back and is refused.
+    private func resolveDelivering(_ frame: Frame) -> ControlReply {
+        guard dataPlane.ownerDeliversReads else {
+            return refuse(
+                frame, service.refusal(forMalformed: "delivering resolve: this link's requester reads for itself"))
+        }
+        let request: DeliveringResolve
+        do throws(ProtocolError) {
+            request = try DeliveringResolve(payload: frame.payload)
+        } catch {
+            return refuse(frame, service.refusal(forMalformed: "delivering resolve: \(error)"))
+        }
+        let outcome = service.resolve(request.resolve)
+        if case .success(let grant) = outcome, let delivery = request.delivery(for: grant) {
+            do throws(LinkError) {
+                try dataPlane.deliver(delivery)
+            } catch {
+                service.release(ReleaseNotice(pinID: grant.pinID, succeeded: false))
+                return refuse(frame, service.refusal(forFailedDelivery: error.message))
+            }
+        }
+        return answer(frame, outcome, read: true)
     }
 
     /// Sends the bytes a `deliver` request names, once they are checked against the grant it names.

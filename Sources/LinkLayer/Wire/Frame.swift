@@ -100,4 +100,7 @@ package enum MessageKind: UInt8, Sendable, CaseIterable {
     /// Requester → owner: every byte of delivery `token` of grant `pinID` is sent (`DeliveryRequest`, no moves),
     /// answered by an ack once they all landed.
     case landed = 16
+    /// Requester → owner, where the owner delivers reads: resolve a slot read and send its bytes before the grant
+    /// (`DeliveringResolve`), answered by the grant or a refusal.
+    case resolveDelivering = 17
 }
