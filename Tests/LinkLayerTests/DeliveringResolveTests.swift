@@ -1,6 +1,5 @@
 import DeviceRuntime
 import LinkLayer
-import Logging
 import Synchronization
 import Testing
 import ThreadSanitizerSupport
@@ -103,7 +102,7 @@ import ThreadSanitizerSupport
         #expect(plane.delivered.withLock { $0.isEmpty })
     }
 
-    /// A plane whose deliveries fail, and a service that records the releases it is told of.
+    /// A plane whose deliveries fail.
     final class FailingPlane: DataPlane {
         var remoteRegions: [RegionDescriptor] { [] }
         func transfer<CopyFailure: Error>(
@@ -116,9 +115,12 @@ import ThreadSanitizerSupport
         }
     }
 
-    final class RecordingReleases: LinkService {
+    /// Grants `grant` to every resolve and records the releases it is told of.
+    final class RecordingService: LinkService {
+        let grant: Grant
         let releases = Lock<[ReleaseNotice]>([])
-        func resolve(_ request: ResolveRequest) -> Result<Grant, Refusal> { Policy.FixedGrants().resolve(request) }
+        init(granting grant: Grant) { self.grant = grant }
+        func resolve(_ request: ResolveRequest) -> Result<Grant, Refusal> { .success(grant) }
         func resolveBatch(_ request: BatchResolveRequest) -> Result<Grant, Refusal> {
             Policy.FixedGrants().resolveBatch(request)
         }
@@ -130,17 +132,11 @@ import ThreadSanitizerSupport
     }
 
     @Test func aDeliveryThatFailsIsRefusedAndItsGrantGivenBack() throws {
-        let (ownerSocket, requesterSocket) = try DescriptorPassingTests.socketPair()
-        let logger = Logger(label: "delivering-resolve-tests")
-        let service = RecordingReleases()
-        let owner = PeerChannel(
-            remoteClusterID: 2, socket: ownerSocket, inbox: FrameInbox(), dataPlane: FailingPlane(), service: service,
-            logger: logger)
-        let requester = PeerChannel(
-            remoteClusterID: 1, socket: requesterSocket, inbox: FrameInbox(),
-            dataPlane: Policy.RecordingPlane(delivers: false), service: Policy.FixedGrants(), logger: logger)
-        try owner.start()
-        try requester.start()
+        let service = RecordingService(
+            granting: Grant(
+                pinID: Policy.readPin, kind: .host, isBlocks: false, stride: 8192, slots: 1, tensorCount: 2,
+                extents: Policy.extents))
+        let (owner, requester) = try Policy.link(FailingPlane(), service: service)
         defer {
             requester.close(.unlinked)
             owner.close(.unlinked)
@@ -161,16 +157,11 @@ import ThreadSanitizerSupport
         }
         let (ownerPlane, requesterPlane) = try UCXDeliveryTests.planes(
             owner: ownerNode, requester: requesterNode, remote: remote, local: local)
-        let (ownerSocket, requesterSocket) = try DescriptorPassingTests.socketPair()
-        let logger = Logger(label: "delivering-resolve-tests")
-        let owner = PeerChannel(
-            remoteClusterID: 2, socket: ownerSocket, inbox: FrameInbox(), dataPlane: ownerPlane,
-            service: SlotsOfRegion7(), logger: logger)
-        let requester = PeerChannel(
-            remoteClusterID: 1, socket: requesterSocket, inbox: FrameInbox(), dataPlane: requesterPlane,
-            service: Policy.FixedGrants(), logger: logger)
-        try owner.start()
-        try requester.start()
+        let region7 = Grant(
+            pinID: 3, kind: .host, isBlocks: false, stride: 4096, slots: 1, tensorCount: 2,
+            extents: [.init(regionID: 7, offset: 4096, length: 4096), .init(regionID: 7, offset: 20_000, length: 4096)])
+        let (owner, requester) = try Policy.link(
+            ownerPlane, service: RecordingService(granting: region7), requesterPlane: requesterPlane)
         defer {
             requester.close(.unlinked)
             owner.close(.unlinked)
@@ -194,27 +185,6 @@ import ThreadSanitizerSupport
         #expect(unmatched.delivery == nil)
         requester.release(pinID: unmatched.grant.pinID, succeeded: false)
         #expect(Array(local) == expected)
-    }
-
-    /// Grants two 4096-byte slots of region 7 (at 4096 and 20 000) to every read.
-    struct SlotsOfRegion7: LinkService {
-        func resolve(_ request: ResolveRequest) -> Result<Grant, Refusal> {
-            .success(
-                Grant(
-                    pinID: 3, kind: .host, isBlocks: false, stride: 4096, slots: 1, tensorCount: 2,
-                    extents: [
-                        .init(regionID: 7, offset: 4096, length: 4096),
-                        .init(regionID: 7, offset: 20_000, length: 4096),
-                    ]))
-        }
-        func resolveBatch(_ request: BatchResolveRequest) -> Result<Grant, Refusal> {
-            Policy.FixedGrants().resolveBatch(request)
-        }
-        func release(_ notice: ReleaseNotice) {}
-        func expectsPromptRequest(copying bytes: UInt64) -> Bool { false }
-        func refusal(forMalformed problem: String) -> Refusal { Refusal(status: 1, message: problem) }
-        func refusal(forFailedDelivery problem: String) -> Refusal { Refusal(status: 2, message: problem) }
-        func linkClosed(_ reason: CloseReason) {}
     }
 }
 

@@ -47,16 +47,19 @@ import ThreadSanitizerSupport
         func deliver(_ request: DeliveryRequest) throws(LinkError) { delivered.withLock { $0.append(request) } }
     }
 
-    /// The owner's channel (serving `FixedGrants` with `plane`) and the requester's, over a socket pair.
-    static func link(_ plane: any DataPlane) throws -> (owner: PeerChannel, requester: PeerChannel) {
+    /// The owner's channel (serving `service` with `plane`) and the requester's (with `requesterPlane`), over a
+    /// socket pair.
+    static func link(
+        _ plane: any DataPlane, service: any LinkService = FixedGrants(),
+        requesterPlane: any DataPlane = RecordingPlane(delivers: false)
+    ) throws -> (owner: PeerChannel, requester: PeerChannel) {
         let (ownerSocket, requesterSocket) = try DescriptorPassingTests.socketPair()
         let logger = Logger(label: "delivery-policy-tests")
         let owner = PeerChannel(
-            remoteClusterID: 2, socket: ownerSocket, inbox: FrameInbox(), dataPlane: plane, service: FixedGrants(),
+            remoteClusterID: 2, socket: ownerSocket, inbox: FrameInbox(), dataPlane: plane, service: service,
             logger: logger)
         let requester = PeerChannel(
-            remoteClusterID: 1, socket: requesterSocket, inbox: FrameInbox(),
-            dataPlane: RecordingPlane(delivers: false),
+            remoteClusterID: 1, socket: requesterSocket, inbox: FrameInbox(), dataPlane: requesterPlane,
             service: FixedGrants(), logger: logger)
         try owner.start()
         try requester.start()
