@@ -160,7 +160,9 @@ import Testing
 
     @Test func headersOutOfRangeAreInvalid() {
         var bytes = Frame(kind: .ack, requestID: 1, payload: []).encoded()
-        for (index, value) in [(0, UInt8(0x00)), (4, 1), (4, 3), (5, 0), (5, 200), (6, 1)] {
+        for (index, value) in [
+            (0, UInt8(0x00)), (4, Frame.version - 1), (4, Frame.version + 1), (5, 0), (5, 200), (6, 1),
+        ] {
             var corrupted = bytes
             corrupted[index] = value
             guard case .invalid = Frame.decode(corrupted[...]) else {

@@ -4,7 +4,8 @@
 /// request id (u64), payload length (u32). Requests carry a fresh id; replies carry the id of their request.
 package struct Frame: Sendable, Hashable {
     package static let magic: UInt32 = 0x314C_4444  // "DDL1"
-    package static let version: UInt8 = 2
+    /// 3 since `resolveDelivering`: a peer of another version is refused at its hello, not at its first pull.
+    package static let version: UInt8 = 3
     package static let headerSize = 20
     package static let maxPayload = 1 << 20
 
