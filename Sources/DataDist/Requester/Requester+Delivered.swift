@@ -6,33 +6,27 @@ extension Requester {
     func pullDelivered(
         _ request: ResolveRequest, over link: PeerLink, into destinations: [UInt], tensorCount: Int?
     ) throws(LLMError) {
-        var delivery: (any IncomingDelivery)?
-        var deadline = ContinuousClock.now
-        defer { delivery?.finish() }
+        var answer: PeerChannel.DeliveredGrant?
+        defer { answer?.delivery?.finish() }
         let resolve = { (timeout: Duration) throws(LinkError) -> Grant in
-            let answer = try link.channel.resolveDelivering(
+            let delivered = try link.channel.resolveDelivering(
                 request, into: destinations, tensorCount: UInt32(tensorCount ?? 0), timeout: timeout,
                 what: "pullCache")
-            delivery = answer.delivery
-            deadline = answer.deadline
-            return answer.grant
+            answer = delivered
+            return delivered.grant
         }
         try transfer(request, over: link, operation: "pullCache", resolve: resolve) { grant throws(LLMError) in
-            if let tensorCount, Int(grant.tensorCount) != tensorCount {
-                throw .paramInvalid(
-                    "pullCache: the remote cache has \(grant.tensorCount) tensors, the local cache \(tensorCount)")
-            }
-            guard let delivery else {
+            try Self.require(grant, hasTensors: tensorCount)
+            guard let answer, let delivery = answer.delivery else {
                 throw LLMError(
                     .linkFailed,
                     "pullCache: cluster \(link.remoteClusterID) granted extents shorter than the \(request.bytesPerSlot) bytes asked"
                 )
             }
             do throws(LinkError) {
-                try delivery.wait(until: deadline)
+                try delivery.wait(until: answer.deadline)
             } catch {
-                // As `move`: a delivery that times out gives `.timeout`; every other failure fails the link.
-                throw LLMError(error.kind == .timedOut ? .timeout : .linkFailed, "pullCache: \(error.message)")
+                throw Self.dataPlaneFailure(error, operation: "pullCache")
             }
             link.meters.moved(bytes: destinations.count * Int(request.bytesPerSlot))
         }

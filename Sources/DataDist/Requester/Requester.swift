@@ -38,19 +38,15 @@ struct Requester: Sendable {
             let request = ResolveRequest(
                 target: target, write: false, tensors: plan.remote, bytesPerSlot: UInt64(bytes),
                 requesterKind: MemoryKind(local.placement), requesterIsBlocks: false, blocks: [])
-            let wholeCache = layers == nil
+            let tensorCount = layers == nil ? local.numTensors : nil
             guard !link.channel.dataPlane.ownerDeliversReads else {
                 try pullDelivered(
                     request, over: link, into: plan.local.map { local.address(tensor: $0, slot: batchIndex) },
-                    tensorCount: wholeCache ? local.numTensors : nil)
+                    tensorCount: tensorCount)
                 return
             }
             try transfer(request, over: link, operation: "pullCache") { grant throws(LLMError) in
-                if wholeCache, Int(grant.tensorCount) != local.numTensors {
-                    throw .paramInvalid(
-                        "pullCache: the remote cache has \(grant.tensorCount) tensors, the local cache \(local.numTensors)"
-                    )
-                }
+                try Self.require(grant, hasTensors: tensorCount)
                 let moves = zip(grant.extents, plan.local).map { extent, tensor in
                     ExtentMove(local: local.address(tensor: tensor, slot: batchIndex), remote: extent, count: bytes)
                 }
@@ -259,12 +255,21 @@ struct Requester: Sendable {
         } catch {
             switch error {
             case .copy(let failure): throw failure
-            case .link(let failure):
-                // A data plane that times out (UCX) gives `.timeout`; every other data-plane failure fails the link.
-                let status: LLMStatusCode = failure.kind == .timedOut ? .timeout : .linkFailed
-                throw LLMError(status, "\(operation): \(failure.message)")
+            case .link(let failure): throw Self.dataPlaneFailure(failure, operation: operation)
             }
         }
+    }
+
+    /// A data plane that times out (UCX) gives `.timeout`; every other data-plane failure fails the link.
+    static func dataPlaneFailure(_ failure: LinkError, operation: String) -> LLMError {
+        LLMError(failure.kind == .timedOut ? .timeout : .linkFailed, "\(operation): \(failure.message)")
+    }
+
+    /// Refuses a pull of whole caches (`tensorCount` set) from a source with another tensor count.
+    static func require(_ grant: Grant, hasTensors tensorCount: Int?) throws(LLMError) {
+        guard let tensorCount, Int(grant.tensorCount) != tensorCount else { return }
+        throw .paramInvalid(
+            "pullCache: the remote cache has \(grant.tensorCount) tensors, the local cache \(tensorCount)")
     }
 
     func requireRemoteCluster(_ cluster: UInt64, operation: String) throws(LLMError) {

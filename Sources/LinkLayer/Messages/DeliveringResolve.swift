@@ -20,13 +20,17 @@ package struct DeliveringResolve: Sendable, Hashable {
         self.destinations = destinations
     }
 
+    /// Whether bytes come with `grant`: it has the required tensor count, one extent per destination, and every
+    /// extent holds `bytesPerSlot` bytes.
+    package func matches(_ grant: Grant) -> Bool {
+        (tensorCount == 0 || grant.tensorCount == tensorCount) && grant.extents.count == destinations.count
+            && grant.extents.allSatisfy { $0.length >= resolve.bytesPerSlot }
+    }
+
     /// What the owner sends under `grant`: one move per tensor, the first `bytesPerSlot` bytes of its extent into
-    /// its destination. Nil, and nothing is sent, when the grant does not match: another tensor count than
-    /// required, another number of extents than destinations, or an extent shorter than `bytesPerSlot`.
+    /// its destination. Nil, and nothing is sent, when the grant does not match (`matches`).
     package func delivery(for grant: Grant) -> DeliveryRequest? {
-        guard tensorCount == 0 || grant.tensorCount == tensorCount, grant.extents.count == destinations.count,
-            grant.extents.allSatisfy({ $0.length >= resolve.bytesPerSlot })
-        else { return nil }
+        guard matches(grant) else { return nil }
         let moves = zip(grant.extents, destinations).map { extent, destination in
             DeliveryRequest.Move(
                 regionID: extent.regionID, offset: extent.offset, count: resolve.bytesPerSlot, destination: destination)

@@ -54,7 +54,7 @@ package final class PeerChannel: Sendable {
     /// A grant whose bytes the owner sent with it (`resolveDelivering`).
     package struct DeliveredGrant: Sendable {
         package var grant: Grant
-        /// The bytes on their way, when the grant matched (`DeliveringResolve.delivery(for:)`); the caller waits
+        /// The bytes on their way, when the grant matched (`DeliveringResolve.matches`); the caller waits
         /// for them and finishes it. Nil: nothing was sent.
         package var delivery: (any IncomingDelivery)?
         /// When waiting for them must end (the request's timeout, counted from its start).
@@ -86,7 +86,7 @@ package final class PeerChannel: Sendable {
             delivery.finish()
             throw error
         }
-        guard delivering.delivery(for: grant) != nil else {
+        guard delivering.matches(grant) else {
             delivery.finish()
             return DeliveredGrant(grant: grant, delivery: nil, deadline: deadline)
         }

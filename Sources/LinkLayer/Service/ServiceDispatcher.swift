@@ -87,7 +87,7 @@ struct ServiceDispatcher: ControlHandler {
     }
 
     /// Resolves a delivering resolve as a `resolve`, sends the granted bytes when the grant matches
-    /// (`DeliveringResolve.delivery(for:)`), then answers with the grant; a delivery that fails gives the grant
+    /// (`DeliveringResolve.matches`), then answers with the grant; a delivery that fails gives the grant
     /// back and is refused.
     private func resolveDelivering(_ frame: Frame) -> ControlReply {
         guard dataPlane.ownerDeliversReads else {
